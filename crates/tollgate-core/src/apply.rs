@@ -1,0 +1,441 @@
+//! `apply`: folds one event into the session state and says what changed.
+//! Session state is the fold of its events, so replaying a journal through
+//! `apply` rebuilds exactly the state a live session had.
+
+use crate::decide::gate_key;
+use crate::decision::{Decision, Reason};
+use crate::expr::{Bindings, Evaluator};
+use crate::limits::json_bytes;
+use crate::state::{CallId, FactInstances, HistoryEntry, PendingCall, SessionState, ToolCall};
+use crate::value::{Map, Value};
+use crate::workflow::{FactId, FieldType, Mapping, Tool, Workflow};
+use std::sync::Arc;
+
+/// Fact mappings see no arguments: facts come from results alone.
+static NO_ARGS: serde_json::Value = serde_json::Value::Null;
+
+/// Whether the tool reported success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolOutcome {
+    /// The tool did its work; its result may establish facts.
+    Succeeded,
+    /// The tool reported an error; nothing is established and amounts the
+    /// call reserved are released.
+    Failed,
+}
+
+/// Something that happened in a session.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A call was decided (the decision came from [`crate::decide`]).
+    Decided {
+        /// The call.
+        call: &'a ToolCall,
+        /// Its decision.
+        decision: &'a Decision,
+    },
+    /// An allowed call's result came back.
+    ResultRecorded {
+        /// The call's id.
+        call: &'a CallId,
+        /// The tool's result.
+        result: &'a serde_json::Value,
+        /// Whether it succeeded.
+        outcome: ToolOutcome,
+    },
+}
+
+/// What an event changed, as data.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// The call is allowed and awaits its result.
+    CallPending {
+        /// The call.
+        call: CallId,
+    },
+    /// The call was blocked or escalated; counters moved.
+    CallRefused {
+        /// The call.
+        call: CallId,
+    },
+    /// A new fact instance.
+    FactEstablished {
+        /// The fact.
+        fact: String,
+        /// Its key, for keyed facts.
+        key: Option<String>,
+    },
+    /// Fields of an existing fact changed.
+    FactUpdated {
+        /// The fact.
+        fact: String,
+        /// Its key, for keyed facts.
+        key: Option<String>,
+        /// The fields written.
+        fields: Vec<String>,
+    },
+    /// A mapping matched but its fact could not be recorded.
+    FactNotRecorded {
+        /// The fact.
+        fact: String,
+        /// Why.
+        reason: String,
+    },
+    /// The result failed a result check: the agent must not see it, and it
+    /// establishes nothing.
+    ResultWithheld {
+        /// The call.
+        call: CallId,
+        /// The failed result checks.
+        reasons: Vec<Reason>,
+    },
+    /// The tool failed; its reserved amounts were released.
+    CallFailed {
+        /// The call.
+        call: CallId,
+    },
+    /// A result for a call that is not awaiting one (unknown, refused, or
+    /// already recorded): ignored, so recording twice changes nothing.
+    ResultIgnored {
+        /// The call.
+        call: CallId,
+    },
+}
+
+/// Applies one event to the state.
+pub fn apply(workflow: &Workflow, state: &mut SessionState, event: Event<'_>) -> Vec<Effect> {
+    match event {
+        Event::Decided { call, decision } => decided(workflow, state, call, decision),
+        Event::ResultRecorded { call, result, outcome } => recorded(workflow, state, call, result, outcome),
+    }
+}
+
+fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decision: &Decision) -> Vec<Effect> {
+    let limit = workflow.limits.history_entries_max;
+    let first_reason = || decision.reasons().first().map(|r| r.message.clone()).unwrap_or_default();
+    match decision {
+        Decision::Allow(_) => {
+            let Some(tool) = workflow.tool(&call.tool) else {
+                return Vec::new();
+            };
+            let args = call.args.clone();
+            let reservations = reserve(workflow, state, tool, &args);
+            state.allowed_calls += 1;
+            state.pending.insert(call.id.clone(), PendingCall { tool: tool.id, args, reservations });
+            state.push_history(
+                HistoryEntry {
+                    call: call.id.clone(),
+                    tool: call.tool.clone(),
+                    event: "allow",
+                    summary: "allowed".into(),
+                },
+                limit,
+            );
+            vec![Effect::CallPending { call: call.id.clone() }]
+        }
+        Decision::Block(_) => {
+            state.blocked_calls += 1;
+            let summary = first_reason();
+            state.push_history(
+                HistoryEntry { call: call.id.clone(), tool: call.tool.clone(), event: "block", summary },
+                limit,
+            );
+            vec![Effect::CallRefused { call: call.id.clone() }]
+        }
+        Decision::Escalate(_) => {
+            state.escalations += 1;
+            let summary = first_reason();
+            state.push_history(
+                HistoryEntry { call: call.id.clone(), tool: call.tool.clone(), event: "escalate", summary },
+                limit,
+            );
+            vec![Effect::CallRefused { call: call.id.clone() }]
+        }
+    }
+}
+
+/// Holds the call's amounts against the aggregates it feeds, from the
+/// moment it is allowed: two refunds allowed in one batch both count
+/// before either result is back.
+fn reserve(
+    workflow: &Workflow,
+    state: &mut SessionState,
+    tool: &Tool,
+    args: &serde_json::Value,
+) -> Vec<(usize, Option<String>, f64)> {
+    let mut reservations = Vec::new();
+    for (index, aggregate) in workflow.aggregates.iter().enumerate() {
+        if aggregate.tool != tool.id {
+            continue;
+        }
+        let mut evaluator = Evaluator::new(
+            Bindings { args, result: &Value::Null, facts: &[], session: state },
+            workflow.limits.evaluation_steps_max,
+        );
+        // decide() blocks calls whose amount is not a finite number.
+        let amount = evaluator
+            .evaluate(aggregate.sum.expr())
+            .ok()
+            .and_then(|v| v.as_f64())
+            .filter(|v| v.is_finite())
+            .unwrap_or(0.0);
+        let key = aggregate.by.as_ref().and_then(|by| evaluator.key_text(by.expr()).ok()).map(|k| k.into_owned());
+        if let Some(totals) = state.aggregates.get_mut(index) {
+            totals.total += amount;
+            if let Some(key) = &key {
+                *totals.by_key.entry(key.clone()).or_insert(0.0) += amount;
+            }
+        }
+        reservations.push((index, key, amount));
+    }
+    reservations
+}
+
+fn release(state: &mut SessionState, reservations: &[(usize, Option<String>, f64)]) {
+    for (index, key, amount) in reservations {
+        if let Some(totals) = state.aggregates.get_mut(*index) {
+            totals.total -= amount;
+            if let Some(key) = key
+                && let Some(by) = totals.by_key.get_mut(key)
+            {
+                *by -= amount;
+            }
+        }
+    }
+}
+
+fn recorded(
+    workflow: &Workflow,
+    state: &mut SessionState,
+    call: &CallId,
+    result: &serde_json::Value,
+    outcome: ToolOutcome,
+) -> Vec<Effect> {
+    let Some(pending) = state.pending.remove(call) else {
+        return vec![Effect::ResultIgnored { call: call.clone() }];
+    };
+    let Some(tool) = workflow.tools.get(pending.tool.0) else {
+        return Vec::new();
+    };
+    let limit = workflow.limits.history_entries_max;
+    let history = |event: &'static str, summary: String| HistoryEntry {
+        call: call.clone(),
+        tool: tool.name.clone(),
+        event,
+        summary,
+    };
+    if outcome == ToolOutcome::Failed {
+        release(state, &pending.reservations);
+        state.push_history(history("failed", "the tool reported an error".into()), limit);
+        return vec![Effect::CallFailed { call: call.clone() }];
+    }
+    let result_value =
+        if json_bytes(result) > workflow.limits.result_bytes_max { None } else { Some(Value::from_json(result)) };
+    let withheld = match &result_value {
+        None => Some(vec![Reason {
+            rule_id: "tollgate.limits.result_bytes_max".into(),
+            message: format!("the result is over the limit of {} bytes", workflow.limits.result_bytes_max),
+        }]),
+        Some(value) => result_check_failures(workflow, state, tool, &pending.args, value),
+    };
+    if let Some(reasons) = withheld {
+        state.blocked_calls += 1;
+        let first = reasons.first().map(|r| r.message.clone()).unwrap_or_default();
+        state.push_history(history("withheld", first), limit);
+        return vec![Effect::ResultWithheld { call: call.clone(), reasons }];
+    }
+    let result_value = result_value.unwrap_or_default();
+    let mut effects = Vec::new();
+    for mapping in &tool.establishes {
+        effects.extend(establish(workflow, state, mapping, &result_value));
+    }
+    for mapping in &tool.updates {
+        effects.extend(update(workflow, state, mapping, &pending.args, &result_value));
+    }
+    state.count_result(&tool.name);
+    state.push_history(history("result", "result recorded".into()), limit);
+    effects
+}
+
+fn result_check_failures(
+    workflow: &Workflow,
+    state: &SessionState,
+    tool: &Tool,
+    args: &serde_json::Value,
+    result: &Value,
+) -> Option<Vec<Reason>> {
+    if tool.result_checks.is_empty() {
+        return None;
+    }
+    let mut facts = Vec::with_capacity(tool.gates.len());
+    for gate in &tool.gates {
+        let key = gate_key(workflow, state, gate, args).ok().flatten();
+        match state.fact(gate.fact, key.as_deref()) {
+            Some(value) => facts.push(value),
+            None => {
+                return Some(vec![Reason {
+                    rule_id: gate.id.clone(),
+                    message: format!("the result cannot be checked: {} is no longer established", gate.text),
+                }]);
+            }
+        }
+    }
+    let mut evaluator =
+        Evaluator::new(Bindings { args, result, facts: &facts, session: state }, workflow.limits.evaluation_steps_max);
+    let mut reasons = Vec::new();
+    for check in &tool.result_checks {
+        match evaluator.evaluate_bool(check.rule.expr()) {
+            Ok(true) => {}
+            Ok(false) => {
+                reasons.push(Reason { rule_id: check.id.clone(), message: check.message.render(&mut evaluator) })
+            }
+            Err(error) => reasons.push(Reason {
+                rule_id: check.id.clone(),
+                message: format!(
+                    "result check {} could not be evaluated, so the result is withheld: {error}",
+                    check.id
+                ),
+            }),
+        }
+    }
+    (!reasons.is_empty()).then_some(reasons)
+}
+
+/// Evaluates a mapping's condition and fields against the result.
+fn map_fields(
+    workflow: &Workflow,
+    state: &SessionState,
+    mapping: &Mapping,
+    result: &Value,
+) -> Result<Option<Map>, String> {
+    let mut evaluator = Evaluator::new(
+        Bindings { args: &NO_ARGS, result, facts: &[], session: state },
+        workflow.limits.evaluation_steps_max,
+    );
+    if let Some(when) = &mapping.when {
+        match evaluator.evaluate_bool(when.expr()) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(error) => return Err(format!("its condition {} failed: {error}", when.source())),
+        }
+    }
+    let decl = workflow.fact(mapping.fact);
+    let mut fields = Map::new();
+    for (name, rule) in &mapping.fields {
+        let value = evaluator
+            .evaluate(rule.expr())
+            .map_err(|error| format!("field {name} = {} failed: {error}", rule.source()))?;
+        let kind = decl.and_then(|d| d.fields.get(name)).copied().unwrap_or(FieldType::Any);
+        let value = coerce(value, kind).map_err(|error| format!("field {name}: {error}"))?;
+        fields.insert(Arc::from(name.as_str()), value);
+    }
+    Ok(Some(fields))
+}
+
+fn establish(workflow: &Workflow, state: &mut SessionState, mapping: &Mapping, result: &Value) -> Option<Effect> {
+    let decl = workflow.fact(mapping.fact)?;
+    let not_recorded = |reason: String| Some(Effect::FactNotRecorded { fact: decl.name.to_string(), reason });
+    let fields = match map_fields(workflow, state, mapping, result) {
+        Ok(Some(fields)) => fields,
+        Ok(None) => return None,
+        Err(reason) => return not_recorded(reason),
+    };
+    let key = decl.key_field.as_deref().and_then(|k| fields.get(k)).map(Value::to_key_text);
+    let value = Value::Map(Arc::new(fields));
+    let existing = state.fact(mapping.fact, key.as_deref()).cloned();
+    if existing.is_none() && state.fact_count >= workflow.limits.facts_max {
+        return not_recorded(format!("the session holds {} facts, the limit", workflow.limits.facts_max));
+    }
+    if decl.identity
+        && let Some(existing) = &existing
+    {
+        if existing == &value {
+            return None;
+        }
+        // INVARIANT: an identity fact, once established, never changes in
+        // this session: a later lookup cannot swap the verified customer.
+        return not_recorded(format!("{} is already established for this session and cannot change", decl.name));
+    }
+    let inserted = insert(state, mapping.fact, key.clone(), value);
+    if existing.is_none() && inserted {
+        state.fact_count += 1;
+        Some(Effect::FactEstablished { fact: decl.name.to_string(), key })
+    } else {
+        Some(Effect::FactUpdated { fact: decl.name.to_string(), key, fields: decl.fields.keys().cloned().collect() })
+    }
+}
+
+fn update(
+    workflow: &Workflow,
+    state: &mut SessionState,
+    mapping: &Mapping,
+    args: &serde_json::Value,
+    result: &Value,
+) -> Option<Effect> {
+    let decl = workflow.fact(mapping.fact)?;
+    let not_recorded = |reason: String| Some(Effect::FactNotRecorded { fact: decl.name.to_string(), reason });
+    let key = match &mapping.key {
+        Some(rule) => {
+            let mut evaluator = Evaluator::new(
+                Bindings { args, result, facts: &[], session: state },
+                workflow.limits.evaluation_steps_max,
+            );
+            match evaluator.key_text(rule.expr()) {
+                Ok(key) => Some(key.into_owned()),
+                Err(error) => return not_recorded(format!("its key {} failed: {error}", rule.source())),
+            }
+        }
+        None => None,
+    };
+    let Some(Value::Map(existing)) = state.fact(mapping.fact, key.as_deref()) else {
+        // An update never creates a fact: partial fields would make one.
+        return None;
+    };
+    let changes = match map_fields(workflow, state, mapping, result) {
+        Ok(Some(fields)) => fields,
+        Ok(None) => return None,
+        Err(reason) => return not_recorded(reason),
+    };
+    if decl.identity {
+        return not_recorded(format!("{} cannot change once established", decl.name));
+    }
+    let mut merged = existing.as_ref().clone();
+    let names: Vec<String> = changes.keys().map(|k| k.to_string()).collect();
+    merged.extend(changes);
+    insert(state, mapping.fact, key.clone(), Value::Map(Arc::new(merged)));
+    Some(Effect::FactUpdated { fact: decl.name.to_string(), key, fields: names })
+}
+
+/// Stores an instance; returns whether the slot matched the fact's shape.
+fn insert(state: &mut SessionState, fact: FactId, key: Option<String>, value: Value) -> bool {
+    match (state.facts.get_mut(fact.0), key) {
+        (Some(FactInstances::Single(slot)), None) => {
+            *slot = Some(value);
+            true
+        }
+        (Some(FactInstances::Keyed(map)), Some(key)) => {
+            map.insert(Arc::from(key), value);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Converts a result value to a declared field type, or says why not.
+fn coerce(value: Value, kind: FieldType) -> Result<Value, String> {
+    let mismatch = |value: &Value| Err(format!("expected {}, got {}", kind.name(), value.type_name()));
+    match (kind, value) {
+        (FieldType::Any, value) => Ok(value),
+        (FieldType::String, value @ Value::String(_)) => Ok(value),
+        (FieldType::Int, value @ Value::Int(_)) => Ok(value),
+        (FieldType::Int, Value::UInt(u)) => i64::try_from(u).map(Value::Int).map_err(|_| "integer overflow".into()),
+        (FieldType::Int, Value::Double(d)) if d.fract() == 0.0 && d.abs() < 9.0e15 => Ok(Value::Int(d as i64)),
+        (FieldType::Double, value @ (Value::Int(_) | Value::UInt(_) | Value::Double(_))) => {
+            Ok(Value::Double(value.as_f64().unwrap_or(f64::NAN)))
+        }
+        (FieldType::Bool, value @ Value::Bool(_)) => Ok(value),
+        (FieldType::List, value @ Value::List(_)) => Ok(value),
+        (FieldType::Map, value @ Value::Map(_)) => Ok(value),
+        (_, value) => mismatch(&value),
+    }
+}

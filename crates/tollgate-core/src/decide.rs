@@ -1,0 +1,268 @@
+//! `decide`: the pure decision on one tool call. Stages run in order —
+//! admission, schema, gates, checks, escalation — and the first stage that
+//! fails decides, reporting every reason it found. Any evaluation error is a
+//! block that names the rule; nothing fails open.
+
+use crate::decision::{Allowed, Decision, Missing, Reason, Stage};
+use crate::expr::{Bindings, Evaluator};
+use crate::handoff;
+use crate::limits::json_bytes;
+use crate::state::{SessionState, ToolCall};
+use crate::value::Value;
+use crate::workflow::{Gate, Tool, Workflow};
+
+/// Decides one tool call against the session's current state.
+pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Decision {
+    let Some(tool) = workflow.tool(&call.tool) else {
+        let known: Vec<&str> = workflow.tools.iter().map(|t| t.name.as_str()).collect();
+        return Decision::block(
+            Stage::Admission,
+            vec![Reason {
+                rule_id: "tollgate.unknown_tool".into(),
+                message: format!("unknown tool '{}'; this workflow allows: {}", call.tool, known.join(", ")),
+            }],
+            Vec::new(),
+        );
+    };
+    if let Some(blocked) = admission(workflow, state, tool, call) {
+        return blocked;
+    }
+    if let Some(blocked) = schema(tool, &call.args) {
+        return blocked;
+    }
+    let args = &call.args;
+    let facts = match bind_gates(workflow, state, tool, args) {
+        Ok(facts) => facts,
+        Err(blocked) => return blocked,
+    };
+    let mut evaluator = Evaluator::new(
+        Bindings { args, result: &Value::Null, facts: &facts, session: state },
+        workflow.limits.evaluation_steps_max,
+    );
+    if let Some(blocked) = gate_conditions(tool, &mut evaluator) {
+        return blocked;
+    }
+    if let Some(blocked) = checks(workflow, tool, &mut evaluator) {
+        return blocked;
+    }
+    if tool.is_handoff {
+        return handoff::requested(workflow, state, call);
+    }
+    match escalations(tool, &mut evaluator) {
+        Ok(None) => Decision::Allow(Allowed { idempotency_key: tool.side_effect.then(|| idempotency_key(tool, call)) }),
+        Ok(Some(matched)) => handoff::escalate(workflow, state, call, matched, &mut evaluator),
+        Err(blocked) => blocked,
+    }
+}
+
+/// The key a side-effecting call runs under: the same call id always maps
+/// to the same key, so a re-driven call cannot repeat its effect.
+fn idempotency_key(tool: &Tool, call: &ToolCall) -> String {
+    let mut key = String::with_capacity(tool.name.len() + 1 + call.id.as_str().len());
+    key.push_str(&tool.name);
+    key.push(':');
+    key.push_str(call.id.as_str());
+    key
+}
+
+fn admission(workflow: &Workflow, state: &SessionState, tool: &Tool, call: &ToolCall) -> Option<Decision> {
+    let limits = &workflow.limits;
+    let mut reasons = Vec::new();
+    let size = json_bytes(&call.args);
+    if size > limits.args_bytes_max {
+        reasons.push(Reason {
+            rule_id: "tollgate.limits.args_bytes_max".into(),
+            message: format!("the arguments are about {size} bytes, over the limit of {} bytes", limits.args_bytes_max),
+        });
+    }
+    if state.pending.len() >= limits.pending_calls_max {
+        reasons.push(Reason {
+            rule_id: "tollgate.limits.pending_calls_max".into(),
+            message: format!(
+                "{} allowed calls still await their results; record them before calling {}",
+                state.pending.len(),
+                tool.name
+            ),
+        });
+    }
+    if state.pending.contains_key(&call.id) {
+        reasons.push(Reason {
+            rule_id: "tollgate.duplicate_call_id".into(),
+            message: format!("call id '{}' is already allowed and awaiting its result; use a new id", call.id),
+        });
+    }
+    (!reasons.is_empty()).then(|| Decision::block(Stage::Admission, reasons, Vec::new()))
+}
+
+fn schema(tool: &Tool, args: &serde_json::Value) -> Option<Decision> {
+    let schema = tool.schema.as_ref()?;
+    if schema.validator.is_valid(args) {
+        return None;
+    }
+    let reasons = schema
+        .validator
+        .iter_errors(args)
+        .map(|error| {
+            let path = error.instance_path().to_string();
+            Reason {
+                rule_id: format!("{}.args", tool.name),
+                message: if path.is_empty() {
+                    format!("arguments: {error}")
+                } else {
+                    format!("argument {path}: {error}")
+                },
+            }
+        })
+        .collect();
+    Some(Decision::block(Stage::Schema, reasons, Vec::new()))
+}
+
+/// Finds the fact instance each gate names. Missing ones are reported with
+/// what the agent should do, and a pending call that may supply them.
+fn bind_gates<'s>(
+    workflow: &Workflow,
+    state: &'s SessionState,
+    tool: &Tool,
+    args: &serde_json::Value,
+) -> Result<Vec<&'s Value>, Decision> {
+    let mut facts = Vec::with_capacity(tool.gates.len());
+    let mut reasons = Vec::new();
+    let mut missing = Vec::new();
+    for gate in &tool.gates {
+        let key = match gate_key(workflow, state, gate, args) {
+            Ok(key) => key,
+            Err(message) => {
+                reasons.push(Reason { rule_id: gate.id.clone(), message });
+                continue;
+            }
+        };
+        match state.fact(gate.fact, key.as_deref()) {
+            Some(value) => facts.push(value),
+            None => {
+                let need = missing_fact(workflow, state, tool, gate, key.map(|k| k.into_owned()));
+                reasons.push(Reason { rule_id: gate.id.clone(), message: need.action.clone() });
+                missing.push(need);
+            }
+        }
+    }
+    if reasons.is_empty() { Ok(facts) } else { Err(Decision::block(Stage::Gates, reasons, missing)) }
+}
+
+pub(crate) fn gate_key<'a>(
+    workflow: &Workflow,
+    state: &'a SessionState,
+    gate: &Gate,
+    args: &'a serde_json::Value,
+) -> Result<Option<std::borrow::Cow<'a, str>>, String> {
+    let Some(rule) = &gate.key else { return Ok(None) };
+    let mut evaluator = Evaluator::new(
+        Bindings { args, result: &Value::Null, facts: &[], session: state },
+        workflow.limits.evaluation_steps_max,
+    );
+    evaluator
+        .key_text(rule.expr())
+        .map(Some)
+        .map_err(|error| format!("gate {} cannot find its key {}: {error}", gate.text, rule.source()))
+}
+
+fn missing_fact(workflow: &Workflow, state: &SessionState, tool: &Tool, gate: &Gate, key: Option<String>) -> Missing {
+    let decl = workflow.fact(gate.fact);
+    let fact_name = decl.map_or("?", |d| d.name.as_ref()).to_owned();
+    let establishers: Vec<&str> = decl
+        .map(|d| d.established_by.iter().filter_map(|t| workflow.tools.get(t.0)).map(|t| t.name.as_str()).collect())
+        .unwrap_or_default();
+    // A pending call may supply the fact if its tool establishes it and, for
+    // a keyed fact, its arguments name the key we need.
+    let pending = state.pending.iter().find(|(_, p)| {
+        decl.is_some_and(|d| d.established_by.contains(&p.tool))
+            && key.as_deref().is_none_or(|key| mentions(&p.args, key))
+    });
+    let action = match (pending, decl.and_then(|d| d.missing.as_deref())) {
+        (Some((id, p)), _) => format!(
+            "wait for the result of {} (call {id}) before calling {}: a prerequisite counts only once its result is recorded",
+            workflow.tools.get(p.tool.0).map_or("?", |t| t.name.as_str()),
+            tool.name
+        ),
+        (None, Some(text)) => text.replace("{key}", key.as_deref().unwrap_or("")),
+        (None, None) => match &key {
+            Some(key) => format!("look up {fact_name} {key} with {} first", establishers.join(" or ")),
+            None => format!("establish {fact_name} with {} first", establishers.join(" or ")),
+        },
+    };
+    Missing { fact: fact_name, key, action, pending_call: pending.map(|(id, _)| id.clone()) }
+}
+
+/// Whether a top-level string argument equals `key`.
+fn mentions(args: &serde_json::Value, key: &str) -> bool {
+    args.as_object().is_some_and(|object| object.values().any(|v| v.as_str() == Some(key)))
+}
+
+fn gate_conditions(tool: &Tool, evaluator: &mut Evaluator<'_>) -> Option<Decision> {
+    let mut reasons = Vec::new();
+    for gate in &tool.gates {
+        let Some(condition) = &gate.condition else { continue };
+        let failure = match evaluator.evaluate_bool(condition.expr()) {
+            Ok(true) => continue,
+            Ok(false) => match &gate.message {
+                Some(message) => message.render(evaluator),
+                None => format!("{} does not meet {}", gate.text, condition.source()),
+            },
+            Err(error) => format!("gate {} could not be evaluated: {error}", gate.text),
+        };
+        reasons.push(Reason { rule_id: gate.id.clone(), message: failure });
+    }
+    (!reasons.is_empty()).then(|| Decision::block(Stage::Gates, reasons, Vec::new()))
+}
+
+fn checks(workflow: &Workflow, tool: &Tool, evaluator: &mut Evaluator<'_>) -> Option<Decision> {
+    let mut reasons = Vec::new();
+    for check in &tool.checks {
+        match evaluator.evaluate_bool(check.rule.expr()) {
+            Ok(true) => {}
+            Ok(false) => reasons.push(Reason { rule_id: check.id.clone(), message: check.message.render(evaluator) }),
+            Err(error) => reasons.push(Reason {
+                rule_id: check.id.clone(),
+                message: format!("rule {} could not be evaluated, so the call is blocked: {error}", check.id),
+            }),
+        }
+    }
+    // An aggregate this call feeds must be computable, or the limit it
+    // guards could be bypassed.
+    for aggregate in workflow.aggregates.iter().filter(|a| a.tool == tool.id) {
+        let sum = evaluator.evaluate(aggregate.sum.expr());
+        if !matches!(sum, Ok(ref v) if v.as_f64().is_some_and(f64::is_finite)) {
+            reasons.push(Reason {
+                rule_id: format!("aggregate.{}", aggregate.name),
+                message: format!(
+                    "the amount for '{}' ({}) is not a finite number",
+                    aggregate.name,
+                    aggregate.sum.source()
+                ),
+            });
+        }
+    }
+    (!reasons.is_empty()).then(|| Decision::block(Stage::Checks, reasons, Vec::new()))
+}
+
+/// The escalation rules that match, or a block if one cannot be evaluated.
+fn escalations<'t>(
+    tool: &'t Tool,
+    evaluator: &mut Evaluator<'_>,
+) -> Result<Option<Vec<&'t crate::workflow::EscalationRule>>, Decision> {
+    let mut matched = Vec::new();
+    let mut errors = Vec::new();
+    for rule in &tool.escalations {
+        match evaluator.evaluate_bool(rule.rule.expr()) {
+            Ok(true) => matched.push(rule),
+            Ok(false) => {}
+            Err(error) => errors.push(Reason {
+                rule_id: rule.id.clone(),
+                message: format!("escalation rule {} could not be evaluated, so the call is blocked: {error}", rule.id),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Decision::block(Stage::Escalation, errors, Vec::new()));
+    }
+    Ok((!matched.is_empty()).then_some(matched))
+}

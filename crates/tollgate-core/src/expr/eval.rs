@@ -1,0 +1,445 @@
+//! Evaluation of lowered expressions. Errors are values the caller turns into
+//! a block; nothing here panics on any input.
+
+use super::{Arithmetic, Comparison, Comprehension, Expr, Function, SessionField};
+use crate::state::SessionState;
+use crate::value::{Map, Value};
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// What the names of a rule refer to during one evaluation.
+#[derive(Clone, Copy)]
+pub(crate) struct Bindings<'a> {
+    /// The call's arguments, read as JSON: only the fields a rule touches are
+    /// converted, which is most of the cost of a decision otherwise.
+    pub args: &'a serde_json::Value,
+    pub result: &'a Value,
+    pub facts: &'a [&'a Value],
+    pub session: &'a SessionState,
+}
+
+/// Evaluates expressions against bindings, within a step budget.
+pub(crate) struct Evaluator<'a> {
+    bindings: Bindings<'a>,
+    locals: Vec<Value>,
+    steps_left: u32,
+}
+
+type Outcome = Result<Value, String>;
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(bindings: Bindings<'a>, steps_max: u32) -> Evaluator<'a> {
+        Evaluator { bindings, locals: Vec::new(), steps_left: steps_max }
+    }
+
+    /// Evaluates a rule that must produce a boolean.
+    pub(crate) fn evaluate_bool(&mut self, expr: &Expr) -> Result<bool, String> {
+        match self.evaluate(expr)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(format!("the rule produced a {}, not a bool", other.type_name())),
+        }
+    }
+
+    pub(crate) fn evaluate(&mut self, expr: &Expr) -> Outcome {
+        self.steps_left =
+            self.steps_left.checked_sub(1).ok_or_else(|| "the rule exceeded its evaluation step limit".to_owned())?;
+        match expr {
+            Expr::Const(value) => Ok(value.clone()),
+            Expr::Args => Ok(Value::from_json(self.bindings.args)),
+            Expr::Result => Ok(self.bindings.result.clone()),
+            Expr::Fact(index) => self
+                .bindings
+                .facts
+                .get(*index)
+                .map(|v| (*v).clone())
+                .ok_or_else(|| "a fact the rule needs is not bound".to_owned()),
+            Expr::Local(slot) => {
+                self.locals.get(*slot).cloned().ok_or_else(|| "comprehension variable is not set".to_owned())
+            }
+            Expr::Session(field) => Ok(self.session_field(*field)),
+            Expr::AggregateBy(index, key) => {
+                let total = match self.key_str(key) {
+                    Some(text) => self.bindings.session.aggregate_by(*index, text),
+                    None => {
+                        let key = self.evaluate(key)?;
+                        self.bindings.session.aggregate_by(*index, &key.to_key_text())
+                    }
+                };
+                Ok(Value::Double(total))
+            }
+            Expr::Select(target, field) => self.select(target, field),
+            Expr::Has(target, field) => match self.evaluate(target)? {
+                Value::Map(map) => Ok(Value::Bool(map.contains_key(field.as_ref()))),
+                other => Err(format!("has() needs a map, got {}", other.type_name())),
+            },
+            Expr::Index(target, index) => {
+                let target = self.evaluate(target)?;
+                let index = self.evaluate(index)?;
+                index_value(&target, &index)
+            }
+            Expr::Not(operand) => match self.evaluate(operand)? {
+                Value::Bool(b) => Ok(Value::Bool(!b)),
+                other => Err(format!("'!' needs a bool, got {}", other.type_name())),
+            },
+            Expr::Negate(operand) => match self.evaluate(operand)? {
+                Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| "integer overflow".to_owned()),
+                Value::Double(d) => Ok(Value::Double(-d)),
+                other => Err(format!("'-' needs a number, got {}", other.type_name())),
+            },
+            Expr::And(left, right) => self.logical(left, right, false),
+            Expr::Or(left, right) => self.logical(left, right, true),
+            Expr::Conditional(condition, then, otherwise) => match self.evaluate(condition)? {
+                Value::Bool(true) => self.evaluate(then),
+                Value::Bool(false) => self.evaluate(otherwise),
+                other => Err(format!("'?:' needs a bool condition, got {}", other.type_name())),
+            },
+            Expr::Compare(comparison, left, right) => {
+                let left_owned;
+                let left = match borrow(self.bindings, left) {
+                    Some(value) => value,
+                    None => {
+                        left_owned = self.evaluate(left)?;
+                        &left_owned
+                    }
+                };
+                let right_owned;
+                let right = match borrow(self.bindings, right) {
+                    Some(value) => value,
+                    None => {
+                        right_owned = self.evaluate(right)?;
+                        &right_owned
+                    }
+                };
+                compare(*comparison, left, right).map(Value::Bool)
+            }
+            Expr::Arithmetic(op, left, right) => {
+                let left = self.evaluate(left)?;
+                let right = self.evaluate(right)?;
+                arithmetic(*op, &left, &right)
+            }
+            Expr::In(element, container) => {
+                let element_owned;
+                let element = match borrow(self.bindings, element) {
+                    Some(value) => value,
+                    None => {
+                        element_owned = self.evaluate(element)?;
+                        &element_owned
+                    }
+                };
+                let container_owned;
+                let container = match borrow(self.bindings, container) {
+                    Some(value) => value,
+                    None => {
+                        container_owned = self.evaluate(container)?;
+                        &container_owned
+                    }
+                };
+                match container {
+                    Value::List(items) => Ok(Value::Bool(items.iter().any(|item| equal(item, element)))),
+                    Value::Map(map) => match element {
+                        Value::String(key) => Ok(Value::Bool(map.contains_key(key.as_ref()))),
+                        _ => Ok(Value::Bool(false)),
+                    },
+                    other => Err(format!("'in' needs a list or map, got {}", other.type_name())),
+                }
+            }
+            Expr::List(items) => {
+                let values = items.iter().map(|i| self.evaluate(i)).collect::<Result<Vec<_>, _>>()?;
+                Ok(Value::List(Arc::new(values)))
+            }
+            Expr::Map(entries) => {
+                let mut map = Map::new();
+                for (key, value) in entries {
+                    let value = self.evaluate(value)?;
+                    map.insert(key.clone(), value);
+                }
+                Ok(Value::Map(Arc::new(map)))
+            }
+            Expr::Function(function, args) => {
+                let values = args.iter().map(|a| self.evaluate(a)).collect::<Result<Vec<_>, _>>()?;
+                call_function(*function, &values)
+            }
+            Expr::NotStrictlyFalse(operand) => match self.evaluate(operand) {
+                Ok(Value::Bool(false)) => Ok(Value::Bool(false)),
+                _ => Ok(Value::Bool(true)),
+            },
+            Expr::Comprehension(comprehension) => self.comprehension(comprehension),
+        }
+    }
+
+    /// Evaluates a key (of a keyed fact or an aggregate) to its text.
+    pub(crate) fn key_text(&mut self, expr: &Expr) -> Result<std::borrow::Cow<'a, str>, String> {
+        if let Some(text) = self.key_str(expr) {
+            return Ok(std::borrow::Cow::Borrowed(text));
+        }
+        match self.evaluate(expr)? {
+            Value::Null => Err("the key is null".into()),
+            value => Ok(std::borrow::Cow::Owned(value.to_key_text())),
+        }
+    }
+
+    /// A key as text without allocating, when it is a string argument.
+    fn key_str(&self, expr: &Expr) -> Option<&'a str> {
+        match expr {
+            Expr::Select(target, field) if matches!(target.as_ref(), Expr::Args) => {
+                self.bindings.args.get(field.as_ref()).and_then(serde_json::Value::as_str)
+            }
+            _ => None,
+        }
+    }
+
+    fn session_field(&self, field: SessionField) -> Value {
+        let session = self.bindings.session;
+        match field {
+            SessionField::BlockedCalls => Value::Int(session.blocked_calls()),
+            SessionField::AllowedCalls => Value::Int(session.allowed_calls()),
+            SessionField::Escalations => Value::Int(session.escalations()),
+            SessionField::Calls => session.calls_by_tool(),
+            SessionField::AggregateTotal(index) => Value::Double(session.aggregate_total(index)),
+        }
+    }
+
+    fn select(&mut self, target: &Expr, field: &str) -> Outcome {
+        // Borrow the bound value directly where we can: no clone of the map.
+        let found = match target {
+            Expr::Args => self.bindings.args.get(field).map(Value::from_json),
+            Expr::Result => self.bindings.result.field(field).cloned(),
+            Expr::Fact(index) => self.bindings.facts.get(*index).and_then(|f| f.field(field)).cloned(),
+            _ => match self.evaluate(target)? {
+                Value::Map(map) => map.get(field).cloned(),
+                other => return Err(format!("cannot read field '{field}' of a {}", other.type_name())),
+            },
+        };
+        found.ok_or_else(|| format!("no such field '{field}'"))
+    }
+
+    fn logical(&mut self, left: &Expr, right: &Expr, is_or: bool) -> Outcome {
+        // CEL's commutative semantics: an error on one side is absorbed when
+        // the other side decides the result on its own.
+        let left = self.evaluate(left);
+        if let Ok(Value::Bool(b)) = left
+            && b == is_or
+        {
+            return Ok(Value::Bool(b));
+        }
+        let right = self.evaluate(right);
+        match (left, right) {
+            (_, Ok(Value::Bool(b))) if b == is_or => Ok(Value::Bool(b)),
+            (Ok(Value::Bool(_)), Ok(Value::Bool(b))) => Ok(Value::Bool(b)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(l), Ok(r)) => Err(format!(
+                "'{}' needs bools, got {} and {}",
+                if is_or { "||" } else { "&&" },
+                l.type_name(),
+                r.type_name()
+            )),
+        }
+    }
+
+    fn comprehension(&mut self, c: &Comprehension) -> Outcome {
+        let range = self.evaluate(&c.range)?;
+        let items: Vec<Value> = match range {
+            Value::List(items) => items.as_ref().clone(),
+            Value::Map(map) => map.keys().map(|k| Value::String(k.clone())).collect(),
+            other => return Err(format!("cannot iterate over a {}", other.type_name())),
+        };
+        let accu = self.evaluate(&c.accu_init)?;
+        let needed = c.accu_slot.max(c.iter_slot) + 1;
+        if self.locals.len() < needed {
+            self.locals.resize(needed, Value::Null);
+        }
+        self.set_local(c.accu_slot, accu);
+        for item in items {
+            self.set_local(c.iter_slot, item);
+            if !self.evaluate_bool(&c.loop_condition)? {
+                break;
+            }
+            let next = self.evaluate(&c.loop_step)?;
+            self.set_local(c.accu_slot, next);
+        }
+        self.evaluate(&c.result)
+    }
+
+    fn set_local(&mut self, slot: usize, value: Value) {
+        if let Some(place) = self.locals.get_mut(slot) {
+            *place = value;
+        }
+    }
+}
+
+/// The value of a constant, a bound fact or result, or a field of one,
+/// borrowed rather than cloned: the common operands of comparisons.
+/// `None` means "evaluate it the ordinary way" (including errors).
+fn borrow<'e>(bindings: Bindings<'e>, expr: &'e Expr) -> Option<&'e Value> {
+    match expr {
+        Expr::Const(value) => Some(value),
+        Expr::Fact(index) => bindings.facts.get(*index).copied(),
+        Expr::Result => Some(bindings.result),
+        Expr::Select(target, field) => match target.as_ref() {
+            Expr::Fact(index) => bindings.facts.get(*index).and_then(|f| f.field(field)),
+            Expr::Result => bindings.result.field(field),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn index_value(target: &Value, index: &Value) -> Outcome {
+    match (target, index) {
+        (Value::List(items), Value::Int(i)) => usize::try_from(*i)
+            .ok()
+            .and_then(|i| items.get(i))
+            .cloned()
+            .ok_or_else(|| format!("index {i} is out of range")),
+        (Value::List(items), Value::UInt(u)) => usize::try_from(*u)
+            .ok()
+            .and_then(|i| items.get(i))
+            .cloned()
+            .ok_or_else(|| format!("index {u} is out of range")),
+        (Value::Map(map), Value::String(key)) => {
+            map.get(key.as_ref()).cloned().ok_or_else(|| format!("no such key '{key}'"))
+        }
+        (t, i) => Err(format!("cannot index a {} with a {}", t.type_name(), i.type_name())),
+    }
+}
+
+/// CEL equality, with numbers compared across int, uint and double.
+pub(crate) fn equal(left: &Value, right: &Value) -> bool {
+    match (left, right) {
+        (Value::List(l), Value::List(r)) => l.len() == r.len() && l.iter().zip(r.iter()).all(|(a, b)| equal(a, b)),
+        (Value::Map(l), Value::Map(r)) => {
+            l.len() == r.len() && l.iter().all(|(k, v)| r.get(k).is_some_and(|w| equal(v, w)))
+        }
+        _ => match (numeric(left), numeric(right)) {
+            (Some(l), Some(r)) => l.partial_cmp(&r) == Some(Ordering::Equal),
+            _ => left == right,
+        },
+    }
+}
+
+/// A number as a comparable value; exact for ints within ±2^53.
+fn numeric(value: &Value) -> Option<f64> {
+    value.as_f64()
+}
+
+fn compare(comparison: Comparison, left: &Value, right: &Value) -> Result<bool, String> {
+    match comparison {
+        Comparison::Equal => return Ok(equal(left, right)),
+        Comparison::NotEqual => return Ok(!equal(left, right)),
+        _ => {}
+    }
+    let ordering = match (left, right) {
+        (Value::Int(l), Value::Int(r)) => Some(l.cmp(r)),
+        (Value::UInt(l), Value::UInt(r)) => Some(l.cmp(r)),
+        (Value::String(l), Value::String(r)) => Some(l.cmp(r)),
+        (Value::Bool(l), Value::Bool(r)) => Some(l.cmp(r)),
+        _ => match (numeric(left), numeric(right)) {
+            (Some(l), Some(r)) => l.partial_cmp(&r),
+            _ => {
+                return Err(format!("cannot compare a {} with a {}", left.type_name(), right.type_name()));
+            }
+        },
+    };
+    // NaN compares false with everything, as in CEL.
+    let Some(ordering) = ordering else { return Ok(false) };
+    Ok(match comparison {
+        Comparison::Less => ordering == Ordering::Less,
+        Comparison::LessOrEqual => ordering != Ordering::Greater,
+        Comparison::Greater => ordering == Ordering::Greater,
+        _ => ordering != Ordering::Less,
+    })
+}
+
+fn arithmetic(op: Arithmetic, left: &Value, right: &Value) -> Outcome {
+    let overflow = || "integer overflow".to_owned();
+    match (left, right) {
+        (Value::Int(l), Value::Int(r)) => {
+            let result = match op {
+                Arithmetic::Add => l.checked_add(*r),
+                Arithmetic::Subtract => l.checked_sub(*r),
+                Arithmetic::Multiply => l.checked_mul(*r),
+                Arithmetic::Divide | Arithmetic::Modulo if *r == 0 => return Err("division by zero".into()),
+                Arithmetic::Divide => l.checked_div(*r),
+                Arithmetic::Modulo => l.checked_rem(*r),
+            };
+            result.map(Value::Int).ok_or_else(overflow)
+        }
+        (Value::UInt(l), Value::UInt(r)) => {
+            let result = match op {
+                Arithmetic::Add => l.checked_add(*r),
+                Arithmetic::Subtract => l.checked_sub(*r),
+                Arithmetic::Multiply => l.checked_mul(*r),
+                Arithmetic::Divide | Arithmetic::Modulo if *r == 0 => return Err("division by zero".into()),
+                Arithmetic::Divide => l.checked_div(*r),
+                Arithmetic::Modulo => l.checked_rem(*r),
+            };
+            result.map(Value::UInt).ok_or_else(overflow)
+        }
+        (Value::String(l), Value::String(r)) if op == Arithmetic::Add => {
+            Ok(Value::String(Arc::from(format!("{l}{r}").as_str())))
+        }
+        (Value::List(l), Value::List(r)) if op == Arithmetic::Add => {
+            Ok(Value::List(Arc::new(l.iter().chain(r.iter()).cloned().collect())))
+        }
+        // JSON does not tell 800 from 800.0, so an int meeting a double is
+        // widened rather than rejected (CEL proper would raise an error).
+        _ => match (numeric(left), numeric(right)) {
+            (Some(l), Some(r)) if !matches!(op, Arithmetic::Modulo) => Ok(Value::Double(match op {
+                Arithmetic::Add => l + r,
+                Arithmetic::Subtract => l - r,
+                Arithmetic::Multiply => l * r,
+                _ => l / r,
+            })),
+            _ => Err(format!("no arithmetic between a {} and a {}", left.type_name(), right.type_name())),
+        },
+    }
+}
+
+fn call_function(function: Function, args: &[Value]) -> Outcome {
+    let string_pair = |name: &str| match args {
+        [Value::String(a), Value::String(b)] => Ok((a.clone(), b.clone())),
+        _ => Err(format!("{name}() needs two strings")),
+    };
+    match function {
+        Function::Size => match args {
+            [Value::String(s)] => Ok(Value::Int(s.chars().count() as i64)),
+            [Value::List(l)] => Ok(Value::Int(l.len() as i64)),
+            [Value::Map(m)] => Ok(Value::Int(m.len() as i64)),
+            _ => Err("size() needs a string, list or map".into()),
+        },
+        Function::Contains => string_pair("contains").map(|(a, b)| Value::Bool(a.contains(b.as_ref()))),
+        Function::StartsWith => string_pair("startsWith").map(|(a, b)| Value::Bool(a.starts_with(b.as_ref()))),
+        Function::EndsWith => string_pair("endsWith").map(|(a, b)| Value::Bool(a.ends_with(b.as_ref()))),
+        Function::LowerAscii => match args {
+            [Value::String(s)] => Ok(Value::String(Arc::from(s.to_ascii_lowercase().as_str()))),
+            _ => Err("lowerAscii() needs a string".into()),
+        },
+        Function::ToInt => match args {
+            [Value::Int(i)] => Ok(Value::Int(*i)),
+            [Value::UInt(u)] => i64::try_from(*u).map(Value::Int).map_err(|_| "integer overflow".into()),
+            [Value::Double(d)] if d.is_finite() && d.abs() < 9.2e18 => Ok(Value::Int(d.trunc() as i64)),
+            [Value::String(s)] => s.parse().map(Value::Int).map_err(|_| format!("'{s}' is not an int")),
+            _ => Err("int() cannot convert this value".into()),
+        },
+        Function::ToUInt => match args {
+            [Value::UInt(u)] => Ok(Value::UInt(*u)),
+            [Value::Int(i)] => u64::try_from(*i).map(Value::UInt).map_err(|_| "integer overflow".into()),
+            [Value::Double(d)] if d.is_finite() && *d >= 0.0 && *d < 1.8e19 => Ok(Value::UInt(d.trunc() as u64)),
+            [Value::String(s)] => s.parse().map(Value::UInt).map_err(|_| format!("'{s}' is not a uint")),
+            _ => Err("uint() cannot convert this value".into()),
+        },
+        Function::ToDouble => match args {
+            [v @ (Value::Int(_) | Value::UInt(_) | Value::Double(_))] => Ok(Value::Double(v.as_f64().unwrap_or(0.0))),
+            [Value::String(s)] => s.parse().map(Value::Double).map_err(|_| format!("'{s}' is not a double")),
+            _ => Err("double() cannot convert this value".into()),
+        },
+        Function::ToString => match args {
+            [Value::String(s)] => Ok(Value::String(s.clone())),
+            [Value::Int(i)] => Ok(Value::String(Arc::from(i.to_string().as_str()))),
+            [Value::UInt(u)] => Ok(Value::String(Arc::from(u.to_string().as_str()))),
+            [Value::Double(d)] => Ok(Value::String(Arc::from(d.to_string().as_str()))),
+            [Value::Bool(b)] => Ok(Value::String(Arc::from(b.to_string().as_str()))),
+            _ => Err("string() cannot convert this value".into()),
+        },
+    }
+}

@@ -1,0 +1,345 @@
+//! Lowering: from the `cel` crate's parsed tree to [`Expr`], resolving names.
+
+use super::{Arithmetic, Comparison, Comprehension, Expr, Function, SessionField};
+use crate::value::Value;
+use cel::common::ast::{EntryExpr, Expr as CelExpr, IdedExpr, LiteralValue};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// What names a rule may use where it is written.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Scope {
+    /// `Some(fields)` if `args` is in scope; `fields` are the top-level
+    /// properties the tool's schema declares (`None`: any field).
+    pub args: Option<Option<BTreeSet<String>>>,
+    /// Whether `result` is in scope (result checks and fact mappings).
+    pub result: bool,
+    /// Facts bound by the tool's gates: alias and declared fields.
+    pub facts: Vec<(String, BTreeSet<String>)>,
+    /// Declared aggregate names (`session.<name>` and `<name>(key)`).
+    pub aggregates: Vec<String>,
+    /// Whether `session.*` is in scope.
+    pub session: bool,
+}
+
+/// A rule that cannot be lowered: a message and, where known, the 1-based
+/// column inside the rule's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LowerError {
+    pub message: String,
+    pub column: Option<u32>,
+}
+
+/// Parses CEL source and lowers it against `scope`.
+pub(crate) fn lower(source: &str, scope: &Scope) -> Result<Expr, LowerError> {
+    let program = cel::Program::compile(source).map_err(|errors| {
+        let first = errors.errors.first();
+        LowerError {
+            message: first
+                .map(|e| format!("CEL syntax error: {}", e.msg))
+                .unwrap_or_else(|| "CEL syntax error".to_owned()),
+            column: first.and_then(|e| u32::try_from(e.pos.1).ok()),
+        }
+    })?;
+    let mut lowerer = Lowerer { scope, locals: Vec::new(), program: &program };
+    lowerer.lower(program.expression())
+}
+
+struct Lowerer<'a> {
+    scope: &'a Scope,
+    locals: Vec<String>,
+    program: &'a cel::Program,
+}
+
+impl Lowerer<'_> {
+    fn error(&self, node: &IdedExpr, message: String) -> LowerError {
+        let column = self.program.source_info().offset_for(node.id).map(|(start, _)| start.saturating_add(1));
+        LowerError { message, column }
+    }
+
+    fn lower(&mut self, node: &IdedExpr) -> Result<Expr, LowerError> {
+        match &node.expr {
+            CelExpr::Literal(literal) => Ok(Expr::Const(literal_value(literal))),
+            CelExpr::Ident(name) => self.lower_ident(node, name),
+            CelExpr::Select(select) => {
+                let operand = &select.operand;
+                if let CelExpr::Ident(root) = &operand.expr
+                    && root == "session"
+                    && !self.locals.iter().any(|l| l == "session")
+                {
+                    return self.lower_session_field(node, &select.field, select.test);
+                }
+                let target = self.lower(operand)?;
+                self.check_field(node, &target, &select.field)?;
+                let field: Arc<str> = Arc::from(select.field.as_str());
+                Ok(if select.test { Expr::Has(Box::new(target), field) } else { Expr::Select(Box::new(target), field) })
+            }
+            CelExpr::Call(call) => self.lower_call(node, call),
+            CelExpr::List(list) => {
+                if !list.optional_indices.is_empty() {
+                    return Err(self.error(node, "optional list elements are not supported".into()));
+                }
+                let items: Vec<Expr> = list.elements.iter().map(|e| self.lower(e)).collect::<Result<_, _>>()?;
+                // A list of constants is itself a constant: built once, here.
+                if items.iter().all(|i| matches!(i, Expr::Const(_))) {
+                    let values = items.into_iter().filter_map(|i| if let Expr::Const(v) = i { Some(v) } else { None });
+                    return Ok(Expr::Const(Value::List(std::sync::Arc::new(values.collect()))));
+                }
+                Ok(Expr::List(items))
+            }
+            CelExpr::Map(map) => {
+                let mut entries = Vec::with_capacity(map.entries.len());
+                for entry in &map.entries {
+                    let EntryExpr::MapEntry(entry) = &entry.expr else {
+                        return Err(self.error(node, "struct fields are not supported".into()));
+                    };
+                    let CelExpr::Literal(LiteralValue::String(key)) = &entry.key.expr else {
+                        return Err(self.error(&entry.key, "map keys must be string literals".into()));
+                    };
+                    if entry.optional {
+                        return Err(self.error(node, "optional map entries are not supported".into()));
+                    }
+                    entries.push((Arc::from(key.inner()), self.lower(&entry.value)?));
+                }
+                Ok(Expr::Map(entries))
+            }
+            CelExpr::Comprehension(comprehension) => {
+                if comprehension.iter_var2.is_some() {
+                    return Err(self.error(node, "two-variable comprehensions are not supported".into()));
+                }
+                let range = self.lower(&comprehension.iter_range)?;
+                let accu_init = self.lower(&comprehension.accu_init)?;
+                let iter_slot = self.locals.len();
+                self.locals.push(comprehension.iter_var.clone());
+                let accu_slot = self.locals.len();
+                self.locals.push(comprehension.accu_var.clone());
+                let lowered = (|| {
+                    Ok::<_, LowerError>((
+                        self.lower(&comprehension.loop_cond)?,
+                        self.lower(&comprehension.loop_step)?,
+                        self.lower(&comprehension.result)?,
+                    ))
+                })();
+                self.locals.truncate(iter_slot);
+                let (loop_condition, loop_step, result) = lowered?;
+                Ok(Expr::Comprehension(Box::new(Comprehension {
+                    range,
+                    iter_slot,
+                    accu_slot,
+                    accu_init,
+                    loop_condition,
+                    loop_step,
+                    result,
+                })))
+            }
+            CelExpr::Struct(_) => Err(self.error(node, "message literals are not supported".into())),
+            CelExpr::Unspecified => Err(self.error(node, "empty expression".into())),
+        }
+    }
+
+    fn lower_ident(&self, node: &IdedExpr, name: &str) -> Result<Expr, LowerError> {
+        if let Some(slot) = self.locals.iter().rposition(|l| l == name) {
+            return Ok(Expr::Local(slot));
+        }
+        match name {
+            "args" if self.scope.args.is_some() => return Ok(Expr::Args),
+            "result" if self.scope.result => return Ok(Expr::Result),
+            "session" if self.scope.session => {
+                return Err(self.error(node, "use a session field, such as session.blocked_calls".into()));
+            }
+            _ => {}
+        }
+        if let Some(index) = self.scope.facts.iter().position(|(alias, _)| alias == name) {
+            return Ok(Expr::Fact(index));
+        }
+        Err(self.error(node, format!("unknown name '{name}': {}", self.names_in_scope())))
+    }
+
+    fn names_in_scope(&self) -> String {
+        let mut names: Vec<String> = Vec::new();
+        if self.scope.args.is_some() {
+            names.push("args".into());
+        }
+        if self.scope.result {
+            names.push("result".into());
+        }
+        names.extend(self.scope.facts.iter().map(|(alias, _)| alias.clone()));
+        if self.scope.session {
+            names.push("session".into());
+        }
+        if names.is_empty() {
+            "no names are in scope here".into()
+        } else {
+            format!("in scope here: {}", names.join(", "))
+        }
+    }
+
+    fn lower_session_field(&self, node: &IdedExpr, field: &str, test: bool) -> Result<Expr, LowerError> {
+        if !self.scope.session {
+            return Err(self.error(node, "session fields are not available here".into()));
+        }
+        let session_field = match field {
+            "blocked_calls" => SessionField::BlockedCalls,
+            "allowed_calls" => SessionField::AllowedCalls,
+            "escalations" => SessionField::Escalations,
+            "calls" => SessionField::Calls,
+            other => match self.scope.aggregates.iter().position(|a| a == other) {
+                Some(index) => SessionField::AggregateTotal(index),
+                None => {
+                    let mut known = vec!["blocked_calls", "allowed_calls", "escalations", "calls"];
+                    known.extend(self.scope.aggregates.iter().map(String::as_str));
+                    return Err(
+                        self.error(node, format!("session has no field '{other}' (known: {})", known.join(", ")))
+                    );
+                }
+            },
+        };
+        if test {
+            return Ok(Expr::Const(Value::Bool(true)));
+        }
+        Ok(Expr::Session(session_field))
+    }
+
+    /// Rejects `args.x` and `fact.x` where `x` is not declared.
+    fn check_field(&self, node: &IdedExpr, target: &Expr, field: &str) -> Result<(), LowerError> {
+        match target {
+            Expr::Args => {
+                if let Some(Some(known)) = &self.scope.args
+                    && !known.contains(field)
+                {
+                    let list: Vec<&str> = known.iter().map(String::as_str).collect();
+                    return Err(self.error(
+                        node,
+                        format!(
+                            "args has no field '{field}': the tool's schema declares {}",
+                            if list.is_empty() { "no properties".to_owned() } else { list.join(", ") }
+                        ),
+                    ));
+                }
+            }
+            Expr::Fact(index) => {
+                if let Some((alias, fields)) = self.scope.facts.get(*index)
+                    && !fields.contains(field)
+                {
+                    let list: Vec<&str> = fields.iter().map(String::as_str).collect();
+                    return Err(self.error(
+                        node,
+                        format!("fact '{alias}' has no field '{field}' (declared: {})", list.join(", ")),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn lower_call(&mut self, node: &IdedExpr, call: &cel::common::ast::CallExpr) -> Result<Expr, LowerError> {
+        let name = call.func_name.as_str();
+        let mut args = Vec::with_capacity(call.args.len() + 1);
+        if let Some(target) = &call.target {
+            args.push(self.lower(target)?);
+        }
+        for arg in &call.args {
+            args.push(self.lower(arg)?);
+        }
+        let arity = |n: usize| -> Result<(), LowerError> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(self.error(node, format!("'{name}' takes {n} argument(s), got {}", args.len())))
+            }
+        };
+        let binary = |op: &dyn Fn(Box<Expr>, Box<Expr>) -> Expr, mut args: Vec<Expr>| {
+            let right = args.pop().unwrap_or(Expr::Const(Value::Null));
+            let left = args.pop().unwrap_or(Expr::Const(Value::Null));
+            op(Box::new(left), Box::new(right))
+        };
+        let lowered = match name {
+            "_&&_" => {
+                arity(2)?;
+                binary(&Expr::And, args)
+            }
+            "_||_" => {
+                arity(2)?;
+                binary(&Expr::Or, args)
+            }
+            "!_" | "-_" | "@not_strictly_false" => {
+                arity(1)?;
+                let operand = Box::new(args.pop().unwrap_or(Expr::Const(Value::Null)));
+                match name {
+                    "!_" => Expr::Not(operand),
+                    "-_" => Expr::Negate(operand),
+                    _ => Expr::NotStrictlyFalse(operand),
+                }
+            }
+            "_?_:_" => {
+                arity(3)?;
+                let otherwise = args.pop().unwrap_or(Expr::Const(Value::Null));
+                let then = args.pop().unwrap_or(Expr::Const(Value::Null));
+                let condition = args.pop().unwrap_or(Expr::Const(Value::Null));
+                Expr::Conditional(Box::new(condition), Box::new(then), Box::new(otherwise))
+            }
+            "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" => {
+                arity(2)?;
+                let c = match name {
+                    "_==_" => Comparison::Equal,
+                    "_!=_" => Comparison::NotEqual,
+                    "_<_" => Comparison::Less,
+                    "_<=_" => Comparison::LessOrEqual,
+                    "_>_" => Comparison::Greater,
+                    _ => Comparison::GreaterOrEqual,
+                };
+                binary(&|l, r| Expr::Compare(c, l, r), args)
+            }
+            "_+_" | "_-_" | "_*_" | "_/_" | "_%_" => {
+                arity(2)?;
+                let a = match name {
+                    "_+_" => Arithmetic::Add,
+                    "_-_" => Arithmetic::Subtract,
+                    "_*_" => Arithmetic::Multiply,
+                    "_/_" => Arithmetic::Divide,
+                    _ => Arithmetic::Modulo,
+                };
+                binary(&|l, r| Expr::Arithmetic(a, l, r), args)
+            }
+            "_[_]" => {
+                arity(2)?;
+                binary(&Expr::Index, args)
+            }
+            "@in" => {
+                arity(2)?;
+                binary(&Expr::In, args)
+            }
+            _ => {
+                if call.target.is_none()
+                    && let Some(index) = self.scope.aggregates.iter().position(|a| a == name)
+                {
+                    if !self.scope.session {
+                        return Err(self.error(node, format!("aggregate '{name}' is not available here")));
+                    }
+                    arity(1)?;
+                    let key = args.pop().unwrap_or(Expr::Const(Value::Null));
+                    return Ok(Expr::AggregateBy(index, Box::new(key)));
+                }
+                let Some((function, count)) = Function::lookup(name, call.target.is_some()) else {
+                    return Err(self.error(node, format!("unknown function '{name}'")));
+                };
+                arity(count)?;
+                Expr::Function(function, args)
+            }
+        };
+        Ok(lowered)
+    }
+}
+
+fn literal_value(literal: &LiteralValue) -> Value {
+    match literal {
+        LiteralValue::Boolean(b) => Value::Bool(*b.inner()),
+        LiteralValue::Bytes(b) => Value::String(Arc::from(String::from_utf8_lossy(b.inner()).as_ref())),
+        LiteralValue::Double(d) => Value::Double(*d.inner()),
+        LiteralValue::Int(i) => Value::Int(*i.inner()),
+        LiteralValue::Null => Value::Null,
+        LiteralValue::String(s) => Value::String(Arc::from(s.inner())),
+        LiteralValue::UInt(u) => Value::UInt(*u.inner()),
+    }
+}

@@ -1,0 +1,50 @@
+//! The pure decision core of Tollgate.
+//!
+//! It owns the workflow language (parse, compile, validate, the static
+//! prerequisite analysis), the decision on a tool call (`decide`), and the
+//! fold of session events into state (`apply`). It must not know about
+//! storage, HTTP, MCP, async runtimes, the clock or randomness: time and ids
+//! arrive inside calls and events, so the same workflow and the same events
+//! always give byte-identical decisions.
+//!
+//! ```
+//! use tollgate_core::{compile, decide, SessionState, ToolCall, Verdict};
+//! let workflow = compile(r#"
+//! [workflow]
+//! name = "tiny"
+//! version = 1
+//! [facts.customer]
+//! identity = true
+//! fields = { id = "string" }
+//! [tools.get_customer]
+//! [[tools.get_customer.establishes]]
+//! fact = "customer"
+//! fields = { id = "result.id" }
+//! [tools.refund]
+//! requires = ["customer"]
+//! "#, "tiny.toml").map_err(|p| format!("{p:?}"))?;
+//! let state = SessionState::new(&workflow);
+//! let decision = decide(&workflow, &state, &ToolCall::new("c1", "refund", serde_json::json!({})));
+//! assert_eq!(decision.verdict(), Verdict::Block);
+//! # Ok::<(), String>(())
+//! ```
+
+mod apply;
+mod decide;
+mod decision;
+mod expr;
+mod handoff;
+mod limits;
+pub mod script;
+mod state;
+mod value;
+pub mod workflow;
+
+pub use apply::{Effect, Event, ToolOutcome, apply};
+pub use decide::decide;
+pub use decision::{Allowed, Blocked, Decision, Escalation, FactSnapshot, Handoff, Missing, Reason, Stage, Verdict};
+pub use expr::{Rule, evaluate_standalone};
+pub use limits::{Limits, json_bytes};
+pub use state::{CallId, HistoryEntry, SessionState, ToolCall};
+pub use value::Value;
+pub use workflow::{Problem, Workflow, compile};

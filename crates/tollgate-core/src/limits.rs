@@ -1,0 +1,99 @@
+//! Limits on everything that comes from outside or grows with a session.
+//! Defaults suit customer-service agents; a workflow's `[limits]` table
+//! overrides them.
+
+/// The limits a workflow runs under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted tool-call arguments, as JSON text.
+    pub args_bytes_max: usize,
+    /// Largest tool result that is folded into facts, as JSON text.
+    pub result_bytes_max: usize,
+    /// Most fact instances one session may hold.
+    pub facts_max: usize,
+    /// Most allowed calls awaiting their result at once.
+    pub pending_calls_max: usize,
+    /// Evaluation steps one rule may take.
+    pub evaluation_steps_max: u32,
+    /// Most recent calls the session keeps for handoff context.
+    pub history_entries_max: usize,
+    /// Most tools one workflow may declare.
+    pub tools_max: usize,
+    /// Most rules (gates, checks, escalations, mappings) one tool may declare.
+    pub rules_per_tool_max: usize,
+    /// Largest workflow file accepted.
+    pub workflow_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            args_bytes_max: 64 * 1024,
+            result_bytes_max: 1024 * 1024,
+            facts_max: 4096,
+            pending_calls_max: 64,
+            evaluation_steps_max: 10_000,
+            history_entries_max: 64,
+            tools_max: 512,
+            rules_per_tool_max: 256,
+            workflow_bytes_max: 1024 * 1024,
+        }
+    }
+}
+
+/// The size of a JSON value written compactly, computed without writing it.
+/// Counts are exact for ASCII strings without escapes and an upper bound
+/// within a few bytes otherwise; good enough for a limit.
+pub fn json_bytes(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Null => 4,
+        serde_json::Value::Bool(b) => {
+            if *b {
+                4
+            } else {
+                5
+            }
+        }
+        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => decimal_digits(u),
+            (None, Some(i)) => 1 + decimal_digits(i.unsigned_abs()),
+            // A double never takes more than 24 characters.
+            _ => 24,
+        },
+        serde_json::Value::String(s) => s.len() + 2,
+        serde_json::Value::Array(items) => {
+            2 + items.len().saturating_sub(1) + items.iter().map(json_bytes).sum::<usize>()
+        }
+        serde_json::Value::Object(object) => {
+            2 + object.len().saturating_sub(1) + object.iter().map(|(k, v)| k.len() + 3 + json_bytes(v)).sum::<usize>()
+        }
+    }
+}
+
+fn decimal_digits(mut value: u64) -> usize {
+    let mut digits = 1;
+    while value >= 10 {
+        value /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_bytes;
+    use serde_json::json;
+
+    #[test]
+    fn json_bytes_matches_compact_json_for_ascii_and_integers() {
+        for value in [
+            json!({"items": [1, 2, 3, 40, -5, 0], "name": "alice", "ok": true, "none": null}),
+            json!([]),
+            json!({}),
+            json!([[1], {"a": {"b": [u64::MAX, i64::MIN]}}]),
+        ] {
+            assert_eq!(json_bytes(&value), value.to_string().len(), "{value}");
+        }
+        assert!(json_bytes(&json!(84.5)) >= "84.5".len());
+    }
+}

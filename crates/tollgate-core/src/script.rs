@@ -1,0 +1,91 @@
+//! Scripted sessions: a sequence of calls and results in, a transcript of
+//! decisions and effects out. Used by `tollgate run`, the demo and the
+//! data-driven tests. The script format is JSON lines:
+//!
+//! ```text
+//! {"call": {"id": "c1", "tool": "get_customer", "args": {"email": "a@b.c", "zip": "12345"}}}
+//! {"result": {"id": "c1", "result": {"verified": true, "customer_id": "c_1"}}}
+//! {"result": {"id": "c2", "error": "timeout"}}
+//! ```
+
+use crate::apply::{Effect, Event, ToolOutcome, apply};
+use crate::decide::decide;
+use crate::state::{CallId, SessionState, ToolCall};
+use crate::workflow::Workflow;
+use serde_json::{Value as Json, json};
+
+/// One step of a script.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// The agent proposes a call.
+    Call(ToolCall),
+    /// A tool result comes back.
+    Result {
+        /// The call it answers.
+        call: CallId,
+        /// The result (or the error text, for failures).
+        result: Json,
+        /// Whether the tool succeeded.
+        outcome: ToolOutcome,
+    },
+}
+
+impl Step {
+    /// Reads a step from its JSON form; the error says what is wrong.
+    pub fn from_json(value: &Json) -> Result<Step, String> {
+        if let Some(call) = value.get("call") {
+            let id = call.get("id").and_then(Json::as_str).ok_or("a call needs a string \"id\"")?;
+            let tool = call.get("tool").and_then(Json::as_str).ok_or("a call needs a string \"tool\"")?;
+            let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
+            return Ok(Step::Call(ToolCall::new(id, tool, args)));
+        }
+        if let Some(result) = value.get("result") {
+            let id = result.get("id").and_then(Json::as_str).ok_or("a result needs a string \"id\"")?;
+            if let Some(error) = result.get("error") {
+                return Ok(Step::Result { call: CallId::new(id), result: error.clone(), outcome: ToolOutcome::Failed });
+            }
+            let body = result.get("result").cloned().ok_or("a result needs \"result\" or \"error\"")?;
+            return Ok(Step::Result { call: CallId::new(id), result: body, outcome: ToolOutcome::Succeeded });
+        }
+        Err("each line must be {\"call\": ...} or {\"result\": ...}".into())
+    }
+}
+
+/// Runs a script against a session; returns one transcript line per step.
+pub fn run(workflow: &Workflow, state: &mut SessionState, steps: &[Step]) -> Vec<Json> {
+    steps.iter().map(|step| run_step(workflow, state, step)).collect()
+}
+
+/// Runs one step; returns its transcript line.
+pub fn run_step(workflow: &Workflow, state: &mut SessionState, step: &Step) -> Json {
+    match step {
+        Step::Call(call) => {
+            let decision = decide(workflow, state, call);
+            apply(workflow, state, Event::Decided { call, decision: &decision });
+            json!({"call": call.id.as_str(), "tool": call.tool, "decision": decision.to_json()})
+        }
+        Step::Result { call, result, outcome } => {
+            let effects = apply(workflow, state, Event::ResultRecorded { call, result, outcome: *outcome });
+            json!({"result": call.as_str(), "effects": effects.iter().map(Effect::to_json).collect::<Vec<_>>()})
+        }
+    }
+}
+
+impl Effect {
+    /// The effect as JSON, for transcripts.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Effect::CallPending { call } => json!({"pending": call.as_str()}),
+            Effect::CallRefused { call } => json!({"refused": call.as_str()}),
+            Effect::FactEstablished { fact, key } => json!({"established": fact, "key": key}),
+            Effect::FactUpdated { fact, key, fields } => json!({"updated": fact, "key": key, "fields": fields}),
+            Effect::FactNotRecorded { fact, reason } => json!({"not_recorded": fact, "reason": reason}),
+            Effect::ResultWithheld { call, reasons } => json!({
+                "withheld": call.as_str(),
+                "reasons": reasons.iter().map(|r| json!({"rule_id": r.rule_id, "message": r.message})).collect::<Vec<_>>(),
+            }),
+            Effect::CallFailed { call } => json!({"failed": call.as_str()}),
+            Effect::ResultIgnored { call } => json!({"ignored": call.as_str()}),
+        }
+    }
+}

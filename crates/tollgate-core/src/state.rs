@@ -1,0 +1,225 @@
+//! Session state: the fold of a session's events. It holds the facts
+//! established from results, the calls allowed but not yet answered, the
+//! counters rules read, and a short history for handoffs.
+
+use crate::value::Value;
+use crate::workflow::{FactId, ToolId, Workflow};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+/// The id of one tool call within a session, given by the caller.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallId(String);
+
+impl CallId {
+    /// Wraps a caller-given id.
+    pub fn new(id: impl Into<String>) -> CallId {
+        CallId(id.into())
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One tool call proposed by the agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    /// The caller's id for this call (unique within the session).
+    pub id: CallId,
+    /// The tool's name, as the agent sent it.
+    pub tool: String,
+    /// The arguments, as the agent sent them.
+    pub args: serde_json::Value,
+}
+
+impl ToolCall {
+    /// A call with the given id, tool and arguments.
+    pub fn new(id: impl Into<String>, tool: impl Into<String>, args: serde_json::Value) -> ToolCall {
+        ToolCall { id: CallId::new(id), tool: tool.into(), args }
+    }
+}
+
+/// The instances of one declared fact.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum FactInstances {
+    /// A fact held once per session (the verified customer).
+    Single(Option<Value>),
+    /// A keyed fact (orders by id).
+    Keyed(BTreeMap<Arc<str>, Value>),
+}
+
+/// An allowed call whose result has not been recorded yet.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PendingCall {
+    pub tool: ToolId,
+    pub args: serde_json::Value,
+    /// Amounts this call holds against aggregates: (aggregate, key, amount).
+    pub reservations: Vec<(usize, Option<String>, f64)>,
+}
+
+impl HistoryEntry {
+    /// The entry as one line: `call-3 get_customer allow: allowed`.
+    pub fn line(&self) -> String {
+        format!("{} {} {}: {}", self.call, self.tool, self.event, self.summary)
+    }
+}
+
+/// One line of the session's recent history, for handoffs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryEntry {
+    /// The call's id.
+    pub call: CallId,
+    /// The tool called.
+    pub tool: String,
+    /// `allow`, `block`, `escalate`, `result`, or `withheld`.
+    pub event: &'static str,
+    /// A one-line description.
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct AggregateState {
+    pub total: f64,
+    pub by_key: BTreeMap<String, f64>,
+}
+
+/// The state of one session under one workflow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionState {
+    pub(crate) facts: Vec<FactInstances>,
+    pub(crate) fact_count: usize,
+    pub(crate) pending: BTreeMap<CallId, PendingCall>,
+    pub(crate) blocked_calls: i64,
+    pub(crate) allowed_calls: i64,
+    pub(crate) escalations: i64,
+    pub(crate) calls_by_tool: BTreeMap<String, i64>,
+    pub(crate) calls_value: Value,
+    pub(crate) aggregates: Vec<AggregateState>,
+    pub(crate) history: VecDeque<Arc<HistoryEntry>>,
+}
+
+impl SessionState {
+    /// The empty state of a new session.
+    pub fn new(workflow: &Workflow) -> SessionState {
+        SessionState {
+            facts: workflow
+                .facts
+                .iter()
+                .map(|f| {
+                    if f.key_field.is_some() {
+                        FactInstances::Keyed(BTreeMap::new())
+                    } else {
+                        FactInstances::Single(None)
+                    }
+                })
+                .collect(),
+            fact_count: 0,
+            pending: BTreeMap::new(),
+            blocked_calls: 0,
+            allowed_calls: 0,
+            escalations: 0,
+            calls_by_tool: BTreeMap::new(),
+            calls_value: Value::Map(Arc::default()),
+            aggregates: vec![AggregateState::default(); workflow.aggregates.len()],
+            history: VecDeque::new(),
+        }
+    }
+
+    /// A state with no facts, counters or aggregates (for standalone rules).
+    pub(crate) fn empty() -> SessionState {
+        SessionState {
+            facts: Vec::new(),
+            fact_count: 0,
+            pending: BTreeMap::new(),
+            blocked_calls: 0,
+            allowed_calls: 0,
+            escalations: 0,
+            calls_by_tool: BTreeMap::new(),
+            calls_value: Value::Map(Arc::default()),
+            aggregates: Vec::new(),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// The instance of a fact: `key` for keyed facts, `None` for single ones.
+    pub fn fact(&self, fact: FactId, key: Option<&str>) -> Option<&Value> {
+        match (self.facts.get(fact.0)?, key) {
+            (FactInstances::Single(value), None) => value.as_ref(),
+            (FactInstances::Keyed(map), Some(key)) => map.get(key),
+            _ => None,
+        }
+    }
+
+    /// Every fact instance, as (fact name, key, fields), in a stable order.
+    pub fn facts<'a>(&'a self, workflow: &'a Workflow) -> Vec<(&'a str, Option<&'a str>, &'a Value)> {
+        let mut out = Vec::new();
+        for (decl, instances) in workflow.facts.iter().zip(&self.facts) {
+            match instances {
+                FactInstances::Single(Some(value)) => out.push((decl.name.as_ref(), None, value)),
+                FactInstances::Single(None) => {}
+                FactInstances::Keyed(map) => {
+                    out.extend(map.iter().map(|(k, v)| (decl.name.as_ref(), Some(k.as_ref()), v)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Calls blocked so far (including withheld results).
+    pub fn blocked_calls(&self) -> i64 {
+        self.blocked_calls
+    }
+    /// Calls allowed so far.
+    pub fn allowed_calls(&self) -> i64 {
+        self.allowed_calls
+    }
+    /// Calls escalated so far.
+    pub fn escalations(&self) -> i64 {
+        self.escalations
+    }
+    /// Recorded results per tool, as a CEL map.
+    pub(crate) fn calls_by_tool(&self) -> Value {
+        self.calls_value.clone()
+    }
+    /// Calls allowed whose results are not recorded yet.
+    pub fn pending_calls(&self) -> impl Iterator<Item = &CallId> {
+        self.pending.keys()
+    }
+    /// Recent history, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &HistoryEntry> {
+        self.history.iter().map(|entry| entry.as_ref())
+    }
+    /// The session-wide total of an aggregate (reserved plus recorded).
+    pub fn aggregate_total(&self, index: usize) -> f64 {
+        self.aggregates.get(index).map_or(0.0, |a| a.total)
+    }
+    /// An aggregate's total for one key.
+    pub fn aggregate_by(&self, index: usize, key: &str) -> f64 {
+        self.aggregates.get(index).and_then(|a| a.by_key.get(key)).copied().unwrap_or(0.0)
+    }
+
+    pub(crate) fn push_history(&mut self, entry: HistoryEntry, limit: usize) {
+        if limit == 0 {
+            return;
+        }
+        while self.history.len() >= limit {
+            self.history.pop_front();
+        }
+        self.history.push_back(Arc::new(entry));
+    }
+
+    pub(crate) fn count_result(&mut self, tool: &str) {
+        *self.calls_by_tool.entry(tool.to_owned()).or_insert(0) += 1;
+        self.calls_value = Value::Map(Arc::new(
+            self.calls_by_tool.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::Int(*v))).collect(),
+        ));
+    }
+}

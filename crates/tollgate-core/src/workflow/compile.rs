@@ -1,0 +1,320 @@
+//! `compile`: from workflow text to a [`Workflow`], or every problem found,
+//! each with its line and column.
+
+use super::file::{ToolFile, WorkflowFile};
+use super::{Aggregate, FactDecl, FactId, FieldType, HandoffSpec, Template, Tool, ToolId, Workflow, analysis};
+use crate::expr::{Rule, Scope, lower};
+use crate::limits::Limits;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use toml::Spanned;
+
+/// A problem in a workflow file, positioned for a person to find it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file name given to `compile`.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong, as one lowercase sentence.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+/// Compiles workflow text. `file` names the source in problems.
+pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
+    let mut compiler = Compiler { text, file, problems: Vec::new() };
+    let defaults = Limits::default();
+    if text.len() > defaults.workflow_bytes_max {
+        compiler.problem_at(
+            0,
+            format!(
+                "the workflow file is {} bytes, over the limit of {} bytes",
+                text.len(),
+                defaults.workflow_bytes_max
+            ),
+        );
+        return Err(compiler.problems);
+    }
+    let parsed: WorkflowFile = match toml::from_str(text) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let offset = error.span().map_or(0, |s| s.start);
+            let message = error.message().trim().to_owned();
+            compiler.problem_at(offset, format!("malformed workflow: {message}"));
+            return Err(compiler.problems);
+        }
+    };
+    let workflow = compiler.build(parsed);
+    match workflow {
+        Some(workflow) if compiler.problems.is_empty() => Ok(workflow),
+        _ => Err(compiler.problems),
+    }
+}
+
+pub(super) struct Compiler<'a> {
+    text: &'a str,
+    file: &'a str,
+    problems: Vec<Problem>,
+}
+
+/// Names known before rules are compiled.
+pub(super) struct Names {
+    pub(super) facts: BTreeMap<String, FactId>,
+    pub(super) tools: BTreeMap<String, ToolId>,
+    pub(super) aggregates: Vec<String>,
+    pub(super) urgency_levels: Vec<String>,
+}
+
+impl Compiler<'_> {
+    pub(super) fn problem_at(&mut self, offset: usize, message: String) {
+        let before = self.text.get(..offset.min(self.text.len())).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        self.problems.push(Problem { file: self.file.to_owned(), line, column, message });
+    }
+
+    pub(super) fn problem(&mut self, span: &Range<usize>, message: String) {
+        self.problem_at(span.start, message);
+    }
+
+    /// Lowers a rule written as a TOML string; a CEL error is positioned at
+    /// its column inside the string.
+    pub(super) fn rule(&mut self, source: &Spanned<String>, scope: &Scope, what: &str) -> Option<Rule> {
+        match lower(source.get_ref(), scope) {
+            Ok(expr) => Some(Rule::new(source.get_ref(), expr)),
+            Err(error) => {
+                // +1 skips the opening quote of a basic string.
+                let column = error.column.map_or(0, |c| c.saturating_sub(1) as usize);
+                self.problem_at(source.span().start + 1 + column, format!("{what}: {}", error.message));
+                None
+            }
+        }
+    }
+
+    pub(super) fn template(&mut self, text: &Spanned<String>, scope: &Scope, what: &str) -> Option<Template> {
+        match Template::compile(text.get_ref(), scope) {
+            Ok(template) => Some(template),
+            Err(message) => {
+                self.problem(&text.span(), format!("{what}: {message}"));
+                None
+            }
+        }
+    }
+
+    fn build(&mut self, parsed: WorkflowFile) -> Option<Workflow> {
+        let limits = self.limits(&parsed);
+        let facts = self.facts(&parsed);
+        if parsed.tools.len() > limits.tools_max {
+            self.problem_at(
+                0,
+                format!("the workflow declares {} tools, over the limit of {}", parsed.tools.len(), limits.tools_max),
+            );
+        }
+        let urgency_levels = parsed
+            .handoff
+            .as_ref()
+            .map(|h| h.get_ref().urgency_levels.clone())
+            .unwrap_or_else(|| ["low", "normal", "high", "critical"].map(String::from).to_vec());
+        let names = Names {
+            facts: facts.iter().enumerate().map(|(i, f)| (f.name.to_string(), FactId(i))).collect(),
+            tools: parsed.tools.keys().enumerate().map(|(i, name)| (name.get_ref().clone(), ToolId(i))).collect(),
+            aggregates: parsed.aggregates.keys().map(|k| k.get_ref().clone()).collect(),
+            urgency_levels,
+        };
+        let handoff_tool = parsed.handoff.as_ref().map(|h| h.get_ref().tool.get_ref().clone());
+        let mut tools = Vec::with_capacity(parsed.tools.len());
+        for (index, (name, tool)) in parsed.tools.iter().enumerate() {
+            let is_handoff = handoff_tool.as_deref() == Some(name.get_ref().as_str());
+            tools.push(self.tool(ToolId(index), name, tool, &facts, &names, &limits, is_handoff));
+        }
+        let aggregates = self.aggregates(&parsed, &names);
+        let handoff = self.handoff(&parsed, &names);
+        let mut facts = facts;
+        for tool in tools.iter().flatten() {
+            for mapping in &tool.establishes {
+                if let Some(fact) = facts.get_mut(mapping.fact.0)
+                    && !fact.established_by.contains(&tool.id)
+                {
+                    fact.established_by.push(tool.id);
+                }
+            }
+        }
+        let tools: Vec<Tool> = tools.into_iter().flatten().collect();
+        if tools.len() != parsed.tools.len() {
+            return None;
+        }
+        let analysis = analysis::analyse(&facts, &tools);
+        for problem in analysis.problems() {
+            let span =
+                parsed.tools.iter().find(|(name, _)| name.get_ref() == &problem.tool).map_or(0..0, |(_, t)| t.span());
+            self.problem(&span, problem.message.clone());
+        }
+        Some(Workflow {
+            name: parsed.workflow.name,
+            version: parsed.workflow.version,
+            description: parsed.workflow.description,
+            limits,
+            facts,
+            aggregates: aggregates?,
+            tool_index: names.tools,
+            tools,
+            handoff,
+            analysis,
+        })
+    }
+
+    fn limits(&mut self, parsed: &WorkflowFile) -> Limits {
+        let mut limits = Limits::default();
+        let given = &parsed.limits;
+        if let Some(v) = given.args_bytes_max {
+            limits.args_bytes_max = v;
+        }
+        if let Some(v) = given.result_bytes_max {
+            limits.result_bytes_max = v;
+        }
+        if let Some(v) = given.facts_max {
+            limits.facts_max = v;
+        }
+        if let Some(v) = given.pending_calls_max {
+            limits.pending_calls_max = v;
+        }
+        if let Some(v) = given.evaluation_steps_max {
+            limits.evaluation_steps_max = v;
+        }
+        if let Some(v) = given.history_entries_max {
+            limits.history_entries_max = v;
+        }
+        limits
+    }
+
+    fn facts(&mut self, parsed: &WorkflowFile) -> Vec<FactDecl> {
+        let mut facts = Vec::new();
+        for (name, fact) in &parsed.facts {
+            let mut fields = BTreeMap::new();
+            for (field, kind) in &fact.fields {
+                match FieldType::parse(kind.get_ref()) {
+                    Some(kind) => {
+                        fields.insert(field.clone(), kind);
+                    }
+                    None => self.problem(
+                        &kind.span(),
+                        format!(
+                            "fact '{}' field '{field}' has unknown type '{}' (use string, int, double, bool, list, map or any)",
+                            name.get_ref(),
+                            kind.get_ref()
+                        ),
+                    ),
+                }
+            }
+            if let Some(key) = &fact.key
+                && !fields.contains_key(key.get_ref())
+            {
+                self.problem(
+                    &key.span(),
+                    format!(
+                        "fact '{}' is keyed by '{}', which is not one of its fields",
+                        name.get_ref(),
+                        key.get_ref()
+                    ),
+                );
+            }
+            facts.push(FactDecl {
+                name: std::sync::Arc::from(name.get_ref().as_str()),
+                description: fact.description.clone(),
+                key_field: fact.key.as_ref().map(|k| k.get_ref().clone()),
+                fields,
+                identity: fact.identity,
+                missing: fact.missing.clone(),
+                established_by: Vec::new(),
+            });
+        }
+        facts
+    }
+
+    fn aggregates(&mut self, parsed: &WorkflowFile, names: &Names) -> Option<Vec<Aggregate>> {
+        let mut aggregates = Vec::new();
+        let mut ok = true;
+        for (name, file) in &parsed.aggregates {
+            let Some(&tool) = names.tools.get(file.tool.get_ref()) else {
+                self.problem(
+                    &file.tool.span(),
+                    format!("aggregate '{}' counts unknown tool '{}'", name.get_ref(), file.tool.get_ref()),
+                );
+                ok = false;
+                continue;
+            };
+            let arg_fields =
+                parsed.tools.get(file.tool.get_ref().as_str()).and_then(|t| declared_arg_fields(t.get_ref()));
+            let scope = Scope { args: Some(arg_fields), ..Scope::default() };
+            let sum = self.rule(&file.sum, &scope, &format!("aggregate '{}' sum", name.get_ref()));
+            let by = match &file.by {
+                Some(by) => self.rule(by, &scope, &format!("aggregate '{}' by", name.get_ref())).map(Some),
+                None => Some(None),
+            };
+            match (sum, by) {
+                (Some(sum), Some(by)) => aggregates.push(Aggregate {
+                    name: name.get_ref().clone(),
+                    description: file.description.clone(),
+                    tool,
+                    sum,
+                    by,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(aggregates)
+    }
+
+    fn handoff(&mut self, parsed: &WorkflowFile, names: &Names) -> Option<HandoffSpec> {
+        let spanned = parsed.handoff.as_ref()?;
+        let handoff = spanned.get_ref();
+        let Some(&tool) = names.tools.get(handoff.tool.get_ref()) else {
+            self.problem(
+                &handoff.tool.span(),
+                format!("handoff tool '{}' is not a declared tool", handoff.tool.get_ref()),
+            );
+            return None;
+        };
+        let known = ["customer_id", "conversation_summary", "root_cause", "recommended_action", "urgency"];
+        for field in &handoff.required {
+            if !known.contains(&field.get_ref().as_str()) {
+                self.problem(
+                    &field.span(),
+                    format!(
+                        "handoff field '{}' is not one Tollgate fills (known: {})",
+                        field.get_ref(),
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        if handoff.urgency_levels.is_empty() {
+            self.problem(&spanned.span(), "handoff urgency_levels must name at least one level".into());
+        }
+        Some(HandoffSpec {
+            tool,
+            required: handoff.required.iter().map(|f| f.get_ref().clone()).collect(),
+            urgency_levels: handoff.urgency_levels.clone(),
+        })
+    }
+}
+
+/// The top-level properties a tool's argument schema declares; `None` when
+/// the tool has no schema (then any field may be read).
+fn declared_arg_fields(tool: &ToolFile) -> Option<BTreeSet<String>> {
+    let args = tool.args.as_ref()?;
+    serde_json::to_value(args.get_ref()).ok().map(|json| schema_fields(&json))
+}
+
+pub(super) fn schema_fields(json: &serde_json::Value) -> BTreeSet<String> {
+    json.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+}

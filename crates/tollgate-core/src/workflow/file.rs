@@ -1,0 +1,164 @@
+//! The workflow file as written (TOML), with source spans for error messages.
+//! This is a boundary type: it is converted into [`super::Workflow`] by
+//! `compile` and never used by the decision logic.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WorkflowFile {
+    pub workflow: HeaderFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub facts: BTreeMap<Spanned<String>, FactFile>,
+    #[serde(default)]
+    pub aggregates: BTreeMap<Spanned<String>, AggregateFile>,
+    #[serde(default)]
+    pub tools: BTreeMap<Spanned<String>, Spanned<ToolFile>>,
+    pub handoff: Option<Spanned<HandoffFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeaderFile {
+    pub name: String,
+    pub version: u32,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsFile {
+    pub args_bytes_max: Option<usize>,
+    pub result_bytes_max: Option<usize>,
+    pub facts_max: Option<usize>,
+    pub pending_calls_max: Option<usize>,
+    pub evaluation_steps_max: Option<u32>,
+    pub history_entries_max: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FactFile {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The field that tells instances apart (`id` for orders); absent for a
+    /// fact held once per session (the verified customer).
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    pub fields: BTreeMap<String, Spanned<String>>,
+    /// Identity facts are written once and are what investigations inherit.
+    #[serde(default)]
+    pub identity: bool,
+    /// What to tell the agent when the fact is missing; `{key}` is replaced.
+    #[serde(default)]
+    pub missing: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AggregateFile {
+    #[serde(default)]
+    pub description: Option<String>,
+    pub tool: Spanned<String>,
+    pub sum: Spanned<String>,
+    #[serde(default)]
+    pub by: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolFile {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments, written as a TOML table.
+    #[serde(default)]
+    pub args: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub side_effect: bool,
+    #[serde(default)]
+    pub requires: Vec<GateFile>,
+    #[serde(default)]
+    pub checks: Vec<CheckFile>,
+    #[serde(default)]
+    pub escalate: Vec<EscalateFile>,
+    #[serde(default)]
+    pub result_checks: Vec<CheckFile>,
+    #[serde(default)]
+    pub establishes: Vec<MappingFile>,
+    #[serde(default)]
+    pub updates: Vec<MappingFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum GateFile {
+    /// `"customer"` or `"order[args.order_id]"`.
+    Short(String),
+    Full(GateTableFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GateTableFile {
+    pub fact: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default, rename = "as")]
+    pub alias: Option<String>,
+    #[serde(default, rename = "where")]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckFile {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub rule: Spanned<String>,
+    pub message: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EscalateFile {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub rule: Spanned<String>,
+    pub reason: Spanned<String>,
+    pub urgency: Spanned<String>,
+    pub recommended_action: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MappingFile {
+    pub fact: Spanned<String>,
+    /// Which instance (updates only; establishes take the key field).
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    pub fields: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HandoffFile {
+    pub tool: Spanned<String>,
+    pub required: Vec<Spanned<String>>,
+    #[serde(default = "default_urgency_levels")]
+    pub urgency_levels: Vec<String>,
+}
+
+fn default_urgency_levels() -> Vec<String> {
+    ["low", "normal", "high", "critical"].map(String::from).to_vec()
+}
