@@ -1,0 +1,101 @@
+//! `tollgate validate`: every problem with file, line and column, or a
+//! one-screen summary of a valid workflow with its static bypass analysis.
+
+use anyhow::{Context, Result, anyhow};
+use std::path::Path;
+use std::process::ExitCode;
+use tollgate_core::Workflow;
+
+/// Reads and compiles a workflow; problems become one error listing them all.
+pub fn load(path: &Path) -> Result<Workflow> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    tollgate_core::compile(&text, &path.display().to_string()).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow!("the workflow has {} problem(s):\n{}", problems.len(), lines.join("\n"))
+    })
+}
+
+pub fn run(files: &[std::path::PathBuf]) -> Result<ExitCode> {
+    let mut failed = false;
+    for path in files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                println!("{}: cannot read the file: {error}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        match tollgate_core::compile(&text, &path.display().to_string()) {
+            Ok(workflow) => print!("{}", summary(&workflow)),
+            Err(problems) => {
+                failed = true;
+                for problem in &problems {
+                    println!("{problem}");
+                }
+                println!("{}: {} problem(s)", path.display(), problems.len());
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn summary(workflow: &Workflow) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!("workflow {} v{}: valid", workflow.name(), workflow.version()));
+    if let Some(description) = workflow.description() {
+        line(format!("  {description}"));
+    }
+    line(String::new());
+    line("facts:".into());
+    for fact in workflow.facts() {
+        let fields: Vec<String> = fact.fields().iter().map(|(n, t)| format!("{n}: {}", t.name())).collect();
+        let shape = match fact.key_field() {
+            Some(key) => format!("keyed by {key}"),
+            None => "once per session".into(),
+        };
+        let identity = if fact.is_identity() { ", identity" } else { "" };
+        line(format!("  {:<16} {shape}{identity}; {}", fact.name(), fields.join(", ")));
+    }
+    if !workflow.aggregates().is_empty() {
+        line("aggregates:".into());
+        for aggregate in workflow.aggregates() {
+            line(format!("  {:<16} {}", aggregate.name(), aggregate.description().unwrap_or("")));
+        }
+    }
+    line("tools:".into());
+    for tool in workflow.tools() {
+        let gates: Vec<&str> = tool.gates().iter().map(|g| g.text()).collect();
+        let mut traits = Vec::new();
+        if tool.is_side_effect() {
+            traits.push("side effect".to_owned());
+        }
+        if tool.is_handoff() {
+            traits.push("handoff".to_owned());
+        }
+        traits.push(format!("{} check(s)", tool.checks().len()));
+        traits.push(format!("{} escalation rule(s)", tool.escalations().len()));
+        if !tool.result_checks().is_empty() {
+            traits.push(format!("{} result check(s)", tool.result_checks().len()));
+        }
+        let requires =
+            if gates.is_empty() { "no prerequisites".to_owned() } else { format!("requires {}", gates.join(", ")) };
+        line(format!("  {:<18} {requires}; {}", tool.name(), traits.join(", ")));
+    }
+    line("static bypass analysis (facts every path to the tool must establish):".into());
+    for guarded in workflow.analysis().guarded() {
+        line(format!("  {:<18} {}", guarded.tool, guarded.must_establish.join(", ")));
+    }
+    if let Some(handoff) = workflow.handoff() {
+        line(format!(
+            "handoff: requires {}; urgency levels {}",
+            handoff.required().join(", "),
+            handoff.urgency_levels().join(" < ")
+        ));
+    }
+    out
+}

@@ -1,0 +1,108 @@
+//! The `tollgate` binary, run as a user runs it.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn tollgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn demo_tells_the_whole_story_in_plain_text_when_piped() {
+    let output = tollgate(&["demo"]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(!text.contains('\x1b'), "no colour codes when piped");
+    // The first refund is blocked and the agent is told what is missing.
+    assert!(text.contains("BLOCK at stage gates"));
+    assert!(text.contains("verify the customer with get_customer"));
+    // Another customer's order is withheld; a refund over the remainder is blocked.
+    assert!(text.contains("belongs to another customer"));
+    assert!(text.contains("exceeds what remains refundable on order #W1001 (40 of 120)"));
+    // $800 escalates with a complete handoff.
+    assert!(text.contains("ESCALATE urgency high"));
+    assert!(text.contains("customer_id:          c_42"));
+    assert!(text.contains("recommended_action:   approve or deny the refund of $800 on order #W1002"));
+    assert_eq!(text.lines().last(), Some("4 allowed, 5 blocked, 1 escalated"));
+}
+
+#[test]
+fn demo_colours_when_asked() {
+    let text = stdout(&tollgate(&["demo", "--color", "always"]));
+    assert!(text.contains("\x1b[1;31mBLOCK"));
+}
+
+#[test]
+fn validate_prints_a_summary_with_the_bypass_analysis() {
+    let output = tollgate(&["validate", "examples/support-refunds.toml"]);
+    assert!(output.status.success(), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("workflow support-refunds v1: valid"));
+    assert!(text.contains("process_refund     customer, order"));
+    assert!(text.lines().count() < 50, "one screen");
+}
+
+#[test]
+fn validate_reports_problems_with_positions_and_fails() {
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("broken.toml");
+    std::fs::write(&path, "[workflow]\nname = \"b\"\nversion = 1\n[tools.refund]\nrequires = [\"customer\"]\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path_text = path.display().to_string();
+    let output = tollgate(&["validate", &path_text]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(text.contains(&format!("{path_text}:4:1: tool 'refund' requires unknown fact 'customer'")), "{text}");
+    let missing = tollgate(&["validate", "no/such/file.toml"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stdout(&missing).contains("cannot read the file"));
+}
+
+#[test]
+fn run_prints_one_decision_per_call_from_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["run", "--workflow", "examples/support-refunds.toml", "-"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let script = concat!(
+        r##"{"call": {"id": "c1", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 5}}}"##,
+        "\n",
+        r##"{"call": {"id": "c2", "tool": "get_customer", "args": {"email": "a@example.com", "zip": "12345"}}}"##,
+        "\n"
+    );
+    if let Some(stdin) = child.stdin.as_mut() {
+        stdin.write_all(script.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<serde_json::Value> =
+        stdout(&output).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["decision"]["verdict"], "block");
+    assert_eq!(lines[1]["decision"]["verdict"], "allow");
+}
+
+#[test]
+fn run_rejects_a_malformed_script_with_its_line() {
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("bad.jsonl");
+    std::fs::write(&path, "{\"call\": {\"id\": \"c1\", \"tool\": \"x\"}}\n{not json\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let output = tollgate(&["run", "--workflow", "examples/support-refunds.toml", &path.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bad.jsonl:2: malformed JSON"));
+}
