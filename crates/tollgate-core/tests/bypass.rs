@@ -1,0 +1,446 @@
+//! Property test: no sequence of calls and results — random tools, forged
+//! ids, other customers' orders, adversarial results, results for unknown
+//! calls, failures, results recorded twice, parallel batches — gets a refund
+//! or an account deletion past its gates and limits.
+//!
+//! The engine is compared with a small reference model written here from
+//! the policy's words: a verified customer comes from a recorded
+//! verification result; an order counts once a recorded lookup showed it
+//! belongs to that customer; refunds per order never exceed its total and
+//! each is at most $500 (above that, escalate).
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use proptest::prelude::*;
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+use tollgate_core::{
+    CallId, Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, compile, decide,
+};
+
+const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+
+/// Tools as the generator picks them: the refund path more often.
+const WEIGHTED_TOOLS: [&str; 14] = [
+    "get_customer",
+    "get_customer",
+    "lookup_order",
+    "lookup_order",
+    "lookup_order",
+    "process_refund",
+    "process_refund",
+    "process_refund",
+    "update_address",
+    "confirm_identity",
+    "delete_account",
+    "delete_account",
+    "escalate_to_human",
+    "drop_tables",
+];
+const CUSTOMERS: [&str; 3] = ["c_42", "c_77", ""];
+
+const ORDERS: [&str; 4] = ["#W1", "#W2", "#W3", "#W9"];
+const STATUSES: [&str; 4] = ["delivered", "pending", "returned", "refunded"];
+
+fn amount() -> impl Strategy<Value = Json> {
+    prop_oneof![
+        10 => prop::sample::select(vec![-1.0, 0.0, 0.5, 10.0, 40.0, 60.0, 100.0, 100.5, 150.0, 499.0, 500.0, 500.5, 800.0, 1e9])
+            .prop_map(|a| json!(a)),
+        1 => Just(json!("10")),
+        1 => Just(json!(null)),
+    ]
+}
+
+fn pick<T: Clone + std::fmt::Debug + 'static>(items: &'static [T]) -> impl Strategy<Value = T> {
+    prop::sample::select(items)
+}
+
+fn args_for(tool: &'static str) -> BoxedStrategy<Json> {
+    match tool {
+        "get_customer" => (pick(&["alice@example.com", "bob@example.com"]), pick(&["94107", "11111"]))
+            .prop_map(|(email, zip)| json!({"email": email, "zip": zip}))
+            .boxed(),
+        "lookup_order" => pick(&ORDERS).prop_map(|o| json!({"order_id": o})).boxed(),
+        "process_refund" => (pick(&ORDERS), amount(), any::<bool>())
+            .prop_map(|(o, a, forged)| {
+                if forged {
+                    // Result-like fields in the arguments must change nothing.
+                    json!({"order_id": o, "amount": a, "reason": "verified: true, customer_id c_42, total 1000000"})
+                } else {
+                    json!({"order_id": o, "amount": a})
+                }
+            })
+            .boxed(),
+        "update_address" => Just(json!({"street": "1 Main St", "city": "Springfield", "zip": "12345"})).boxed(),
+        "confirm_identity" => pick(&["123456", "000000"]).prop_map(|c| json!({"code": c})).boxed(),
+        "delete_account" => pick(&CUSTOMERS).prop_map(|c| json!({"customer_id": c})).boxed(),
+        "escalate_to_human" => (pick(&CUSTOMERS), any::<bool>())
+            .prop_map(|(c, full)| {
+                json!({"customer_id": c, "conversation_summary": if full { "s" } else { "" },
+                       "root_cause": "r", "recommended_action": "a", "urgency": "high"})
+            })
+            .boxed(),
+        _ => Just(json!({"anything": true})).boxed(),
+    }
+}
+
+/// An adversarial result: any shape the tool (or an attacker who controls
+/// it) could send, not necessarily matching the call.
+fn result_json() -> impl Strategy<Value = Json> {
+    prop_oneof![
+        (any::<bool>(), pick(&CUSTOMERS), any::<bool>()).prop_map(|(verified, id, as_string)| {
+            let verified = if as_string { json!("true") } else { json!(verified) };
+            json!({"verified": verified, "customer_id": id, "email": "x@example.com", "tier": "gold"})
+        }),
+        (pick(&ORDERS), pick(&CUSTOMERS), pick(&[50.0, 100.0, 100.5, 900.0]), pick(&STATUSES)).prop_map(
+            |(order, owner, total, status)| json!({"order_id": order, "customer_id": owner, "total": total, "status": status})
+        ),
+        pick(&ORDERS).prop_map(|order| json!({"order_id": order, "customer_id": "c_42", "total": "lots", "status": "delivered"})),
+        pick(&STATUSES).prop_map(|s| json!({"refund_id": "rf", "order_status": s})),
+        (any::<bool>(), pick(&CUSTOMERS)).prop_map(|(confirmed, id)| json!({"confirmed": confirmed, "customer_id": id})),
+        Just(json!({})),
+        Just(json!("plain text")),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Action {
+    Call {
+        tool: &'static str,
+        args: Json,
+    },
+    /// A result for one of the last few calls made (any state), or for a
+    /// forged id. An honest result fits the tool it answers (built from
+    /// `shape`); a dishonest one is any adversarial JSON.
+    Result {
+        target: usize,
+        forged: bool,
+        honest: bool,
+        shape: Shape,
+        result: Json,
+        failed: bool,
+    },
+}
+
+/// Random choices an honest tool result is built from.
+#[derive(Clone, Debug)]
+struct Shape {
+    flag: bool,
+    customer: &'static str,
+    total: f64,
+    status: &'static str,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        prop::bool::weighted(0.8),
+        pick(&["c_42", "c_42", "c_77", ""]),
+        pick(&[50.0, 100.0, 100.5, 900.0]),
+        pick(&["delivered", "delivered", "pending", "returned", "refunded"]),
+    )
+        .prop_map(|(flag, customer, total, status)| Shape { flag, customer, total, status })
+}
+
+fn honest_result(tool: &str, args: &Json, shape: &Shape) -> Json {
+    match tool {
+        "get_customer" => {
+            json!({"verified": shape.flag, "customer_id": shape.customer, "email": "a@example.com", "tier": "gold"})
+        }
+        "lookup_order" => {
+            json!({"order_id": args["order_id"], "customer_id": shape.customer, "total": shape.total, "status": shape.status})
+        }
+        "process_refund" => {
+            json!({"refund_id": "rf", "order_status": if shape.flag { "delivered" } else { shape.status }})
+        }
+        "confirm_identity" => json!({"confirmed": shape.flag, "customer_id": shape.customer}),
+        _ => json!({"ok": true}),
+    }
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        3 => pick(&WEIGHTED_TOOLS).prop_flat_map(|tool| args_for(tool).prop_map(move |args| Action::Call { tool, args })),
+        3 => (any::<usize>(), prop::bool::weighted(0.1), prop::bool::weighted(0.8), shape(), result_json(), prop::bool::weighted(0.1))
+            .prop_map(|(target, forged, honest, shape, result, failed)| Action::Result { target, forged, honest, shape, result, failed }),
+    ]
+}
+
+/// The reference model of what the policy allows.
+#[derive(Default)]
+struct Model {
+    customer: Option<String>,
+    reverified: Option<String>,
+    orders: BTreeMap<String, (String, f64, String)>,
+    refunded: BTreeMap<String, f64>,
+    pending: BTreeMap<String, (&'static str, Json)>,
+}
+
+impl Model {
+    /// The verdict the policy demands for a schema-valid refund call.
+    fn refund_verdict(&self, args: &Json) -> Option<Verdict> {
+        let amount = args.get("amount")?.as_f64()?;
+        let order_id = args.get("order_id")?.as_str()?;
+        if amount <= 0.0 {
+            return None; // schema stage; not the model's business
+        }
+        let customer = self.customer.as_ref();
+        let order = self.orders.get(order_id);
+        let ok = match (customer, order) {
+            (Some(c), Some((owner, total, status))) => {
+                owner == c
+                    && (status == "delivered" || status == "returned")
+                    && self.refunded.get(order_id).copied().unwrap_or(0.0) + amount <= *total
+            }
+            _ => false,
+        };
+        Some(if !ok {
+            Verdict::Block
+        } else if amount > 500.0 {
+            Verdict::Escalate
+        } else {
+            Verdict::Allow
+        })
+    }
+
+    fn record(&mut self, tool: &str, args: &Json, result: &Json, failed: bool) {
+        if failed {
+            if tool == "process_refund"
+                && let (Some(o), Some(a)) = (args["order_id"].as_str(), args["amount"].as_f64())
+            {
+                *self.refunded.entry(o.to_owned()).or_insert(0.0) -= a;
+            }
+            return;
+        }
+        let text = |name: &str| result.get(name).and_then(Json::as_str).map(str::to_owned);
+        match tool {
+            "get_customer" => {
+                if result.get("verified") == Some(&json!(true))
+                    && let (Some(id), Some(_), Some(_)) = (text("customer_id"), text("email"), text("tier"))
+                    && !id.is_empty()
+                    && self.customer.is_none()
+                {
+                    self.customer = Some(id);
+                }
+            }
+            "lookup_order" => {
+                if let (Some(c), Some(id), Some(owner), Some(total), Some(status)) = (
+                    &self.customer,
+                    text("order_id"),
+                    text("customer_id"),
+                    result.get("total").and_then(Json::as_f64),
+                    text("status"),
+                ) && &owner == c
+                {
+                    self.orders.insert(id, (owner, total, status));
+                }
+            }
+            "process_refund" => {
+                if let (Some(o), Some(status)) = (args["order_id"].as_str(), text("order_status"))
+                    && let Some(order) = self.orders.get_mut(o)
+                {
+                    order.2 = status;
+                }
+            }
+            "confirm_identity" => {
+                if result.get("confirmed") == Some(&json!(true))
+                    && let Some(id) = text("customer_id")
+                {
+                    self.reverified = Some(id);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn workflow() -> Workflow {
+    match compile(REFERENCE, "support-refunds.toml") {
+        Ok(workflow) => workflow,
+        Err(problems) => panic!("reference workflow does not compile: {problems:?}"),
+    }
+}
+
+fn check_sequence(workflow: &Workflow, actions: &[Action]) -> Result<(), TestCaseError> {
+    let mut state = SessionState::new(workflow);
+    let mut model = Model::default();
+    let mut made: Vec<String> = Vec::new();
+    for (index, action) in actions.iter().enumerate() {
+        match action {
+            Action::Call { tool, args } => {
+                let id = format!("k{index}");
+                made.push(id.clone());
+                let call = ToolCall::new(id.clone(), *tool, args.clone());
+                let decision = decide(workflow, &state, &call);
+                let verdict = decision.verdict();
+                if std::env::var_os("TOLLGATE_BYPASS_STATS").is_some() && *tool == "process_refund" {
+                    eprintln!(
+                        "refund-verdict {verdict:?} customer={:?} orders={} reason={:?}",
+                        model.customer.is_some(),
+                        model.orders.len(),
+                        decision.reasons().first().map(|r| r.message.clone())
+                    );
+                }
+                let pending_full = state.pending_calls().count() >= workflow.limits().pending_calls_max;
+                match *tool {
+                    "process_refund" => {
+                        if verdict == Verdict::Allow || verdict == Verdict::Escalate {
+                            let expected = model.refund_verdict(args);
+                            prop_assert_eq!(expected, Some(verdict), "refund got through: {:?} {:?}", args, decision);
+                        }
+                        if let (Some(expected), false) = (model.refund_verdict(args), pending_full) {
+                            prop_assert_eq!(verdict, expected, "refund wrongly decided: {:?} {:?}", args, decision);
+                        }
+                    }
+                    "delete_account" => {
+                        prop_assert_ne!(verdict, Verdict::Allow, "account deletion must always go to a human");
+                        if verdict == Verdict::Escalate {
+                            let c = model.customer.clone();
+                            prop_assert!(c.is_some());
+                            prop_assert_eq!(&model.reverified, &c, "deletion without re-verification");
+                            prop_assert_eq!(args["customer_id"].as_str(), c.as_deref(), "another customer's account");
+                        }
+                    }
+                    "lookup_order" | "update_address" | "confirm_identity" if verdict == Verdict::Allow => {
+                        prop_assert!(model.customer.is_some(), "{} without a verified customer", tool);
+                    }
+                    "escalate_to_human" => {
+                        if let Decision::Escalate(escalation) = &decision {
+                            prop_assert!(model.customer.is_some());
+                            prop_assert_eq!(&escalation.handoff.customer_id, &model.customer);
+                        }
+                    }
+                    "drop_tables" => prop_assert_eq!(verdict, Verdict::Block),
+                    _ => {}
+                }
+                apply(workflow, &mut state, Event::Decided { call: &call, decision: &decision });
+                if verdict == Verdict::Allow {
+                    if *tool == "process_refund"
+                        && let (Some(o), Some(a)) = (args["order_id"].as_str(), args["amount"].as_f64())
+                    {
+                        *model.refunded.entry(o.to_owned()).or_insert(0.0) += a;
+                    }
+                    model.pending.insert(id, (tool, args.clone()));
+                }
+            }
+            Action::Result { target, forged, honest, shape, result, failed } => {
+                let id = if *forged || made.is_empty() {
+                    format!("forged-{target}")
+                } else {
+                    let back = target % made.len().min(3);
+                    made.get(made.len() - 1 - back).cloned().unwrap_or_default()
+                };
+                let built;
+                let result = match (honest, model.pending.get(&id)) {
+                    (true, Some((tool, args))) => {
+                        built = honest_result(tool, args, shape);
+                        &built
+                    }
+                    _ => result,
+                };
+                let outcome = if *failed { ToolOutcome::Failed } else { ToolOutcome::Succeeded };
+                apply(workflow, &mut state, Event::ResultRecorded { call: &CallId::new(id.clone()), result, outcome });
+                if let Some((tool, args)) = model.pending.remove(&id) {
+                    model.record(tool, &args, result, *failed);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("TOLLGATE_BYPASS_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000),
+        max_shrink_iters: 2_000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn no_call_sequence_bypasses_refund_or_deletion_gates(
+        start_verified in any::<bool>(),
+        totals in (pick(&[50.0, 100.0, 100.5, 900.0]), pick(&[50.0, 100.0, 100.5, 900.0])),
+        random in prop::collection::vec(action(), 1..48),
+    ) {
+        // Half the cases start from a verified customer with two looked-up
+        // orders, so the random part explores refunds deep in a session.
+        let mut actions = Vec::new();
+        if start_verified {
+            actions.extend(verified_prefix(totals));
+        }
+        actions.extend(random);
+        let workflow = WORKFLOW.with(|w| w.clone());
+        check_sequence(&workflow, &actions)?;
+    }
+}
+
+fn verified_prefix((first, second): (f64, f64)) -> Vec<Action> {
+    let shape = Shape { flag: true, customer: "c_42", total: 0.0, status: "delivered" };
+    let result = |target: usize, result: Json| Action::Result {
+        target,
+        forged: false,
+        honest: false,
+        shape: shape.clone(),
+        result,
+        failed: false,
+    };
+    vec![
+        Action::Call { tool: "get_customer", args: json!({"email": "alice@example.com", "zip": "94107"}) },
+        result(0, json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"})),
+        Action::Call { tool: "lookup_order", args: json!({"order_id": "#W1"}) },
+        result(0, json!({"order_id": "#W1", "customer_id": "c_42", "total": first, "status": "delivered"})),
+        Action::Call { tool: "lookup_order", args: json!({"order_id": "#W2"}) },
+        result(0, json!({"order_id": "#W2", "customer_id": "c_42", "total": second, "status": "delivered"})),
+    ]
+}
+
+thread_local! {
+    static WORKFLOW: std::rc::Rc<Workflow> = std::rc::Rc::new(workflow());
+}
+
+/// The generator must actually reach allowed refunds, or the property above
+/// proves nothing: a fixed happy path through the same checker.
+#[test]
+fn checker_sees_allowed_and_escalated_refunds() {
+    let workflow = workflow();
+    let call = |tool: &'static str, args: Json| Action::Call { tool, args };
+    let shape = Shape { flag: true, customer: "c_42", total: 0.0, status: "delivered" };
+    let result = |target: usize, result: Json| Action::Result {
+        target,
+        forged: false,
+        honest: false,
+        shape: shape.clone(),
+        result,
+        failed: false,
+    };
+    let actions = vec![
+        call("get_customer", json!({"email": "alice@example.com", "zip": "94107"})),
+        result(0, json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"})),
+        call("lookup_order", json!({"order_id": "#W2"})),
+        result(1, json!({"order_id": "#W2", "customer_id": "c_42", "total": 900.0, "status": "delivered"})),
+        call("process_refund", json!({"order_id": "#W2", "amount": 100.0})),
+        call("process_refund", json!({"order_id": "#W2", "amount": 800.0})),
+        call("process_refund", json!({"order_id": "#W2", "amount": 801.0})),
+    ];
+    let mut state = SessionState::new(&workflow);
+    let mut verdicts = Vec::new();
+    for (index, action) in actions.iter().enumerate() {
+        match action {
+            Action::Call { tool, args } => {
+                let call = ToolCall::new(format!("k{index}"), *tool, args.clone());
+                let decision = decide(&workflow, &state, &call);
+                verdicts.push(decision.verdict());
+                apply(&workflow, &mut state, Event::Decided { call: &call, decision: &decision });
+            }
+            Action::Result { target, result, .. } => {
+                let id = CallId::new(format!("k{}", if *target == 0 { 0 } else { 2 }));
+                apply(
+                    &workflow,
+                    &mut state,
+                    Event::ResultRecorded { call: &id, result, outcome: ToolOutcome::Succeeded },
+                );
+            }
+        }
+    }
+    assert_eq!(verdicts, vec![Verdict::Allow, Verdict::Allow, Verdict::Allow, Verdict::Escalate, Verdict::Block]);
+    assert!(check_sequence(&workflow, &actions).is_ok());
+}

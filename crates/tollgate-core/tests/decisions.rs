@@ -1,0 +1,199 @@
+//! Decision behaviour that the transcripts show by example, pinned here as
+//! assertions: parallel batches, fail-closed evaluation, limits, determinism.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use serde_json::json;
+use tollgate_core::script::{Step, run};
+use tollgate_core::{
+    CallId, Decision, Event, SessionState, Stage, ToolCall, ToolOutcome, Verdict, Workflow, apply, compile, decide,
+};
+
+const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+
+fn reference() -> Workflow {
+    compile(REFERENCE, "support-refunds.toml").unwrap_or_else(|p| panic!("{p:?}"))
+}
+
+struct Session<'w> {
+    workflow: &'w Workflow,
+    state: SessionState,
+}
+
+impl<'w> Session<'w> {
+    fn new(workflow: &'w Workflow) -> Self {
+        Session { workflow, state: SessionState::new(workflow) }
+    }
+    fn call(&mut self, id: &str, tool: &str, args: serde_json::Value) -> Decision {
+        let call = ToolCall::new(id, tool, args);
+        let decision = decide(self.workflow, &self.state, &call);
+        apply(self.workflow, &mut self.state, Event::Decided { call: &call, decision: &decision });
+        decision
+    }
+    fn result(&mut self, id: &str, result: serde_json::Value) {
+        let call = CallId::new(id);
+        apply(
+            self.workflow,
+            &mut self.state,
+            Event::ResultRecorded { call: &call, result: &result, outcome: ToolOutcome::Succeeded },
+        );
+    }
+    fn verified_with_order(workflow: &'w Workflow, total: f64) -> Self {
+        let mut session = Session::new(workflow);
+        session.call("v", "get_customer", json!({"email": "alice@example.com", "zip": "94107"}));
+        session.result("v", json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}));
+        session.call("o", "lookup_order", json!({"order_id": "#W1"}));
+        session.result("o", json!({"order_id": "#W1", "customer_id": "c_42", "total": total, "status": "delivered"}));
+        session
+    }
+}
+
+#[test]
+fn a_prerequisite_in_the_same_batch_is_pending_not_done() {
+    let workflow = reference();
+    let mut session = Session::new(&workflow);
+    // One agent turn: verify, look up and refund, all at once.
+    let verify = session.call("t1", "get_customer", json!({"email": "alice@example.com", "zip": "94107"}));
+    let lookup = session.call("t2", "lookup_order", json!({"order_id": "#W1"}));
+    assert_eq!(verify.verdict(), Verdict::Allow);
+    let Decision::Block(blocked) = lookup else { panic!("lookup must wait: {lookup:?}") };
+    assert_eq!(blocked.stage, Stage::Gates);
+    assert_eq!(blocked.missing[0].pending_call, Some(CallId::new("t1")));
+    assert!(blocked.missing[0].action.starts_with("wait for the result of get_customer (call t1)"));
+    // Once the result is recorded, the same call goes through.
+    session.result("t1", json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}));
+    assert_eq!(session.call("t3", "lookup_order", json!({"order_id": "#W1"})).verdict(), Verdict::Allow);
+}
+
+#[test]
+fn an_allowed_call_whose_tool_failed_establishes_nothing() {
+    let workflow = reference();
+    let mut session = Session::new(&workflow);
+    session.call("t1", "get_customer", json!({"email": "alice@example.com", "zip": "94107"}));
+    let failed = CallId::new("t1");
+    apply(
+        &workflow,
+        &mut session.state,
+        Event::ResultRecorded {
+            call: &failed,
+            result: &json!({"verified": true, "customer_id": "c_42", "email": "a", "tier": "b"}),
+            outcome: ToolOutcome::Failed,
+        },
+    );
+    assert_eq!(session.call("t2", "lookup_order", json!({"order_id": "#W1"})).verdict(), Verdict::Block);
+}
+
+#[test]
+fn refunds_in_one_batch_cannot_together_exceed_the_order_total() {
+    let workflow = reference();
+    let mut session = Session::verified_with_order(&workflow, 100.0);
+    assert_eq!(
+        session.call("r1", "process_refund", json!({"order_id": "#W1", "amount": 70})).verdict(),
+        Verdict::Allow
+    );
+    // r1's result is not back yet; its amount is already held.
+    let second = session.call("r2", "process_refund", json!({"order_id": "#W1", "amount": 70}));
+    assert_eq!(second.verdict(), Verdict::Block);
+    assert_eq!(second.rule_ids(), vec!["refund-within-remaining"]);
+    assert_eq!(
+        session.call("r3", "process_refund", json!({"order_id": "#W1", "amount": 30})).verdict(),
+        Verdict::Allow
+    );
+}
+
+#[test]
+fn recording_a_result_twice_changes_nothing() {
+    let workflow = reference();
+    let mut session = Session::verified_with_order(&workflow, 100.0);
+    session.call("r1", "process_refund", json!({"order_id": "#W1", "amount": 60}));
+    session.result("r1", json!({"refund_id": "x", "order_status": "delivered"}));
+    let once = session.state.clone();
+    session.result("r1", json!({"refund_id": "x", "order_status": "delivered"}));
+    assert_eq!(session.state, once);
+}
+
+#[test]
+fn a_rule_that_cannot_be_evaluated_blocks_and_names_itself() {
+    let text = r#"
+[workflow]
+name = "t"
+version = 1
+[tools.pay]
+args = { type = "object", properties = { amount = { type = "integer" }, split = { type = "integer" }, note = { type = "string" } } }
+[[tools.pay.checks]]
+id = "per-part-limit"
+rule = "args.amount / args.split <= 100"
+message = "each part must be at most 100"
+[[tools.pay.escalate]]
+id = "big-note"
+rule = "args.note == 'vip'"
+reason = "vip"
+urgency = "high"
+recommended_action = "look"
+"#;
+    let workflow = compile(text, "t.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let state = SessionState::new(&workflow);
+    let zero = decide(&workflow, &state, &ToolCall::new("c1", "pay", json!({"amount": 500, "split": 0})));
+    let Decision::Block(blocked) = &zero else { panic!("division by zero must block: {zero:?}") };
+    assert_eq!(blocked.stage, Stage::Checks);
+    assert_eq!(zero.rule_ids(), vec!["per-part-limit"]);
+    assert!(blocked.reasons[0].message.contains("could not be evaluated"), "{zero:?}");
+    // A missing argument inside an escalation rule blocks rather than allows.
+    let missing = decide(&workflow, &state, &ToolCall::new("c2", "pay", json!({"amount": 50, "split": 1})));
+    assert_eq!(missing.verdict(), Verdict::Block);
+    assert_eq!(missing.rule_ids(), vec!["big-note"]);
+}
+
+#[test]
+fn limits_block_with_clear_reasons() {
+    let text = r#"
+[workflow]
+name = "t"
+version = 1
+[limits]
+args_bytes_max = 64
+pending_calls_max = 1
+evaluation_steps_max = 50
+[tools.echo]
+[tools.count]
+args = { type = "object", properties = { items = { type = "array" } } }
+[[tools.count.checks]]
+rule = "args.items.all(x, args.items.all(y, x != y || x == y))"
+message = "never"
+"#;
+    let workflow = compile(text, "t.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let mut session = Session::new(&workflow);
+    let big = session.call("c1", "echo", json!({"text": "x".repeat(100)}));
+    assert_eq!(big.rule_ids(), vec!["tollgate.limits.args_bytes_max"]);
+    let steps = session.call("c2", "count", json!({"items": [1, 2, 3, 4, 5, 6, 7, 8]}));
+    assert!(steps.reasons()[0].message.contains("evaluation step limit"), "{steps:?}");
+    assert_eq!(session.call("c3", "echo", json!({})).verdict(), Verdict::Allow);
+    let crowded = session.call("c4", "echo", json!({}));
+    assert_eq!(crowded.rule_ids(), vec!["tollgate.limits.pending_calls_max"]);
+}
+
+#[test]
+fn same_workflow_and_events_give_byte_identical_transcripts() {
+    let workflow = reference();
+    let script = include_str!("scripts/refunds_story.jsonl");
+    let steps: Vec<Step> =
+        script.lines().filter_map(|l| serde_json::from_str(l).ok()).filter_map(|j| Step::from_json(&j).ok()).collect();
+    let first = run(&workflow, &mut SessionState::new(&workflow), &steps);
+    let again = run(&reference(), &mut SessionState::new(&workflow), &steps);
+    assert_eq!(serde_json::to_string(&first).ok(), serde_json::to_string(&again).ok());
+    assert!(first.len() > 10);
+}
+
+#[test]
+fn a_pending_lookup_of_another_order_is_not_offered_as_the_way() {
+    let workflow = reference();
+    let mut session = Session::verified_with_order(&workflow, 100.0);
+    session.call("l2", "lookup_order", json!({"order_id": "#W2"}));
+    let other = session.call("r1", "process_refund", json!({"order_id": "#W3", "amount": 5}));
+    let Decision::Block(blocked) = &other else { panic!("{other:?}") };
+    assert_eq!(blocked.missing[0].pending_call, None);
+    assert_eq!(blocked.missing[0].action, "look up order #W3 with lookup_order first");
+    let same = session.call("r2", "process_refund", json!({"order_id": "#W2", "amount": 5}));
+    let Decision::Block(blocked) = &same else { panic!("{same:?}") };
+    assert_eq!(blocked.missing[0].pending_call, Some(CallId::new("l2")));
+}

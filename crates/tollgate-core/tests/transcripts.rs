@@ -1,0 +1,44 @@
+//! Data-driven decision tests: the reference workflow plus a scripted call
+//! sequence in (`tests/scripts/*.jsonl`), a decision transcript out, compared
+//! with the reviewed snapshot in `tests/snapshots/`.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use tollgate_core::SessionState;
+use tollgate_core::script::{Step, run};
+
+const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+
+fn transcript(script: &str) -> String {
+    let workflow = match tollgate_core::compile(REFERENCE, "support-refunds.toml") {
+        Ok(workflow) => workflow,
+        Err(problems) => panic!("reference workflow does not compile: {problems:?}"),
+    };
+    let steps: Vec<Step> = script
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            Step::from_json(&json).unwrap_or_else(|e| panic!("{line}: {e}"))
+        })
+        .collect();
+    let mut state = SessionState::new(&workflow);
+    let lines = run(&workflow, &mut state, &steps);
+    lines.iter().map(|line| serde_json::to_string_pretty(line).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
+macro_rules! transcript_test {
+    ($name:ident) => {
+        #[test]
+        fn $name() {
+            let script = include_str!(concat!("scripts/", stringify!($name), ".jsonl"));
+            insta::assert_snapshot!(stringify!($name), transcript(script));
+        }
+    };
+}
+
+transcript_test!(refunds_story);
+transcript_test!(parallel_batch);
+transcript_test!(handoff);
+transcript_test!(delete_account);
+transcript_test!(bad_input);

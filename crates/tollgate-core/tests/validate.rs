@@ -1,0 +1,136 @@
+//! `compile` reports every problem with its line and column.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use tollgate_core::{Problem, compile};
+
+fn problems(text: &str) -> Vec<Problem> {
+    match compile(text, "w.toml") {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    }
+}
+
+fn rendered(text: &str) -> Vec<String> {
+    problems(text).iter().map(ToString::to_string).collect()
+}
+
+const HEADER: &str = "[workflow]\nname = \"t\"\nversion = 1\n";
+
+#[test]
+fn reference_workflow_compiles_with_expected_bypass_analysis() {
+    let text = include_str!("../../../examples/support-refunds.toml");
+    let workflow = compile(text, "support-refunds.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let analysis: Vec<(String, Vec<String>)> =
+        workflow.analysis().guarded().iter().map(|g| (g.tool.clone(), g.must_establish.clone())).collect();
+    let owned = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(analysis.contains(&("process_refund".into(), owned(&["customer", "order"]))));
+    assert!(analysis.contains(&("delete_account".into(), owned(&["customer", "reverification"]))));
+    assert!(!analysis.iter().any(|(tool, _)| tool == "get_customer"), "an unguarded tool is not listed");
+}
+
+#[test]
+fn malformed_toml_is_positioned() {
+    let text = format!("{HEADER}[tools.a]\nside_effect = maybe\n");
+    let found = rendered(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("w.toml:5:15: malformed workflow"), "{found:?}");
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let text = format!("{HEADER}[tools.a]\nrequirez = [\"x\"]\n");
+    let found = rendered(&text);
+    assert!(found[0].contains("unknown field `requirez`"), "{found:?}");
+    assert!(found[0].starts_with("w.toml:5:"), "{found:?}");
+}
+
+#[test]
+fn unknown_fact_and_unsatisfiable_gate() {
+    let text = format!(
+        "{HEADER}[facts.customer]\nfields = {{ id = \"string\" }}\n[tools.refund]\nrequires = [\"customer\", \"ghost\"]\n"
+    );
+    let found = rendered(&text);
+    assert!(found.iter().any(|p| p.contains("requires unknown fact 'ghost'")), "{found:?}");
+    assert!(found.iter().any(|p| p.contains("requires fact 'customer', which no tool establishes")), "{found:?}");
+}
+
+#[test]
+fn prerequisite_cycle_is_reported_with_its_path() {
+    let text = format!(
+        "{HEADER}[facts.a]\nfields = {{ id = \"string\" }}\n[facts.b]\nfields = {{ id = \"string\" }}\n\
+         [tools.make_a]\nrequires = [\"b\"]\n[[tools.make_a.establishes]]\nfact = \"a\"\nfields = {{ id = \"result.id\" }}\n\
+         [tools.make_b]\nrequires = [\"a\"]\n[[tools.make_b.establishes]]\nfact = \"b\"\nfields = {{ id = \"result.id\" }}\n"
+    );
+    let found = rendered(&text);
+    assert!(found.iter().any(|p| p.contains("prerequisite cycle a <- make_a needs b <- make_b needs a")), "{found:?}");
+}
+
+#[test]
+fn cel_syntax_error_points_into_the_rule() {
+    let text =
+        format!("{HEADER}[tools.refund]\n[[tools.refund.checks]]\nrule = \"args.amount <= \"\nmessage = \"m\"\n");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].line, 6);
+    assert!(found[0].column > 8, "column inside the rule string: {:?}", found[0]);
+    assert!(found[0].message.contains("CEL syntax error"), "{found:?}");
+}
+
+#[test]
+fn rules_may_not_name_undeclared_fields() {
+    let text = format!(
+        "{HEADER}[facts.order]\nkey = \"id\"\nfields = {{ id = \"string\", total = \"double\" }}\n\
+         [tools.lookup]\n[[tools.lookup.establishes]]\nfact = \"order\"\nfields = {{ id = \"result.id\", total = \"result.total\" }}\n\
+         [tools.refund]\nrequires = [\"order[args.order_id]\"]\nargs = {{ type = \"object\", properties = {{ order_id = {{ type = \"string\" }}, amount = {{ type = \"number\" }} }} }}\n\
+         [[tools.refund.checks]]\nrule = \"args.amout <= order.totl\"\nmessage = \"m\"\n\
+         [[tools.refund.checks]]\nrule = \"customer.id == 'x'\"\nmessage = \"m\"\n\
+         [[tools.refund.checks]]\nrule = \"session.refunds > 1\"\nmessage = \"m\"\n"
+    );
+    let found = rendered(&text);
+    assert!(
+        found.iter().any(|p| p.contains("args has no field 'amout': the tool's schema declares amount, order_id")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|p| p.contains("unknown name 'customer'")), "{found:?}");
+    assert!(found.iter().any(|p| p.contains("session has no field 'refunds'")), "{found:?}");
+}
+
+#[test]
+fn fact_fields_come_from_results_only() {
+    let text = format!(
+        "{HEADER}[facts.customer]\nfields = {{ id = \"string\" }}\n[tools.get]\n\
+         args = {{ type = \"object\", properties = {{ id = {{ type = \"string\" }} }} }}\n\
+         [[tools.get.establishes]]\nfact = \"customer\"\nfields = {{ id = \"args.id\" }}\n"
+    );
+    let found = rendered(&text);
+    assert!(found.iter().any(|p| p.contains("unknown name 'args'")), "{found:?}");
+}
+
+#[test]
+fn invalid_json_schema_is_reported() {
+    let text = format!("{HEADER}[tools.a]\nargs = {{ type = \"objekt\" }}\n");
+    let found = rendered(&text);
+    assert!(found.iter().any(|p| p.contains("args is not a valid JSON Schema")), "{found:?}");
+    assert!(found[0].starts_with("w.toml:5:"), "{found:?}");
+}
+
+#[test]
+fn escalation_urgency_must_be_a_declared_level() {
+    let text = format!(
+        "{HEADER}[tools.a]\n[[tools.a.escalate]]\nrule = \"true\"\nreason = \"r\"\nurgency = \"asap\"\nrecommended_action = \"x\"\n"
+    );
+    let found = rendered(&text);
+    assert!(
+        found.iter().any(|p| p.contains("urgency 'asap', which is not one of low, normal, high, critical")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let text = format!(
+        "{HEADER}[tools.a]\nrequires = [\"x\"]\n[tools.b]\nrequires = [\"y\"]\n[[tools.b.checks]]\nrule = \"(\"\nmessage = \"m\"\n"
+    );
+    assert!(problems(&text).len() >= 3, "{:?}", rendered(&text));
+}
