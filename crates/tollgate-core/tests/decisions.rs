@@ -197,3 +197,49 @@ fn a_pending_lookup_of_another_order_is_not_offered_as_the_way() {
     let Decision::Block(blocked) = &same else { panic!("{same:?}") };
     assert_eq!(blocked.missing[0].pending_call, Some(CallId::new("l2")));
 }
+
+/// Integer ids beyond 2^53 (64-bit account numbers, snowflake ids) are
+/// compared exactly: one digit apart is another account. Compared through
+/// f64, as an earlier evaluator did, these two ids were equal and the gate
+/// let the call through for an account the session never verified.
+#[test]
+fn large_integer_ids_that_differ_never_match() {
+    let text = r#"
+[workflow]
+name = "ids"
+version = 1
+
+[facts.account]
+identity = true
+fields = { id = "int" }
+
+[tools.find_account]
+args = { type = "object", required = ["account_id"], properties = { account_id = { type = "integer" } } }
+
+[[tools.find_account.establishes]]
+fact = "account"
+fields = { id = "result.account_id" }
+
+[tools.close_account]
+side_effect = true
+args = { type = "object", required = ["account_id"], properties = { account_id = { type = "integer" } } }
+
+[[tools.close_account.requires]]
+id = "close-own-account"
+fact = "account"
+where = "args.account_id == account.id"
+message = "account {args.account_id} is not the verified one"
+"#;
+    let workflow = compile(text, "ids.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let mut session = Session::new(&workflow);
+    assert_eq!(
+        session.call("f", "find_account", json!({"account_id": 9_007_199_254_740_992i64})).verdict(),
+        Verdict::Allow
+    );
+    session.result("f", json!({"account_id": 9_007_199_254_740_992i64}));
+    let other = session.call("c1", "close_account", json!({"account_id": 9_007_199_254_740_993i64}));
+    let Decision::Block(blocked) = other else { panic!("another account must be blocked: {other:?}") };
+    assert!(blocked.reasons.iter().any(|r| r.rule_id == "close-own-account"), "{blocked:?}");
+    let own = session.call("c2", "close_account", json!({"account_id": 9_007_199_254_740_992i64}));
+    assert_eq!(own.verdict(), Verdict::Allow, "{own:?}");
+}

@@ -331,16 +331,15 @@ fn apply(text: &str, mutation: &Mutation) -> String {
 
 // ------------------------------------------------------------------ properties
 
-/// Stack for the threads that compile. In a debug build the `cel` crate's
-/// parser (ANTLR, compiled without optimisation) takes roughly 170 KB of
-/// stack per nesting level of a rule, so a default 2 MB test thread aborts
-/// on a rule with about 12 nested parentheses, which a mutation can write.
-/// That is a property of unoptimised builds (release builds stop at the
-/// parser's own nesting limit of 96), so the properties run on a big stack.
-const STACK: usize = 256 << 20;
+/// Stack for the threads that compile: 2 MB, what an ordinary thread has.
+/// Compile parses rules on a thread of its own with a large stack (the
+/// `cel` crate's ANTLR parser recurses deeply, above all in a debug build),
+/// so the caller's stack needs nothing special; running the properties on
+/// a small one checks that.
+const STACK: usize = 2 << 20;
 
 /// Runs `f` on a thread with [`STACK`] bytes of stack.
-fn on_big_stack(f: impl FnOnce() + Send + 'static) {
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
     let handle = std::thread::Builder::new().stack_size(STACK).spawn(f).expect("spawn the test thread");
     if let Err(panic) = handle.join() {
         std::panic::resume_unwind(panic);
@@ -348,14 +347,14 @@ fn on_big_stack(f: impl FnOnce() + Send + 'static) {
 }
 
 /// Runs `test` on `cases` inputs from the strategy `make` builds
-/// (`PROPTEST_CASES` overrides), on a big stack.
+/// (`PROPTEST_CASES` overrides), on a 2 MB stack.
 fn run<S>(cases: u32, make: fn() -> S, test: fn(S::Value) -> Result<(), TestCaseError>)
 where
     S: Strategy + 'static,
     S::Value: std::fmt::Debug,
 {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
-    on_big_stack(move || {
+    on_small_stack(move || {
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
             cases,
             source_file: Some(file!()),
@@ -410,34 +409,53 @@ fn mutated_reference_workflows_do_not_panic() {
 }
 
 /// A rule that is a long chain of one operator (`1 + 1 + ... + 1`) passes
-/// the `cel` parser's nesting limit but makes a left-deep tree, which
-/// `expr::lower` walks recursively. About 2,000 terms (8 KB of rule text)
-/// overflow a 2 MB stack in a release build, about 8,000 the 8 MB main
-/// thread; the process aborts rather than reporting a problem. Ignored until
-/// compile bounds the depth of a rule; when this passes, remove the ignore.
+/// the `cel` parser's nesting limit but makes a left-deep tree, and nested
+/// parentheses make the parser itself recurse. Before compile bounded both,
+/// 20,000 terms aborted the process with a stack overflow, and so did a
+/// dozen nested parentheses in a debug build on a 2 MB thread. Now each is
+/// a problem reported against the rule, or compiles, on an ordinary thread.
 #[test]
-#[ignore = "known: compile overflows the stack (aborting the process) on a 20,000-term operator chain"]
 fn a_long_operator_chain_in_a_rule_is_a_problem_not_a_crash() {
-    let rule = format!("args.a{} > 0", " + 1".repeat(20_000));
-    let text = format!(
-        "[workflow]\nname = \"w\"\nversion = 1\n\n[tools.t]\n\n[[tools.t.checks]]\nid = \"c\"\nrule = \"{rule}\"\nmessage = \"m\"\n"
-    );
+    let workflow = |rule: String| {
+        format!(
+            "[workflow]\nname = \"w\"\nversion = 1\n\n[tools.t]\n\n[[tools.t.checks]]\nid = \"c\"\nrule = \"{rule}\"\nmessage = \"m\"\n"
+        )
+    };
+    let chain = move |terms: usize| workflow(format!("args.a{} > 0", " + 1".repeat(terms)));
+    let parens = move |depth: usize| workflow(format!("{}args.a{} > 0", "(".repeat(depth), ")".repeat(depth)));
+    let problems_of = |text: String| -> Vec<String> {
+        match compile(&text, FILE) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.into_iter().map(|p| p.message).collect(),
+        }
+    };
+    // On a 2 MB stack, as an ordinary server or test thread has.
     let handle = std::thread::Builder::new()
-        .stack_size(8 << 20)
-        .spawn(move || check(&text).map_err(|e| e.to_string()))
+        .stack_size(2 << 20)
+        .spawn(move || {
+            for text in [chain(20_000), chain(2_000), parens(90), parens(2_000)] {
+                if let Err(error) = check(&text) {
+                    panic!("{error}");
+                }
+            }
+            [problems_of(chain(20_000)), problems_of(chain(2_000)), problems_of(chain(40)), problems_of(parens(40))]
+        })
         .expect("spawn the test thread");
-    match handle.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(message)) => panic!("{message}"),
+    let [huge, deep, ordinary_chain, ordinary_parens] = match handle.join() {
+        Ok(outcome) => outcome,
         Err(panic) => std::panic::resume_unwind(panic),
-    }
+    };
+    assert!(huge.iter().any(|m| m.contains("over the limit of 8192 bytes")), "{huge:?}");
+    assert!(deep.iter().any(|m| m.contains("nests deeper than")), "{deep:?}");
+    assert!(ordinary_chain.is_empty(), "a 40-term chain is an ordinary rule: {ordinary_chain:?}");
+    assert!(ordinary_parens.is_empty(), "40 nested parentheses compile: {ordinary_parens:?}");
 }
 
 /// The mutations must reach past the TOML parser, into the workflow checks
 /// and the CEL lowering, or the property above says little about them.
 #[test]
 fn mutations_reach_every_stage_of_compile() {
-    on_big_stack(|| {
+    on_small_stack(|| {
         let mut runner = proptest::test_runner::TestRunner::deterministic();
         let strategy = prop::collection::vec(mutation(), 1..5);
         let (mut ok, mut malformed, mut rule, mut other) = (0, 0, 0, 0);

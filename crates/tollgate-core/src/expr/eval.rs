@@ -21,7 +21,10 @@ pub(crate) struct Bindings<'a> {
 /// Evaluates expressions against bindings, within a step budget.
 pub(crate) struct Evaluator<'a> {
     bindings: Bindings<'a>,
-    locals: Vec<Value>,
+    /// Comprehension variables. The accumulator can hold an error: CEL
+    /// treats errors as values that a later `false` in `all` (or `true` in
+    /// `exists`) absorbs, exactly as `&&` and `||` do.
+    locals: Vec<Outcome>,
     steps_left: u32,
 }
 
@@ -54,7 +57,7 @@ impl<'a> Evaluator<'a> {
                 .map(|v| (*v).clone())
                 .ok_or_else(|| "a fact the rule needs is not bound".to_owned()),
             Expr::Local(slot) => {
-                self.locals.get(*slot).cloned().ok_or_else(|| "comprehension variable is not set".to_owned())
+                self.locals.get(*slot).cloned().unwrap_or_else(|| Err("comprehension variable is not set".to_owned()))
             }
             Expr::Session(field) => Ok(self.session_field(*field)),
             Expr::AggregateBy(index, key) => {
@@ -138,6 +141,11 @@ impl<'a> Evaluator<'a> {
                     Value::List(items) => Ok(Value::Bool(items.iter().any(|item| equal(item, element)))),
                     Value::Map(map) => match element {
                         Value::String(key) => Ok(Value::Bool(map.contains_key(key.as_ref()))),
+                        // Keys of other scalar types simply are not there;
+                        // null, lists and maps cannot be keys at all.
+                        Value::Null | Value::List(_) | Value::Map(_) => {
+                            Err(format!("a {} cannot be a map key", element.type_name()))
+                        }
                         _ => Ok(Value::Bool(false)),
                     },
                     other => Err(format!("'in' needs a list or map, got {}", other.type_name())),
@@ -246,21 +254,23 @@ impl<'a> Evaluator<'a> {
         let accu = self.evaluate(&c.accu_init)?;
         let needed = c.accu_slot.max(c.iter_slot) + 1;
         if self.locals.len() < needed {
-            self.locals.resize(needed, Value::Null);
+            self.locals.resize(needed, Ok(Value::Null));
         }
-        self.set_local(c.accu_slot, accu);
+        self.set_local(c.accu_slot, Ok(accu));
         for item in items {
-            self.set_local(c.iter_slot, item);
+            self.set_local(c.iter_slot, Ok(item));
             if !self.evaluate_bool(&c.loop_condition)? {
                 break;
             }
-            let next = self.evaluate(&c.loop_step)?;
+            // No `?`: an error in one step is the accumulator's value, which
+            // a later step may absorb (`all`, `exists`) or carry to the end.
+            let next = self.evaluate(&c.loop_step);
             self.set_local(c.accu_slot, next);
         }
         self.evaluate(&c.result)
     }
 
-    fn set_local(&mut self, slot: usize, value: Value) {
+    fn set_local(&mut self, slot: usize, value: Outcome) {
         if let Some(place) = self.locals.get_mut(slot) {
             *place = value;
         }
@@ -296,6 +306,11 @@ fn index_value(target: &Value, index: &Value) -> Outcome {
             .and_then(|i| items.get(i))
             .cloned()
             .ok_or_else(|| format!("index {u} is out of range")),
+        // CEL accepts a double index that is a whole number.
+        (Value::List(items), Value::Double(d)) if d.fract() == 0.0 => (*d >= 0.0 && *d < items.len() as f64)
+            .then(|| items.get(*d as usize).cloned())
+            .flatten()
+            .ok_or_else(|| format!("index {d} is out of range")),
         (Value::Map(map), Value::String(key)) => {
             map.get(key.as_ref()).cloned().ok_or_else(|| format!("no such key '{key}'"))
         }
@@ -303,23 +318,49 @@ fn index_value(target: &Value, index: &Value) -> Outcome {
     }
 }
 
-/// CEL equality, with numbers compared across int, uint and double.
+/// CEL equality, with numbers compared across int, uint and double by their
+/// exact values (two 64-bit ids that differ are never equal).
 pub(crate) fn equal(left: &Value, right: &Value) -> bool {
     match (left, right) {
         (Value::List(l), Value::List(r)) => l.len() == r.len() && l.iter().zip(r.iter()).all(|(a, b)| equal(a, b)),
         (Value::Map(l), Value::Map(r)) => {
             l.len() == r.len() && l.iter().all(|(k, v)| r.get(k).is_some_and(|w| equal(v, w)))
         }
-        _ => match (numeric(left), numeric(right)) {
-            (Some(l), Some(r)) => l.partial_cmp(&r) == Some(Ordering::Equal),
-            _ => left == right,
+        _ => match numeric_order(left, right) {
+            Some(ordering) => ordering == Some(Ordering::Equal),
+            None => left == right,
         },
     }
 }
 
-/// A number as a comparable value; exact for ints within ±2^53.
-fn numeric(value: &Value) -> Option<f64> {
-    value.as_f64()
+/// A number: integers as `i128` (every int and uint fits, so int against
+/// uint is exact), doubles as they are.
+#[derive(Clone, Copy)]
+enum Number {
+    Integer(i128),
+    Double(f64),
+}
+
+fn number(value: &Value) -> Option<Number> {
+    match value {
+        Value::Int(i) => Some(Number::Integer(i128::from(*i))),
+        Value::UInt(u) => Some(Number::Integer(i128::from(*u))),
+        Value::Double(d) => Some(Number::Double(*d)),
+        _ => None,
+    }
+}
+
+/// How two numbers order. Integers against integers exactly (two 64-bit ids
+/// that differ never compare equal); an integer against a double through
+/// f64, as CEL's implementations do. `None` if either is not a number;
+/// `Some(None)` if one is NaN, which is unordered.
+fn numeric_order(left: &Value, right: &Value) -> Option<Option<Ordering>> {
+    Some(match (number(left)?, number(right)?) {
+        (Number::Integer(l), Number::Integer(r)) => Some(l.cmp(&r)),
+        (Number::Double(l), Number::Double(r)) => l.partial_cmp(&r),
+        (Number::Integer(i), Number::Double(d)) => (i as f64).partial_cmp(&d),
+        (Number::Double(d), Number::Integer(i)) => d.partial_cmp(&(i as f64)),
+    })
 }
 
 fn compare(comparison: Comparison, left: &Value, right: &Value) -> Result<bool, String> {
@@ -329,13 +370,11 @@ fn compare(comparison: Comparison, left: &Value, right: &Value) -> Result<bool, 
         _ => {}
     }
     let ordering = match (left, right) {
-        (Value::Int(l), Value::Int(r)) => Some(l.cmp(r)),
-        (Value::UInt(l), Value::UInt(r)) => Some(l.cmp(r)),
         (Value::String(l), Value::String(r)) => Some(l.cmp(r)),
         (Value::Bool(l), Value::Bool(r)) => Some(l.cmp(r)),
-        _ => match (numeric(left), numeric(right)) {
-            (Some(l), Some(r)) => l.partial_cmp(&r),
-            _ => {
+        _ => match numeric_order(left, right) {
+            Some(ordering) => ordering,
+            None => {
                 return Err(format!("cannot compare a {} with a {}", left.type_name(), right.type_name()));
             }
         },
@@ -381,9 +420,12 @@ fn arithmetic(op: Arithmetic, left: &Value, right: &Value) -> Outcome {
         (Value::List(l), Value::List(r)) if op == Arithmetic::Add => {
             Ok(Value::List(Arc::new(l.iter().chain(r.iter()).cloned().collect())))
         }
-        // JSON does not tell 800 from 800.0, so an int meeting a double is
-        // widened rather than rejected (CEL proper would raise an error).
-        _ => match (numeric(left), numeric(right)) {
+        // JSON does not tell 800 from 800.0, so an int (or uint) meeting a
+        // double is widened rather than rejected (CEL proper would raise an
+        // error). An int meeting a uint is an error, as in CEL: there is no
+        // type both fit.
+        (Value::Double(_), Value::Int(_) | Value::UInt(_) | Value::Double(_))
+        | (Value::Int(_) | Value::UInt(_), Value::Double(_)) => match (left.as_f64(), right.as_f64()) {
             (Some(l), Some(r)) if !matches!(op, Arithmetic::Modulo) => Ok(Value::Double(match op {
                 Arithmetic::Add => l + r,
                 Arithmetic::Subtract => l - r,
@@ -392,6 +434,7 @@ fn arithmetic(op: Arithmetic, left: &Value, right: &Value) -> Outcome {
             })),
             _ => Err(format!("no arithmetic between a {} and a {}", left.type_name(), right.type_name())),
         },
+        _ => Err(format!("no arithmetic between a {} and a {}", left.type_name(), right.type_name())),
     }
 }
 
@@ -417,14 +460,19 @@ fn call_function(function: Function, args: &[Value]) -> Outcome {
         Function::ToInt => match args {
             [Value::Int(i)] => Ok(Value::Int(*i)),
             [Value::UInt(u)] => i64::try_from(*u).map(Value::Int).map_err(|_| "integer overflow".into()),
-            [Value::Double(d)] if d.is_finite() && d.abs() < 9.2e18 => Ok(Value::Int(d.trunc() as i64)),
+            // Inside the range of i64, bounds excluded as in CEL's own
+            // implementations: -2^63 < d < 2^63.
+            [Value::Double(d)] if *d > -9_223_372_036_854_775_808.0 && *d < 9_223_372_036_854_775_808.0 => {
+                Ok(Value::Int(d.trunc() as i64))
+            }
             [Value::String(s)] => s.parse().map(Value::Int).map_err(|_| format!("'{s}' is not an int")),
             _ => Err("int() cannot convert this value".into()),
         },
         Function::ToUInt => match args {
             [Value::UInt(u)] => Ok(Value::UInt(*u)),
             [Value::Int(i)] => u64::try_from(*i).map(Value::UInt).map_err(|_| "integer overflow".into()),
-            [Value::Double(d)] if d.is_finite() && *d >= 0.0 && *d < 1.8e19 => Ok(Value::UInt(d.trunc() as u64)),
+            // The range of u64, exactly: 0 <= d < 2^64.
+            [Value::Double(d)] if (0.0..18_446_744_073_709_551_616.0).contains(d) => Ok(Value::UInt(d.trunc() as u64)),
             [Value::String(s)] => s.parse().map(Value::UInt).map_err(|_| format!("'{s}' is not a uint")),
             _ => Err("uint() cannot convert this value".into()),
         },

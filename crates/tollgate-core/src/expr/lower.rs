@@ -30,8 +30,61 @@ pub(crate) struct LowerError {
     pub column: Option<u32>,
 }
 
+/// The longest rule text accepted, in bytes. Far above any rule a person
+/// writes; it bounds the work (and the stack) one rule can cost to parse.
+pub(crate) const MAX_RULE_BYTES: usize = 8 * 1024;
+
+/// The stack the `cel` parser runs on. Its ANTLR parser recurses once per
+/// nesting level and per term of an operator chain; built without
+/// optimisation it takes about 170 KB per nesting level, so the 2 MB of an
+/// ordinary thread overflows (aborting the process) at a dozen nested
+/// parentheses. A dedicated thread with this much (virtual) stack holds the
+/// parser's own nesting limit and a [`MAX_RULE_BYTES`] operator chain in any
+/// build profile. Rules are parsed when a workflow is compiled, never while
+/// deciding, so the thread costs nothing on the decision path.
+const PARSER_STACK_BYTES: usize = 64 << 20;
+
 /// Parses CEL source and lowers it against `scope`.
 pub(crate) fn lower(source: &str, scope: &Scope) -> Result<Expr, LowerError> {
+    if source.len() > MAX_RULE_BYTES {
+        return Err(LowerError {
+            message: format!("the rule is {} bytes, over the limit of {MAX_RULE_BYTES} bytes", source.len()),
+            column: None,
+        });
+    }
+    on_parser_stack(|| lower_here(source, scope)).unwrap_or_else(|message| Err(LowerError { message, column: None }))
+}
+
+thread_local! {
+    /// Whether this thread is already a parser thread (see [`on_parser_stack`]).
+    static ON_PARSER_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` on a thread with [`PARSER_STACK_BYTES`] of stack, or right
+/// here when this already is such a thread: compiling a workflow takes one
+/// thread for all its rules. An error if the thread cannot be started or
+/// `work` panicked.
+pub(crate) fn on_parser_stack<R: Send>(work: impl FnOnce() -> R + Send) -> Result<R, String> {
+    if ON_PARSER_STACK.with(std::cell::Cell::get) {
+        return Ok(work());
+    }
+    std::thread::scope(|threads| {
+        let parser = std::thread::Builder::new()
+            .name("tollgate-cel-parser".to_owned())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(threads, || {
+                ON_PARSER_STACK.with(|flag| flag.set(true));
+                work()
+            });
+        match parser {
+            Ok(handle) => handle.join().map_err(|_| "the CEL parser failed on this rule".to_owned()),
+            Err(error) => Err(format!("could not start the CEL parser: {error}")),
+        }
+    })
+}
+
+/// [`lower`] on the current thread's stack.
+fn lower_here(source: &str, scope: &Scope) -> Result<Expr, LowerError> {
     let program = cel::Program::compile(source).map_err(|errors| {
         let first = errors.errors.first();
         LowerError {
@@ -41,14 +94,23 @@ pub(crate) fn lower(source: &str, scope: &Scope) -> Result<Expr, LowerError> {
             column: first.and_then(|e| u32::try_from(e.pos.1).ok()),
         }
     })?;
-    let mut lowerer = Lowerer { scope, locals: Vec::new(), program: &program };
+    let mut lowerer = Lowerer { scope, locals: Vec::new(), program: &program, depth: 0 };
     lowerer.lower(program.expression())
 }
+
+/// How deeply the operators of one rule may nest. Lowering and evaluation
+/// walk the tree recursively, so the depth is bounded where the rule is
+/// compiled: a chain like `a + 1 + 1 + ...` of thousands of terms is a
+/// problem reported with the rule, never a stack overflow. Rules people
+/// write nest a dozen levels; the expanded macros add three per level.
+pub(crate) const MAX_RULE_DEPTH: u32 = 120;
 
 struct Lowerer<'a> {
     scope: &'a Scope,
     locals: Vec<String>,
     program: &'a cel::Program,
+    /// Nesting of the node being lowered.
+    depth: u32,
 }
 
 impl Lowerer<'_> {
@@ -58,6 +120,19 @@ impl Lowerer<'_> {
     }
 
     fn lower(&mut self, node: &IdedExpr) -> Result<Expr, LowerError> {
+        if self.depth >= MAX_RULE_DEPTH {
+            return Err(self.error(
+                node,
+                format!("the rule nests deeper than {MAX_RULE_DEPTH} operators; split it into several checks"),
+            ));
+        }
+        self.depth += 1;
+        let lowered = self.lower_node(node);
+        self.depth -= 1;
+        lowered
+    }
+
+    fn lower_node(&mut self, node: &IdedExpr) -> Result<Expr, LowerError> {
         match &node.expr {
             CelExpr::Literal(literal) => Ok(Expr::Const(literal_value(literal))),
             CelExpr::Ident(name) => self.lower_ident(node, name),
@@ -88,7 +163,7 @@ impl Lowerer<'_> {
                 Ok(Expr::List(items))
             }
             CelExpr::Map(map) => {
-                let mut entries = Vec::with_capacity(map.entries.len());
+                let mut entries: Vec<(Arc<str>, Expr)> = Vec::with_capacity(map.entries.len());
                 for entry in &map.entries {
                     let EntryExpr::MapEntry(entry) = &entry.expr else {
                         return Err(self.error(node, "struct fields are not supported".into()));
@@ -98,6 +173,9 @@ impl Lowerer<'_> {
                     };
                     if entry.optional {
                         return Err(self.error(node, "optional map entries are not supported".into()));
+                    }
+                    if entries.iter().any(|(k, _)| k.as_ref() == key.inner()) {
+                        return Err(self.error(&entry.key, format!("map key '{}' appears twice", key.inner())));
                     }
                     entries.push((Arc::from(key.inner()), self.lower(&entry.value)?));
                 }

@@ -15,7 +15,7 @@ mod eval;
 mod lower;
 
 pub(crate) use eval::{Bindings, Evaluator};
-pub(crate) use lower::{Scope, lower};
+pub(crate) use lower::{Scope, lower, on_parser_stack};
 
 use crate::value::Value;
 use std::sync::Arc;

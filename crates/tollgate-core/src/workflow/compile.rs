@@ -53,7 +53,19 @@ pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
             return Err(compiler.problems);
         }
     };
-    let workflow = compiler.build(parsed);
+    // One thread with a parser-sized stack for every rule of the workflow.
+    let built = crate::expr::on_parser_stack(|| {
+        let workflow = compiler.build(parsed);
+        (workflow, compiler)
+    });
+    let (workflow, compiler) = match built {
+        Ok(built) => built,
+        Err(message) => {
+            let mut compiler = Compiler { text, file, problems: Vec::new() };
+            compiler.problem_at(0, message);
+            return Err(compiler.problems);
+        }
+    };
     match workflow {
         Some(workflow) if compiler.problems.is_empty() => Ok(workflow),
         _ => Err(compiler.problems),
