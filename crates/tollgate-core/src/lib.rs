@@ -30,6 +30,7 @@
 //! ```
 
 mod apply;
+mod checkpoint;
 mod decide;
 mod decision;
 mod expr;
@@ -41,6 +42,7 @@ mod value;
 pub mod workflow;
 
 pub use apply::{Effect, Event, ToolOutcome, apply};
+pub use checkpoint::CHECKPOINT_FORMAT;
 pub use decide::decide;
 pub use decision::{Allowed, Blocked, Decision, Escalation, FactSnapshot, Handoff, Missing, Reason, Stage, Verdict};
 pub use expr::{Rule, evaluate_standalone};

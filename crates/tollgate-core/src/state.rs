@@ -79,7 +79,7 @@ pub struct HistoryEntry {
     pub call: CallId,
     /// The tool called.
     pub tool: String,
-    /// `allow`, `block`, `escalate`, `result`, or `withheld`.
+    /// `allow`, `block`, `escalate`, `result`, `failed` or `withheld`.
     pub event: &'static str,
     /// A one-line description.
     pub summary: String,
@@ -217,7 +217,13 @@ impl SessionState {
     }
 
     pub(crate) fn count_result(&mut self, tool: &str) {
-        *self.calls_by_tool.entry(tool.to_owned()).or_insert(0) += 1;
+        let mut counts = std::mem::take(&mut self.calls_by_tool);
+        *counts.entry(tool.to_owned()).or_insert(0) += 1;
+        self.set_calls_by_tool(counts);
+    }
+
+    pub(crate) fn set_calls_by_tool(&mut self, counts: BTreeMap<String, i64>) {
+        self.calls_by_tool = counts;
         self.calls_value = Value::Map(Arc::new(
             self.calls_by_tool.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::Int(*v))).collect(),
         ));

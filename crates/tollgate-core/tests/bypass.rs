@@ -345,6 +345,9 @@ fn check_sequence(workflow: &Workflow, actions: &[Action]) -> Result<(), TestCas
             }
         }
     }
+    // Whatever the sequence left behind, a checkpoint restores it exactly.
+    let restored = SessionState::from_checkpoint(workflow, &state.to_checkpoint(workflow));
+    prop_assert_eq!(restored.as_ref(), Ok(&state), "the checkpoint does not restore the state");
     Ok(())
 }
 

@@ -1,0 +1,186 @@
+//! Checkpoints: a session state as JSON and back. A checkpoint is a cached
+//! fold of the session's journal, so loading a session does not replay every
+//! event; it must decode to exactly the state the replay gives (the engine's
+//! tests check that). The format is versioned and tied to one workflow by
+//! name and version; anything that does not fit is an error, never a
+//! half-restored state.
+
+use crate::state::{AggregateState, CallId, FactInstances, HistoryEntry, PendingCall, SessionState};
+use crate::value::Value;
+use crate::workflow::Workflow;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// The checkpoint format this build writes and reads.
+pub const CHECKPOINT_FORMAT: &str = "tollgate.checkpoint/v1";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Checkpoint {
+    format: String,
+    workflow: String,
+    workflow_version: u32,
+    /// Per declared fact, in declaration order: `null` or the instance for a
+    /// single fact, an object of instances by key for a keyed one.
+    facts: Vec<serde_json::Value>,
+    pending: Vec<Pending>,
+    blocked_calls: i64,
+    allowed_calls: i64,
+    escalations: i64,
+    calls_by_tool: BTreeMap<String, i64>,
+    aggregates: Vec<Aggregate>,
+    history: Vec<History>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pending {
+    call: String,
+    tool: String,
+    args: serde_json::Value,
+    reservations: Vec<(usize, Option<String>, f64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Aggregate {
+    total: f64,
+    by_key: BTreeMap<String, f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct History {
+    call: String,
+    tool: String,
+    event: String,
+    summary: String,
+}
+
+/// The history events a state can hold (`HistoryEntry::event`).
+const EVENTS: [&str; 6] = ["allow", "block", "escalate", "result", "failed", "withheld"];
+
+impl SessionState {
+    /// The state as a checkpoint document.
+    pub fn to_checkpoint(&self, workflow: &Workflow) -> serde_json::Value {
+        let checkpoint = Checkpoint {
+            format: CHECKPOINT_FORMAT.to_owned(),
+            workflow: workflow.name.clone(),
+            workflow_version: workflow.version,
+            facts: self
+                .facts
+                .iter()
+                .map(|instances| match instances {
+                    FactInstances::Single(value) => value.as_ref().map_or(serde_json::Value::Null, Value::to_json),
+                    FactInstances::Keyed(map) => {
+                        serde_json::Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect())
+                    }
+                })
+                .collect(),
+            pending: self
+                .pending
+                .iter()
+                .map(|(call, pending)| Pending {
+                    call: call.as_str().to_owned(),
+                    tool: workflow.tools.get(pending.tool.0).map_or_else(String::new, |t| t.name.clone()),
+                    args: pending.args.clone(),
+                    reservations: pending.reservations.clone(),
+                })
+                .collect(),
+            blocked_calls: self.blocked_calls,
+            allowed_calls: self.allowed_calls,
+            escalations: self.escalations,
+            calls_by_tool: self.calls_by_tool.clone(),
+            aggregates: self
+                .aggregates
+                .iter()
+                .map(|a| Aggregate { total: a.total, by_key: a.by_key.clone() })
+                .collect(),
+            history: self
+                .history
+                .iter()
+                .map(|h| History {
+                    call: h.call.as_str().to_owned(),
+                    tool: h.tool.clone(),
+                    event: h.event.to_owned(),
+                    summary: h.summary.clone(),
+                })
+                .collect(),
+        };
+        serde_json::to_value(checkpoint).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Restores a state from a checkpoint written for `workflow`.
+    pub fn from_checkpoint(workflow: &Workflow, document: &serde_json::Value) -> Result<SessionState, String> {
+        let checkpoint = Checkpoint::deserialize(document).map_err(|e| format!("malformed checkpoint: {e}"))?;
+        if checkpoint.format != CHECKPOINT_FORMAT {
+            return Err(format!("checkpoint format '{}' is not {CHECKPOINT_FORMAT}", checkpoint.format));
+        }
+        if checkpoint.workflow != workflow.name || checkpoint.workflow_version != workflow.version {
+            return Err(format!(
+                "the checkpoint is for workflow {} v{}, not {} v{}",
+                checkpoint.workflow, checkpoint.workflow_version, workflow.name, workflow.version
+            ));
+        }
+        if checkpoint.facts.len() != workflow.facts.len() || checkpoint.aggregates.len() != workflow.aggregates.len() {
+            return Err("the checkpoint's facts or aggregates do not match the workflow's".into());
+        }
+        let mut facts = Vec::with_capacity(workflow.facts.len());
+        let mut fact_count = 0;
+        for (decl, json) in workflow.facts.iter().zip(&checkpoint.facts) {
+            facts.push(match (decl.key_field.is_some(), json) {
+                (false, serde_json::Value::Null) => FactInstances::Single(None),
+                (false, instance @ serde_json::Value::Object(_)) => {
+                    fact_count += 1;
+                    FactInstances::Single(Some(Value::from_json(instance)))
+                }
+                (true, serde_json::Value::Object(map)) => {
+                    fact_count += map.len();
+                    FactInstances::Keyed(map.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::from_json(v))).collect())
+                }
+                _ => return Err(format!("the checkpoint's instances of fact '{}' have the wrong shape", decl.name)),
+            });
+        }
+        let mut pending = BTreeMap::new();
+        for p in checkpoint.pending {
+            let tool = workflow
+                .tool_index
+                .get(&p.tool)
+                .copied()
+                .ok_or_else(|| format!("the checkpoint has a pending call to unknown tool '{}'", p.tool))?;
+            pending.insert(CallId::new(p.call), PendingCall { tool, args: p.args, reservations: p.reservations });
+        }
+        let mut history = VecDeque::with_capacity(checkpoint.history.len());
+        for h in checkpoint.history {
+            let event = EVENTS
+                .iter()
+                .find(|e| **e == h.event)
+                .ok_or_else(|| format!("the checkpoint's history has an unknown event '{}'", h.event))?;
+            history.push_back(Arc::new(HistoryEntry {
+                call: CallId::new(h.call),
+                tool: h.tool,
+                event,
+                summary: h.summary,
+            }));
+        }
+        let mut state = SessionState {
+            facts,
+            fact_count,
+            pending,
+            blocked_calls: checkpoint.blocked_calls,
+            allowed_calls: checkpoint.allowed_calls,
+            escalations: checkpoint.escalations,
+            calls_by_tool: BTreeMap::new(),
+            calls_value: Value::Map(Arc::default()),
+            aggregates: checkpoint
+                .aggregates
+                .into_iter()
+                .map(|a| AggregateState { total: a.total, by_key: a.by_key })
+                .collect(),
+            history,
+        };
+        state.set_calls_by_tool(checkpoint.calls_by_tool);
+        Ok(state)
+    }
+}
