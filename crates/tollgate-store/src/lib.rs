@@ -1,0 +1,544 @@
+//! Tollgate's durable store: sessions, their journals and checkpoints, the
+//! workflows they run under, and the hash-chained audit log.
+//!
+//! One interface, two backends: SQLite (embedded default: one file, WAL,
+//! `synchronous=FULL`, so a commit is on disk when it returns) and
+//! PostgreSQL (several Tollgate processes share one database). Both run the
+//! same migrations and the same conformance suite (`tests/conformance.rs`).
+//!
+//! Everything that changes a session happens inside a [`SessionTx`]: it
+//! locks the session (PostgreSQL: `SELECT … FOR UPDATE` on its row; SQLite:
+//! `BEGIN IMMEDIATE`, the database's writer lock), so decisions on one
+//! session are serialised across processes, and its journal entries, audit
+//! records and checkpoint commit together or not at all.
+
+mod audit;
+mod schema;
+pub mod testing;
+
+pub use audit::{AuditHead, AuditProblem, AuditRecord, VerifyReport, record_hash, verify_records};
+pub use schema::SCHEMA_VERSION;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// What can go wrong with the store. Every variant says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL or path cannot be used.
+    #[error("cannot use database '{url}': {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database cannot be opened or reached.
+    #[error("cannot open database '{url}': {reason}")]
+    Open {
+        /// The URL as given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database was written by a newer Tollgate.
+    #[error(
+        "the database has schema version {found}, newer than this Tollgate's {supported}; upgrade Tollgate (nothing was changed)"
+    )]
+    NewerSchema {
+        /// The database's schema version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// No session with this id.
+    #[error("no session '{0}'")]
+    NoSession(String),
+    /// A session with this id exists already.
+    #[error("session '{0}' exists already")]
+    SessionExists(String),
+    /// Stored data does not have the shape this build writes.
+    #[error("stored data is damaged: {0}")]
+    Damaged(String),
+    /// The database reported an error (disk full, connection lost, ...).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A session as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: String,
+    /// SHA-256 of the workflow text the session runs under.
+    pub workflow_hash: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// The workflow's version.
+    pub workflow_version: i64,
+    /// The parent session, for investigations.
+    pub parent_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// The sequence number of the last journal entry (0: none yet).
+    pub last_seq: i64,
+}
+
+/// A session to create.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// The session's id (unique).
+    pub id: String,
+    /// SHA-256 of the workflow text (stored with [`Store::put_workflow`]).
+    pub workflow_hash: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// The workflow's version.
+    pub workflow_version: i64,
+    /// The parent session, for investigations.
+    pub parent_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// One entry of a session's journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Position in the session's journal, from 1.
+    pub seq: i64,
+    /// What happened: `decision`, `result`, ...
+    pub kind: String,
+    /// The tool call it concerns, if any.
+    pub call_id: Option<String>,
+    /// The event, as JSON text.
+    pub body: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A journal entry to append (its sequence number is assigned on append).
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    /// What happened.
+    pub kind: String,
+    /// The tool call it concerns, if any.
+    pub call_id: Option<String>,
+    /// The event, as JSON text.
+    pub body: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// An audit record to append; the store chains it.
+#[derive(Clone, Debug)]
+pub struct NewAudit {
+    /// `decision`, `result`, `handoff.resolved`, ...
+    pub kind: String,
+    /// The record, as JSON text.
+    pub body: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A cached fold of a session's journal up to `seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last journal entry folded in.
+    pub seq: i64,
+    /// The state, as JSON text.
+    pub state: String,
+}
+
+/// A workflow as stored: its text, so a session can be reloaded under the
+/// very workflow it ran with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredWorkflow {
+    /// SHA-256 of `text`, hex.
+    pub hash: String,
+    /// The workflow's name.
+    pub name: String,
+    /// The workflow's version.
+    pub version: i64,
+    /// The workflow file's text.
+    pub text: String,
+}
+
+/// The store: one database, SQLite or PostgreSQL.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// An SQLite file.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database.
+    Postgres(PgPool),
+}
+
+/// `SELECT` of a session's columns, followed by `$rest`.
+macro_rules! select_sessions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, last_seq, audit_seq, \
+             audit_hash FROM tollgate_sessions",
+            $rest
+        )
+    };
+}
+
+/// Runs `$body` with `$c` bound to the backend's executor.
+macro_rules! on_pool {
+    ($store:expr, $c:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($c) => $body,
+            Store::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the transaction.
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            SessionTx::Sqlite($c) => $body,
+            SessionTx::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_tx;
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema
+    /// up to date. `url` is a `postgres://` / `postgresql://` URL, or an
+    /// SQLite file as a path or `sqlite:` URL.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+            Store::Postgres(pool)
+        } else {
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+            if path.is_empty() || path.contains("://") {
+                return Err(StoreError::BadUrl {
+                    url: url.to_owned(),
+                    reason: "expected a postgres:// URL or the path of an SQLite file".to_owned(),
+                });
+            }
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit has reached the disk when it returns, WAL or not.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+            Store::Sqlite(pool)
+        };
+        schema::migrate(&store).await.map_err(|e| match e {
+            StoreError::Database(db) => StoreError::Open { url: url.to_owned(), reason: db.to_string() },
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Stores a workflow's text under its hash (a no-op if it is there).
+    pub async fn put_workflow(&self, workflow: &StoredWorkflow) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO tollgate_workflows (hash, name, version, text) VALUES ($1, $2, $3, $4) \
+                           ON CONFLICT (hash) DO NOTHING";
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(&workflow.hash)
+                .bind(&workflow.name)
+                .bind(workflow.version)
+                .bind(&workflow.text)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The workflow stored under `hash`.
+    pub async fn workflow(&self, hash: &str) -> Result<Option<StoredWorkflow>, StoreError> {
+        const SQL: &str = "SELECT hash, name, version, text FROM tollgate_workflows WHERE hash = $1";
+        let row = on_pool!(self, pool => sqlx::query(SQL).bind(hash).fetch_optional(pool).await?
+        .map(|row| -> Result<StoredWorkflow, sqlx::Error> {
+            Ok(StoredWorkflow {
+                hash: row.try_get("hash")?,
+                name: row.try_get("name")?,
+                version: row.try_get("version")?,
+                text: row.try_get("text")?,
+            })
+        }));
+        Ok(row.transpose()?)
+    }
+
+    /// Creates a session. Fails if the id is taken.
+    pub async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO tollgate_sessions \
+            (id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, last_seq, audit_seq, audit_hash) \
+            VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT (id) DO NOTHING";
+        let inserted = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(&session.id)
+            .bind(&session.workflow_hash)
+            .bind(&session.workflow_name)
+            .bind(session.workflow_version)
+            .bind(&session.parent_id)
+            .bind(session.created_ms)
+            .bind(audit::GENESIS)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if inserted == 0 {
+            return Err(StoreError::SessionExists(session.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// One session.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError> {
+        let sql = select_sessions!(" WHERE id = $1");
+        let row = on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await?
+            .map(|row| session_info(&row)));
+        Ok(row.transpose()?)
+    }
+
+    /// Sessions, newest first, at most `limit`.
+    pub async fn sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let sql = select_sessions!(" ORDER BY created_ms DESC, id LIMIT $1");
+        let rows = on_pool!(self, pool => sqlx::query(sql).bind(limit).fetch_all(pool).await?
+            .iter().map(session_info).collect::<Result<Vec<_>, _>>());
+        Ok(rows?)
+    }
+
+    /// A session's whole journal, in order.
+    pub async fn journal(&self, id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+        const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                           WHERE session_id = $1 ORDER BY seq";
+        let rows = on_pool!(self, pool => sqlx::query(SQL).bind(id).fetch_all(pool).await?
+            .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
+        Ok(rows?)
+    }
+
+    /// A session's checkpoint, if one was written.
+    pub async fn checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
+        const SQL: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
+        let row = on_pool!(self, pool => sqlx::query(SQL).bind(id).fetch_optional(pool).await?
+        .map(|row| -> Result<Checkpoint, sqlx::Error> {
+            Ok(Checkpoint { seq: row.try_get("seq")?, state: row.try_get("state")? })
+        }));
+        Ok(row.transpose()?)
+    }
+
+    /// Up to `limit` audit records with a sequence number above `after`, in order.
+    pub async fn audit_records(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        const SQL: &str = "SELECT seq, session_id, session_seq, kind, body, at_ms, prev_hash, session_prev_hash, hash \
+                           FROM tollgate_audit WHERE seq > $1 ORDER BY seq LIMIT $2";
+        let rows = on_pool!(self, pool => sqlx::query(SQL).bind(after).bind(limit).fetch_all(pool).await?
+            .iter().map(audit::record_from_row).collect::<Result<Vec<_>, _>>());
+        Ok(rows?)
+    }
+
+    /// The head of the global audit chain: the last record's sequence number and hash.
+    pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {
+        const SQL: &str = "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1";
+        let head = on_pool!(self, pool => {
+            let row = sqlx::query(SQL).fetch_one(pool).await?;
+            AuditHead { seq: row.try_get("seq")?, hash: row.try_get("hash")? }
+        });
+        Ok(head)
+    }
+
+    /// Checks the whole audit log: every record's hash, both chains (global
+    /// and per session), and that nothing is missing at the end.
+    pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
+        let head = self.audit_head().await?;
+        let mut verifier = audit::Verifier::default();
+        let mut after = 0;
+        loop {
+            let batch = self.audit_records(after, 10_000).await?;
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            if verifier.feed(&batch) {
+                break;
+            }
+        }
+        Ok(verifier.finish(&head))
+    }
+
+    /// Locks session `id` for changes (waiting for any other holder, in this
+    /// process or another) and opens the transaction its changes go in.
+    pub async fn lock_session(&self, id: &str) -> Result<SessionTx, StoreError> {
+        let mut tx = match self {
+            Store::Sqlite(pool) => SessionTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => SessionTx::Postgres(pool.begin().await?),
+        };
+        let sql = if tx.is_postgres() {
+            select_sessions!(" WHERE id = $1 FOR UPDATE")
+        } else {
+            select_sessions!(" WHERE id = $1")
+        };
+        let info = on_tx!(&mut tx, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
+            .map(|row| session_info(&row)))
+        .transpose()?;
+        match info {
+            Some(_) => Ok(tx),
+            None => Err(StoreError::NoSession(id.to_owned())),
+        }
+    }
+}
+
+fn session_info<R: Row>(row: &R) -> Result<SessionInfo, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(SessionInfo {
+        id: row.try_get("id")?,
+        workflow_hash: row.try_get("workflow_hash")?,
+        workflow_name: row.try_get("workflow_name")?,
+        workflow_version: row.try_get("workflow_version")?,
+        parent_id: row.try_get("parent_id")?,
+        created_ms: row.try_get("created_ms")?,
+        last_seq: row.try_get("last_seq")?,
+    })
+}
+
+fn journal_entry<R: Row>(row: &R) -> Result<JournalEntry, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(JournalEntry {
+        seq: row.try_get("seq")?,
+        kind: row.try_get("kind")?,
+        call_id: row.try_get("call_id")?,
+        body: row.try_get("body")?,
+        at_ms: row.try_get("at_ms")?,
+    })
+}
+
+/// The open transaction of one locked session. Dropping it without
+/// [`SessionTx::commit`] rolls everything back.
+pub enum SessionTx {
+    /// On SQLite.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// On PostgreSQL.
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl SessionTx {
+    fn is_postgres(&self) -> bool {
+        matches!(self, SessionTx::Postgres(_))
+    }
+
+    /// The locked session as it is now.
+    pub async fn info(&mut self, id: &str) -> Result<SessionInfo, StoreError> {
+        let sql = select_sessions!(" WHERE id = $1");
+        let info = on_tx!(self, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
+            .map(|row| session_info(&row)))
+        .transpose()?;
+        info.ok_or_else(|| StoreError::NoSession(id.to_owned()))
+    }
+
+    /// The session's checkpoint.
+    pub async fn checkpoint(&mut self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
+        const SQL: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
+        let row = on_tx!(self, c => sqlx::query(SQL).bind(id).fetch_optional(&mut **c).await?
+        .map(|row| -> Result<Checkpoint, sqlx::Error> {
+            Ok(Checkpoint { seq: row.try_get("seq")?, state: row.try_get("state")? })
+        }));
+        Ok(row.transpose()?)
+    }
+
+    /// Journal entries after `seq`, in order.
+    pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                           WHERE session_id = $1 AND seq > $2 ORDER BY seq";
+        let rows = on_tx!(self, c => sqlx::query(SQL).bind(id).bind(seq).fetch_all(&mut **c).await?
+            .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
+        Ok(rows?)
+    }
+
+    /// The first journal entry of `kind` for call `call_id`, if any.
+    pub async fn find_call(&mut self, id: &str, call_id: &str, kind: &str) -> Result<Option<JournalEntry>, StoreError> {
+        const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                           WHERE session_id = $1 AND call_id = $2 AND kind = $3 ORDER BY seq LIMIT 1";
+        let row = on_tx!(self, c => sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?
+            .map(|row| journal_entry(&row)));
+        Ok(row.transpose()?)
+    }
+
+    /// Appends journal entries after the session's last one and audit
+    /// records to both chains, and replaces the checkpoint if one is given.
+    /// Returns the sequence number of the last entry appended.
+    pub async fn append(
+        &mut self,
+        id: &str,
+        entries: &[NewEntry],
+        audits: &[NewAudit],
+        checkpoint: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let info = self.info(id).await?;
+        let mut seq = info.last_seq;
+        for entry in entries {
+            seq += 1;
+            const SQL: &str = "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) \
+                               VALUES ($1, $2, $3, $4, $5, $6)";
+            on_tx!(self, c => sqlx::query(SQL)
+                .bind(id)
+                .bind(seq)
+                .bind(&entry.kind)
+                .bind(&entry.call_id)
+                .bind(&entry.body)
+                .bind(entry.at_ms)
+                .execute(&mut **c)
+                .await
+                .map(drop)?);
+        }
+        if !audits.is_empty() {
+            audit::append(self, id, audits).await?;
+        }
+        if let Some(state) = checkpoint {
+            const SQL: &str = "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES ($1, $2, $3) \
+                               ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state";
+            on_tx!(self, c => sqlx::query(SQL).bind(id).bind(seq).bind(state).execute(&mut **c).await.map(drop)?);
+        }
+        const SQL: &str = "UPDATE tollgate_sessions SET last_seq = $2 WHERE id = $1";
+        on_tx!(self, c => sqlx::query(SQL).bind(id).bind(seq).execute(&mut **c).await.map(drop)?);
+        Ok(seq)
+    }
+
+    /// Commits: everything appended is durable when this returns.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        on_tx!(self, tx => tx.commit().await?);
+        Ok(())
+    }
+}

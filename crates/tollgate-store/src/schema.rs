@@ -1,0 +1,122 @@
+//! Migrations: they ship with the code and run when a store is opened.
+//! Each step runs once, in order, inside one transaction that also records
+//! the new version; several processes opening one database at once take
+//! turns (PostgreSQL: an advisory lock; SQLite: the writer lock).
+
+use crate::{Store, StoreError, audit};
+use sqlx::Row;
+
+/// The newest schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migration steps; `MIGRATIONS[n]` takes the schema from version n to n+1.
+/// The SQL is the same on both backends.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE tollgate_workflows (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        text TEXT NOT NULL
+    )",
+    "CREATE TABLE tollgate_sessions (
+        id TEXT PRIMARY KEY,
+        workflow_hash TEXT NOT NULL REFERENCES tollgate_workflows (hash),
+        workflow_name TEXT NOT NULL,
+        workflow_version BIGINT NOT NULL,
+        parent_id TEXT REFERENCES tollgate_sessions (id),
+        created_ms BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        audit_seq BIGINT NOT NULL,
+        audit_hash TEXT NOT NULL
+    )",
+    "CREATE TABLE tollgate_journal (
+        session_id TEXT NOT NULL REFERENCES tollgate_sessions (id),
+        seq BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        call_id TEXT,
+        body TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    )",
+    "CREATE INDEX tollgate_journal_call ON tollgate_journal (session_id, call_id, kind)",
+    "CREATE TABLE tollgate_checkpoints (
+        session_id TEXT PRIMARY KEY REFERENCES tollgate_sessions (id),
+        seq BIGINT NOT NULL,
+        state TEXT NOT NULL
+    )",
+    "CREATE TABLE tollgate_audit (
+        seq BIGINT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        session_seq BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        session_prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )",
+    "CREATE TABLE tollgate_audit_head (
+        id BIGINT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    )",
+]];
+
+/// Runs the missing steps inside the open transaction `$tx`, then commits.
+macro_rules! run_migrations {
+    ($tx:ident) => {{
+        sqlx::query("CREATE TABLE IF NOT EXISTS tollgate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            .execute(&mut *$tx)
+            .await?;
+        let row = sqlx::query("SELECT value FROM tollgate_meta WHERE key = 'schema_version'")
+            .fetch_optional(&mut *$tx)
+            .await?;
+        let version = match row {
+            None => 0,
+            Some(row) => parse_version(row.try_get("value")?)?,
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { found: version, supported: SCHEMA_VERSION });
+        }
+        for (from, steps) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            for step in *steps {
+                sqlx::query(*step).execute(&mut *$tx).await?;
+            }
+            if from == 0 {
+                sqlx::query("INSERT INTO tollgate_audit_head (id, seq, hash) VALUES (1, 0, $1)")
+                    .bind(audit::GENESIS)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO tollgate_meta (key, value) VALUES ('schema_version', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind((from + 1).to_string())
+            .execute(&mut *$tx)
+            .await?;
+        }
+        $tx.commit().await?;
+    }};
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one untouched.
+pub(crate) async fn migrate(store: &Store) -> Result<(), StoreError> {
+    match store {
+        Store::Sqlite(pool) => {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            run_migrations!(tx);
+        }
+        Store::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            // One migrating process at a time; the lock ends with the transaction.
+            sqlx::query("SELECT pg_advisory_xact_lock(7461726)").execute(&mut *tx).await?;
+            run_migrations!(tx);
+        }
+    }
+    Ok(())
+}
+
+fn parse_version(text: String) -> Result<i64, StoreError> {
+    text.parse().map_err(|_| StoreError::Damaged(format!("schema version '{text}' is not a number")))
+}

@@ -1,0 +1,59 @@
+//! Databases for tests: a fresh SQLite file, and a fresh schema on the
+//! PostgreSQL server the machine runs (`TOLLGATE_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/test`). Without a reachable server a
+//! test says so and skips its PostgreSQL half, except under `CI=true`,
+//! where that is a failure.
+
+use sqlx::Connection;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The PostgreSQL server tests use.
+pub fn postgres_url() -> String {
+    std::env::var("TOLLGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A new, empty directory under the system's temporary directory.
+pub fn temp_dir(prefix: &str) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The URL of a new SQLite file in a new temporary directory.
+pub fn sqlite_url() -> std::io::Result<String> {
+    Ok(temp_dir("tollgate_test")?.join("tollgate.db").display().to_string())
+}
+
+/// The URL of a new, empty schema on the test PostgreSQL server, or `None`
+/// (after saying why on stderr) if the server cannot be reached outside CI.
+///
+/// # Panics
+/// Under `CI=true`, when the server cannot be reached: tests must fail there, not skip.
+#[allow(clippy::panic)]
+pub async fn postgres_schema_url() -> Option<String> {
+    let base = postgres_url();
+    let mut conn = match sqlx::PgConnection::connect(&base).await {
+        Ok(conn) => conn,
+        Err(error) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL at {base} is unreachable under CI=true: {error}");
+            }
+            eprintln!("skipping the PostgreSQL half: {base} is unreachable ({error})");
+            return None;
+        }
+    };
+    let schema = unique("tg").to_ascii_lowercase();
+    let create = format!("CREATE SCHEMA {schema}");
+    if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await {
+        panic!("cannot create schema {schema}: {error}");
+    }
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))
+}

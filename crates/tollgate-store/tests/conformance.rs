@@ -1,0 +1,276 @@
+//! The store's conformance suite: every test runs against SQLite and against
+//! the real PostgreSQL server (a fresh schema each), and both must behave the
+//! same.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use std::future::Future;
+use tollgate_store::testing::{postgres_schema_url, sqlite_url};
+use tollgate_store::{AuditHead, NewAudit, NewEntry, NewSession, SCHEMA_VERSION, Store, StoreError, StoredWorkflow};
+
+/// Runs `test` on a fresh SQLite store and a fresh PostgreSQL store.
+async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let sqlite = Store::open(&sqlite_url().unwrap()).await.unwrap();
+    test(sqlite).await;
+    if let Some(url) = postgres_schema_url().await {
+        let postgres = Store::open(&url).await.unwrap();
+        test(postgres).await;
+    }
+}
+
+async fn with_session(store: &Store, id: &str) {
+    store
+        .put_workflow(&StoredWorkflow { hash: "h1".into(), name: "w".into(), version: 1, text: "[workflow]".into() })
+        .await
+        .unwrap();
+    store
+        .create_session(&NewSession {
+            id: id.into(),
+            workflow_hash: "h1".into(),
+            workflow_name: "w".into(),
+            workflow_version: 1,
+            parent_id: None,
+            created_ms: 1_000,
+        })
+        .await
+        .unwrap();
+}
+
+fn entry(kind: &str, call: Option<&str>, body: &str) -> NewEntry {
+    NewEntry { kind: kind.into(), call_id: call.map(str::to_owned), body: body.into(), at_ms: 5 }
+}
+
+fn audit(body: &str) -> NewAudit {
+    NewAudit { kind: "decision.allow".into(), body: body.into(), at_ms: 7 }
+}
+
+/// Runs raw SQL on the store's database (to damage it on purpose).
+async fn raw(store: &Store, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match store {
+        Store::Sqlite(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+        Store::Postgres(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_created_once_and_listed() {
+    on_both(|store| async move {
+        with_session(&store, "s1").await;
+        let again = store
+            .create_session(&NewSession {
+                id: "s1".into(),
+                workflow_hash: "h1".into(),
+                workflow_name: "w".into(),
+                workflow_version: 1,
+                parent_id: None,
+                created_ms: 2_000,
+            })
+            .await;
+        assert!(matches!(again, Err(StoreError::SessionExists(_))), "{} {again:?}", store.backend());
+        let info = store.session("s1").await.unwrap().unwrap();
+        assert_eq!((info.created_ms, info.last_seq, info.workflow_version), (1_000, 0, 1));
+        assert_eq!(store.sessions(10).await.unwrap().len(), 1);
+        assert!(store.session("nope").await.unwrap().is_none());
+        assert!(matches!(store.lock_session("nope").await, Err(StoreError::NoSession(_))));
+        assert_eq!(store.workflow("h1").await.unwrap().unwrap().text, "[workflow]");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_committed_append_is_kept_and_a_dropped_one_leaves_nothing() {
+    on_both(|store| async move {
+        with_session(&store, "s1").await;
+        let mut tx = store.lock_session("s1").await.unwrap();
+        let last = tx
+            .append(
+                "s1",
+                &[entry("decision", Some("c1"), "{\"a\":1}"), entry("result", Some("c1"), "{}")],
+                &[],
+                Some("{\"cp\":1}"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(last, 2);
+        tx.commit().await.unwrap();
+
+        let mut tx = store.lock_session("s1").await.unwrap();
+        tx.append("s1", &[entry("decision", Some("c2"), "{}")], &[audit("{}")], Some("{\"cp\":2}")).await.unwrap();
+        drop(tx); // no commit: rolled back
+
+        let journal = store.journal("s1").await.unwrap();
+        assert_eq!(journal.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2], "{}", store.backend());
+        assert_eq!(journal[0].call_id.as_deref(), Some("c1"));
+        assert_eq!(store.session("s1").await.unwrap().unwrap().last_seq, 2);
+        let checkpoint = store.checkpoint("s1").await.unwrap().unwrap();
+        assert_eq!((checkpoint.seq, checkpoint.state.as_str()), (2, "{\"cp\":1}"));
+        assert_eq!(store.audit_head().await.unwrap().seq, 0);
+
+        let mut tx = store.lock_session("s1").await.unwrap();
+        assert_eq!(tx.find_call("s1", "c1", "result").await.unwrap().unwrap().seq, 2);
+        assert!(tx.find_call("s1", "c2", "decision").await.unwrap().is_none());
+        assert_eq!(tx.journal_after("s1", 1).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_appends_to_one_session_are_serialised() {
+    on_both(|store| async move {
+        with_session(&store, "s1").await;
+        let mut tasks = Vec::new();
+        for worker in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..10 {
+                    let mut tx = store.lock_session("s1").await.unwrap();
+                    // Read, then write what was read: lost updates would show.
+                    let before = tx.info("s1").await.unwrap().last_seq;
+                    let body = format!("{{\"after\":{before}}}");
+                    let call = format!("w{worker}-{n}");
+                    tx.append("s1", &[entry("decision", Some(&call), &body)], &[audit(&body)], None).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let journal = store.journal("s1").await.unwrap();
+        assert_eq!(journal.len(), 80, "{}", store.backend());
+        for e in &journal {
+            assert_eq!(e.body, format!("{{\"after\":{}}}", e.seq - 1), "entry {} saw a stale session", e.seq);
+        }
+        let report = store.verify_audit().await.unwrap();
+        assert_eq!((report.records, report.problem), (80, None));
+    })
+    .await;
+}
+
+/// Two sessions, three records each, interleaved.
+async fn six_records(store: &Store) {
+    with_session(store, "s1").await;
+    store
+        .create_session(&NewSession {
+            id: "s2".into(),
+            workflow_hash: "h1".into(),
+            workflow_name: "w".into(),
+            workflow_version: 1,
+            parent_id: Some("s1".into()),
+            created_ms: 1_001,
+        })
+        .await
+        .unwrap();
+    for n in 0..3 {
+        for session in ["s1", "s2"] {
+            let mut tx = store.lock_session(session).await.unwrap();
+            tx.append(session, &[], &[audit(&format!("{{\"n\":{n}}}"))], None).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_untouched_audit_log_verifies() {
+    on_both(|store| async move {
+        six_records(&store).await;
+        let report = store.verify_audit().await.unwrap();
+        assert_eq!((report.records, report.sessions, report.problem), (6, 2, None), "{}", store.backend());
+        let records = store.audit_records(0, 100).await.unwrap();
+        assert_eq!(records.iter().map(|r| r.session_seq).collect::<Vec<_>>(), vec![1, 1, 2, 2, 3, 3]);
+        assert_eq!(tollgate_store::verify_records(&records, &store.audit_head().await.unwrap()).problem, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn verify_names_the_first_altered_removed_inserted_or_reordered_record() {
+    // (damage, the record verify must name, a word its message must contain)
+    let cases: [(&str, i64, &str); 6] = [
+        ("UPDATE tollgate_audit SET body = '{\"n\":9}' WHERE seq = 3", 3, "altered"),
+        ("DELETE FROM tollgate_audit WHERE seq = 4", 4, "missing"),
+        ("DELETE FROM tollgate_audit WHERE seq = 6", 6, "removed from the end"),
+        (
+            // Swap the contents of records 2 and 3, keeping their positions.
+            "UPDATE tollgate_audit SET session_id = CASE seq WHEN 2 THEN 's1' ELSE 's2' END, \
+             prev_hash = CASE seq WHEN 2 THEN (SELECT prev_hash FROM tollgate_audit WHERE seq = 3) \
+             ELSE (SELECT prev_hash FROM tollgate_audit WHERE seq = 2) END WHERE seq IN (2, 3)",
+            2,
+            "",
+        ),
+        (
+            // A forged record appended at the end, chained correctly to the last one.
+            "INSERT INTO tollgate_audit SELECT 7, session_id, session_seq + 1, kind, body, at_ms, hash, hash, \
+             'f00d' FROM tollgate_audit WHERE seq = 6",
+            7,
+            "",
+        ),
+        (
+            // Everything shifted up by one to make room for a forged first record.
+            "UPDATE tollgate_audit SET seq = seq + 10",
+            1,
+            "missing",
+        ),
+    ];
+    for (damage, seq, word) in cases {
+        on_both(|store| async move {
+            six_records(&store).await;
+            raw(&store, damage).await;
+            let report = store.verify_audit().await.unwrap();
+            let problem = report.problem.unwrap_or_else(|| panic!("{}: not caught: {damage}", store.backend()));
+            assert_eq!(problem.seq, seq, "{}: {damage}: {problem:?}", store.backend());
+            assert!(problem.message.contains(word), "{damage}: {problem:?}");
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn reopening_keeps_everything_and_a_newer_schema_is_refused_untouched() {
+    let url = sqlite_url().unwrap();
+    let store = Store::open(&url).await.unwrap();
+    six_records(&store).await;
+    store.close().await;
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap().records, 6);
+    raw(&store, &format!("UPDATE tollgate_meta SET value = '{}' WHERE key = 'schema_version'", SCHEMA_VERSION + 1))
+        .await;
+    store.close().await;
+    match Store::open(&url).await {
+        Err(StoreError::NewerSchema { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        other => panic!("a newer schema must be refused: {other:?}"),
+    }
+    if let Some(pg) = postgres_schema_url().await {
+        let store = Store::open(&pg).await.unwrap();
+        six_records(&store).await;
+        raw(&store, &format!("UPDATE tollgate_meta SET value = '{}' WHERE key = 'schema_version'", SCHEMA_VERSION + 1))
+            .await;
+        assert!(matches!(Store::open(&pg).await, Err(StoreError::NewerSchema { .. })));
+        assert_eq!(store.journal("s1").await.unwrap().len(), 0);
+        assert_eq!(store.verify_audit().await.unwrap().records, 6, "refusing must leave the data intact");
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_file_or_a_bad_url_is_a_clear_error_and_nothing_is_written() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_corrupt").unwrap();
+    let path = dir.join("tollgate.db");
+    let garbage = b"this is not an SQLite database, but it is somebody's data".repeat(100);
+    std::fs::write(&path, &garbage).unwrap();
+    let error = Store::open(&path.display().to_string()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    assert!(error.to_string().contains("tollgate.db"), "{error}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "the file must be left as it was");
+
+    for url in ["postgres://nobody@127.0.0.1:1/none", "mysql://localhost/db", ""] {
+        let error = Store::open(url).await.unwrap_err();
+        assert!(matches!(error, StoreError::Open { .. } | StoreError::BadUrl { .. }), "{url}: {error:?}");
+    }
+    let head = AuditHead { seq: 0, hash: "0".repeat(64) };
+    assert_eq!(tollgate_store::verify_records(&[], &head).problem, None);
+}
