@@ -1,0 +1,515 @@
+//! Tollgate's runtime: durable sessions over the pure decision core.
+//!
+//! Every session has a journal in the store. [`Engine::decide`] locks the
+//! session (across processes), loads its state from the checkpoint plus the
+//! journal after it, asks the core for a decision, and writes the decision,
+//! its audit record and the new checkpoint in one transaction before it
+//! returns: nobody acts on a decision that is not on disk.
+//! [`Engine::record_result`] folds a tool's result in the same way.
+//!
+//! Exactly once: a side-effecting call that is allowed carries an
+//! idempotency key (`session/tool:call`). A call re-sent with the same id
+//! and arguments gets its original decision back; a result recorded twice
+//! changes nothing the second time; [`Engine::resume`] lists the calls that
+//! were allowed but whose results never arrived (in doubt), with their keys,
+//! so the caller re-drives them rather than running them anew.
+
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tollgate_core::{CallId, Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide};
+use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionTx, Store, StoreError, StoredWorkflow};
+
+pub use tollgate_store::{AuditProblem, AuditRecord, SessionInfo, VerifyReport};
+
+/// What can go wrong in the engine. Bad input is an error here, never a panic.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed (see its message).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The workflow text does not compile.
+    #[error("the workflow does not compile:\n{0}")]
+    Workflow(String),
+    /// No workflow with this hash is stored.
+    #[error("no stored workflow with hash {0}")]
+    UnknownWorkflow(String),
+    /// An id from outside is not acceptable.
+    #[error("{0}")]
+    BadId(String),
+    /// The journal does not replay to the decisions it records: the session
+    /// was written under a different workflow or the journal was altered.
+    #[error("session {session} does not replay at journal entry {seq}: {message}")]
+    Diverged {
+        /// The session.
+        session: String,
+        /// The journal entry.
+        seq: i64,
+        /// What differs.
+        message: String,
+    },
+}
+
+/// Where the engine's time comes from. Decisions record it; the core never reads a clock.
+#[derive(Clone, Debug)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A fixed time, in milliseconds since the Unix epoch (replays, tests).
+    Fixed(i64),
+}
+
+impl Clock {
+    fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Clock::Fixed(ms) => *ms,
+        }
+    }
+}
+
+/// A stored, compiled workflow.
+#[derive(Clone, Debug)]
+pub struct WorkflowHandle {
+    /// SHA-256 of the workflow text, hex: what sessions refer to.
+    pub hash: String,
+    /// The compiled workflow.
+    pub workflow: Arc<Workflow>,
+}
+
+/// A decision as the engine returns it.
+#[derive(Clone, Debug)]
+pub struct CallDecision {
+    /// The decision (for allowed side effects, the key is `session/tool:call`).
+    pub decision: Decision,
+    /// The decision as JSON (`tollgate.decision/v1`).
+    pub json: Json,
+    /// True if this call id was decided before with the same tool and
+    /// arguments and this is that original decision, not a new one.
+    pub replayed: bool,
+}
+
+/// What recording a result did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    /// False if nothing changed: the call was never allowed, or its result
+    /// was recorded before (a result counts once).
+    pub recorded: bool,
+    /// The effects on the session (facts established or updated, ...), as JSON.
+    pub effects: Vec<Json>,
+    /// Why nothing changed, when `recorded` is false.
+    pub note: Option<String>,
+}
+
+/// A call that was allowed but whose result was never recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InDoubt {
+    /// The call's id.
+    pub call_id: String,
+    /// The tool.
+    pub tool: String,
+    /// The key to re-drive it with (side effects only).
+    pub idempotency_key: Option<String>,
+}
+
+/// Where a session stands, to continue it.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// The session.
+    pub session: SessionInfo,
+    /// Its current state (checkpoint plus journal tail).
+    pub state: SessionState,
+    /// Its workflow.
+    pub workflow: Arc<Workflow>,
+    /// Calls allowed whose results were never recorded, oldest first.
+    pub in_doubt: Vec<InDoubt>,
+}
+
+/// The runtime over one store.
+pub struct Engine {
+    store: Store,
+    clock: Clock,
+    workflows: Mutex<HashMap<String, Arc<Workflow>>>,
+}
+
+/// Longest session or call id accepted.
+const ID_MAX: usize = 128;
+
+fn check_id(what: &str, id: &str) -> Result<(), EngineError> {
+    let ok = !id.is_empty()
+        && id.len() <= ID_MAX
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '#' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::BadId(format!(
+            "{what} id {id:?} is not 1 to {ID_MAX} characters of letters, digits and - _ . : # @"
+        )))
+    }
+}
+
+/// SHA-256 of a workflow's text, hex.
+pub fn workflow_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Engine {
+    /// An engine over `store`, on the system clock.
+    pub fn new(store: Store) -> Engine {
+        Engine { store, clock: Clock::System, workflows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Opens the store at `url` (see [`Store::open`]).
+    pub async fn open(url: &str) -> Result<Engine, EngineError> {
+        Ok(Engine::new(Store::open(url).await?))
+    }
+
+    /// The same engine on another clock.
+    pub fn with_clock(mut self, clock: Clock) -> Engine {
+        self.clock = clock;
+        self
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Compiles a workflow and stores its text, so sessions under it can be
+    /// reloaded in any process.
+    pub async fn register_workflow(&self, text: &str, file: &str) -> Result<WorkflowHandle, EngineError> {
+        let workflow = tollgate_core::compile(text, file).map_err(|problems| {
+            EngineError::Workflow(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        })?;
+        let hash = workflow_hash(text);
+        self.store
+            .put_workflow(&StoredWorkflow {
+                hash: hash.clone(),
+                name: workflow.name().to_owned(),
+                version: i64::from(workflow.version()),
+                text: text.to_owned(),
+            })
+            .await?;
+        let workflow = Arc::new(workflow);
+        self.cache().insert(hash.clone(), Arc::clone(&workflow));
+        Ok(WorkflowHandle { hash, workflow })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Workflow>>> {
+        self.workflows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The compiled workflow stored under `hash`.
+    pub async fn workflow(&self, hash: &str) -> Result<Arc<Workflow>, EngineError> {
+        if let Some(workflow) = self.cache().get(hash) {
+            return Ok(Arc::clone(workflow));
+        }
+        let stored = self.store.workflow(hash).await?.ok_or_else(|| EngineError::UnknownWorkflow(hash.to_owned()))?;
+        let workflow = tollgate_core::compile(&stored.text, &stored.name).map_err(|problems| {
+            EngineError::Workflow(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        })?;
+        let workflow = Arc::new(workflow);
+        self.cache().insert(hash.to_owned(), Arc::clone(&workflow));
+        Ok(workflow)
+    }
+
+    /// Starts a session under a registered workflow.
+    pub async fn create_session(
+        &self,
+        workflow: &WorkflowHandle,
+        id: &str,
+        parent: Option<&str>,
+    ) -> Result<SessionInfo, EngineError> {
+        check_id("session", id)?;
+        self.store
+            .create_session(&NewSession {
+                id: id.to_owned(),
+                workflow_hash: workflow.hash.clone(),
+                workflow_name: workflow.workflow.name().to_owned(),
+                workflow_version: i64::from(workflow.workflow.version()),
+                parent_id: parent.map(str::to_owned),
+                created_ms: self.clock.now_ms(),
+            })
+            .await?;
+        self.store.session(id).await?.ok_or_else(|| StoreError::NoSession(id.to_owned()).into())
+    }
+
+    /// Decides one tool call on a session, durably: when this returns, the
+    /// decision, its audit record and the session's new checkpoint are
+    /// committed. A call id decided before with the same tool and arguments
+    /// gets its original decision back (`replayed`); with different ones, a
+    /// block.
+    pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, EngineError> {
+        check_id("session", session)?;
+        let mut tx = self.store.lock_session(session).await?;
+        let (workflow, mut state, _) = self.load_locked(&mut tx, session).await?;
+        let now = self.clock.now_ms();
+        if let Err(error) = check_id("call", call.id.as_str()) {
+            let decision = refusal("tollgate.call_id", error.to_string());
+            return self.refuse(tx, session, call, decision, now).await;
+        }
+        if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
+            let body: Json = parse(&earlier.body, session, earlier.seq)?;
+            if body["call"]["tool"] == json!(call.tool) && body["call"]["args"] == call.args {
+                // The original decision, re-derived from the state it was made on.
+                let journal = tx.journal_after(session, 0).await?;
+                let before: Vec<JournalEntry> = journal.into_iter().filter(|e| e.seq < earlier.seq).collect();
+                let mut then = SessionState::new(&workflow);
+                fold(&workflow, session, &mut then, &before)?;
+                let decision = with_session_key(decide(&workflow, &then, call), session);
+                if decision.to_json() != body["decision"] {
+                    return Err(EngineError::Diverged {
+                        session: session.to_owned(),
+                        seq: earlier.seq,
+                        message: format!("the recorded decision of call {} does not replay", call.id),
+                    });
+                }
+                return Ok(CallDecision { json: body["decision"].clone(), decision, replayed: true });
+            }
+            let decision = refusal(
+                "tollgate.call_id_reused",
+                format!("call id {} was already used for another call; send this one with a new id", call.id),
+            );
+            return self.refuse(tx, session, call, decision, now).await;
+        }
+        let decision = with_session_key(decide(&workflow, &state, call), session);
+        apply(&workflow, &mut state, Event::Decided { call, decision: &decision });
+        let decision_json = decision.to_json();
+        let body = json!({
+            "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args},
+            "decision": decision_json,
+        });
+        let text = body.to_string();
+        let entry =
+            NewEntry { kind: "decision".into(), call_id: Some(call.id.to_string()), body: text.clone(), at_ms: now };
+        let audit = NewAudit { kind: format!("decision.{}", verdict_name(decision.verdict())), body: text, at_ms: now };
+        let checkpoint = state.to_checkpoint(&workflow).to_string();
+        tx.append(session, &[entry], &[audit], Some(&checkpoint)).await?;
+        tx.commit().await?;
+        Ok(CallDecision { decision, json: decision_json, replayed: false })
+    }
+
+    /// A block that the journal does not fold into the state (a bad or
+    /// reused call id): audited, recorded, and returned.
+    async fn refuse(
+        &self,
+        mut tx: SessionTx,
+        session: &str,
+        call: &ToolCall,
+        decision: Decision,
+        now: i64,
+    ) -> Result<CallDecision, EngineError> {
+        let decision_json = decision.to_json();
+        let body = json!({
+            "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args},
+            "decision": decision_json,
+        })
+        .to_string();
+        let entry = NewEntry { kind: "refused".into(), call_id: None, body: body.clone(), at_ms: now };
+        let audit = NewAudit { kind: "decision.block".into(), body, at_ms: now };
+        tx.append(session, &[entry], &[audit], None).await?;
+        tx.commit().await?;
+        Ok(CallDecision { decision, json: decision_json, replayed: false })
+    }
+
+    /// Records the result of an allowed call: result checks run, facts are
+    /// derived, the state is checkpointed, all in one transaction. A result
+    /// for a call that was not allowed, or recorded before, changes nothing.
+    pub async fn record_result(
+        &self,
+        session: &str,
+        call_id: &str,
+        result: &Json,
+        outcome: ToolOutcome,
+    ) -> Result<Recorded, EngineError> {
+        check_id("session", session)?;
+        let mut tx = self.store.lock_session(session).await?;
+        let (workflow, mut state, _) = self.load_locked(&mut tx, session).await?;
+        let call = CallId::new(call_id);
+        if tx.find_call(session, call_id, "result").await?.is_some() {
+            return Ok(unchanged(format!("the result of call {call_id} was recorded before; it counts once")));
+        }
+        if !state.pending_calls().any(|pending| *pending == call) {
+            return Ok(unchanged(format!("call {call_id} is not an allowed call awaiting its result")));
+        }
+        let now = self.clock.now_ms();
+        let effects = apply(&workflow, &mut state, Event::ResultRecorded { call: &call, result, outcome });
+        let effects: Vec<Json> = effects.iter().map(tollgate_core::Effect::to_json).collect();
+        let body = json!({"call": call_id, "result": result, "outcome": outcome_name(outcome)});
+        let entry =
+            NewEntry { kind: "result".into(), call_id: Some(call_id.to_owned()), body: body.to_string(), at_ms: now };
+        let audit = NewAudit {
+            kind: "result".into(),
+            body: json!({"call": call_id, "outcome": outcome_name(outcome), "effects": effects}).to_string(),
+            at_ms: now,
+        };
+        let checkpoint = state.to_checkpoint(&workflow).to_string();
+        tx.append(session, &[entry], &[audit], Some(&checkpoint)).await?;
+        tx.commit().await?;
+        Ok(Recorded { recorded: true, effects, note: None })
+    }
+
+    /// The session's current state: its checkpoint plus the journal after it.
+    pub async fn state(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), EngineError> {
+        let mut tx = self.store.lock_session(session).await?;
+        let (workflow, state, _) = self.load_locked(&mut tx, session).await?;
+        drop(tx);
+        Ok((workflow, state))
+    }
+
+    /// The session's state folded from its whole journal, ignoring the
+    /// checkpoint: what the checkpoint must equal.
+    pub async fn replay(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), EngineError> {
+        let info = self.store.session(session).await?.ok_or_else(|| StoreError::NoSession(session.to_owned()))?;
+        let workflow = self.workflow(&info.workflow_hash).await?;
+        let journal = self.store.journal(session).await?;
+        let mut state = SessionState::new(&workflow);
+        fold(&workflow, session, &mut state, &journal)?;
+        Ok((workflow, state))
+    }
+
+    /// Where a session stands: its state and the calls in doubt.
+    pub async fn resume(&self, session: &str) -> Result<Resume, EngineError> {
+        check_id("session", session)?;
+        let mut tx = self.store.lock_session(session).await?;
+        let (workflow, state, info) = self.load_locked(&mut tx, session).await?;
+        let mut in_doubt = Vec::new();
+        for call in state.pending_calls() {
+            let Some(entry) = tx.find_call(session, call.as_str(), "decision").await? else { continue };
+            let body = parse(&entry.body, session, entry.seq)?;
+            in_doubt.push((
+                entry.seq,
+                InDoubt {
+                    call_id: call.to_string(),
+                    tool: body["call"]["tool"].as_str().unwrap_or_default().to_owned(),
+                    idempotency_key: body["decision"]["idempotency_key"].as_str().map(str::to_owned),
+                },
+            ));
+        }
+        drop(tx);
+        in_doubt.sort_by_key(|(seq, _)| *seq);
+        Ok(Resume { session: info, state, workflow, in_doubt: in_doubt.into_iter().map(|(_, d)| d).collect() })
+    }
+
+    /// Loads a locked session: its workflow, its state (checkpoint plus the
+    /// journal after it) and its row.
+    async fn load_locked(
+        &self,
+        tx: &mut SessionTx,
+        session: &str,
+    ) -> Result<(Arc<Workflow>, SessionState, SessionInfo), EngineError> {
+        let info = tx.info(session).await?;
+        let workflow = self.workflow(&info.workflow_hash).await?;
+        let (mut state, after) = match tx.checkpoint(session).await? {
+            Some(checkpoint) => {
+                let document: Json = parse(&checkpoint.state, session, checkpoint.seq)?;
+                let state = SessionState::from_checkpoint(&workflow, &document).map_err(|message| {
+                    EngineError::Diverged { session: session.to_owned(), seq: checkpoint.seq, message }
+                })?;
+                (state, checkpoint.seq)
+            }
+            None => (SessionState::new(&workflow), 0),
+        };
+        let tail = tx.journal_after(session, after).await?;
+        fold(&workflow, session, &mut state, &tail)?;
+        Ok((workflow, state, info))
+    }
+}
+
+/// Folds journal entries into a state, re-deciding each recorded call and
+/// checking the decision is the one recorded.
+fn fold(
+    workflow: &Workflow,
+    session: &str,
+    state: &mut SessionState,
+    entries: &[JournalEntry],
+) -> Result<(), EngineError> {
+    for entry in entries {
+        let body: Json = parse(&entry.body, session, entry.seq)?;
+        match entry.kind.as_str() {
+            "decision" => {
+                let call = call_of(&body, session, entry.seq)?;
+                let decision = with_session_key(decide(workflow, state, &call), session);
+                if decision.to_json() != body["decision"] {
+                    return Err(EngineError::Diverged {
+                        session: session.to_owned(),
+                        seq: entry.seq,
+                        message: format!(
+                            "the workflow now decides call {} differently from the journal's record",
+                            call.id
+                        ),
+                    });
+                }
+                apply(workflow, state, Event::Decided { call: &call, decision: &decision });
+            }
+            "result" => {
+                let call = CallId::new(body["call"].as_str().unwrap_or_default());
+                let outcome = if body["outcome"] == "failed" { ToolOutcome::Failed } else { ToolOutcome::Succeeded };
+                apply(workflow, state, Event::ResultRecorded { call: &call, result: &body["result"], outcome });
+            }
+            // Refused calls (bad or reused ids) never touch the state.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn call_of(body: &Json, session: &str, seq: i64) -> Result<ToolCall, EngineError> {
+    let call = &body["call"];
+    match (call["id"].as_str(), call["tool"].as_str()) {
+        (Some(id), Some(tool)) => Ok(ToolCall::new(id, tool, call["args"].clone())),
+        _ => Err(EngineError::Diverged {
+            session: session.to_owned(),
+            seq,
+            message: "the journal entry has no call".to_owned(),
+        }),
+    }
+}
+
+fn parse(text: &str, session: &str, seq: i64) -> Result<Json, EngineError> {
+    serde_json::from_str(text).map_err(|e| EngineError::Diverged {
+        session: session.to_owned(),
+        seq,
+        message: format!("stored JSON does not parse: {e}"),
+    })
+}
+
+/// Gives an allowed side effect its store-wide key: `session/tool:call`.
+fn with_session_key(mut decision: Decision, session: &str) -> Decision {
+    if let Decision::Allow(allowed) = &mut decision
+        && let Some(key) = &mut allowed.idempotency_key
+    {
+        *key = format!("{session}/{key}");
+    }
+    decision
+}
+
+fn refusal(rule: &str, message: String) -> Decision {
+    Decision::Block(tollgate_core::Blocked {
+        stage: tollgate_core::Stage::Admission,
+        reasons: vec![tollgate_core::Reason { rule_id: rule.to_owned(), message }],
+        missing: Vec::new(),
+    })
+}
+
+fn unchanged(note: String) -> Recorded {
+    Recorded { recorded: false, effects: Vec::new(), note: Some(note) }
+}
+
+fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Allow => "allow",
+        Verdict::Block => "block",
+        Verdict::Escalate => "escalate",
+    }
+}
+
+fn outcome_name(outcome: ToolOutcome) -> &'static str {
+    match outcome {
+        ToolOutcome::Succeeded => "succeeded",
+        ToolOutcome::Failed => "failed",
+    }
+}

@@ -1,0 +1,233 @@
+//! The engine over both stores: durable decisions, checkpoint == replay,
+//! exactly-once results, re-sent calls, resume, audit, concurrent refunds.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use tollgate_core::{ToolCall, ToolOutcome, Verdict};
+use tollgate_engine::{Engine, EngineError, WorkflowHandle};
+use tollgate_store::testing::{postgres_schema_url, sqlite_url};
+
+const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+
+/// Runs `test` on an engine over a fresh SQLite file and one over a fresh
+/// PostgreSQL schema; the URL is passed so a test can open a second engine.
+async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(sqlite_url().unwrap()).await;
+    if let Some(url) = postgres_schema_url().await {
+        test(url).await;
+    }
+}
+
+async fn engine(url: &str) -> (Engine, WorkflowHandle) {
+    let engine = Engine::open(url).await.unwrap();
+    let handle = engine.register_workflow(REFERENCE, "support-refunds.toml").await.unwrap();
+    (engine, handle)
+}
+
+async fn call(engine: &Engine, session: &str, id: &str, tool: &str, args: serde_json::Value) -> Verdict {
+    engine.decide(session, &ToolCall::new(id, tool, args)).await.unwrap().decision.verdict()
+}
+
+async fn ok(engine: &Engine, session: &str, id: &str, result: serde_json::Value) {
+    let recorded = engine.record_result(session, id, &result, ToolOutcome::Succeeded).await.unwrap();
+    assert!(recorded.recorded, "{recorded:?}");
+}
+
+/// Verified customer c_42 with order #W1 (total 300) looked up.
+async fn verified(engine: &Engine, session: &str) {
+    assert_eq!(
+        call(engine, session, "v", "get_customer", json!({"email": "a@example.com", "zip": "94107"})).await,
+        Verdict::Allow
+    );
+    ok(
+        engine,
+        session,
+        "v",
+        json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}),
+    )
+    .await;
+    assert_eq!(call(engine, session, "o", "lookup_order", json!({"order_id": "#W1"})).await, Verdict::Allow);
+    ok(engine, session, "o", json!({"order_id": "#W1", "customer_id": "c_42", "total": 300.0, "status": "delivered"}))
+        .await;
+}
+
+async fn assert_checkpoint_is_replay(engine: &Engine, session: &str) {
+    let (_, cached) = engine.state(session).await.unwrap();
+    let (_, replayed) = engine.replay(session).await.unwrap();
+    assert_eq!(cached, replayed, "checkpoint and replay differ for {session}");
+}
+
+#[tokio::test]
+async fn decisions_persist_and_the_checkpoint_equals_the_replay_at_every_step() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        assert_eq!(
+            call(&engine, "s1", "r0", "process_refund", json!({"order_id": "#W1", "amount": 10.0})).await,
+            Verdict::Block
+        );
+        assert_checkpoint_is_replay(&engine, "s1").await;
+        verified(&engine, "s1").await;
+        assert_checkpoint_is_replay(&engine, "s1").await;
+        assert_eq!(
+            call(&engine, "s1", "r1", "process_refund", json!({"order_id": "#W1", "amount": 200.0})).await,
+            Verdict::Allow
+        );
+        assert_checkpoint_is_replay(&engine, "s1").await;
+        ok(&engine, "s1", "r1", json!({"refund_id": "rf_1"})).await;
+        assert_checkpoint_is_replay(&engine, "s1").await;
+        // 200 of 300 refunded: 150 more does not fit.
+        assert_eq!(
+            call(&engine, "s1", "r2", "process_refund", json!({"order_id": "#W1", "amount": 150.0})).await,
+            Verdict::Block
+        );
+        assert_checkpoint_is_replay(&engine, "s1").await;
+
+        // Another process (a new engine on the same database) sees all of it.
+        let (again, _) = self::engine(&url).await;
+        let (_, state) = again.state("s1").await.unwrap();
+        assert_eq!(state.allowed_calls(), 3);
+        assert_eq!(state.blocked_calls(), 2);
+        assert_eq!(
+            call(&again, "s1", "r3", "process_refund", json!({"order_id": "#W1", "amount": 100.0})).await,
+            Verdict::Allow
+        );
+
+        let journal = again.store().journal("s1").await.unwrap();
+        assert_eq!(journal.iter().filter(|e| e.kind == "decision").count(), 6);
+        let report = again.store().verify_audit().await.unwrap();
+        assert_eq!(report.problem, None);
+        assert_eq!(report.records, 6 + 3, "one audit record per decision and per recorded result");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_result_counts_once_and_a_resent_call_gets_its_original_decision() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        verified(&engine, "s1").await;
+        let args = json!({"order_id": "#W1", "amount": 120.0});
+        let first = engine.decide("s1", &ToolCall::new("r1", "process_refund", args.clone())).await.unwrap();
+        assert!(!first.replayed);
+        assert_eq!(first.json["idempotency_key"], "s1/process_refund:r1");
+
+        // The agent re-sends the same call (say, after a crash): same decision, nothing new stored.
+        let before = engine.store().journal("s1").await.unwrap().len();
+        let again = engine.decide("s1", &ToolCall::new("r1", "process_refund", args.clone())).await.unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.json, first.json);
+        assert_eq!(engine.store().journal("s1").await.unwrap().len(), before);
+
+        // The same id for a different call is refused, audited, and changes no state.
+        let reused = engine
+            .decide("s1", &ToolCall::new("r1", "process_refund", json!({"order_id": "#W1", "amount": 1.0})))
+            .await
+            .unwrap();
+        assert_eq!(reused.decision.verdict(), Verdict::Block);
+        assert_eq!(reused.json["reasons"][0]["rule_id"], "tollgate.call_id_reused");
+
+        let result = json!({"refund_id": "rf_1"});
+        let once = engine.record_result("s1", "r1", &result, ToolOutcome::Succeeded).await.unwrap();
+        let twice = engine.record_result("s1", "r1", &result, ToolOutcome::Succeeded).await.unwrap();
+        assert!(once.recorded && !twice.recorded, "{once:?} {twice:?}");
+        assert!(twice.note.unwrap().contains("counts once"));
+        let never = engine.record_result("s1", "zzz", &result, ToolOutcome::Succeeded).await.unwrap();
+        assert!(!never.recorded);
+
+        // 120 refunded once, not twice: 180 still fits, 181 does not.
+        assert_eq!(
+            call(&engine, "s1", "r2", "process_refund", json!({"order_id": "#W1", "amount": 181.0})).await,
+            Verdict::Block
+        );
+        assert_eq!(
+            call(&engine, "s1", "r3", "process_refund", json!({"order_id": "#W1", "amount": 180.0})).await,
+            Verdict::Allow
+        );
+        assert_checkpoint_is_replay(&engine, "s1").await;
+        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resume_reports_allowed_calls_without_results_as_in_doubt() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        verified(&engine, "s1").await;
+        call(&engine, "s1", "r1", "process_refund", json!({"order_id": "#W1", "amount": 50.0})).await;
+        call(
+            &engine,
+            "s1",
+            "a1",
+            "update_address",
+            json!({"street": "1 Main St", "city": "Springfield", "zip": "94107"}),
+        )
+        .await;
+        drop(engine);
+
+        let (engine, _) = self::engine(&url).await;
+        let resume = engine.resume("s1").await.unwrap();
+        let in_doubt: Vec<_> =
+            resume.in_doubt.iter().map(|d| (d.call_id.as_str(), d.idempotency_key.as_deref())).collect();
+        assert_eq!(in_doubt, vec![("r1", Some("s1/process_refund:r1")), ("a1", Some("s1/update_address:a1"))]);
+        ok(&engine, "s1", "r1", json!({"refund_id": "rf_1"})).await;
+        assert_eq!(engine.resume("s1").await.unwrap().in_doubt.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_refunds_on_one_session_never_pass_the_order_total_together() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        verified(&engine, "s1").await;
+        let engine = Arc::new(engine);
+        // 24 callers race to refund 40 each on an order of 300: at most 7 fit.
+        let mut tasks = Vec::new();
+        for n in 0..24 {
+            let engine = Arc::clone(&engine);
+            tasks.push(tokio::spawn(async move {
+                let call = ToolCall::new(format!("r{n}"), "process_refund", json!({"order_id": "#W1", "amount": 40.0}));
+                engine.decide("s1", &call).await.unwrap().decision.verdict()
+            }));
+        }
+        let mut allowed = 0;
+        for task in tasks {
+            if task.await.unwrap() == Verdict::Allow {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 7, "exactly 7 refunds of 40 fit in 300");
+        assert_checkpoint_is_replay(&engine, "s1").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_ids_and_unknown_sessions_are_clear_errors_that_store_nothing() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        let error = engine.create_session(&workflow, "bad id with spaces", None).await.unwrap_err();
+        assert!(matches!(error, EngineError::BadId(_)), "{error}");
+        let error = engine.decide("nope", &ToolCall::new("c", "get_customer", json!({}))).await.unwrap_err();
+        assert!(error.to_string().contains("no session 'nope'"), "{error}");
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        let odd = engine.decide("s1", &ToolCall::new("x".repeat(500), "get_customer", json!({}))).await.unwrap();
+        assert_eq!(odd.json["reasons"][0]["rule_id"], "tollgate.call_id");
+        assert!(engine.register_workflow("[workflow]\nname = 1", "bad.toml").await.is_err());
+        assert_eq!(engine.store().sessions(10).await.unwrap().len(), 1);
+        assert_checkpoint_is_replay(&engine, "s1").await;
+    })
+    .await;
+}
