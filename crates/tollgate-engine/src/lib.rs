@@ -253,21 +253,21 @@ impl Engine {
         }
         if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
             let body: Json = parse(&earlier.body, session, earlier.seq)?;
-            if body["call"]["tool"] == json!(call.tool) && body["call"]["args"] == call.args {
+            if *at(&body, "/call/tool") == json!(call.tool) && *at(&body, "/call/args") == call.args {
                 // The original decision, re-derived from the state it was made on.
                 let journal = tx.journal_after(session, 0).await?;
                 let before: Vec<JournalEntry> = journal.into_iter().filter(|e| e.seq < earlier.seq).collect();
                 let mut then = SessionState::new(&workflow);
                 fold(&workflow, session, &mut then, &before)?;
                 let decision = with_session_key(decide(&workflow, &then, call), session);
-                if decision.to_json() != body["decision"] {
+                if decision.to_json() != *at(&body, "/decision") {
                     return Err(EngineError::Diverged {
                         session: session.to_owned(),
                         seq: earlier.seq,
                         message: format!("the recorded decision of call {} does not replay", call.id),
                     });
                 }
-                return Ok(CallDecision { json: body["decision"].clone(), decision, replayed: true });
+                return Ok(CallDecision { json: at(&body, "/decision").clone(), decision, replayed: true });
             }
             let decision = refusal(
                 "tollgate.call_id_reused",
@@ -384,8 +384,8 @@ impl Engine {
                 entry.seq,
                 InDoubt {
                     call_id: call.to_string(),
-                    tool: body["call"]["tool"].as_str().unwrap_or_default().to_owned(),
-                    idempotency_key: body["decision"]["idempotency_key"].as_str().map(str::to_owned),
+                    tool: at(&body, "/call/tool").as_str().unwrap_or_default().to_owned(),
+                    idempotency_key: at(&body, "/decision/idempotency_key").as_str().map(str::to_owned),
                 },
             ));
         }
@@ -433,7 +433,7 @@ fn fold(
             "decision" => {
                 let call = call_of(&body, session, entry.seq)?;
                 let decision = with_session_key(decide(workflow, state, &call), session);
-                if decision.to_json() != body["decision"] {
+                if decision.to_json() != *at(&body, "/decision") {
                     return Err(EngineError::Diverged {
                         session: session.to_owned(),
                         seq: entry.seq,
@@ -446,9 +446,10 @@ fn fold(
                 apply(workflow, state, Event::Decided { call: &call, decision: &decision });
             }
             "result" => {
-                let call = CallId::new(body["call"].as_str().unwrap_or_default());
-                let outcome = if body["outcome"] == "failed" { ToolOutcome::Failed } else { ToolOutcome::Succeeded };
-                apply(workflow, state, Event::ResultRecorded { call: &call, result: &body["result"], outcome });
+                let call = CallId::new(at(&body, "/call").as_str().unwrap_or_default());
+                let outcome =
+                    if *at(&body, "/outcome") == "failed" { ToolOutcome::Failed } else { ToolOutcome::Succeeded };
+                apply(workflow, state, Event::ResultRecorded { call: &call, result: at(&body, "/result"), outcome });
             }
             // Refused calls (bad or reused ids) never touch the state.
             _ => {}
@@ -458,9 +459,9 @@ fn fold(
 }
 
 fn call_of(body: &Json, session: &str, seq: i64) -> Result<ToolCall, EngineError> {
-    let call = &body["call"];
-    match (call["id"].as_str(), call["tool"].as_str()) {
-        (Some(id), Some(tool)) => Ok(ToolCall::new(id, tool, call["args"].clone())),
+    let call = at(body, "/call");
+    match (at(call, "/id").as_str(), at(call, "/tool").as_str()) {
+        (Some(id), Some(tool)) => Ok(ToolCall::new(id, tool, at(call, "/args").clone())),
         _ => Err(EngineError::Diverged {
             session: session.to_owned(),
             seq,
@@ -512,4 +513,10 @@ fn outcome_name(outcome: ToolOutcome) -> &'static str {
         ToolOutcome::Succeeded => "succeeded",
         ToolOutcome::Failed => "failed",
     }
+}
+
+/// The JSON at `pointer`, or null.
+fn at<'a>(value: &'a Json, pointer: &str) -> &'a Json {
+    static NULL: Json = Json::Null;
+    value.pointer(pointer).unwrap_or(&NULL)
 }
