@@ -3,6 +3,7 @@
 mod demo;
 mod paint;
 mod run;
+mod state;
 mod validate;
 
 use anyhow::Result;
@@ -34,6 +35,24 @@ enum Command {
         workflow: PathBuf,
         /// The script (JSON lines); `-` reads standard input.
         script: PathBuf,
+        /// Run through the engine into this store (SQLite path or
+        /// `postgres://` URL): every step is durable, and running the same
+        /// script again continues the session instead of repeating it.
+        #[arg(long)]
+        db: Option<String>,
+        /// The session to run in with `--db` (created if new).
+        #[arg(long, default_value = "run", requires = "db")]
+        session: String,
+    },
+    /// Inspect and continue stored sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
+    /// Verify or export the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Run the support-refunds story against a built-in tool backend.
     Demo {
@@ -44,6 +63,68 @@ enum Command {
 }
 
 /// When to colour output.
+/// The store to use: `--db`, else `TOLLGATE_DB`, else `tollgate.db` here.
+#[derive(clap::Args)]
+struct Db {
+    /// SQLite file or `postgres://` URL [default: $TOLLGATE_DB, else ./tollgate.db]
+    #[arg(long)]
+    db: Option<String>,
+}
+
+impl Db {
+    fn url(&self) -> String {
+        self.db.clone().or_else(|| std::env::var("TOLLGATE_DB").ok()).unwrap_or_else(|| "tollgate.db".to_owned())
+    }
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Sessions, newest first.
+    List {
+        #[command(flatten)]
+        db: Db,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One session and its journal.
+    Show {
+        /// The session's id.
+        id: String,
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Where a session stands, and the calls in doubt (allowed, no result recorded).
+    Resume {
+        /// The session's id.
+        id: String,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record and both hash chains; exit 1 at the first broken record.
+    Verify {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Write every record as JSON lines.
+    Export {
+        #[command(flatten)]
+        db: Db,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// A runtime for the commands that talk to a store.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ColorChoice {
     /// Colour when standard output is a terminal.
@@ -58,7 +139,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Validate { files } => validate::run(&files),
-        Command::Run { workflow, script } => run::run(&workflow, &script),
+        Command::Run { workflow, script, db, session } => {
+            run::run(&workflow, &script, db.map(|db| run::Durable { db, session }))
+        }
+        Command::Sessions { command } => runtime().and_then(|rt| match command {
+            SessionsCommand::List { db, limit } => rt.block_on(state::list(&db.url(), limit)),
+            SessionsCommand::Show { id, db } => rt.block_on(state::show(&db.url(), &id)),
+            SessionsCommand::Resume { id, db } => rt.block_on(state::resume(&db.url(), &id)),
+        }),
+        Command::Audit { command } => runtime().and_then(|rt| match command {
+            AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),
+            AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),
+        }),
         Command::Demo { color } => demo::run(paint::Paint::new(color)),
     };
     match outcome {

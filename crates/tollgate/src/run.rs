@@ -1,13 +1,21 @@
 //! `tollgate run`: a scripted session in, a decision transcript out.
 
 use anyhow::{Context, Result, bail};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use tollgate_core::SessionState;
 use tollgate_core::script::{Step, run_step};
 
-pub fn run(workflow_path: &Path, script_path: &Path) -> Result<ExitCode> {
+/// Where a scripted session goes: nowhere (in memory), or a store.
+pub struct Durable {
+    /// The database URL or SQLite path.
+    pub db: String,
+    /// The session to run in (created if it does not exist).
+    pub session: String,
+}
+
+pub fn run(workflow_path: &Path, script_path: &Path, durable: Option<Durable>) -> Result<ExitCode> {
     let workflow = crate::validate::load(workflow_path)?;
     let text = if script_path == Path::new("-") {
         let mut text = String::new();
@@ -28,9 +36,62 @@ pub fn run(workflow_path: &Path, script_path: &Path) -> Result<ExitCode> {
             Err(message) => bail!("{}:{}: {message}", script_path.display(), number + 1),
         }
     }
+    if let Some(durable) = durable {
+        let text = std::fs::read_to_string(workflow_path)
+            .with_context(|| format!("cannot read {}", workflow_path.display()))?;
+        let file = workflow_path.display().to_string();
+        return crate::runtime()?.block_on(run_durable(&text, &file, &steps, &durable));
+    }
     let mut state = SessionState::new(&workflow);
     for step in &steps {
         println!("{}", run_step(&workflow, &mut state, step));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the steps through the engine: every decision and result is durable
+/// before the next step. Running the same script again on the same session
+/// continues it: calls decided before get their recorded decisions back and
+/// results recorded before count once, so a run killed at any point and
+/// started again ends where one uninterrupted run ends.
+async fn run_durable(text: &str, file: &str, steps: &[Step], durable: &Durable) -> Result<ExitCode> {
+    let engine = tollgate_engine::Engine::open(&durable.db).await?;
+    let handle = engine.register_workflow(text, file).await?;
+    match engine.store().session(&durable.session).await? {
+        Some(info) if info.workflow_hash != handle.hash => {
+            bail!("session {} runs under another version of the workflow ({})", durable.session, info.workflow_hash)
+        }
+        Some(_) => {}
+        None => {
+            engine.create_session(&handle, &durable.session, None).await?;
+        }
+    }
+    for step in steps {
+        let line = match step {
+            Step::Call(call) => {
+                let decided = engine.decide(&durable.session, call).await?;
+                let mut line =
+                    serde_json::json!({"call": call.id.as_str(), "tool": call.tool, "decision": decided.json});
+                if decided.replayed
+                    && let Some(object) = line.as_object_mut()
+                {
+                    object.insert("replayed".into(), serde_json::Value::Bool(true));
+                }
+                line
+            }
+            Step::Result { call, result, outcome } => {
+                let recorded = engine.record_result(&durable.session, call.as_str(), result, *outcome).await?;
+                serde_json::json!({
+                    "result": call.as_str(),
+                    "recorded": recorded.recorded,
+                    "effects": recorded.effects,
+                    "note": recorded.note,
+                })
+            }
+        };
+        // A closed pipe (`| head`) ends the output, not the run's durability.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+    engine.store().close().await;
     Ok(ExitCode::SUCCESS)
 }

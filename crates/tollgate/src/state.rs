@@ -1,0 +1,137 @@
+//! `tollgate sessions …` and `tollgate audit …`: what the store holds.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use tollgate_engine::Engine;
+use tollgate_store::Store;
+
+/// `sessions list`: newest first.
+pub async fn list(db: &str, limit: i64) -> Result<ExitCode> {
+    let store = Store::open(db).await?;
+    let sessions = store.sessions(limit).await?;
+    if sessions.is_empty() {
+        println!("no sessions in {db}");
+    }
+    for s in sessions {
+        println!(
+            "{}  {} v{}  {} journal entries{}",
+            s.id,
+            s.workflow_name,
+            s.workflow_version,
+            s.last_seq,
+            s.parent_id.map(|p| format!("  (investigation of {p})")).unwrap_or_default()
+        );
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sessions show ID`: the session and its journal.
+pub async fn show(db: &str, id: &str) -> Result<ExitCode> {
+    let store = Store::open(db).await?;
+    let info = store.session(id).await?.with_context(|| format!("no session '{id}' in {db}"))?;
+    println!(
+        "session {}: workflow {} v{} ({})",
+        info.id, info.workflow_name, info.workflow_version, info.workflow_hash
+    );
+    for entry in store.journal(id).await? {
+        println!("{:>5} {:<9} {:<12} {}", entry.seq, entry.kind, entry.call_id.unwrap_or_default(), entry.body);
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sessions resume ID`: where the session stands and which calls are in doubt.
+pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
+    let engine = Engine::open(db).await?;
+    let resume = engine.resume(id).await?;
+    println!(
+        "session {} resumes after journal entry {}: {} allowed, {} blocked, {} escalated",
+        resume.session.id,
+        resume.session.last_seq,
+        resume.state.allowed_calls(),
+        resume.state.blocked_calls(),
+        resume.state.escalations()
+    );
+    for (fact, key, value) in resume.state.facts(&resume.workflow) {
+        println!("  fact {fact}{}: {}", key.map(|k| format!("({k})")).unwrap_or_default(), value.to_json());
+    }
+    if resume.in_doubt.is_empty() {
+        println!("no calls in doubt");
+    }
+    for call in &resume.in_doubt {
+        println!(
+            "in doubt: call {} ({}) was allowed but its result was never recorded; re-drive it{}",
+            call.call_id,
+            call.tool,
+            call.idempotency_key.as_ref().map(|k| format!(" with idempotency key {k}")).unwrap_or_default()
+        );
+    }
+    engine.store().close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit verify`: both chains, every record.
+pub async fn verify(db: &str) -> Result<ExitCode> {
+    let store = Store::open(db).await?;
+    let report = store.verify_audit().await?;
+    store.close().await;
+    match report.problem {
+        None => {
+            println!("audit log intact: {} records in {} sessions", report.records, report.sessions);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(problem) => {
+            println!(
+                "audit log BROKEN at record {}{}: {}",
+                problem.seq,
+                problem.session_id.map(|s| format!(" (session {s})")).unwrap_or_default(),
+                problem.message
+            );
+            println!("{} records before it verified", report.records);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `audit export`: every record as one JSON line.
+pub async fn export(db: &str, output: Option<&Path>) -> Result<ExitCode> {
+    let store = Store::open(db).await?;
+    let mut out: Box<dyn Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut after = 0;
+    loop {
+        let batch = store.audit_records(after, 10_000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        for r in &batch {
+            let body: serde_json::Value =
+                serde_json::from_str(&r.body).unwrap_or_else(|_| serde_json::Value::String(r.body.clone()));
+            let line = serde_json::json!({
+                "seq": r.seq, "session": r.session_id, "session_seq": r.session_seq, "kind": r.kind,
+                "at_ms": r.at_ms, "body": body, "prev_hash": r.prev_hash,
+                "session_prev_hash": r.session_prev_hash, "hash": r.hash,
+            });
+            if let Err(error) = writeln!(out, "{line}") {
+                // A closed pipe (`| head`) is the reader's choice to stop.
+                if error.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                return Err(error.into());
+            }
+        }
+    }
+    if let Err(error) = out.flush()
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(error.into());
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
