@@ -401,7 +401,7 @@ impl Engine {
         tx: &mut SessionTx,
         session: &str,
     ) -> Result<(Arc<Workflow>, SessionState, SessionInfo), EngineError> {
-        let info = tx.info(session).await?;
+        let info = tx.info().clone();
         let workflow = self.workflow(&info.workflow_hash).await?;
         let (mut state, after) = match tx.checkpoint(session).await? {
             Some(checkpoint) => {

@@ -4,7 +4,7 @@
 //! record breaks a chain, and [`Verifier`] names the first record where it
 //! breaks.
 
-use crate::{NewAudit, SessionTx, StoreError, on_tx};
+use crate::{NewAudit, StoreError, TxInner, on_tx};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -103,24 +103,25 @@ where
 }
 
 /// Appends `audits` for session `id` to both chains, inside the session's
-/// transaction. The global head's row is locked until the transaction ends
-/// (SQLite's writer lock covers it already).
-pub(crate) async fn append(tx: &mut SessionTx, id: &str, audits: &[NewAudit]) -> Result<(), StoreError> {
+/// transaction; `session` is where the session's chain ends (from its locked
+/// row). The global head's row is locked until the transaction ends
+/// (SQLite's writer lock covers it already). Returns where the session's
+/// chain ends now.
+pub(crate) async fn append(
+    tx: &mut TxInner,
+    id: &str,
+    session: (i64, &str),
+    audits: &[NewAudit],
+) -> Result<(i64, String), StoreError> {
     let head_sql = match tx {
-        SessionTx::Sqlite(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1",
-        SessionTx::Postgres(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1 FOR UPDATE",
+        TxInner::Sqlite(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1",
+        TxInner::Postgres(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1 FOR UPDATE",
     };
     let (mut seq, mut hash): (i64, String) = on_tx!(&mut *tx, c => {
         let row = sqlx::query(head_sql).fetch_one(&mut **c).await?;
         (row.try_get("seq")?, row.try_get("hash")?)
     });
-    let (mut session_seq, mut session_hash): (i64, String) = on_tx!(&mut *tx, c => {
-        let row = sqlx::query("SELECT audit_seq, audit_hash FROM tollgate_sessions WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut **c)
-            .await?;
-        (row.try_get("audit_seq")?, row.try_get("audit_hash")?)
-    });
+    let (mut session_seq, mut session_hash) = (session.0, session.1.to_owned());
     for audit in audits {
         seq += 1;
         session_seq += 1;
@@ -161,14 +162,8 @@ pub(crate) async fn append(tx: &mut SessionTx, id: &str, audits: &[NewAudit]) ->
             .bind(&hash)
             .execute(&mut **c)
             .await?;
-        sqlx::query("UPDATE tollgate_sessions SET audit_seq = $2, audit_hash = $3 WHERE id = $1")
-            .bind(id)
-            .bind(session_seq)
-            .bind(&session_hash)
-            .execute(&mut **c)
-            .await?;
     });
-    Ok(())
+    Ok((session_seq, session_hash))
 }
 
 /// Checks records fed in global order, stopping at the first problem.

@@ -200,8 +200,8 @@ macro_rules! on_pool {
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
-            SessionTx::Sqlite($c) => $body,
-            SessionTx::Postgres($c) => $body,
+            TxInner::Sqlite($c) => $body,
+            TxInner::Postgres($c) => $body,
         }
     };
 }
@@ -392,20 +392,21 @@ impl Store {
     /// Locks session `id` for changes (waiting for any other holder, in this
     /// process or another) and opens the transaction its changes go in.
     pub async fn lock_session(&self, id: &str) -> Result<SessionTx, StoreError> {
-        let mut tx = match self {
-            Store::Sqlite(pool) => SessionTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(pool) => SessionTx::Postgres(pool.begin().await?),
+        let (mut inner, sql) = match self {
+            Store::Sqlite(pool) => {
+                (TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?), select_sessions!(" WHERE id = $1"))
+            }
+            Store::Postgres(pool) => {
+                (TxInner::Postgres(pool.begin().await?), select_sessions!(" WHERE id = $1 FOR UPDATE"))
+            }
         };
-        let sql = if tx.is_postgres() {
-            select_sessions!(" WHERE id = $1 FOR UPDATE")
-        } else {
-            select_sessions!(" WHERE id = $1")
-        };
-        let info = on_tx!(&mut tx, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
-            .map(|row| session_info(&row)))
+        let row = on_tx!(&mut inner, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
+        .map(|row| -> Result<(SessionInfo, i64, String), sqlx::Error> {
+            Ok((session_info(&row)?, row.try_get("audit_seq")?, row.try_get("audit_hash")?))
+        }))
         .transpose()?;
-        match info {
-            Some(_) => Ok(tx),
+        match row {
+            Some((info, audit_seq, audit_hash)) => Ok(SessionTx { inner, info, audit_seq, audit_hash }),
             None => Err(StoreError::NoSession(id.to_owned())),
         }
     }
@@ -446,32 +447,31 @@ where
 }
 
 /// The open transaction of one locked session. Dropping it without
-/// [`SessionTx::commit`] rolls everything back.
-pub enum SessionTx {
-    /// On SQLite.
+/// [`SessionTx::commit`] rolls everything back. It knows the session's row
+/// as locked, so appending needs no second look.
+pub struct SessionTx {
+    inner: TxInner,
+    info: SessionInfo,
+    /// The session's audit chain: its last record's number and hash.
+    audit_seq: i64,
+    audit_hash: String,
+}
+
+pub(crate) enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
-    /// On PostgreSQL.
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl SessionTx {
-    fn is_postgres(&self) -> bool {
-        matches!(self, SessionTx::Postgres(_))
-    }
-
     /// The locked session as it is now.
-    pub async fn info(&mut self, id: &str) -> Result<SessionInfo, StoreError> {
-        let sql = select_sessions!(" WHERE id = $1");
-        let info = on_tx!(self, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
-            .map(|row| session_info(&row)))
-        .transpose()?;
-        info.ok_or_else(|| StoreError::NoSession(id.to_owned()))
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
     }
 
     /// The session's checkpoint.
     pub async fn checkpoint(&mut self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
         const SQL: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
-        let row = on_tx!(self, c => sqlx::query(SQL).bind(id).fetch_optional(&mut **c).await?
+        let row = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).fetch_optional(&mut **c).await?
         .map(|row| -> Result<Checkpoint, sqlx::Error> {
             Ok(Checkpoint { seq: row.try_get("seq")?, state: row.try_get("state")? })
         }));
@@ -482,7 +482,7 @@ impl SessionTx {
     pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, StoreError> {
         const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
                            WHERE session_id = $1 AND seq > $2 ORDER BY seq";
-        let rows = on_tx!(self, c => sqlx::query(SQL).bind(id).bind(seq).fetch_all(&mut **c).await?
+        let rows = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(seq).fetch_all(&mut **c).await?
             .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
         Ok(rows?)
     }
@@ -491,7 +491,7 @@ impl SessionTx {
     pub async fn find_call(&mut self, id: &str, call_id: &str, kind: &str) -> Result<Option<JournalEntry>, StoreError> {
         const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
                            WHERE session_id = $1 AND call_id = $2 AND kind = $3 ORDER BY seq LIMIT 1";
-        let row = on_tx!(self, c => sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?
+        let row = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?
             .map(|row| journal_entry(&row)));
         Ok(row.transpose()?)
     }
@@ -506,13 +506,12 @@ impl SessionTx {
         audits: &[NewAudit],
         checkpoint: Option<&str>,
     ) -> Result<i64, StoreError> {
-        let info = self.info(id).await?;
-        let mut seq = info.last_seq;
+        let mut seq = self.info.last_seq;
         for entry in entries {
             seq += 1;
             const SQL: &str = "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) \
                                VALUES ($1, $2, $3, $4, $5, $6)";
-            on_tx!(self, c => sqlx::query(SQL)
+            on_tx!(&mut self.inner, c => sqlx::query(SQL)
                 .bind(id)
                 .bind(seq)
                 .bind(&entry.kind)
@@ -524,21 +523,32 @@ impl SessionTx {
                 .map(drop)?);
         }
         if !audits.is_empty() {
-            audit::append(self, id, audits).await?;
+            let (audit_seq, audit_hash) =
+                audit::append(&mut self.inner, id, (self.audit_seq, &self.audit_hash), audits).await?;
+            self.audit_seq = audit_seq;
+            self.audit_hash = audit_hash;
         }
         if let Some(state) = checkpoint {
             const SQL: &str = "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES ($1, $2, $3) \
                                ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state";
-            on_tx!(self, c => sqlx::query(SQL).bind(id).bind(seq).bind(state).execute(&mut **c).await.map(drop)?);
+            on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(seq).bind(state).execute(&mut **c).await.map(drop)?);
         }
-        const SQL: &str = "UPDATE tollgate_sessions SET last_seq = $2 WHERE id = $1";
-        on_tx!(self, c => sqlx::query(SQL).bind(id).bind(seq).execute(&mut **c).await.map(drop)?);
+        const SQL: &str = "UPDATE tollgate_sessions SET last_seq = $2, audit_seq = $3, audit_hash = $4 WHERE id = $1";
+        on_tx!(&mut self.inner, c => sqlx::query(SQL)
+            .bind(id)
+            .bind(seq)
+            .bind(self.audit_seq)
+            .bind(&self.audit_hash)
+            .execute(&mut **c)
+            .await
+            .map(drop)?);
+        self.info.last_seq = seq;
         Ok(seq)
     }
 
     /// Commits: everything appended is durable when this returns.
     pub async fn commit(self) -> Result<(), StoreError> {
-        on_tx!(self, tx => tx.commit().await?);
+        on_tx!(self.inner, tx => tx.commit().await?);
         Ok(())
     }
 }
