@@ -1,5 +1,6 @@
 //! The `tollgate` command: thin glue over the library crates.
 
+mod bench;
 mod demo;
 mod paint;
 mod run;
@@ -54,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Measure: `tollgate bench decide` times the decision core on the reference workflow.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Run the support-refunds story against a built-in tool backend.
     Demo {
         /// Colour the timeline.
@@ -104,6 +110,19 @@ enum SessionsCommand {
 }
 
 #[derive(Subcommand)]
+enum BenchCommand {
+    /// Median, p99 and p99.9 of single decisions (allow, block, escalate) on the reference workflow.
+    Decide {
+        /// How many calls to time in all.
+        #[arg(long, default_value = "400000", value_parser = bench::calls)]
+        calls: usize,
+        /// Only the cases whose name contains this (`allow`, `block`, `escalate`, ...).
+        #[arg(long)]
+        case: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check every record and both hash chains; exit 1 at the first broken record.
     Verify {
@@ -147,6 +166,7 @@ fn main() -> ExitCode {
             SessionsCommand::Show { id, db } => rt.block_on(state::show(&db.url(), &id)),
             SessionsCommand::Resume { id, db } => rt.block_on(state::resume(&db.url(), &id)),
         }),
+        Command::Bench { command: BenchCommand::Decide { calls, case } } => bench::decide_bench(calls, case.as_deref()),
         Command::Audit { command } => runtime().and_then(|rt| match command {
             AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),
             AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),

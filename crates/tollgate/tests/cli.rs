@@ -106,3 +106,52 @@ fn run_rejects_a_malformed_script_with_its_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bad.jsonl:2: malformed JSON"));
 }
+
+#[test]
+fn bench_decide_checks_its_cases_and_reports_every_one() {
+    let output = tollgate(&["bench", "decide", "--calls", "80"]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    for case in ["allow: exactly $500", "block: nobody verified", "escalate: $800", "all cases"] {
+        assert!(text.contains(case), "{case} missing from:\n{text}");
+    }
+    let bad = tollgate(&["bench", "decide", "--calls", "0"]);
+    assert!(!bad.status.success());
+    let none = tollgate(&["bench", "decide", "--case", "no such case"]);
+    assert!(!none.status.success());
+}
+
+#[test]
+fn stored_sessions_and_the_audit_log_are_inspectable_and_tampering_is_caught() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_cli").unwrap();
+    let db = dir.join("t.db").display().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-core/tests/scripts/refunds_story.jsonl");
+    let workflow = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/support-refunds.toml");
+    let run = tollgate(&["run", "--workflow", workflow, "--db", &db, "--session", "s1", script]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let list = stdout(&tollgate(&["sessions", "list", "--db", &db]));
+    assert!(list.contains("s1  support-refunds v1"), "{list}");
+    let resume = stdout(&tollgate(&["sessions", "resume", "s1", "--db", &db]));
+    assert!(resume.contains("in doubt: call c14 (process_refund)"), "{resume}");
+    assert!(resume.contains("s1/process_refund:c14"), "{resume}");
+    let verify = tollgate(&["audit", "verify", "--db", &db]);
+    assert!(verify.status.success() && stdout(&verify).contains("audit log intact"));
+    let export = stdout(&tollgate(&["audit", "export", "--db", &db]));
+    assert_eq!(export.lines().count(), 21, "{export}");
+
+    // Alter one stored record behind Tollgate's back.
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let store = tollgate_store::Store::open(&db).await.unwrap();
+        if let tollgate_store::Store::Sqlite(pool) = &store {
+            sqlx::query("UPDATE tollgate_audit SET body = '{}' WHERE seq = 5").execute(pool).await.unwrap();
+        }
+        store.close().await;
+    });
+    let verify = tollgate(&["audit", "verify", "--db", &db]);
+    assert!(!verify.status.success());
+    assert!(stdout(&verify).contains("BROKEN at record 5"), "{}", stdout(&verify));
+    let missing = tollgate(&["sessions", "show", "nope", "--db", &db]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no session 'nope'"));
+    std::fs::remove_dir_all(&dir).ok();
+}

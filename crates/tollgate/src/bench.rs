@@ -1,0 +1,209 @@
+//! `tollgate bench decide`: how long one decision takes in the decision core,
+//! as this binary is built (the peer comparison with Cedar and Dogwood is in
+//! `crates/tollgate-bench`; building those peers changes serde_json's map
+//! type for everything in that build, which slows Tollgate's argument reads,
+//! so the figures as shipped are measured here).
+//!
+//! Sessions are prepared on the reference workflow the way an agent drives
+//! them (every call decided, applied, its result recorded); the measured
+//! calls are a fixed mix of allowed, blocked and escalated refunds, each
+//! timed on its own.
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tollgate_core::{CallId, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide};
+
+/// A session and the call to decide on it, with the verdict it must get.
+struct Case {
+    name: &'static str,
+    state: SessionState,
+    call: ToolCall,
+    expect: Verdict,
+}
+
+fn drive(
+    workflow: &Workflow,
+    state: &mut SessionState,
+    id: &str,
+    tool: &str,
+    args: serde_json::Value,
+    result: serde_json::Value,
+) {
+    let call = ToolCall::new(id, tool, args);
+    let decision = decide(workflow, state, &call);
+    apply(workflow, state, Event::Decided { call: &call, decision: &decision });
+    apply(
+        workflow,
+        state,
+        Event::ResultRecorded { call: &CallId::new(id), result: &result, outcome: ToolOutcome::Succeeded },
+    );
+}
+
+/// A session with customer c_42 verified and its orders #W1 (120) and #W3 (2,000) looked up,
+/// 30 already refunded on #W1.
+fn verified(workflow: &Workflow) -> SessionState {
+    let mut state = SessionState::new(workflow);
+    drive(
+        workflow,
+        &mut state,
+        "v",
+        "get_customer",
+        json!({"email": "alice@example.com", "zip": "94107"}),
+        json!({"verified": true, "customer_id": "c_42", "email": "alice@example.com", "tier": "gold"}),
+    );
+    for (id, order, total) in [("o1", "#W1", 120.0), ("o3", "#W3", 2000.0)] {
+        drive(
+            workflow,
+            &mut state,
+            id,
+            "lookup_order",
+            json!({"order_id": order}),
+            json!({"order_id": order, "customer_id": "c_42", "total": total, "status": "delivered"}),
+        );
+    }
+    drive(
+        workflow,
+        &mut state,
+        "r0",
+        "process_refund",
+        json!({"order_id": "#W1", "amount": 30.0}),
+        json!({"refund_id": "rf_0"}),
+    );
+    state
+}
+
+fn cases(workflow: &Workflow) -> Vec<Case> {
+    let refund =
+        |amount: f64, order: &str| ToolCall::new("r9", "process_refund", json!({"order_id": order, "amount": amount}));
+    let session = verified(workflow);
+    vec![
+        Case {
+            name: "allow: refund within the remaining amount",
+            state: session.clone(),
+            call: refund(25.0, "#W1"),
+            expect: Verdict::Allow,
+        },
+        Case {
+            name: "allow: exactly the remaining amount",
+            state: session.clone(),
+            call: refund(90.0, "#W1"),
+            expect: Verdict::Allow,
+        },
+        Case {
+            name: "allow: exactly $500",
+            state: session.clone(),
+            call: refund(500.0, "#W3"),
+            expect: Verdict::Allow,
+        },
+        Case {
+            name: "block: nobody verified",
+            state: SessionState::new(workflow),
+            call: refund(25.0, "#W1"),
+            expect: Verdict::Block,
+        },
+        Case {
+            name: "block: an order never looked up",
+            state: session.clone(),
+            call: refund(25.0, "#W2"),
+            expect: Verdict::Block,
+        },
+        Case {
+            name: "block: over the remaining amount",
+            state: session.clone(),
+            call: refund(90.5, "#W1"),
+            expect: Verdict::Block,
+        },
+        Case {
+            name: "block: arguments violate the schema",
+            state: session.clone(),
+            call: ToolCall::new("r9", "process_refund", json!({"order_id": "W1", "amount": -5})),
+            expect: Verdict::Block,
+        },
+        Case { name: "escalate: $800", state: session.clone(), call: refund(800.0, "#W3"), expect: Verdict::Escalate },
+    ]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+fn ns(d: Duration) -> u128 {
+    d.as_nanos()
+}
+
+pub fn decide_bench(calls: usize, only: Option<&str>) -> Result<ExitCode> {
+    let workflow = tollgate_core::compile(crate::demo::SUPPORT_REFUNDS, "support-refunds.toml")
+        .map_err(|p| anyhow::anyhow!("the reference workflow does not compile: {p:?}"))?;
+    let mut cases = cases(&workflow);
+    if let Some(only) = only {
+        cases.retain(|case| case.name.contains(only));
+        if cases.is_empty() {
+            bail!("no case matches '{only}'");
+        }
+    }
+    for case in &cases {
+        let got = decide(&workflow, &case.state, &case.call).verdict();
+        if got != case.expect {
+            bail!("{}: decided {got:?}, expected {:?}", case.name, case.expect);
+        }
+    }
+    let per_case = (calls / cases.len()).max(1);
+    // Warm up, then time every call on its own, cycling through the cases.
+    for case in &cases {
+        for _ in 0..2_000 {
+            black_box(decide(&workflow, &case.state, black_box(&case.call)));
+        }
+    }
+    let clock: Vec<Duration> = (0..10_000).map(|_| Instant::now().elapsed()).collect();
+    let mut by_case: Vec<Vec<Duration>> = vec![Vec::with_capacity(per_case); cases.len()];
+    for _ in 0..per_case {
+        for (case, samples) in cases.iter().zip(by_case.iter_mut()) {
+            let start = Instant::now();
+            black_box(decide(&workflow, &case.state, black_box(&case.call)));
+            samples.push(start.elapsed());
+        }
+    }
+    let mut clock = clock;
+    clock.sort();
+    println!(
+        "decide on the reference workflow, {} calls ({} per case), each timed alone",
+        per_case * cases.len(),
+        per_case
+    );
+    println!("clock overhead (included below): median {} ns", ns(percentile(&clock, 0.5)));
+    println!("{:<44} {:>10} {:>10} {:>10}", "case", "median ns", "p99 ns", "p99.9 ns");
+    let mut all = Vec::with_capacity(per_case * cases.len());
+    for (case, samples) in cases.iter().zip(by_case.iter_mut()) {
+        samples.sort();
+        println!(
+            "{:<44} {:>10} {:>10} {:>10}",
+            case.name,
+            ns(percentile(samples, 0.5)),
+            ns(percentile(samples, 0.99)),
+            ns(percentile(samples, 0.999))
+        );
+        all.extend_from_slice(samples);
+    }
+    all.sort();
+    println!(
+        "{:<44} {:>10} {:>10} {:>10}",
+        "all cases",
+        ns(percentile(&all, 0.5)),
+        ns(percentile(&all, 0.99)),
+        ns(percentile(&all, 0.999))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the count given on the command line.
+pub fn calls(text: &str) -> Result<usize> {
+    let calls: usize = text.parse().with_context(|| format!("'{text}' is not a number of calls"))?;
+    if calls == 0 {
+        bail!("the number of calls must be positive");
+    }
+    Ok(calls)
+}
