@@ -21,7 +21,7 @@ pub use schema::SCHEMA_VERSION;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -215,6 +215,12 @@ impl Store {
         let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
+            // One direct connection first: a wrong host, port or database is
+            // reported at once instead of after the pool's retries time out.
+            let probe = sqlx::PgConnection::connect_with(&options)
+                .await
+                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+            drop(probe.close().await);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod durable_bench;
 mod paint;
 mod run;
 mod state;
@@ -120,6 +121,16 @@ enum BenchCommand {
         #[arg(long)]
         case: Option<String>,
     },
+    /// What durability costs: raw fsync and commit, an engine step, a three-step workflow,
+    /// 64 concurrent sessions, resume, audit verify.
+    Durable {
+        /// The store to measure (default: a new SQLite file in a temporary directory).
+        #[arg(long)]
+        db: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -167,6 +178,7 @@ fn main() -> ExitCode {
             SessionsCommand::Resume { id, db } => rt.block_on(state::resume(&db.url(), &id)),
         }),
         Command::Bench { command: BenchCommand::Decide { calls, case } } => bench::decide_bench(calls, case.as_deref()),
+        Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
         Command::Audit { command } => runtime().and_then(|rt| match command {
             AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),
             AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),

@@ -1,0 +1,242 @@
+//! `tollgate bench durable`: what durability costs, against the machine's
+//! own baselines measured in the same run (the machines are noisy; ratios
+//! travel, absolute figures less).
+//!
+//! - raw fsync: 4 KiB write + `fdatasync` on a file beside the database;
+//! - raw commit: one single-row INSERT committed the way the store commits
+//!   (SQLite: `BEGIN IMMEDIATE`, WAL, `synchronous=FULL`), median;
+//! - engine step: one `Engine::decide` (lock, load checkpoint, decide,
+//!   journal + audit + checkpoint, commit), median, and its ratio to the raw
+//!   commit;
+//! - three-step workflow: verify, look up, refund, each decided and its
+//!   result recorded (six durable commits), per step, median over sessions;
+//! - durable decisions per second from 64 concurrent sessions;
+//! - resume of a session, median;
+//! - audit verify, records per second.
+
+use anyhow::{Context, Result};
+use serde_json::{Value as Json, json};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tollgate_core::{ToolCall, ToolOutcome};
+use tollgate_engine::{Engine, WorkflowHandle};
+use tollgate_store::{NewAudit, NewSession, Store, StoredWorkflow};
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn call(id: &str, tool: &str, args: Json) -> ToolCall {
+    ToolCall::new(id, tool, args)
+}
+
+/// The three steps of the refund workflow, each decided and its result recorded.
+async fn three_steps(engine: &Engine, session: &str, total: f64, refund: Option<f64>) -> Result<()> {
+    engine.decide(session, &call("v", "get_customer", json!({"email": "a@example.com", "zip": "94107"}))).await?;
+    let customer = json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"});
+    engine.record_result(session, "v", &customer, ToolOutcome::Succeeded).await?;
+    engine.decide(session, &call("o", "lookup_order", json!({"order_id": "#W1"}))).await?;
+    let order = json!({"order_id": "#W1", "customer_id": "c_42", "total": total, "status": "delivered"});
+    engine.record_result(session, "o", &order, ToolOutcome::Succeeded).await?;
+    if let Some(amount) = refund {
+        engine.decide(session, &call("r", "process_refund", json!({"order_id": "#W1", "amount": amount}))).await?;
+        engine.record_result(session, "r", &json!({"refund_id": "rf_1"}), ToolOutcome::Succeeded).await?;
+    }
+    Ok(())
+}
+
+async fn raw_commit(store: &Store) -> Result<Duration> {
+    let mut samples = Vec::new();
+    match store {
+        Store::Sqlite(pool) => {
+            sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)").execute(pool).await?;
+            for n in 0..300i64 {
+                let start = Instant::now();
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                sqlx::query("INSERT INTO bench_raw VALUES ($1, 'x')").bind(n).execute(&mut *tx).await?;
+                tx.commit().await?;
+                samples.push(start.elapsed());
+            }
+        }
+        Store::Postgres(pool) => {
+            sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)").execute(pool).await?;
+            for n in 0..300i64 {
+                let start = Instant::now();
+                let mut tx = pool.begin().await?;
+                sqlx::query("INSERT INTO bench_raw VALUES ($1, 'x')").bind(n).execute(&mut *tx).await?;
+                tx.commit().await?;
+                samples.push(start.elapsed());
+            }
+        }
+    }
+    Ok(median(samples))
+}
+
+/// Runs the benchmark on `url` (default: a new SQLite file in a temporary
+/// directory) and prints the figures, as text or as one JSON object.
+pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
+    let dir = tollgate_store::testing::temp_dir("tollgate_bench").context("cannot make a temporary directory")?;
+    let url = url.unwrap_or_else(|| dir.join("bench.db").display().to_string());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+
+    let mut file = std::fs::File::create(dir.join("fsync.bin"))?;
+    let block = vec![7u8; 4096];
+    let mut samples = Vec::new();
+    for _ in 0..300 {
+        let start = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        samples.push(start.elapsed());
+    }
+    let fsync = median(samples);
+
+    let figures = runtime.block_on(async {
+        let engine = Engine::open(&url).await?;
+        let raw = raw_commit(engine.store()).await?;
+        let workflow = engine.register_workflow(crate::demo::SUPPORT_REFUNDS, "support-refunds.toml").await?;
+
+        // One engine step.
+        engine.create_session(&workflow, "step", None).await?;
+        three_steps(&engine, "step", 1e9, None).await?;
+        let mut samples = Vec::new();
+        for n in 0..300 {
+            let refund = call(&format!("r{n}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0}));
+            let start = Instant::now();
+            engine.decide("step", &refund).await?;
+            samples.push(start.elapsed());
+            engine.record_result("step", &format!("r{n}"), &json!({"refund_id": n}), ToolOutcome::Succeeded).await?;
+        }
+        let step = median(samples);
+
+        // The three-step workflow, one session each.
+        let mut samples = Vec::new();
+        for n in 0..100 {
+            let session = format!("w{n}");
+            engine.create_session(&workflow, &session, None).await?;
+            let start = Instant::now();
+            three_steps(&engine, &session, 300.0, Some(25.0)).await?;
+            samples.push(start.elapsed() / 3);
+        }
+        let per_step = median(samples);
+
+        let concurrent = concurrent_decisions(Arc::new(engine), &workflow).await?;
+        let engine = concurrent.0;
+
+        let mut samples = Vec::new();
+        for n in 0..200 {
+            let start = Instant::now();
+            engine.resume(&format!("w{}", n % 100)).await?;
+            samples.push(start.elapsed());
+        }
+        let resume = median(samples);
+
+        let (records, verify) = audit_verify(engine.store()).await?;
+        engine.store().close().await;
+        Ok::<_, anyhow::Error>(json!({
+            "store": engine.store().backend(),
+            "raw_fsync_us": us(fsync),
+            "raw_commit_us": us(raw),
+            "engine_step_us": us(step),
+            "engine_step_over_raw_commit": step.as_secs_f64() / raw.as_secs_f64(),
+            "three_step_workflow_per_step_us": us(per_step),
+            "three_step_per_step_over_raw_commit": per_step.as_secs_f64() / raw.as_secs_f64(),
+            "decisions_per_second_64_sessions": concurrent.1,
+            "resume_us": us(resume),
+            "audit_verify_records": records,
+            "audit_verify_records_per_second": records as f64 / verify.as_secs_f64(),
+        }))
+    })?;
+    std::fs::remove_dir_all(&dir).ok();
+    if json_out {
+        println!("{figures}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let f = |key: &str| figures.get(key).and_then(Json::as_f64).unwrap_or(f64::NAN);
+    println!("store: {}", figures.get("store").and_then(Json::as_str).unwrap_or("?"));
+    println!("raw fsync (4 KiB write + fdatasync), median:  {:>10.1} µs", f("raw_fsync_us"));
+    println!("raw commit (one row, durable), median:        {:>10.1} µs", f("raw_commit_us"));
+    println!(
+        "engine step (decide, durable), median:        {:>10.1} µs  = {:.2}x the raw commit",
+        f("engine_step_us"),
+        f("engine_step_over_raw_commit")
+    );
+    println!(
+        "three-step workflow, per step (decide + result), median: {:>10.1} µs  = {:.2}x the raw commit",
+        f("three_step_workflow_per_step_us"),
+        f("three_step_per_step_over_raw_commit")
+    );
+    println!("durable decisions, 64 concurrent sessions:    {:>10.0} /s", f("decisions_per_second_64_sessions"));
+    println!("resume, median:                               {:>10.1} µs", f("resume_us"));
+    println!(
+        "audit verify:                                 {:>10.0} records/s ({} records)",
+        f("audit_verify_records_per_second"),
+        f("audit_verify_records")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Durable decisions per second from 64 sessions deciding at once.
+async fn concurrent_decisions(engine: Arc<Engine>, workflow: &WorkflowHandle) -> Result<(Arc<Engine>, f64)> {
+    for n in 0..64 {
+        let session = format!("c{n}");
+        engine.create_session(workflow, &session, None).await?;
+        three_steps(&engine, &session, 1e9, None).await?;
+    }
+    let per_session = 30;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let engine = Arc::clone(&engine);
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per_session {
+                let refund = call(&format!("r{k}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0}));
+                engine.decide(&format!("c{n}"), &refund).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let rate = f64::from(64 * per_session) / start.elapsed().as_secs_f64();
+    Ok((engine, rate))
+}
+
+/// Appends 100,000 audit records in large transactions, then times a full verify.
+async fn audit_verify(store: &Store) -> Result<(u64, Duration)> {
+    let workflow = StoredWorkflow { hash: "bench".into(), name: "bench".into(), version: 1, text: String::new() };
+    store.put_workflow(&workflow).await?;
+    let session = NewSession {
+        id: "audit".into(),
+        workflow_hash: "bench".into(),
+        workflow_name: "bench".into(),
+        workflow_version: 1,
+        parent_id: None,
+        created_ms: 0,
+    };
+    store.create_session(&session).await?;
+    let body = json!({"call": {"id": "c1", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 1.0}},
+                      "decision": {"verdict": "allow", "idempotency_key": "audit/process_refund:c1"}})
+    .to_string();
+    let records: Vec<NewAudit> =
+        (0..10_000).map(|_| NewAudit { kind: "decision.allow".into(), body: body.clone(), at_ms: 1 }).collect();
+    for _ in 0..10 {
+        let mut tx = store.lock_session("audit").await?;
+        tx.append("audit", &[], &records, None).await?;
+        tx.commit().await?;
+    }
+    let start = Instant::now();
+    let report = store.verify_audit().await?;
+    let elapsed = start.elapsed();
+    if let Some(problem) = report.problem {
+        anyhow::bail!("the benchmark's own audit log does not verify: {}", problem.message);
+    }
+    Ok((report.records, elapsed))
+}
