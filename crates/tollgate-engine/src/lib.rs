@@ -2,9 +2,10 @@
 //!
 //! Every session has a journal in the store. [`Engine::decide`] locks the
 //! session (across processes), loads its state from the checkpoint plus the
-//! journal after it, asks the core for a decision, and writes the decision,
-//! its audit record and the new checkpoint in one transaction before it
-//! returns: nobody acts on a decision that is not on disk.
+//! journal after it, asks the core for a decision, and writes the decision
+//! and its audit record (and, every [`CHECKPOINT_EVERY`] entries, a new
+//! checkpoint) in one transaction before it returns: nobody acts on a
+//! decision that is not on disk.
 //! [`Engine::record_result`] folds a tool's result in the same way.
 //!
 //! Exactly once: a side-effecting call that is allowed carries an
@@ -238,14 +239,14 @@ impl Engine {
     }
 
     /// Decides one tool call on a session, durably: when this returns, the
-    /// decision, its audit record and the session's new checkpoint are
+    /// decision and its audit record (and a checkpoint, when one is due) are
     /// committed. A call id decided before with the same tool and arguments
     /// gets its original decision back (`replayed`); with different ones, a
     /// block.
     pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let (workflow, mut state, _) = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session).await?;
         let now = self.clock.now_ms();
         if let Err(error) = check_id("call", call.id.as_str()) {
             let decision = refusal("tollgate.call_id", error.to_string());
@@ -286,8 +287,8 @@ impl Engine {
         let entry =
             NewEntry { kind: "decision".into(), call_id: Some(call.id.to_string()), body: text.clone(), at_ms: now };
         let audit = NewAudit { kind: format!("decision.{}", verdict_name(decision.verdict())), body: text, at_ms: now };
-        let checkpoint = state.to_checkpoint(&workflow).to_string();
-        tx.append(session, &[entry], &[audit], Some(&checkpoint)).await?;
+        let checkpoint = due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
+        tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
         tx.commit().await?;
         Ok(CallDecision { decision, json: decision_json, replayed: false })
     }
@@ -316,7 +317,7 @@ impl Engine {
     }
 
     /// Records the result of an allowed call: result checks run, facts are
-    /// derived, the state is checkpointed, all in one transaction. A result
+    /// derived, a checkpoint is written when due, all in one transaction. A result
     /// for a call that was not allowed, or recorded before, changes nothing.
     pub async fn record_result(
         &self,
@@ -327,7 +328,7 @@ impl Engine {
     ) -> Result<Recorded, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let (workflow, mut state, _) = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session).await?;
         let call = CallId::new(call_id);
         if tx.find_call(session, call_id, "result").await?.is_some() {
             return Ok(unchanged(format!("the result of call {call_id} was recorded before; it counts once")));
@@ -346,8 +347,8 @@ impl Engine {
             body: json!({"call": call_id, "outcome": outcome_name(outcome), "effects": effects}).to_string(),
             at_ms: now,
         };
-        let checkpoint = state.to_checkpoint(&workflow).to_string();
-        tx.append(session, &[entry], &[audit], Some(&checkpoint)).await?;
+        let checkpoint = due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
+        tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
         tx.commit().await?;
         Ok(Recorded { recorded: true, effects, note: None })
     }
@@ -355,7 +356,7 @@ impl Engine {
     /// The session's current state: its checkpoint plus the journal after it.
     pub async fn state(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), EngineError> {
         let mut tx = self.store.lock_session(session).await?;
-        let (workflow, state, _) = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, state, .. } = self.load_locked(&mut tx, session).await?;
         drop(tx);
         Ok((workflow, state))
     }
@@ -375,7 +376,7 @@ impl Engine {
     pub async fn resume(&self, session: &str) -> Result<Resume, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let (workflow, state, info) = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session).await?;
         let mut in_doubt = Vec::new();
         for call in state.pending_calls() {
             let Some(entry) = tx.find_call(session, call.as_str(), "decision").await? else { continue };
@@ -396,11 +397,7 @@ impl Engine {
 
     /// Loads a locked session: its workflow, its state (checkpoint plus the
     /// journal after it) and its row.
-    async fn load_locked(
-        &self,
-        tx: &mut SessionTx,
-        session: &str,
-    ) -> Result<(Arc<Workflow>, SessionState, SessionInfo), EngineError> {
+    async fn load_locked(&self, tx: &mut SessionTx, session: &str) -> Result<Loaded, EngineError> {
         let info = tx.info().clone();
         let workflow = self.workflow(&info.workflow_hash).await?;
         let (mut state, after) = match tx.checkpoint(session).await? {
@@ -415,8 +412,29 @@ impl Engine {
         };
         let tail = tx.journal_after(session, after).await?;
         fold(&workflow, session, &mut state, &tail)?;
-        Ok((workflow, state, info))
+        Ok(Loaded { workflow, state, info, checkpoint_seq: after })
     }
+}
+
+/// A session loaded under its lock.
+struct Loaded {
+    workflow: Arc<Workflow>,
+    state: SessionState,
+    info: SessionInfo,
+    /// The journal entry the checkpoint folds in (0: no checkpoint).
+    checkpoint_seq: i64,
+}
+
+/// A checkpoint is written once the journal has grown this many entries past
+/// the last one, so loading a session folds at most this many (each a
+/// decision of a few microseconds) and a step does not rewrite the whole
+/// state every time.
+pub const CHECKPOINT_EVERY: i64 = 16;
+
+/// Whether the entry about to be appended (after `info.last_seq`) should
+/// carry a checkpoint.
+fn due(info: &SessionInfo, checkpoint_seq: i64) -> bool {
+    info.last_seq + 1 - checkpoint_seq >= CHECKPOINT_EVERY
 }
 
 /// Folds journal entries into a state, re-deciding each recorded call and

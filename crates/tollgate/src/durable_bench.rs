@@ -64,6 +64,7 @@ async fn raw_commit(store: &Store) -> Result<Duration> {
                 tx.commit().await?;
                 samples.push(start.elapsed());
             }
+            sqlx::query("DROP TABLE bench_raw").execute(pool).await?;
         }
         Store::Postgres(pool) => {
             sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)").execute(pool).await?;
@@ -74,6 +75,7 @@ async fn raw_commit(store: &Store) -> Result<Duration> {
                 tx.commit().await?;
                 samples.push(start.elapsed());
             }
+            sqlx::query("DROP TABLE bench_raw").execute(pool).await?;
         }
     }
     Ok(median(samples))
@@ -97,28 +99,37 @@ pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
     }
     let fsync = median(samples);
 
+    // Session ids unique to this run, so a store can be measured again.
+    let tag = format!(
+        "bench{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
+    );
     let figures = runtime.block_on(async {
         let engine = Engine::open(&url).await?;
         let raw = raw_commit(engine.store()).await?;
         let workflow = engine.register_workflow(crate::demo::SUPPORT_REFUNDS, "support-refunds.toml").await?;
 
         // One engine step.
-        engine.create_session(&workflow, "step", None).await?;
-        three_steps(&engine, "step", 1e9, None).await?;
+        let step_session = format!("{tag}-step");
+        engine.create_session(&workflow, &step_session, None).await?;
+        three_steps(&engine, &step_session, 1e9, None).await?;
         let mut samples = Vec::new();
         for n in 0..300 {
             let refund = call(&format!("r{n}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0}));
             let start = Instant::now();
-            engine.decide("step", &refund).await?;
+            engine.decide(&step_session, &refund).await?;
             samples.push(start.elapsed());
-            engine.record_result("step", &format!("r{n}"), &json!({"refund_id": n}), ToolOutcome::Succeeded).await?;
+            engine
+                .record_result(&step_session, &format!("r{n}"), &json!({"refund_id": n}), ToolOutcome::Succeeded)
+                .await?;
         }
         let step = median(samples);
 
         // The three-step workflow, one session each.
         let mut samples = Vec::new();
         for n in 0..100 {
-            let session = format!("w{n}");
+            let session = format!("{tag}-w{n}");
             engine.create_session(&workflow, &session, None).await?;
             let start = Instant::now();
             three_steps(&engine, &session, 300.0, Some(25.0)).await?;
@@ -126,18 +137,18 @@ pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
         }
         let per_step = median(samples);
 
-        let concurrent = concurrent_decisions(Arc::new(engine), &workflow).await?;
+        let concurrent = concurrent_decisions(Arc::new(engine), &workflow, &tag).await?;
         let engine = concurrent.0;
 
         let mut samples = Vec::new();
         for n in 0..200 {
             let start = Instant::now();
-            engine.resume(&format!("w{}", n % 100)).await?;
+            engine.resume(&format!("{tag}-w{}", n % 100)).await?;
             samples.push(start.elapsed());
         }
         let resume = median(samples);
 
-        let (records, verify) = audit_verify(engine.store()).await?;
+        let (records, verify) = audit_verify(engine.store(), &tag).await?;
         engine.store().close().await;
         Ok::<_, anyhow::Error>(json!({
             "store": engine.store().backend(),
@@ -183,9 +194,9 @@ pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
 }
 
 /// Durable decisions per second from 64 sessions deciding at once.
-async fn concurrent_decisions(engine: Arc<Engine>, workflow: &WorkflowHandle) -> Result<(Arc<Engine>, f64)> {
+async fn concurrent_decisions(engine: Arc<Engine>, workflow: &WorkflowHandle, tag: &str) -> Result<(Arc<Engine>, f64)> {
     for n in 0..64 {
-        let session = format!("c{n}");
+        let session = format!("{tag}-c{n}");
         engine.create_session(workflow, &session, None).await?;
         three_steps(&engine, &session, 1e9, None).await?;
     }
@@ -194,10 +205,11 @@ async fn concurrent_decisions(engine: Arc<Engine>, workflow: &WorkflowHandle) ->
     let mut tasks = Vec::new();
     for n in 0..64 {
         let engine = Arc::clone(&engine);
+        let session = format!("{tag}-c{n}");
         tasks.push(tokio::spawn(async move {
             for k in 0..per_session {
                 let refund = call(&format!("r{k}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0}));
-                engine.decide(&format!("c{n}"), &refund).await?;
+                engine.decide(&session, &refund).await?;
             }
             Ok::<_, anyhow::Error>(())
         }));
@@ -210,11 +222,11 @@ async fn concurrent_decisions(engine: Arc<Engine>, workflow: &WorkflowHandle) ->
 }
 
 /// Appends 100,000 audit records in large transactions, then times a full verify.
-async fn audit_verify(store: &Store) -> Result<(u64, Duration)> {
+async fn audit_verify(store: &Store, tag: &str) -> Result<(u64, Duration)> {
     let workflow = StoredWorkflow { hash: "bench".into(), name: "bench".into(), version: 1, text: String::new() };
     store.put_workflow(&workflow).await?;
     let session = NewSession {
-        id: "audit".into(),
+        id: format!("{tag}-audit"),
         workflow_hash: "bench".into(),
         workflow_name: "bench".into(),
         workflow_version: 1,
@@ -228,8 +240,8 @@ async fn audit_verify(store: &Store) -> Result<(u64, Duration)> {
     let records: Vec<NewAudit> =
         (0..10_000).map(|_| NewAudit { kind: "decision.allow".into(), body: body.clone(), at_ms: 1 }).collect();
     for _ in 0..10 {
-        let mut tx = store.lock_session("audit").await?;
-        tx.append("audit", &[], &records, None).await?;
+        let mut tx = store.lock_session(&session.id).await?;
+        tx.append(&session.id, &[], &records, None).await?;
         tx.commit().await?;
     }
     let start = Instant::now();
