@@ -108,7 +108,7 @@ impl Value {
     /// A field of a map value.
     pub fn field(&self, name: &str) -> Option<&Value> {
         match self {
-            Value::Map(map) => map.get(name),
+            Value::Map(map) => small_map_get(map, name),
             _ => None,
         }
     }
@@ -166,5 +166,29 @@ impl fmt::Display for Value {
 impl From<&str> for Value {
     fn from(value: &str) -> Self {
         Value::String(Arc::from(value))
+    }
+}
+
+/// Maps this small or smaller are searched by a scan that compares lengths
+/// before bytes: fact and argument maps hold a handful of fields, and a
+/// B-tree search pays a full string comparison at every step.
+const SCAN_UP_TO: usize = 8;
+
+/// `map.get(name)`, faster for the small maps rules read.
+pub(crate) fn small_map_get<'m>(map: &'m Map, name: &str) -> Option<&'m Value> {
+    if map.len() <= SCAN_UP_TO {
+        map.iter().find(|(key, _)| key.len() == name.len() && key.as_bytes() == name.as_bytes()).map(|(_, v)| v)
+    } else {
+        map.get(name)
+    }
+}
+
+/// `object.get(name)` on a JSON object, the same way.
+pub(crate) fn json_field<'j>(json: &'j serde_json::Value, name: &str) -> Option<&'j serde_json::Value> {
+    let object = json.as_object()?;
+    if object.len() <= SCAN_UP_TO {
+        object.iter().find(|(key, _)| key.len() == name.len() && key.as_bytes() == name.as_bytes()).map(|(_, v)| v)
+    } else {
+        object.get(name)
     }
 }
