@@ -99,8 +99,9 @@ pub struct Recorded {
     /// False if nothing changed: the call was never allowed, or its result
     /// was recorded before (a result counts once).
     pub recorded: bool,
-    /// The effects on the session (facts established or updated, ...), as JSON.
-    pub effects: Vec<Json>,
+    /// The effects on the session (facts established or updated, a result
+    /// withheld, ...); `Effect::to_json` gives their JSON form.
+    pub effects: Vec<tollgate_core::Effect>,
     /// Why nothing changed, when `recorded` is false.
     pub note: Option<String>,
 }
@@ -338,13 +339,13 @@ impl Engine {
         }
         let now = self.clock.now_ms();
         let effects = apply(&workflow, &mut state, Event::ResultRecorded { call: &call, result, outcome });
-        let effects: Vec<Json> = effects.iter().map(tollgate_core::Effect::to_json).collect();
+        let effects_json: Vec<Json> = effects.iter().map(tollgate_core::Effect::to_json).collect();
         let body = json!({"call": call_id, "result": result, "outcome": outcome_name(outcome)});
         let entry =
             NewEntry { kind: "result".into(), call_id: Some(call_id.to_owned()), body: body.to_string(), at_ms: now };
         let audit = NewAudit {
             kind: "result".into(),
-            body: json!({"call": call_id, "outcome": outcome_name(outcome), "effects": effects}).to_string(),
+            body: json!({"call": call_id, "outcome": outcome_name(outcome), "effects": effects_json}).to_string(),
             at_ms: now,
         };
         let checkpoint = due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());

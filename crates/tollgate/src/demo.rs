@@ -2,11 +2,13 @@
 //! built-in tool backend and a scripted agent.
 
 use crate::paint::Paint;
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use tollgate_core::{Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide};
+use std::sync::Arc;
+use tollgate_core::{Decision, ToolCall, ToolOutcome, Verdict};
+use tollgate_engine::Engine;
 
 /// The reference workflow, built into the binary so the demo needs no files.
 pub const SUPPORT_REFUNDS: &str = include_str!("../../../examples/support-refunds.toml");
@@ -102,10 +104,19 @@ impl Backend {
     }
 }
 
-pub fn run(paint: Paint) -> Result<ExitCode> {
-    let workflow = tollgate_core::compile(SUPPORT_REFUNDS, "examples/support-refunds.toml")
-        .map_err(|problems| anyhow!("the built-in workflow does not compile: {problems:?}"))?;
-    let mut state = SessionState::new(&workflow);
+/// Runs the story through the engine into the store at `db`: every
+/// decision, result and audit record is kept, as session `demo-<time>`.
+pub fn run(paint: Paint, db: &str) -> Result<ExitCode> {
+    crate::runtime()?.block_on(run_stored(paint, db))
+}
+
+async fn run_stored(paint: Paint, db: &str) -> Result<ExitCode> {
+    let engine = Engine::open(db).await?;
+    let handle = engine.register_workflow(SUPPORT_REFUNDS, "examples/support-refunds.toml").await?;
+    let workflow = Arc::clone(&handle.workflow);
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let session = format!("demo-{stamp}");
+    engine.create_session(&handle, &session, None).await?;
     let mut backend = Backend::new();
     let mut counts: BTreeMap<Verdict, usize> = BTreeMap::new();
     println!("{}", paint.bold(&format!("Tollgate demo: workflow {} v{}", workflow.name(), workflow.version())));
@@ -115,12 +126,17 @@ pub fn run(paint: Paint) -> Result<ExitCode> {
         println!("{}", paint.dim(&format!("{number:>2}  customer: \"{}\"", scene.said)));
         println!("    agent → {} {}", paint.bold(scene.tool), scene.args);
         let call = ToolCall::new(format!("call-{number}"), scene.tool, scene.args);
-        let decision = decide(&workflow, &state, &call);
-        apply(&workflow, &mut state, Event::Decided { call: &call, decision: &decision });
+        let decision = engine.decide(&session, &call).await?.decision;
         *counts.entry(decision.verdict()).or_insert(0) += 1;
         print_decision(paint, &decision);
         if let Decision::Allow(_) = decision {
-            record(paint, &workflow, &mut state, &mut backend, &call, &mut counts);
+            let (result, outcome) = match backend.call(&call.tool, &call.args) {
+                Ok(result) => (result, ToolOutcome::Succeeded),
+                Err(error) => (json!(error), ToolOutcome::Failed),
+            };
+            println!("    tool  ← {result}");
+            let recorded = engine.record_result(&session, call.id.as_str(), &result, outcome).await?;
+            print_effects(paint, recorded.effects, &mut counts);
         }
     }
     println!();
@@ -133,23 +149,17 @@ pub fn run(paint: Paint) -> Result<ExitCode> {
             counts.get(&Verdict::Escalate).copied().unwrap_or(0)
         ))
     );
+    println!(
+        "{}",
+        paint.dim(&format!(
+            "stored as session {session} in {db}: `tollgate sessions show {session} --db {db}`, `tollgate audit verify --db {db}`"
+        ))
+    );
+    engine.store().close().await;
     Ok(ExitCode::SUCCESS)
 }
 
-fn record(
-    paint: Paint,
-    workflow: &Workflow,
-    state: &mut SessionState,
-    backend: &mut Backend,
-    call: &ToolCall,
-    counts: &mut BTreeMap<Verdict, usize>,
-) {
-    let (result, outcome) = match backend.call(&call.tool, &call.args) {
-        Ok(result) => (result, ToolOutcome::Succeeded),
-        Err(error) => (json!(error), ToolOutcome::Failed),
-    };
-    println!("    tool  ← {result}");
-    let effects = apply(workflow, state, Event::ResultRecorded { call: &call.id, result: &result, outcome });
+fn print_effects(paint: Paint, effects: Vec<tollgate_core::Effect>, counts: &mut BTreeMap<Verdict, usize>) {
     for effect in effects {
         match effect {
             tollgate_core::Effect::FactEstablished { fact, key } => {

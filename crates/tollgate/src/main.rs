@@ -66,6 +66,9 @@ enum Command {
         /// Colour the timeline.
         #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
         color: ColorChoice,
+        /// Where the demo's session, decisions and audit records are kept.
+        #[command(flatten)]
+        db: Db,
     },
 }
 
@@ -183,7 +186,7 @@ fn main() -> ExitCode {
             AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),
             AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),
         }),
-        Command::Demo { color } => demo::run(paint::Paint::new(color)),
+        Command::Demo { color, db } => demo::run(paint::Paint::new(color), &db.url()),
     };
     match outcome {
         Ok(code) => code,

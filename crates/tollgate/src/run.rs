@@ -84,7 +84,7 @@ async fn run_durable(text: &str, file: &str, steps: &[Step], durable: &Durable) 
                 serde_json::json!({
                     "result": call.as_str(),
                     "recorded": recorded.recorded,
-                    "effects": recorded.effects,
+                    "effects": recorded.effects.iter().map(tollgate_core::Effect::to_json).collect::<Vec<_>>(),
                     "note": recorded.note,
                 })
             }

@@ -19,7 +19,9 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn demo_tells_the_whole_story_in_plain_text_when_piped() {
-    let output = tollgate(&["demo"]);
+    let dir = tollgate_store::testing::temp_dir("tollgate_demo").unwrap();
+    let db = dir.join("demo.db").display().to_string();
+    let output = tollgate(&["demo", "--db", &db]);
     assert!(output.status.success());
     let text = stdout(&output);
     assert!(!text.contains('\x1b'), "no colour codes when piped");
@@ -33,12 +35,22 @@ fn demo_tells_the_whole_story_in_plain_text_when_piped() {
     assert!(text.contains("ESCALATE urgency high"));
     assert!(text.contains("customer_id:          c_42"));
     assert!(text.contains("recommended_action:   approve or deny the refund of $800 on order #W1002"));
-    assert_eq!(text.lines().last(), Some("4 allowed, 5 blocked, 1 escalated"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.get(lines.len() - 2), Some(&"4 allowed, 5 blocked, 1 escalated"));
+    // The run is kept: its session is listed and its audit log verifies.
+    assert!(lines.last().is_some_and(|l| l.starts_with("stored as session demo-")), "{text}");
+    assert!(stdout(&tollgate(&["sessions", "list", "--db", &db])).contains("support-refunds v1"));
+    // Ten decisions and five results (four allowed calls, one withheld lookup).
+    let verify = stdout(&tollgate(&["audit", "verify", "--db", &db]));
+    assert!(verify.contains("audit log intact: 15 records in 1 sessions"), "{verify}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn demo_colours_when_asked() {
-    let text = stdout(&tollgate(&["demo", "--color", "always"]));
+    let dir = tollgate_store::testing::temp_dir("tollgate_demo").unwrap();
+    let db = dir.join("demo.db").display().to_string();
+    let text = stdout(&tollgate(&["demo", "--color", "always", "--db", &db]));
     assert!(text.contains("\x1b[1;31mBLOCK"));
 }
 
