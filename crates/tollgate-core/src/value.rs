@@ -170,7 +170,7 @@ impl From<&str> for Value {
 }
 
 /// Maps this small or smaller are searched by a scan that compares lengths
-/// before bytes: fact and argument maps hold a handful of fields, and a
+/// before bytes: fact maps hold a handful of fields, and a
 /// B-tree search pays a full string comparison at every step.
 const SCAN_UP_TO: usize = 8;
 
@@ -180,15 +180,5 @@ pub(crate) fn small_map_get<'m>(map: &'m Map, name: &str) -> Option<&'m Value> {
         map.iter().find(|(key, _)| key.len() == name.len() && key.as_bytes() == name.as_bytes()).map(|(_, v)| v)
     } else {
         map.get(name)
-    }
-}
-
-/// `object.get(name)` on a JSON object, the same way.
-pub(crate) fn json_field<'j>(json: &'j serde_json::Value, name: &str) -> Option<&'j serde_json::Value> {
-    let object = json.as_object()?;
-    if object.len() <= SCAN_UP_TO {
-        object.iter().find(|(key, _)| key.len() == name.len() && key.as_bytes() == name.as_bytes()).map(|(_, v)| v)
-    } else {
-        object.get(name)
     }
 }

@@ -190,7 +190,7 @@ impl<'a> Evaluator<'a> {
     fn key_str(&self, expr: &Expr) -> Option<&'a str> {
         match expr {
             Expr::Select(target, field) if matches!(target.as_ref(), Expr::Args) => {
-                crate::value::json_field(self.bindings.args, field.as_ref()).and_then(serde_json::Value::as_str)
+                self.bindings.args.get(field.as_ref()).and_then(serde_json::Value::as_str)
             }
             _ => None,
         }
@@ -210,7 +210,7 @@ impl<'a> Evaluator<'a> {
     fn select(&mut self, target: &Expr, field: &str) -> Outcome {
         // Borrow the bound value directly where we can: no clone of the map.
         let found = match target {
-            Expr::Args => crate::value::json_field(self.bindings.args, field).map(Value::from_json),
+            Expr::Args => self.bindings.args.get(field).map(Value::from_json),
             Expr::Result => self.bindings.result.field(field).cloned(),
             Expr::Fact(index) => self.bindings.facts.get(*index).and_then(|f| f.field(field)).cloned(),
             _ => match self.evaluate(target)? {
