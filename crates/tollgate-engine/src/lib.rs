@@ -135,7 +135,23 @@ pub struct Engine {
     store: Store,
     clock: Clock,
     workflows: Mutex<HashMap<String, Arc<Workflow>>>,
+    /// The state of sessions this engine wrote last, by id. Used only while
+    /// the session's stored `last_seq` (read under its lock) still equals the
+    /// cached one: any write by another process makes it stale, and the
+    /// session is loaded from the store again.
+    sessions: Mutex<HashMap<String, Cached>>,
 }
+
+/// A session's state as this engine last committed it.
+struct Cached {
+    last_seq: i64,
+    checkpoint_seq: i64,
+    workflow_hash: String,
+    state: SessionState,
+}
+
+/// Sessions kept in the engine's cache at most; beyond, it starts afresh.
+const CACHED_SESSIONS_MAX: usize = 10_000;
 
 /// Longest session or call id accepted.
 const ID_MAX: usize = 128;
@@ -161,7 +177,12 @@ pub fn workflow_hash(text: &str) -> String {
 impl Engine {
     /// An engine over `store`, on the system clock.
     pub fn new(store: Store) -> Engine {
-        Engine { store, clock: Clock::System, workflows: Mutex::new(HashMap::new()) }
+        Engine {
+            store,
+            clock: Clock::System,
+            workflows: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Opens the store at `url` (see [`Store::open`]).
@@ -247,11 +268,13 @@ impl Engine {
     pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session, true).await?;
         let now = self.clock.now_ms();
         if let Err(error) = check_id("call", call.id.as_str()) {
             let decision = refusal("tollgate.call_id", error.to_string());
-            return self.refuse(tx, session, call, decision, now).await;
+            let seq = self.refuse(tx, session, call, &decision, now).await?;
+            self.remember(session, &info, seq, checkpoint_seq, state);
+            return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
         }
         if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
             let body: Json = parse(&earlier.body, session, earlier.seq)?;
@@ -275,7 +298,9 @@ impl Engine {
                 "tollgate.call_id_reused",
                 format!("call id {} was already used for another call; send this one with a new id", call.id),
             );
-            return self.refuse(tx, session, call, decision, now).await;
+            let seq = self.refuse(tx, session, call, &decision, now).await?;
+            self.remember(session, &info, seq, checkpoint_seq, state);
+            return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
         }
         let decision = with_session_key(decide(&workflow, &state, call), session);
         apply(&workflow, &mut state, Event::Decided { call, decision: &decision });
@@ -289,8 +314,9 @@ impl Engine {
             NewEntry { kind: "decision".into(), call_id: Some(call.id.to_string()), body: text.clone(), at_ms: now };
         let audit = NewAudit { kind: format!("decision.{}", verdict_name(decision.verdict())), body: text, at_ms: now };
         let checkpoint = due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
-        tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
+        let seq = tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
         tx.commit().await?;
+        self.remember(session, &info, seq, if checkpoint.is_some() { seq } else { checkpoint_seq }, state);
         Ok(CallDecision { decision, json: decision_json, replayed: false })
     }
 
@@ -301,9 +327,9 @@ impl Engine {
         mut tx: SessionTx,
         session: &str,
         call: &ToolCall,
-        decision: Decision,
+        decision: &Decision,
         now: i64,
-    ) -> Result<CallDecision, EngineError> {
+    ) -> Result<i64, EngineError> {
         let decision_json = decision.to_json();
         let body = json!({
             "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args},
@@ -312,9 +338,9 @@ impl Engine {
         .to_string();
         let entry = NewEntry { kind: "refused".into(), call_id: None, body: body.clone(), at_ms: now };
         let audit = NewAudit { kind: "decision.block".into(), body, at_ms: now };
-        tx.append(session, &[entry], &[audit], None).await?;
+        let seq = tx.append(session, &[entry], &[audit], None).await?;
         tx.commit().await?;
-        Ok(CallDecision { decision, json: decision_json, replayed: false })
+        Ok(seq)
     }
 
     /// Records the result of an allowed call: result checks run, facts are
@@ -329,7 +355,7 @@ impl Engine {
     ) -> Result<Recorded, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session, true).await?;
         let call = CallId::new(call_id);
         if tx.find_call(session, call_id, "result").await?.is_some() {
             return Ok(unchanged(format!("the result of call {call_id} was recorded before; it counts once")));
@@ -349,15 +375,17 @@ impl Engine {
             at_ms: now,
         };
         let checkpoint = due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
-        tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
+        let seq = tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
         tx.commit().await?;
+        self.remember(session, &info, seq, if checkpoint.is_some() { seq } else { checkpoint_seq }, state);
         Ok(Recorded { recorded: true, effects, note: None })
     }
 
-    /// The session's current state: its checkpoint plus the journal after it.
+    /// The session's current state as stored: its checkpoint plus the
+    /// journal after it (never the engine's cache).
     pub async fn state(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), EngineError> {
         let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, state, .. } = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, state, .. } = self.load_locked(&mut tx, session, false).await?;
         drop(tx);
         Ok((workflow, state))
     }
@@ -377,7 +405,7 @@ impl Engine {
     pub async fn resume(&self, session: &str) -> Result<Resume, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session).await?;
+        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session, true).await?;
         let mut in_doubt = Vec::new();
         for call in state.pending_calls() {
             let Some(entry) = tx.find_call(session, call.as_str(), "decision").await? else { continue };
@@ -396,11 +424,22 @@ impl Engine {
         Ok(Resume { session: info, state, workflow, in_doubt: in_doubt.into_iter().map(|(_, d)| d).collect() })
     }
 
-    /// Loads a locked session: its workflow, its state (checkpoint plus the
-    /// journal after it) and its row.
-    async fn load_locked(&self, tx: &mut SessionTx, session: &str) -> Result<Loaded, EngineError> {
+    /// Loads a locked session: its workflow, its state (from the cache if
+    /// `cached` allows and it is current, else checkpoint plus the journal
+    /// after it) and its row.
+    async fn load_locked(&self, tx: &mut SessionTx, session: &str, cached: bool) -> Result<Loaded, EngineError> {
         let info = tx.info().clone();
         let workflow = self.workflow(&info.workflow_hash).await?;
+        if cached {
+            let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(entry) = sessions.get(session)
+                && entry.last_seq == info.last_seq
+                && entry.workflow_hash == info.workflow_hash
+            {
+                let (state, checkpoint_seq) = (entry.state.clone(), entry.checkpoint_seq);
+                return Ok(Loaded { workflow, state, info, checkpoint_seq });
+            }
+        }
         let (mut state, after) = match tx.checkpoint(session).await? {
             Some(checkpoint) => {
                 let document: Json = parse(&checkpoint.state, session, checkpoint.seq)?;
@@ -414,6 +453,18 @@ impl Engine {
         let tail = tx.journal_after(session, after).await?;
         fold(&workflow, session, &mut state, &tail)?;
         Ok(Loaded { workflow, state, info, checkpoint_seq: after })
+    }
+}
+
+impl Engine {
+    /// Keeps a session's state as just committed (journal at `last_seq`).
+    fn remember(&self, session: &str, info: &SessionInfo, last_seq: i64, checkpoint_seq: i64, state: SessionState) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions.len() >= CACHED_SESSIONS_MAX && !sessions.contains_key(session) {
+            sessions.clear();
+        }
+        let workflow_hash = info.workflow_hash.clone();
+        sessions.insert(session.to_owned(), Cached { last_seq, checkpoint_seq, workflow_hash, state });
     }
 }
 

@@ -231,3 +231,25 @@ async fn bad_ids_and_unknown_sessions_are_clear_errors_that_store_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_engine_never_decides_on_a_state_another_engine_has_moved_past() {
+    on_both(|url| async move {
+        // Two engines (as two processes would) on one session, each with its own cache.
+        let (a, workflow) = engine(&url).await;
+        let (b, _) = engine(&url).await;
+        a.create_session(&workflow, "s1", None).await.unwrap();
+        verified(&a, "s1").await; // a caches the session
+        let refund =
+            |id: &str, amount: f64| ToolCall::new(id, "process_refund", json!({"order_id": "#W1", "amount": amount}));
+        assert_eq!(b.decide("s1", &refund("b1", 100.0)).await.unwrap().decision.verdict(), Verdict::Allow);
+        // a's cache predates b1: it must see 100 of 300 already refunded.
+        assert_eq!(a.decide("s1", &refund("a1", 201.0)).await.unwrap().decision.verdict(), Verdict::Block);
+        assert_eq!(a.decide("s1", &refund("a2", 150.0)).await.unwrap().decision.verdict(), Verdict::Allow);
+        // b's cache predates a1 and a2: 250 of 300 are taken.
+        assert_eq!(b.decide("s1", &refund("b2", 100.0)).await.unwrap().decision.verdict(), Verdict::Block);
+        assert_eq!(b.decide("s1", &refund("b3", 50.0)).await.unwrap().decision.verdict(), Verdict::Allow);
+        assert_checkpoint_is_replay(&a, "s1").await;
+    })
+    .await;
+}
