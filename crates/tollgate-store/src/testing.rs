@@ -49,6 +49,7 @@ pub async fn postgres_schema_url() -> Option<String> {
             return None;
         }
     };
+    drop_abandoned_schemas(&mut conn).await;
     let schema = unique("tg").to_ascii_lowercase();
     let create = format!("CREATE SCHEMA {schema}");
     if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await {
@@ -56,4 +57,26 @@ pub async fn postgres_schema_url() -> Option<String> {
     }
     let separator = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{separator}options=-c%20search_path%3D{schema}"))
+}
+
+/// Drops the schemas of earlier test processes on this machine that have
+/// exited (`tg_<pid>_…` whose pid is gone), so the shared database does not
+/// fill up with them.
+async fn drop_abandoned_schemas(conn: &mut sqlx::PgConnection) {
+    let Ok(rows) = sqlx::query_scalar::<_, String>("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tg\\_%'")
+        .fetch_all(&mut *conn)
+        .await
+    else {
+        return;
+    };
+    for schema in rows {
+        let pid = schema.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let ours = schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !alive && ours && pid.is_some() {
+            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            // Another test process may drop it at the same moment; that is fine.
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *conn).await;
+        }
+    }
 }
