@@ -39,6 +39,10 @@ pub enum EngineError {
     /// An id from outside is not acceptable.
     #[error("{0}")]
     BadId(String),
+    /// The group of calls this one was committed with failed (a database
+    /// error, a lost connection): nothing of the group was stored.
+    #[error("the call could not be committed, so nothing of it was stored: {0}")]
+    Commit(String),
     /// The journal does not replay to the decisions it records: the session
     /// was written under a different workflow or the journal was altered.
     #[error("session {session} does not replay at journal entry {seq}: {message}")]
@@ -140,6 +144,13 @@ pub struct Engine {
     /// cached one: any write by another process makes it stale, and the
     /// session is loaded from the store again.
     sessions: Mutex<HashMap<String, Cached>>,
+    /// Calls and results waiting for the next group commit.
+    queue: Mutex<Vec<Queued>>,
+    /// Held by the caller that is committing a group.
+    leader: tokio::sync::Mutex<()>,
+    /// Groups committed, and the calls and results in them.
+    groups: std::sync::atomic::AtomicU64,
+    grouped: std::sync::atomic::AtomicU64,
 }
 
 /// A session's state as this engine last committed it.
@@ -182,6 +193,10 @@ impl Engine {
             clock: Clock::System,
             workflows: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            queue: Mutex::new(Vec::new()),
+            leader: tokio::sync::Mutex::new(()),
+            groups: std::sync::atomic::AtomicU64::new(0),
+            grouped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -265,15 +280,169 @@ impl Engine {
     /// committed. A call id decided before with the same tool and arguments
     /// gets its original decision back (`replayed`); with different ones, a
     /// block.
+    ///
+    /// Concurrent calls are committed in groups: while one transaction is
+    /// being written, the calls that arrive queue up and the next
+    /// transaction takes them all, so many decisions share one durable
+    /// write. Each caller still hears its answer only after that commit.
     pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, EngineError> {
         check_id("session", session)?;
-        let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session, true).await?;
+        match self.submit(Job::Decide { session: session.to_owned(), call: call.clone() }).await? {
+            Reply::Decided(decided) => Ok(decided),
+            Reply::Recorded(_) => Err(EngineError::Commit("the engine answered a decision with a result".into())),
+        }
+    }
+
+    /// Records the result of an allowed call: result checks run, facts are
+    /// derived, a checkpoint is written when due, all committed before this
+    /// returns (in a group, as [`Engine::decide`]). A result for a call that
+    /// was not allowed, or recorded before, changes nothing.
+    pub async fn record_result(
+        &self,
+        session: &str,
+        call_id: &str,
+        result: &Json,
+        outcome: ToolOutcome,
+    ) -> Result<Recorded, EngineError> {
+        check_id("session", session)?;
+        let job =
+            Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome };
+        match self.submit(job).await? {
+            Reply::Recorded(recorded) => Ok(recorded),
+            Reply::Decided(_) => Err(EngineError::Commit("the engine answered a result with a decision".into())),
+        }
+    }
+
+    /// Queues a job and waits for its answer, committing the queue itself
+    /// when no one else is (leader and followers).
+    async fn submit(&self, job: Job) -> Result<Reply, EngineError> {
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(Queued { job, reply: sender });
+        let answered =
+            |receiver: &mut tokio::sync::oneshot::Receiver<Result<Reply, EngineError>>| match receiver.try_recv() {
+                Ok(reply) => Some(reply),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(EngineError::Commit(
+                    "the group this call was in was abandoned; nothing of it was stored".into(),
+                ))),
+            };
+        loop {
+            if let Some(reply) = answered(&mut receiver) {
+                return reply;
+            }
+            let leader = self.leader.lock().await;
+            if let Some(reply) = answered(&mut receiver) {
+                return reply;
+            }
+            let jobs: Vec<Queued> = {
+                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                let take = queue.len().min(GROUP_MAX);
+                queue.drain(..take).collect()
+            };
+            self.commit_group(jobs).await;
+            drop(leader);
+        }
+    }
+
+    /// Runs a group of jobs in one transaction and answers each.
+    async fn commit_group(&self, jobs: Vec<Queued>) {
+        let fail_all = |jobs: Vec<Queued>, message: String| {
+            for queued in jobs {
+                let _ = queued.reply.send(Err(EngineError::Commit(message.clone())));
+            }
+        };
+        let mut tx = match self.store.begin().await {
+            Ok(tx) => tx,
+            Err(error) => return fail_all(jobs, error.to_string()),
+        };
+        // PostgreSQL: lock the group's sessions in one order, so two
+        // processes' groups never wait for each other in a cycle.
+        if matches!(self.store, Store::Postgres(_)) {
+            let mut ids: Vec<&str> = jobs.iter().map(|q| q.job.session()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                match tx.lock(id).await {
+                    Ok(()) | Err(StoreError::NoSession(_)) => {}
+                    Err(error) => return fail_all(jobs, error.to_string()),
+                }
+            }
+        }
+        let mut overlay: HashMap<String, Cached> = HashMap::new();
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut senders = Vec::with_capacity(jobs.len());
+        for queued in jobs {
+            let outcome = self.run_job(&mut tx, &mut overlay, &queued.job).await;
+            if let Err(EngineError::Store(StoreError::Database(error))) = &outcome {
+                // The transaction is broken: nothing of the group is kept.
+                let message = error.to_string();
+                senders.push(queued.reply);
+                for sender in senders {
+                    let _ = sender.send(Err(EngineError::Commit(message.clone())));
+                }
+                return;
+            }
+            answers.push(outcome);
+            senders.push(queued.reply);
+        }
+        if let Err(error) = tx.commit().await {
+            let message = error.to_string();
+            for sender in senders {
+                let _ = sender.send(Err(EngineError::Commit(message.clone())));
+            }
+            return;
+        }
+        {
+            let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+            if sessions.len() + overlay.len() > CACHED_SESSIONS_MAX {
+                sessions.clear();
+            }
+            sessions.extend(overlay);
+        }
+        self.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.grouped.fetch_add(senders.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for (sender, answer) in senders.into_iter().zip(answers) {
+            let _ = sender.send(answer);
+        }
+    }
+
+    /// Group commits so far: (transactions committed, calls and results in them).
+    pub fn commit_stats(&self) -> (u64, u64) {
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+        (load(&self.groups), load(&self.grouped))
+    }
+
+    /// One job inside a group's transaction. Its writes become visible to
+    /// later jobs of the group (same transaction, and `overlay`); only
+    /// database errors leave the transaction unusable.
+    async fn run_job(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
+        job: &Job,
+    ) -> Result<Reply, EngineError> {
+        match job {
+            Job::Decide { session, call } => self.decide_in(tx, overlay, session, call).await.map(Reply::Decided),
+            Job::Record { session, call_id, result, outcome } => {
+                self.record_in(tx, overlay, session, call_id, result, *outcome).await.map(Reply::Recorded)
+            }
+        }
+    }
+
+    async fn decide_in(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
+        session: &str,
+        call: &ToolCall,
+    ) -> Result<CallDecision, EngineError> {
+        tx.lock(session).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(tx, session, Some(overlay)).await?;
         let now = self.clock.now_ms();
         if let Err(error) = check_id("call", call.id.as_str()) {
             let decision = refusal("tollgate.call_id", error.to_string());
-            let seq = self.refuse(tx, session, call, &decision, now).await?;
-            self.remember(session, &info, seq, checkpoint_seq, state);
+            let seq = refuse(tx, session, call, &decision, now).await?;
+            overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
             return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
         }
         if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
@@ -298,8 +467,8 @@ impl Engine {
                 "tollgate.call_id_reused",
                 format!("call id {} was already used for another call; send this one with a new id", call.id),
             );
-            let seq = self.refuse(tx, session, call, &decision, now).await?;
-            self.remember(session, &info, seq, checkpoint_seq, state);
+            let seq = refuse(tx, session, call, &decision, now).await?;
+            overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
             return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
         }
         let decision = with_session_key(decide(&workflow, &state, call), session);
@@ -315,47 +484,22 @@ impl Engine {
         let audit = NewAudit { kind: format!("decision.{}", verdict_name(decision.verdict())), body: text, at_ms: now };
         let checkpoint = due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
         let seq = tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
-        tx.commit().await?;
-        self.remember(session, &info, seq, if checkpoint.is_some() { seq } else { checkpoint_seq }, state);
+        let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
+        overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(CallDecision { decision, json: decision_json, replayed: false })
     }
 
-    /// A block that the journal does not fold into the state (a bad or
-    /// reused call id): audited, recorded, and returned.
-    async fn refuse(
+    async fn record_in(
         &self,
-        mut tx: SessionTx,
-        session: &str,
-        call: &ToolCall,
-        decision: &Decision,
-        now: i64,
-    ) -> Result<i64, EngineError> {
-        let decision_json = decision.to_json();
-        let body = json!({
-            "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args},
-            "decision": decision_json,
-        })
-        .to_string();
-        let entry = NewEntry { kind: "refused".into(), call_id: None, body: body.clone(), at_ms: now };
-        let audit = NewAudit { kind: "decision.block".into(), body, at_ms: now };
-        let seq = tx.append(session, &[entry], &[audit], None).await?;
-        tx.commit().await?;
-        Ok(seq)
-    }
-
-    /// Records the result of an allowed call: result checks run, facts are
-    /// derived, a checkpoint is written when due, all in one transaction. A result
-    /// for a call that was not allowed, or recorded before, changes nothing.
-    pub async fn record_result(
-        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
         session: &str,
         call_id: &str,
         result: &Json,
         outcome: ToolOutcome,
     ) -> Result<Recorded, EngineError> {
-        check_id("session", session)?;
-        let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(&mut tx, session, true).await?;
+        tx.lock(session).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(tx, session, Some(overlay)).await?;
         let call = CallId::new(call_id);
         if tx.find_call(session, call_id, "result").await?.is_some() {
             return Ok(unchanged(format!("the result of call {call_id} was recorded before; it counts once")));
@@ -376,8 +520,8 @@ impl Engine {
         };
         let checkpoint = due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
         let seq = tx.append(session, &[entry], &[audit], checkpoint.as_deref()).await?;
-        tx.commit().await?;
-        self.remember(session, &info, seq, if checkpoint.is_some() { seq } else { checkpoint_seq }, state);
+        let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
+        overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(Recorded { recorded: true, effects, note: None })
     }
 
@@ -385,7 +529,7 @@ impl Engine {
     /// journal after it (never the engine's cache).
     pub async fn state(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), EngineError> {
         let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, state, .. } = self.load_locked(&mut tx, session, false).await?;
+        let Loaded { workflow, state, .. } = self.load_locked(&mut tx, session, None).await?;
         drop(tx);
         Ok((workflow, state))
     }
@@ -405,7 +549,8 @@ impl Engine {
     pub async fn resume(&self, session: &str) -> Result<Resume, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session, true).await?;
+        let cache = HashMap::new();
+        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session, Some(&cache)).await?;
         let mut in_doubt = Vec::new();
         for call in state.pending_calls() {
             let Some(entry) = tx.find_call(session, call.as_str(), "decision").await? else { continue };
@@ -427,16 +572,24 @@ impl Engine {
     /// Loads a locked session: its workflow, its state (from the cache if
     /// `cached` allows and it is current, else checkpoint plus the journal
     /// after it) and its row.
-    async fn load_locked(&self, tx: &mut SessionTx, session: &str, cached: bool) -> Result<Loaded, EngineError> {
-        let info = tx.info().clone();
+    async fn load_locked(
+        &self,
+        tx: &mut SessionTx,
+        session: &str,
+        overlay: Option<&HashMap<String, Cached>>,
+    ) -> Result<Loaded, EngineError> {
+        let info = tx.info()?.clone();
         let workflow = self.workflow(&info.workflow_hash).await?;
-        if cached {
-            let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(entry) = sessions.get(session)
-                && entry.last_seq == info.last_seq
-                && entry.workflow_hash == info.workflow_hash
-            {
-                let (state, checkpoint_seq) = (entry.state.clone(), entry.checkpoint_seq);
+        if let Some(overlay) = overlay {
+            let current = |entry: &Cached| entry.last_seq == info.last_seq && entry.workflow_hash == info.workflow_hash;
+            let found = match overlay.get(session) {
+                Some(entry) => current(entry).then(|| (entry.state.clone(), entry.checkpoint_seq)),
+                None => {
+                    let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+                    sessions.get(session).filter(|e| current(e)).map(|e| (e.state.clone(), e.checkpoint_seq))
+                }
+            };
+            if let Some((state, checkpoint_seq)) = found {
                 return Ok(Loaded { workflow, state, info, checkpoint_seq });
             }
         }
@@ -456,17 +609,56 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Keeps a session's state as just committed (journal at `last_seq`).
-    fn remember(&self, session: &str, info: &SessionInfo, last_seq: i64, checkpoint_seq: i64, state: SessionState) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if sessions.len() >= CACHED_SESSIONS_MAX && !sessions.contains_key(session) {
-            sessions.clear();
+/// A session's state as committed at journal entry `last_seq`.
+fn cached(info: &SessionInfo, last_seq: i64, checkpoint_seq: i64, state: SessionState) -> Cached {
+    Cached { last_seq, checkpoint_seq, workflow_hash: info.workflow_hash.clone(), state }
+}
+
+/// A block that the journal does not fold into the state (a bad or reused
+/// call id): audited and recorded as `refused`. Returns the entry's number.
+async fn refuse(
+    tx: &mut SessionTx,
+    session: &str,
+    call: &ToolCall,
+    decision: &Decision,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let body = json!({
+        "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args},
+        "decision": decision.to_json(),
+    })
+    .to_string();
+    let entry = NewEntry { kind: "refused".into(), call_id: None, body: body.clone(), at_ms: now };
+    let audit = NewAudit { kind: "decision.block".into(), body, at_ms: now };
+    Ok(tx.append(session, &[entry], &[audit], None).await?)
+}
+
+/// A call or result waiting to be committed with its group.
+enum Job {
+    Decide { session: String, call: ToolCall },
+    Record { session: String, call_id: String, result: Json, outcome: ToolOutcome },
+}
+
+impl Job {
+    fn session(&self) -> &str {
+        match self {
+            Job::Decide { session, .. } | Job::Record { session, .. } => session,
         }
-        let workflow_hash = info.workflow_hash.clone();
-        sessions.insert(session.to_owned(), Cached { last_seq, checkpoint_seq, workflow_hash, state });
     }
 }
+
+enum Reply {
+    Decided(CallDecision),
+    Recorded(Recorded),
+}
+
+struct Queued {
+    job: Job,
+    reply: tokio::sync::oneshot::Sender<Result<Reply, EngineError>>,
+}
+
+/// Calls committed in one transaction at most.
+const GROUP_MAX: usize = 512;
 
 /// A session loaded under its lock.
 struct Loaded {

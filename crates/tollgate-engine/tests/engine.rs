@@ -253,3 +253,36 @@ async fn an_engine_never_decides_on_a_state_another_engine_has_moved_past() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_calls_on_many_sessions_share_commits() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        for n in 0..32 {
+            engine.create_session(&workflow, &format!("s{n}"), None).await.unwrap();
+        }
+        let before = engine.commit_stats();
+        let engine = Arc::new(engine);
+        let mut tasks = Vec::new();
+        for n in 0..32 {
+            let engine = Arc::clone(&engine);
+            tasks.push(tokio::spawn(async move {
+                let session = format!("s{n}");
+                let call = ToolCall::new("v", "get_customer", json!({"email": "a@example.com", "zip": "94107"}));
+                engine.decide(&session, &call).await.unwrap().decision.verdict()
+            }));
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Verdict::Allow);
+        }
+        let after = engine.commit_stats();
+        let (groups, calls) = (after.0 - before.0, after.1 - before.1);
+        assert_eq!(calls, 32);
+        assert!(groups < 32, "32 concurrent calls took {groups} commits: nothing was grouped");
+        for n in 0..32 {
+            assert_eq!(engine.store().journal(&format!("s{n}")).await.unwrap().len(), 1);
+        }
+        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+    })
+    .await;
+}

@@ -398,23 +398,20 @@ impl Store {
     /// Locks session `id` for changes (waiting for any other holder, in this
     /// process or another) and opens the transaction its changes go in.
     pub async fn lock_session(&self, id: &str) -> Result<SessionTx, StoreError> {
-        let (mut inner, sql) = match self {
-            Store::Sqlite(pool) => {
-                (TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?), select_sessions!(" WHERE id = $1"))
-            }
-            Store::Postgres(pool) => {
-                (TxInner::Postgres(pool.begin().await?), select_sessions!(" WHERE id = $1 FOR UPDATE"))
-            }
+        let mut tx = self.begin().await?;
+        tx.lock(id).await?;
+        Ok(tx)
+    }
+
+    /// Opens a transaction in which several sessions can be locked and
+    /// changed, committed together (group commit: one durable write for
+    /// many decisions). On SQLite it holds the writer lock from the start.
+    pub async fn begin(&self) -> Result<SessionTx, StoreError> {
+        let inner = match self {
+            Store::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        let row = on_tx!(&mut inner, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
-        .map(|row| -> Result<(SessionInfo, i64, String), sqlx::Error> {
-            Ok((session_info(&row)?, row.try_get("audit_seq")?, row.try_get("audit_hash")?))
-        }))
-        .transpose()?;
-        match row {
-            Some((info, audit_seq, audit_hash)) => Ok(SessionTx { inner, info, audit_seq, audit_hash }),
-            None => Err(StoreError::NoSession(id.to_owned())),
-        }
+        Ok(SessionTx { inner, locked: None })
     }
 }
 
@@ -452,11 +449,16 @@ where
     })
 }
 
-/// The open transaction of one locked session. Dropping it without
-/// [`SessionTx::commit`] rolls everything back. It knows the session's row
-/// as locked, so appending needs no second look.
+/// An open transaction and the session it currently works on. Dropping it
+/// without [`SessionTx::commit`] rolls everything back. It knows the
+/// session's row as locked, so appending needs no second look.
 pub struct SessionTx {
     inner: TxInner,
+    locked: Option<Locked>,
+}
+
+/// The row of the session a transaction works on, as locked and as changed since.
+struct Locked {
     info: SessionInfo,
     /// The session's audit chain: its last record's number and hash.
     audit_seq: i64,
@@ -469,9 +471,37 @@ pub(crate) enum TxInner {
 }
 
 impl SessionTx {
+    /// Locks session `id` (PostgreSQL: its row, until the transaction ends;
+    /// SQLite: the writer lock is held already) and makes it the session the
+    /// following calls work on.
+    pub async fn lock(&mut self, id: &str) -> Result<(), StoreError> {
+        let sql = match self.inner {
+            TxInner::Sqlite(_) => select_sessions!(" WHERE id = $1"),
+            TxInner::Postgres(_) => select_sessions!(" WHERE id = $1 FOR UPDATE"),
+        };
+        let row = on_tx!(&mut self.inner, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
+        .map(|row| -> Result<Locked, sqlx::Error> {
+            Ok(Locked {
+                info: session_info(&row)?,
+                audit_seq: row.try_get("audit_seq")?,
+                audit_hash: row.try_get("audit_hash")?,
+            })
+        }))
+        .transpose()?;
+        self.locked = Some(row.ok_or_else(|| StoreError::NoSession(id.to_owned()))?);
+        Ok(())
+    }
+
+    fn locked(&mut self) -> Result<&mut Locked, StoreError> {
+        self.locked.as_mut().ok_or_else(|| StoreError::NoSession("(none locked in this transaction)".to_owned()))
+    }
+
     /// The locked session as it is now.
-    pub fn info(&self) -> &SessionInfo {
-        &self.info
+    pub fn info(&self) -> Result<&SessionInfo, StoreError> {
+        self.locked
+            .as_ref()
+            .map(|l| &l.info)
+            .ok_or_else(|| StoreError::NoSession("(none locked in this transaction)".to_owned()))
     }
 
     /// The session's checkpoint.
@@ -512,7 +542,11 @@ impl SessionTx {
         audits: &[NewAudit],
         checkpoint: Option<&str>,
     ) -> Result<i64, StoreError> {
-        let mut seq = self.info.last_seq;
+        let locked = self.locked()?;
+        if locked.info.id != id {
+            return Err(StoreError::NoSession(format!("{id} (not the session locked in this transaction)")));
+        }
+        let (mut seq, audit_seq, audit_hash) = (locked.info.last_seq, locked.audit_seq, locked.audit_hash.clone());
         for entry in entries {
             seq += 1;
             const SQL: &str = "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) \
@@ -528,12 +562,11 @@ impl SessionTx {
                 .await
                 .map(drop)?);
         }
-        if !audits.is_empty() {
-            let (audit_seq, audit_hash) =
-                audit::append(&mut self.inner, id, (self.audit_seq, &self.audit_hash), audits).await?;
-            self.audit_seq = audit_seq;
-            self.audit_hash = audit_hash;
-        }
+        let (audit_seq, audit_hash) = if audits.is_empty() {
+            (audit_seq, audit_hash)
+        } else {
+            audit::append(&mut self.inner, id, (audit_seq, &audit_hash), audits).await?
+        };
         if let Some(state) = checkpoint {
             const SQL: &str = "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES ($1, $2, $3) \
                                ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state";
@@ -543,12 +576,15 @@ impl SessionTx {
         on_tx!(&mut self.inner, c => sqlx::query(SQL)
             .bind(id)
             .bind(seq)
-            .bind(self.audit_seq)
-            .bind(&self.audit_hash)
+            .bind(audit_seq)
+            .bind(&audit_hash)
             .execute(&mut **c)
             .await
             .map(drop)?);
-        self.info.last_seq = seq;
+        let locked = self.locked()?;
+        locked.info.last_seq = seq;
+        locked.audit_seq = audit_seq;
+        locked.audit_hash = audit_hash;
         Ok(seq)
     }
 

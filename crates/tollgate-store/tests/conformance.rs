@@ -130,7 +130,7 @@ async fn concurrent_appends_to_one_session_are_serialised() {
                 for n in 0..10 {
                     let mut tx = store.lock_session("s1").await.unwrap();
                     // Read, then write what was read: lost updates would show.
-                    let before = tx.info().last_seq;
+                    let before = tx.info().unwrap().last_seq;
                     let body = format!("{{\"after\":{before}}}");
                     let call = format!("w{worker}-{n}");
                     tx.append("s1", &[entry("decision", Some(&call), &body)], &[audit(&body)], None).await.unwrap();
