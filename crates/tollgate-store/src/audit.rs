@@ -102,38 +102,27 @@ where
     })
 }
 
-/// Appends `audits` for session `id` to both chains, inside the session's
-/// transaction; `session` is where the session's chain ends (from its locked
-/// row). The global head's row is locked until the transaction ends
-/// (SQLite's writer lock covers it already). Returns where the session's
-/// chain ends now.
+/// Appends `audits` for session `id` to both chains, inside the
+/// transaction: `head` is where the global chain ends and `session` where
+/// the session's chain ends; both move past the records written. (The
+/// caller read the head under lock and writes it back once, at commit.)
 pub(crate) async fn append(
     tx: &mut TxInner,
     id: &str,
-    session: (i64, &str),
+    head: &mut (i64, String),
+    session: &mut (i64, String),
     audits: &[NewAudit],
-) -> Result<(i64, String), StoreError> {
-    let head_sql = match tx {
-        TxInner::Sqlite(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1",
-        TxInner::Postgres(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1 FOR UPDATE",
-    };
-    let (mut seq, mut hash): (i64, String) = on_tx!(&mut *tx, c => {
-        let row = sqlx::query(head_sql).fetch_one(&mut **c).await?;
-        (row.try_get("seq")?, row.try_get("hash")?)
-    });
-    let (mut session_seq, mut session_hash) = (session.0, session.1.to_owned());
+) -> Result<(), StoreError> {
     for audit in audits {
-        seq += 1;
-        session_seq += 1;
         let mut record = AuditRecord {
-            seq,
+            seq: head.0 + 1,
             session_id: id.to_owned(),
-            session_seq,
+            session_seq: session.0 + 1,
             kind: audit.kind.clone(),
             body: audit.body.clone(),
             at_ms: audit.at_ms,
-            prev_hash: hash.clone(),
-            session_prev_hash: session_hash.clone(),
+            prev_hash: head.1.clone(),
+            session_prev_hash: session.1.clone(),
             hash: String::new(),
         };
         record.hash = record_hash(&record);
@@ -153,17 +142,24 @@ pub(crate) async fn append(
             .execute(&mut **c)
             .await
             .map(drop)?);
-        hash.clone_from(&record.hash);
-        session_hash = record.hash;
+        *head = (record.seq, record.hash.clone());
+        *session = (record.session_seq, record.hash);
     }
-    on_tx!(&mut *tx, c => {
-        sqlx::query("UPDATE tollgate_audit_head SET seq = $1, hash = $2 WHERE id = 1")
-            .bind(seq)
-            .bind(&hash)
-            .execute(&mut **c)
-            .await?;
+    Ok(())
+}
+
+/// Reads the global chain's head, locking its row until the transaction
+/// ends (SQLite's writer lock covers it already).
+pub(crate) async fn read_head(tx: &mut TxInner) -> Result<(i64, String), StoreError> {
+    let sql = match tx {
+        TxInner::Sqlite(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1",
+        TxInner::Postgres(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1 FOR UPDATE",
+    };
+    let head = on_tx!(&mut *tx, c => {
+        let row = sqlx::query(sql).fetch_one(&mut **c).await?;
+        (row.try_get("seq")?, row.try_get("hash")?)
     });
-    Ok((session_seq, session_hash))
+    Ok(head)
 }
 
 /// Checks records fed in global order, stopping at the first problem.

@@ -22,6 +22,7 @@ pub use schema::SCHEMA_VERSION;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -411,7 +412,7 @@ impl Store {
             Store::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(SessionTx { inner, locked: None })
+        Ok(SessionTx { inner, sessions: HashMap::new(), current: None, head: None })
     }
 }
 
@@ -454,15 +455,22 @@ where
 /// session's row as locked, so appending needs no second look.
 pub struct SessionTx {
     inner: TxInner,
-    locked: Option<Locked>,
+    /// Sessions locked in this transaction, as changed since (their rows
+    /// are written back once, at commit).
+    sessions: HashMap<String, Locked>,
+    /// The session the calls work on.
+    current: Option<String>,
+    /// The global audit chain's head, once read under lock (written back at commit).
+    head: Option<(i64, String)>,
 }
 
-/// The row of the session a transaction works on, as locked and as changed since.
+/// The row of a session a transaction works on, as locked and as changed since.
 struct Locked {
     info: SessionInfo,
     /// The session's audit chain: its last record's number and hash.
-    audit_seq: i64,
-    audit_hash: String,
+    audit: (i64, String),
+    /// Whether the row must be written back at commit.
+    dirty: bool,
 }
 
 pub(crate) enum TxInner {
@@ -475,6 +483,10 @@ impl SessionTx {
     /// SQLite: the writer lock is held already) and makes it the session the
     /// following calls work on.
     pub async fn lock(&mut self, id: &str) -> Result<(), StoreError> {
+        if self.sessions.contains_key(id) {
+            self.current = Some(id.to_owned());
+            return Ok(());
+        }
         let sql = match self.inner {
             TxInner::Sqlite(_) => select_sessions!(" WHERE id = $1"),
             TxInner::Postgres(_) => select_sessions!(" WHERE id = $1 FOR UPDATE"),
@@ -483,23 +495,30 @@ impl SessionTx {
         .map(|row| -> Result<Locked, sqlx::Error> {
             Ok(Locked {
                 info: session_info(&row)?,
-                audit_seq: row.try_get("audit_seq")?,
-                audit_hash: row.try_get("audit_hash")?,
+                audit: (row.try_get("audit_seq")?, row.try_get("audit_hash")?),
+                dirty: false,
             })
         }))
         .transpose()?;
-        self.locked = Some(row.ok_or_else(|| StoreError::NoSession(id.to_owned()))?);
+        let locked = row.ok_or_else(|| StoreError::NoSession(id.to_owned()))?;
+        self.sessions.insert(id.to_owned(), locked);
+        self.current = Some(id.to_owned());
         Ok(())
     }
 
-    fn locked(&mut self) -> Result<&mut Locked, StoreError> {
-        self.locked.as_mut().ok_or_else(|| StoreError::NoSession("(none locked in this transaction)".to_owned()))
+    /// The session `id`, if it is the one the calls work on.
+    fn locked(&mut self, id: &str) -> Result<&mut Locked, StoreError> {
+        match (&self.current, self.sessions.get_mut(id)) {
+            (Some(current), Some(locked)) if current == id => Ok(locked),
+            _ => Err(StoreError::NoSession(format!("{id} (not the session locked in this transaction)"))),
+        }
     }
 
     /// The locked session as it is now.
     pub fn info(&self) -> Result<&SessionInfo, StoreError> {
-        self.locked
+        self.current
             .as_ref()
+            .and_then(|id| self.sessions.get(id))
             .map(|l| &l.info)
             .ok_or_else(|| StoreError::NoSession("(none locked in this transaction)".to_owned()))
     }
@@ -542,11 +561,8 @@ impl SessionTx {
         audits: &[NewAudit],
         checkpoint: Option<&str>,
     ) -> Result<i64, StoreError> {
-        let locked = self.locked()?;
-        if locked.info.id != id {
-            return Err(StoreError::NoSession(format!("{id} (not the session locked in this transaction)")));
-        }
-        let (mut seq, audit_seq, audit_hash) = (locked.info.last_seq, locked.audit_seq, locked.audit_hash.clone());
+        let locked = self.locked(id)?;
+        let (mut seq, mut session_audit) = (locked.info.last_seq, locked.audit.clone());
         for entry in entries {
             seq += 1;
             const SQL: &str = "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) \
@@ -562,35 +578,52 @@ impl SessionTx {
                 .await
                 .map(drop)?);
         }
-        let (audit_seq, audit_hash) = if audits.is_empty() {
-            (audit_seq, audit_hash)
-        } else {
-            audit::append(&mut self.inner, id, (audit_seq, &audit_hash), audits).await?
-        };
+        if !audits.is_empty() {
+            let mut head = match self.head.take() {
+                Some(head) => head,
+                None => audit::read_head(&mut self.inner).await?,
+            };
+            let appended = audit::append(&mut self.inner, id, &mut head, &mut session_audit, audits).await;
+            self.head = Some(head);
+            appended?;
+        }
         if let Some(state) = checkpoint {
             const SQL: &str = "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES ($1, $2, $3) \
                                ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state";
             on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(seq).bind(state).execute(&mut **c).await.map(drop)?);
         }
-        const SQL: &str = "UPDATE tollgate_sessions SET last_seq = $2, audit_seq = $3, audit_hash = $4 WHERE id = $1";
-        on_tx!(&mut self.inner, c => sqlx::query(SQL)
-            .bind(id)
-            .bind(seq)
-            .bind(audit_seq)
-            .bind(&audit_hash)
-            .execute(&mut **c)
-            .await
-            .map(drop)?);
-        let locked = self.locked()?;
+        let locked = self.locked(id)?;
         locked.info.last_seq = seq;
-        locked.audit_seq = audit_seq;
-        locked.audit_hash = audit_hash;
+        locked.audit = session_audit;
+        locked.dirty = true;
         Ok(seq)
     }
 
-    /// Commits: everything appended is durable when this returns.
+    /// Writes back the changed session rows and the audit head, then
+    /// commits: everything appended is durable when this returns.
     pub async fn commit(self) -> Result<(), StoreError> {
-        on_tx!(self.inner, tx => tx.commit().await?);
+        let mut inner = self.inner;
+        for (id, locked) in self.sessions.iter().filter(|(_, l)| l.dirty) {
+            const SQL: &str =
+                "UPDATE tollgate_sessions SET last_seq = $2, audit_seq = $3, audit_hash = $4 WHERE id = $1";
+            on_tx!(&mut inner, c => sqlx::query(SQL)
+                .bind(id)
+                .bind(locked.info.last_seq)
+                .bind(locked.audit.0)
+                .bind(&locked.audit.1)
+                .execute(&mut **c)
+                .await
+                .map(drop)?);
+        }
+        if let Some((seq, hash)) = &self.head {
+            on_tx!(&mut inner, c => sqlx::query("UPDATE tollgate_audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(seq)
+                .bind(hash)
+                .execute(&mut **c)
+                .await
+                .map(drop)?);
+        }
+        on_tx!(inner, tx => tx.commit().await?);
         Ok(())
     }
 }
