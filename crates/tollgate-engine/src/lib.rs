@@ -315,6 +315,11 @@ impl Engine {
 
     /// Queues a job and waits for its answer, committing the queue itself
     /// when no one else is (leader and followers).
+    ///
+    /// If the leader's caller goes away mid-group (its future dropped), the
+    /// group's other callers get `EngineError::Commit`; the group may or may
+    /// not have been committed. Sending the same call again with the same id
+    /// is always safe: it gets the recorded decision back if there is one.
     async fn submit(&self, job: Job) -> Result<Reply, EngineError> {
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(Queued { job, reply: sender });
