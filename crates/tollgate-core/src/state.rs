@@ -121,15 +121,8 @@ impl SessionState {
                     }
                 })
                 .collect(),
-            fact_count: 0,
-            pending: BTreeMap::new(),
-            blocked_calls: 0,
-            allowed_calls: 0,
-            escalations: 0,
-            calls_by_tool: BTreeMap::new(),
-            calls_value: Value::Map(Arc::default()),
             aggregates: vec![AggregateState::default(); workflow.aggregates.len()],
-            history: VecDeque::new(),
+            ..SessionState::empty()
         }
     }
 

@@ -444,34 +444,25 @@ impl Engine {
         tx.lock(session).await?;
         let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(tx, session, Some(overlay)).await?;
         let now = self.clock.now_ms();
-        if let Err(error) = check_id("call", call.id.as_str()) {
-            let decision = refusal("tollgate.call_id", error.to_string());
-            let seq = refuse(tx, session, call, &decision, now).await?;
-            overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
-            return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
-        }
-        if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
+        // A bad call id, or one already used for another call, is refused
+        // without touching the state; the same call sent again gets its
+        // original decision back.
+        let refused = if let Err(error) = check_id("call", call.id.as_str()) {
+            Some(refusal("tollgate.call_id", error.to_string()))
+        } else if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
             let body: Json = parse(&earlier.body, session, earlier.seq)?;
             if *at(&body, "/call/tool") == json!(call.tool) && *at(&body, "/call/args") == call.args {
-                // The original decision, re-derived from the state it was made on.
-                let journal = tx.journal_after(session, 0).await?;
-                let before: Vec<JournalEntry> = journal.into_iter().filter(|e| e.seq < earlier.seq).collect();
-                let mut then = SessionState::new(&workflow);
-                fold(&workflow, session, &mut then, &before)?;
-                let decision = with_session_key(decide(&workflow, &then, call), session);
-                if decision.to_json() != *at(&body, "/decision") {
-                    return Err(EngineError::Diverged {
-                        session: session.to_owned(),
-                        seq: earlier.seq,
-                        message: format!("the recorded decision of call {} does not replay", call.id),
-                    });
-                }
+                let decision = original_decision(tx, &workflow, session, call, earlier.seq, &body).await?;
                 return Ok(CallDecision { json: at(&body, "/decision").clone(), decision, replayed: true });
             }
-            let decision = refusal(
+            Some(refusal(
                 "tollgate.call_id_reused",
                 format!("call id {} was already used for another call; send this one with a new id", call.id),
-            );
+            ))
+        } else {
+            None
+        };
+        if let Some(decision) = refused {
             let seq = refuse(tx, session, call, &decision, now).await?;
             overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
             return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
@@ -554,8 +545,7 @@ impl Engine {
     pub async fn resume(&self, session: &str) -> Result<Resume, EngineError> {
         check_id("session", session)?;
         let mut tx = self.store.lock_session(session).await?;
-        let cache = HashMap::new();
-        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session, Some(&cache)).await?;
+        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session, None).await?;
         let mut in_doubt = Vec::new();
         for call in state.pending_calls() {
             let Some(entry) = tx.find_call(session, call.as_str(), "decision").await? else { continue };
@@ -636,6 +626,30 @@ async fn refuse(
     let entry = NewEntry { kind: "refused".into(), call_id: None, body: body.clone(), at_ms: now };
     let audit = NewAudit { kind: "decision.block".into(), body, at_ms: now };
     Ok(tx.append(session, &[entry], &[audit], None).await?)
+}
+
+/// The decision recorded for a call at journal entry `seq`, re-derived
+/// from the state the session had then and checked against the record.
+async fn original_decision(
+    tx: &mut SessionTx,
+    workflow: &Workflow,
+    session: &str,
+    call: &ToolCall,
+    seq: i64,
+    body: &Json,
+) -> Result<Decision, EngineError> {
+    let before: Vec<JournalEntry> = tx.journal_after(session, 0).await?.into_iter().filter(|e| e.seq < seq).collect();
+    let mut then = SessionState::new(workflow);
+    fold(workflow, session, &mut then, &before)?;
+    let decision = with_session_key(decide(workflow, &then, call), session);
+    if decision.to_json() != *at(body, "/decision") {
+        return Err(EngineError::Diverged {
+            session: session.to_owned(),
+            seq,
+            message: format!("the recorded decision of call {} does not replay", call.id),
+        });
+    }
+    Ok(decision)
 }
 
 /// A call or result waiting to be committed with its group.

@@ -343,20 +343,15 @@ impl Store {
 
     /// A session's whole journal, in order.
     pub async fn journal(&self, id: &str) -> Result<Vec<JournalEntry>, StoreError> {
-        const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
-                           WHERE session_id = $1 ORDER BY seq";
-        let rows = on_pool!(self, pool => sqlx::query(SQL).bind(id).fetch_all(pool).await?
+        let rows = on_pool!(self, pool => sqlx::query(SELECT_JOURNAL_AFTER).bind(id).bind(0i64).fetch_all(pool).await?
             .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
         Ok(rows?)
     }
 
     /// A session's checkpoint, if one was written.
     pub async fn checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
-        const SQL: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
-        let row = on_pool!(self, pool => sqlx::query(SQL).bind(id).fetch_optional(pool).await?
-        .map(|row| -> Result<Checkpoint, sqlx::Error> {
-            Ok(Checkpoint { seq: row.try_get("seq")?, state: row.try_get("state")? })
-        }));
+        let row = on_pool!(self, pool => sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(pool).await?
+            .map(|row| checkpoint_row(&row)));
         Ok(row.transpose()?)
     }
 
@@ -432,6 +427,19 @@ where
         created_ms: row.try_get("created_ms")?,
         last_seq: row.try_get("last_seq")?,
     })
+}
+
+const SELECT_JOURNAL_AFTER: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                                    WHERE session_id = $1 AND seq > $2 ORDER BY seq";
+const SELECT_CHECKPOINT: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
+
+fn checkpoint_row<R: Row>(row: &R) -> Result<Checkpoint, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Checkpoint { seq: row.try_get("seq")?, state: row.try_get("state")? })
 }
 
 fn journal_entry<R: Row>(row: &R) -> Result<JournalEntry, sqlx::Error>
@@ -525,19 +533,14 @@ impl SessionTx {
 
     /// The session's checkpoint.
     pub async fn checkpoint(&mut self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
-        const SQL: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
-        let row = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).fetch_optional(&mut **c).await?
-        .map(|row| -> Result<Checkpoint, sqlx::Error> {
-            Ok(Checkpoint { seq: row.try_get("seq")?, state: row.try_get("state")? })
-        }));
+        let row = on_tx!(&mut self.inner, c => sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(&mut **c).await?
+            .map(|row| checkpoint_row(&row)));
         Ok(row.transpose()?)
     }
 
     /// Journal entries after `seq`, in order.
     pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
-                           WHERE session_id = $1 AND seq > $2 ORDER BY seq";
-        let rows = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(seq).fetch_all(&mut **c).await?
+        let rows = on_tx!(&mut self.inner, c => sqlx::query(SELECT_JOURNAL_AFTER).bind(id).bind(seq).fetch_all(&mut **c).await?
             .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
         Ok(rows?)
     }

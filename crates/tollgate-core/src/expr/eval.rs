@@ -97,47 +97,20 @@ impl<'a> Evaluator<'a> {
                 other => Err(format!("'?:' needs a bool condition, got {}", other.type_name())),
             },
             Expr::Compare(comparison, left, right) => {
-                let left_owned;
-                let left = match borrow(self.bindings, left) {
-                    Some(value) => value,
-                    None => {
-                        left_owned = self.evaluate(left)?;
-                        &left_owned
-                    }
-                };
-                let right_owned;
-                let right = match borrow(self.bindings, right) {
-                    Some(value) => value,
-                    None => {
-                        right_owned = self.evaluate(right)?;
-                        &right_owned
-                    }
-                };
-                compare(*comparison, left, right).map(Value::Bool)
+                let left = self.operand(left)?;
+                let right = self.operand(right)?;
+                compare(*comparison, &left, &right).map(Value::Bool)
             }
             Expr::Arithmetic(op, left, right) => {
-                let left = self.evaluate(left)?;
-                let right = self.evaluate(right)?;
+                let left = self.operand(left)?;
+                let right = self.operand(right)?;
                 arithmetic(*op, &left, &right)
             }
             Expr::In(element, container) => {
-                let element_owned;
-                let element = match borrow(self.bindings, element) {
-                    Some(value) => value,
-                    None => {
-                        element_owned = self.evaluate(element)?;
-                        &element_owned
-                    }
-                };
-                let container_owned;
-                let container = match borrow(self.bindings, container) {
-                    Some(value) => value,
-                    None => {
-                        container_owned = self.evaluate(container)?;
-                        &container_owned
-                    }
-                };
-                match container {
+                let element = self.operand(element)?;
+                let element = element.as_ref();
+                let container = self.operand(container)?;
+                match container.as_ref() {
                     Value::List(items) => Ok(Value::Bool(items.iter().any(|item| equal(item, element)))),
                     Value::Map(map) => match element {
                         Value::String(key) => Ok(Value::Bool(map.contains_key(key.as_ref()))),
@@ -172,6 +145,18 @@ impl<'a> Evaluator<'a> {
                 _ => Ok(Value::Bool(true)),
             },
             Expr::Comprehension(comprehension) => self.comprehension(comprehension),
+        }
+    }
+
+    /// An operand: borrowed where it is a constant, a bound fact or result,
+    /// or a field of one (no clone), evaluated otherwise.
+    fn operand<'e>(&mut self, expr: &'e Expr) -> Result<std::borrow::Cow<'e, Value>, String>
+    where
+        'a: 'e,
+    {
+        match borrow(self.bindings, expr) {
+            Some(value) => Ok(std::borrow::Cow::Borrowed(value)),
+            None => self.evaluate(expr).map(std::borrow::Cow::Owned),
         }
     }
 
