@@ -43,6 +43,14 @@ pub enum Event<'a> {
         /// Whether it succeeded.
         outcome: ToolOutcome,
     },
+    /// An allowed call's result came back larger than the workflow's
+    /// `result_bytes_max`: it is withheld exactly as
+    /// [`Event::ResultRecorded`] would withhold it, without the caller having
+    /// to keep (or store) the oversized result to say so.
+    ResultTooLarge {
+        /// The call's id.
+        call: &'a CallId,
+    },
 }
 
 /// What an event changed, as data.
@@ -106,7 +114,8 @@ pub enum Effect {
 pub fn apply(workflow: &Workflow, state: &mut SessionState, event: Event<'_>) -> Vec<Effect> {
     match event {
         Event::Decided { call, decision } => decided(workflow, state, call, decision),
-        Event::ResultRecorded { call, result, outcome } => recorded(workflow, state, call, result, outcome),
+        Event::ResultRecorded { call, result, outcome } => recorded(workflow, state, call, Some(result), outcome),
+        Event::ResultTooLarge { call } => recorded(workflow, state, call, None, ToolOutcome::Succeeded),
     }
 }
 
@@ -208,7 +217,7 @@ fn recorded(
     workflow: &Workflow,
     state: &mut SessionState,
     call: &CallId,
-    result: &serde_json::Value,
+    result: Option<&serde_json::Value>,
     outcome: ToolOutcome,
 ) -> Vec<Effect> {
     let Some(pending) = state.pending.remove(call) else {
@@ -229,8 +238,8 @@ fn recorded(
         state.push_history(history("failed", "the tool reported an error".into()), limit);
         return vec![Effect::CallFailed { call: call.clone() }];
     }
-    let result_value =
-        if json_bytes(result) > workflow.limits.result_bytes_max { None } else { Some(Value::from_json(result)) };
+    // `None`: over the limit (known before, or measured here).
+    let result_value = result.filter(|r| json_bytes(r) <= workflow.limits.result_bytes_max).map(Value::from_json);
     let withheld = match &result_value {
         None => Some(vec![Reason {
             rule_id: "tollgate.limits.result_bytes_max".into(),

@@ -19,7 +19,9 @@ use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use tollgate_core::{CallId, Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide};
+use tollgate_core::{
+    CallId, Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide, json_bytes,
+};
 use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionTx, Store, StoreError, StoredWorkflow};
 
 pub use tollgate_store::{AuditProblem, AuditRecord, SessionInfo, VerifyReport};
@@ -166,6 +168,9 @@ const CACHED_SESSIONS_MAX: usize = 10_000;
 
 /// Longest session or call id accepted.
 const ID_MAX: usize = 128;
+
+/// Arguments of a refused call larger than this are recorded by size only.
+const ARGS_KEPT_MAX: usize = 16 * 1024;
 
 fn check_id(what: &str, id: &str) -> Result<(), EngineError> {
     let ok = !id.is_empty()
@@ -447,8 +452,16 @@ impl Engine {
         // A bad call id, or one already used for another call, is refused
         // without touching the state; the same call sent again gets its
         // original decision back.
+        let args_max = workflow.limits().args_bytes_max;
         let refused = if let Err(error) = check_id("call", call.id.as_str()) {
             Some(refusal("tollgate.call_id", error.to_string()))
+        } else if call.tool.len() > ID_MAX {
+            Some(refusal("tollgate.unknown_tool", format!("a tool name of {} bytes is not a tool", call.tool.len())))
+        } else if json_bytes(&call.args) > args_max {
+            // Refused here rather than by the core, so the oversized
+            // arguments are never stored.
+            let message = format!("the arguments are over the limit of {args_max} bytes");
+            Some(refusal("tollgate.limits.args_bytes_max", message))
         } else if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
             let body: Json = parse(&earlier.body, session, earlier.seq)?;
             if *at(&body, "/call/tool") == json!(call.tool) && *at(&body, "/call/args") == call.args {
@@ -504,9 +517,26 @@ impl Engine {
             return Ok(unchanged(format!("call {call_id} is not an allowed call awaiting its result")));
         }
         let now = self.clock.now_ms();
-        let effects = apply(&workflow, &mut state, Event::ResultRecorded { call: &call, result, outcome });
+        // A result over the workflow's limit is withheld by the core and
+        // recorded by its size only, so it is never stored.
+        let result_bytes = json_bytes(result);
+        let oversized = result_bytes > workflow.limits().result_bytes_max;
+        let event = if oversized {
+            if outcome == ToolOutcome::Succeeded {
+                Event::ResultTooLarge { call: &call }
+            } else {
+                Event::ResultRecorded { call: &call, result: &Json::Null, outcome }
+            }
+        } else {
+            Event::ResultRecorded { call: &call, result, outcome }
+        };
+        let effects = apply(&workflow, &mut state, event);
         let effects_json: Vec<Json> = effects.iter().map(tollgate_core::Effect::to_json).collect();
-        let body = json!({"call": call_id, "result": result, "outcome": outcome_name(outcome)});
+        let body = if oversized {
+            json!({"call": call_id, "result": null, "result_bytes": result_bytes, "outcome": outcome_name(outcome)})
+        } else {
+            json!({"call": call_id, "result": result, "outcome": outcome_name(outcome)})
+        };
         let entry =
             NewEntry { kind: "result".into(), call_id: Some(call_id.to_owned()), body: body.to_string(), at_ms: now };
         let audit = NewAudit {
@@ -618,11 +648,17 @@ async fn refuse(
     decision: &Decision,
     now: i64,
 ) -> Result<i64, EngineError> {
-    let body = json!({
-        "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args},
-        "decision": decision.to_json(),
-    })
-    .to_string();
+    // What was refused, bounded: a call id or arguments over their limits
+    // are recorded by size, not stored.
+    let args_bytes = json_bytes(&call.args);
+    let args = if args_bytes > ARGS_KEPT_MAX { json!({"omitted_bytes": args_bytes}) } else { call.args.clone() };
+    let id = if call.id.as_str().len() > ID_MAX {
+        json!({"omitted_bytes": call.id.as_str().len()})
+    } else {
+        json!(call.id.as_str())
+    };
+    let tool = if call.tool.len() > ID_MAX { json!({"omitted_bytes": call.tool.len()}) } else { json!(call.tool) };
+    let body = json!({"call": {"id": id, "tool": tool, "args": args}, "decision": decision.to_json()}).to_string();
     let entry = NewEntry { kind: "refused".into(), call_id: None, body: body.clone(), at_ms: now };
     let audit = NewAudit { kind: "decision.block".into(), body, at_ms: now };
     Ok(tx.append(session, &[entry], &[audit], None).await?)
@@ -730,7 +766,12 @@ fn fold(
                 let call = CallId::new(at(&body, "/call").as_str().unwrap_or_default());
                 let outcome =
                     if *at(&body, "/outcome") == "failed" { ToolOutcome::Failed } else { ToolOutcome::Succeeded };
-                apply(workflow, state, Event::ResultRecorded { call: &call, result: at(&body, "/result"), outcome });
+                let event = if body.get("result_bytes").is_some() && outcome == ToolOutcome::Succeeded {
+                    Event::ResultTooLarge { call: &call }
+                } else {
+                    Event::ResultRecorded { call: &call, result: at(&body, "/result"), outcome }
+                };
+                apply(workflow, state, event);
             }
             // Refused calls (bad or reused ids) never touch the state.
             _ => {}

@@ -286,3 +286,44 @@ async fn concurrent_calls_on_many_sessions_share_commits() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn oversized_arguments_and_results_are_refused_or_withheld_and_never_stored() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        verified(&engine, "s1").await;
+        let stored = |engine: &Engine| {
+            let store = engine.store().clone();
+            async move { store.journal("s1").await.unwrap().iter().map(|e| e.body.len()).sum::<usize>() }
+        };
+        let before = stored(&engine).await;
+
+        let huge = "x".repeat(200_000);
+        let big = ToolCall::new("big", "process_refund", json!({"order_id": "#W1", "amount": 1.0, "reason": huge}));
+        let refused = engine.decide("s1", &big).await.unwrap();
+        assert_eq!(refused.json["reasons"][0]["rule_id"], "tollgate.limits.args_bytes_max");
+        let long_tool = ToolCall::new("t", "t".repeat(100_000), json!({}));
+        assert_eq!(engine.decide("s1", &long_tool).await.unwrap().decision.verdict(), Verdict::Block);
+
+        assert_eq!(call(&engine, "s1", "o2", "lookup_order", json!({"order_id": "#W2"})).await, Verdict::Allow);
+        let result = json!({"order_id": "#W2", "customer_id": "c_42", "total": 5.0, "status": "delivered", "notes": "y".repeat(2_000_000)});
+        let recorded = engine.record_result("s1", "o2", &result, ToolOutcome::Succeeded).await.unwrap();
+        assert!(recorded.recorded);
+        assert!(
+            matches!(recorded.effects.as_slice(), [tollgate_core::Effect::ResultWithheld { .. }]),
+            "{:?}",
+            recorded.effects
+        );
+
+        // Nothing oversized reached the journal; the session still replays.
+        assert!(stored(&engine).await - before < 10_000, "oversized input was stored");
+        assert_checkpoint_is_replay(&engine, "s1").await;
+        let (_, state) = engine.replay("s1").await.unwrap();
+        let (workflow, state) = (&workflow.workflow, state);
+        assert!(!state.facts(workflow).iter().any(|(fact, key, _)| *fact == "order" && *key == Some("#W2")));
+        assert_eq!(state.blocked_calls(), 1, "the withheld result counts as blocked; refused calls do not touch the state");
+        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+    })
+    .await;
+}
