@@ -376,16 +376,14 @@ proptest! {
     }
 }
 
-fn verified_prefix((first, second): (f64, f64)) -> Vec<Action> {
+/// The recorded result of a recent call, as given (not forged, not failed).
+fn plain_result(target: usize, result: Json) -> Action {
     let shape = Shape { flag: true, customer: "c_42", total: 0.0, status: "delivered" };
-    let result = |target: usize, result: Json| Action::Result {
-        target,
-        forged: false,
-        honest: false,
-        shape: shape.clone(),
-        result,
-        failed: false,
-    };
+    Action::Result { target, forged: false, honest: false, shape, result, failed: false }
+}
+
+fn verified_prefix((first, second): (f64, f64)) -> Vec<Action> {
+    let result = plain_result;
     vec![
         Action::Call { tool: "get_customer", args: json!({"email": "alice@example.com", "zip": "94107"}) },
         result(0, json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"})),
@@ -406,15 +404,7 @@ thread_local! {
 fn checker_sees_allowed_and_escalated_refunds() {
     let workflow = workflow();
     let call = |tool: &'static str, args: Json| Action::Call { tool, args };
-    let shape = Shape { flag: true, customer: "c_42", total: 0.0, status: "delivered" };
-    let result = |target: usize, result: Json| Action::Result {
-        target,
-        forged: false,
-        honest: false,
-        shape: shape.clone(),
-        result,
-        failed: false,
-    };
+    let result = plain_result;
     let actions = vec![
         call("get_customer", json!({"email": "alice@example.com", "zip": "94107"})),
         result(0, json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"})),
