@@ -134,3 +134,50 @@ fn every_problem_is_reported_not_just_the_first() {
     );
     assert!(problems(&text).len() >= 3, "{:?}", rendered(&text));
 }
+
+#[test]
+fn invariants_are_validated_but_never_decide() {
+    let base = format!(
+        "{HEADER}[facts.customer]\nfields = {{ id = \"string\" }}\n[facts.order]\nkey = \"id\"\nfields = {{ id = \"string\", total = \"double\" }}\n\
+         [aggregates.paid]\ntool = \"pay\"\nsum = \"args.amount\"\nby = \"args.order_id\"\n\
+         [tools.get]\n[[tools.get.establishes]]\nfact = \"customer\"\nfields = {{ id = \"result.id\" }}\n\
+         [tools.pay]\nargs = {{ type = \"object\", properties = {{ amount = {{ type = \"number\" }}, order_id = {{ type = \"string\" }} }} }}\n"
+    );
+    let good = format!(
+        "{base}[[invariants]]\nid = \"paid-within-total\"\ntools = [\"pay\"]\n\
+         rule = \"has(facts.customer) && paid(args.order_id) + args.amount <= facts.order[args.order_id].total && session.paid >= 0.0 && [1].all(x, x > 0)\"\n\
+         message = \"m\"\n"
+    );
+    let workflow = compile(&good, "w.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(workflow.invariants().len(), 1);
+    assert_eq!(workflow.invariants()[0].id(), "paid-within-total");
+    assert_eq!(workflow.invariants()[0].tool_names(), ["pay"]);
+    // An invariant that is false for every call changes no decision.
+    let never = format!("{base}[[invariants]]\nid = \"never\"\ntools = [\"pay\"]\nrule = \"false\"\nmessage = \"m\"\n");
+    let workflow = compile(&never, "w.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let state = tollgate_core::SessionState::new(&workflow);
+    let call = tollgate_core::ToolCall::new("c1", "pay", serde_json::json!({"amount": 1.0, "order_id": "o"}));
+    assert_eq!(tollgate_core::decide(&workflow, &state, &call).verdict(), tollgate_core::Verdict::Allow);
+
+    for (rule, expected) in [
+        ("facts.ghost.id == ''", "facts has no 'ghost' (declared: customer, order)"),
+        ("facts.customer.name == ''", "fact 'customer' has no field 'name' (declared: id)"),
+        ("facts.order['x'].price > 0.0", "fact 'order' has no field 'price' (declared: id, total)"),
+        ("session.refunded > 0.0", "session has no field 'refunded'"),
+        ("args.tip > 0.0", "args has no field 'tip' in the schema of pay"),
+        ("result.ok", "unknown name 'result'"),
+        ("refunded('x') > 0.0", "unknown function 'refunded'"),
+        ("args.amount >", "CEL syntax error"),
+    ] {
+        let text = format!("{base}[[invariants]]\nid = \"i\"\ntools = [\"pay\"]\nrule = \"{rule}\"\nmessage = \"m\"\n");
+        let found = rendered(&text);
+        assert!(found.iter().any(|p| p.contains("invariant 'i' rule: ") && p.contains(expected)), "{rule}: {found:?}");
+    }
+    let unknown_tool =
+        format!("{base}[[invariants]]\nid = \"i\"\ntools = [\"nope\"]\nrule = \"true\"\nmessage = \"m\"\n");
+    assert!(rendered(&unknown_tool).iter().any(|p| p.contains("invariant 'i' covers unknown tool 'nope'")));
+    let twice = format!(
+        "{good}[[invariants]]\nid = \"paid-within-total\"\ntools = [\"pay\"]\nrule = \"true\"\nmessage = \"m\"\n"
+    );
+    assert!(rendered(&twice).iter().any(|p| p.contains("invariant id 'paid-within-total' is empty or used twice")));
+}

@@ -90,6 +90,9 @@ fn summary(workflow: &Workflow) -> String {
     for guarded in workflow.analysis().guarded() {
         line(format!("  {:<18} {}", guarded.tool, guarded.must_establish.join(", ")));
     }
+    if !workflow.invariants().is_empty() {
+        line(format!("invariants (checked by tollgate attack, never by decisions): {}", workflow.invariants().len()));
+    }
     if let Some(handoff) = workflow.handoff() {
         line(format!(
             "handoff: requires {}; urgency levels {}",

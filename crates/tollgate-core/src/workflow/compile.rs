@@ -2,6 +2,7 @@
 //! each with its line and column.
 
 use super::file::{ToolFile, WorkflowFile};
+use super::invariants::InvariantNames;
 use super::{Aggregate, FactDecl, FactId, FieldType, HandoffSpec, Template, Tool, ToolId, Workflow, analysis};
 use crate::expr::{Rule, Scope, lower};
 use crate::limits::Limits;
@@ -164,6 +165,17 @@ impl Compiler<'_> {
         if tools.len() != parsed.tools.len() {
             return None;
         }
+        let arg_fields =
+            parsed.tools.iter().map(|(n, t)| (n.get_ref().clone(), declared_arg_fields(t.get_ref()))).collect();
+        let invariants = self.invariants(
+            &parsed.invariants,
+            &InvariantNames {
+                facts: &facts,
+                tools: &names.tools,
+                arg_fields: &arg_fields,
+                aggregates: &names.aggregates,
+            },
+        );
         let analysis = analysis::analyse(&facts, &tools);
         for problem in analysis.problems() {
             let span =
@@ -181,6 +193,7 @@ impl Compiler<'_> {
             tools,
             handoff,
             analysis,
+            invariants,
         })
     }
 

@@ -19,6 +19,18 @@ pub(crate) struct WorkflowFile {
     #[serde(default)]
     pub tools: BTreeMap<Spanned<String>, Spanned<ToolFile>>,
     pub handoff: Option<Spanned<HandoffFile>>,
+    /// The oracle of `tollgate attack`; `decide` never reads it.
+    #[serde(default)]
+    pub invariants: Vec<Spanned<InvariantFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InvariantFile {
+    pub id: String,
+    pub tools: Vec<String>,
+    pub rule: Spanned<String>,
+    pub message: String,
 }
 
 #[derive(Debug, Deserialize)]

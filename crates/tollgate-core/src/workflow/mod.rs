@@ -5,10 +5,12 @@ mod analysis;
 mod compile;
 mod compile_tool;
 mod file;
+mod invariants;
 mod template;
 
 pub use analysis::{Analysis, GuardedTool};
 pub use compile::{Problem, compile};
+pub use invariants::Invariant;
 pub(crate) use template::Template;
 
 use crate::expr::Rule;
@@ -36,6 +38,7 @@ pub struct Workflow {
     pub(crate) tool_index: BTreeMap<String, ToolId>,
     pub(crate) handoff: Option<HandoffSpec>,
     pub(crate) analysis: Analysis,
+    pub(crate) invariants: Vec<Invariant>,
 }
 
 impl Workflow {
@@ -79,7 +82,12 @@ impl Workflow {
     pub fn analysis(&self) -> &Analysis {
         &self.analysis
     }
-    pub(crate) fn fact(&self, id: FactId) -> Option<&FactDecl> {
+    /// The declared invariants: the oracle of `tollgate attack`, never read by `decide`.
+    pub fn invariants(&self) -> &[Invariant] {
+        &self.invariants
+    }
+    /// A declared fact.
+    pub fn fact(&self, id: FactId) -> Option<&FactDecl> {
         self.facts.get(id.0)
     }
 }
@@ -280,6 +288,10 @@ impl Gate {
     /// The fact the gate needs.
     pub fn fact(&self) -> FactId {
         self.fact
+    }
+    /// The CEL source of the gate's key (`args.order_id`), for keyed facts.
+    pub fn key_source(&self) -> Option<&str> {
+        self.key.as_ref().map(Rule::source)
     }
 }
 
