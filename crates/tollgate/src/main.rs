@@ -1,5 +1,6 @@
 //! The `tollgate` command: thin glue over the library crates.
 
+mod attack;
 mod bench;
 mod demo;
 mod durable_bench;
@@ -60,6 +61,26 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Hunt for bypasses: mutate allowed sessions as an attacker would and judge every
+    /// allowed call by the workflow's invariants; exit 1 with a minimised sequence if one got through.
+    Attack {
+        /// The workflow file (its [[invariants]] are the oracle).
+        #[arg(long)]
+        workflow: PathBuf,
+        /// Allowed sessions to start from (JSON lines of `tollgate run` steps;
+        /// `{"session": "name"}` starts the next). Without it, sessions are generated.
+        #[arg(long)]
+        traces: Option<PathBuf>,
+        /// The seed: the same seed, workflow and traces give the same output.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Mutated sequences decided by the pure core.
+        #[arg(long, default_value_t = 100_000)]
+        attempts: u64,
+        /// Mutated sequences run through the engine on a temporary SQLite file.
+        #[arg(long, default_value_t = 50)]
+        engine_attempts: u64,
     },
     /// Run the support-refunds story against a built-in tool backend.
     Demo {
@@ -186,6 +207,9 @@ fn main() -> ExitCode {
             AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),
             AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),
         }),
+        Command::Attack { workflow, traces, seed, attempts, engine_attempts } => {
+            attack::run(&attack::Options { workflow, traces, seed, attempts, engine_attempts })
+        }
         Command::Demo { color, db } => demo::run(paint::Paint::new(color), &db.url()),
     };
     match outcome {

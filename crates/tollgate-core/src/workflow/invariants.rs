@@ -76,7 +76,7 @@ const STANDARD_FUNCTIONS: [&str; 20] = [
 ];
 
 /// Session fields every workflow has.
-const SESSION_COUNTERS: [&str; 4] = ["blocked_calls", "allowed_calls", "escalations", "calls"];
+const SESSION_COUNTERS: [&str; 3] = ["blocked_calls", "allowed_calls", "escalations"];
 
 /// What the names in an invariant may refer to.
 pub(super) struct InvariantNames<'a> {

@@ -1,0 +1,282 @@
+//! Attempts through the engine, on a temporary SQLite file: exactly-once is
+//! attacked too. The engine attempts re-send a side effect (same call id)
+//! after its decision and after its result, reuse a call id for other
+//! arguments, and record results twice. Besides the declared invariants
+//! (judged on a shadow fold of the engine's own fresh decisions), the
+//! engine must never allow a side-effecting call id twice, never hand out
+//! an idempotency key twice, count each result once, and store exactly the
+//! state its decisions fold to.
+
+use super::corpus::Trace;
+use super::minimise::minimise;
+use super::mutate::{Ids, MUTATIONS, Mutator};
+use super::oracle::{self, Broken, Oracle};
+use super::rng::Rng;
+use super::{Finding, identities, identity_changed};
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use tollgate_core::script::Step;
+use tollgate_core::{Event, SessionState, ToolCall, Verdict, Workflow, apply};
+use tollgate_engine::{Engine, WorkflowHandle};
+
+/// Counts of what the engine did.
+#[derive(Default)]
+pub struct Tally {
+    pub decided: u64,
+    pub results: u64,
+    pub replayed: u64,
+    pub reused_refused: u64,
+}
+
+/// The engine-side mutations.
+const ENGINE_MUTATIONS: [&str; 4] =
+    ["resend-after-decision", "resend-after-result", "reuse-call-id", "record-result-twice"];
+
+struct Durable<'a> {
+    runtime: tokio::runtime::Runtime,
+    engine: Engine,
+    handle: WorkflowHandle,
+    workflow: &'a Workflow,
+    oracle: &'a Oracle,
+    sessions: u64,
+}
+
+#[expect(clippy::too_many_arguments, reason = "one call site; the hunt's context")]
+pub fn hunt(
+    text: &str,
+    file: &str,
+    workflow: &Workflow,
+    oracle: &Oracle,
+    mutator: &Mutator<'_>,
+    rng: &mut Rng,
+    attempts: u64,
+    findings: &mut BTreeMap<String, Finding>,
+) -> Result<Tally> {
+    let mut tally = Tally::default();
+    if attempts == 0 {
+        return Ok(tally);
+    }
+    let dir = std::env::temp_dir().join(format!("tollgate-attack-{}-{}", std::process::id(), rng.next_u64()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let outcome = (|| {
+        let runtime = crate::runtime()?;
+        let url = dir.join("attack.db").display().to_string();
+        let engine = runtime.block_on(Engine::open(&url))?;
+        let handle = runtime.block_on(engine.register_workflow(text, file))?;
+        let mut durable = Durable { runtime, engine, handle, workflow, oracle, sessions: 0 };
+        for attempt in 0..attempts {
+            let (steps, mutations) = sequence(mutator, mutator.traces, rng);
+            let broken = durable.run(&steps, &mut tally)?;
+            if let Some((_, broken)) = broken
+                && !findings.contains_key(&broken.invariant)
+            {
+                let target = broken.invariant.clone();
+                let mut failure: Option<anyhow::Error> = None;
+                let minimal = minimise(&steps, &mut |candidate| match durable.run(candidate, &mut Tally::default()) {
+                    Ok(found) => found.is_some_and(|(_, b)| b.invariant == target),
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                        false
+                    }
+                });
+                if let Some(error) = failure {
+                    return Err(error);
+                }
+                let at = durable.run(&minimal, &mut Tally::default())?.map_or(0, |(at, _)| at);
+                findings.insert(
+                    broken.invariant.clone(),
+                    Finding {
+                        broken,
+                        attempt: attempt + 1,
+                        via: "the engine".into(),
+                        mutations,
+                        original_steps: steps.len(),
+                        steps: minimal,
+                        at,
+                    },
+                );
+            }
+        }
+        durable.runtime.block_on(durable.engine.store().close());
+        Ok(tally)
+    })();
+    std::fs::remove_dir_all(&dir).ok();
+    outcome
+}
+
+/// A trace, mutated as on the core, then attacked on exactly-once.
+fn sequence(mutator: &Mutator<'_>, traces: &[Trace], rng: &mut Rng) -> (Vec<Step>, Vec<&'static str>) {
+    let mut steps = rng.pick(traces).map(|t| t.steps.clone()).unwrap_or_default();
+    let mut ids = Ids::new();
+    let mut mutations = Vec::new();
+    for _ in 0..rng.below(3) {
+        let which = rng.below(MUTATIONS.len());
+        if mutator.apply(rng, &mut ids, &mut steps, which)
+            && let Some(name) = MUTATIONS.get(which)
+        {
+            mutations.push(*name);
+        }
+    }
+    for _ in 0..1 + rng.below(2) {
+        let which = rng.below(ENGINE_MUTATIONS.len());
+        if engine_mutation(mutator, rng, &mut steps, which)
+            && let Some(name) = ENGINE_MUTATIONS.get(which)
+        {
+            mutations.push(*name);
+        }
+    }
+    (steps, mutations)
+}
+
+fn engine_mutation(mutator: &Mutator<'_>, rng: &mut Rng, steps: &mut Vec<Step>, which: usize) -> bool {
+    let calls: Vec<(usize, ToolCall)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| if let Step::Call(c) = s { Some((i, c.clone())) } else { None })
+        .collect();
+    let effects: Vec<(usize, ToolCall)> = calls
+        .iter()
+        .filter(|(_, c)| mutator.workflow.tool(&c.tool).is_some_and(|t| t.is_side_effect()))
+        .cloned()
+        .collect();
+    let pool = if effects.is_empty() { &calls } else { &effects };
+    let Some((index, call)) = rng.pick(pool).cloned() else { return false };
+    let result_at = steps.iter().position(|s| matches!(s, Step::Result { call: id, .. } if *id == call.id));
+    match which {
+        0 => steps.insert(index + 1, Step::Call(call)),
+        1 => {
+            let at = result_at.map_or(steps.len(), |r| r + 1);
+            steps.insert(at.min(steps.len()), Step::Call(call));
+        }
+        2 => {
+            // The same id for another call: other arguments, or another tool's.
+            let Some((_, other)) = rng.pick(&calls).cloned() else { return false };
+            let mut reused = ToolCall { id: call.id.clone(), ..other };
+            if reused.args == call.args
+                && reused.tool == call.tool
+                && let serde_json::Value::Object(object) = &mut reused.args
+            {
+                object.insert("reason".into(), serde_json::Value::String("again".into()));
+            }
+            let at = result_at.map_or(index + 1, |r| r + 1);
+            steps.insert(at.min(steps.len()), Step::Call(reused));
+        }
+        _ => {
+            let Some(at) = result_at else { return false };
+            let Some(step) = steps.get(at).cloned() else { return false };
+            steps.push(step);
+        }
+    }
+    true
+}
+
+impl Durable<'_> {
+    /// Runs a sequence as a new session; the first broken invariant, if any.
+    fn run(&mut self, steps: &[Step], tally: &mut Tally) -> Result<Option<(usize, Broken)>> {
+        self.sessions += 1;
+        let session = format!("attack-{}", self.sessions);
+        self.runtime.block_on(self.engine.create_session(&self.handle, &session, None))?;
+        let mut shadow = SessionState::new(self.workflow);
+        let mut keys: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut executed: BTreeSet<String> = BTreeSet::new();
+        let mut recorded: BTreeSet<String> = BTreeSet::new();
+        for (index, step) in steps.iter().enumerate() {
+            let broken = match step {
+                Step::Call(call) => {
+                    let Ok(answer) = self.runtime.block_on(self.engine.decide(&session, call)) else { continue };
+                    tally.decided += 1;
+                    self.judge_call(call, &answer, &mut shadow, &mut keys, &mut executed, tally)
+                }
+                Step::Result { call, result, outcome } => {
+                    let Ok(answer) =
+                        self.runtime.block_on(self.engine.record_result(&session, call.as_str(), result, *outcome))
+                    else {
+                        continue;
+                    };
+                    tally.results += 1;
+                    if !answer.recorded {
+                        continue;
+                    }
+                    if !recorded.insert(call.to_string()) {
+                        Some(Broken {
+                            invariant: oracle::RESULT_COUNTS_ONCE.into(),
+                            message: format!("the result of call {call} was recorded twice"),
+                        })
+                    } else {
+                        let before = identities(self.workflow, &shadow);
+                        apply(self.workflow, &mut shadow, Event::ResultRecorded { call, result, outcome: *outcome });
+                        identity_changed(&before, &identities(self.workflow, &shadow))
+                    }
+                }
+            };
+            if let Some(broken) = broken {
+                return Ok(Some((index, broken)));
+            }
+        }
+        let (_, stored) = self.runtime.block_on(self.engine.state(&session))?;
+        if stored != shadow {
+            return Ok(Some((
+                steps.len().saturating_sub(1),
+                Broken {
+                    invariant: oracle::RESULT_COUNTS_ONCE.into(),
+                    message: "the engine's stored state is not the fold of its decisions and first results".into(),
+                },
+            )));
+        }
+        Ok(None)
+    }
+
+    fn judge_call(
+        &self,
+        call: &ToolCall,
+        answer: &tollgate_engine::CallDecision,
+        shadow: &mut SessionState,
+        keys: &mut BTreeMap<String, Option<String>>,
+        executed: &mut BTreeSet<String>,
+        tally: &mut Tally,
+    ) -> Option<Broken> {
+        let allowed = answer.decision.verdict() == Verdict::Allow;
+        let key = match &answer.decision {
+            tollgate_core::Decision::Allow(allowed) => allowed.idempotency_key.clone(),
+            _ => None,
+        };
+        if answer.replayed {
+            tally.replayed += 1;
+            // The original answer again: the same key, nothing executes anew.
+            return match keys.get(call.id.as_str()) {
+                Some(original) if allowed && *original != key => Some(Broken {
+                    invariant: oracle::KEY_EXECUTES_ONCE.into(),
+                    message: format!("call {} re-sent got another idempotency key", call.id),
+                }),
+                _ => None,
+            };
+        }
+        if answer.decision.rule_ids().iter().any(|r| r.starts_with("tollgate.call_id")) {
+            tally.reused_refused += 1;
+            return None;
+        }
+        if allowed {
+            let side_effect = self.workflow.tool(&call.tool).is_some_and(|t| t.is_side_effect());
+            if side_effect && keys.contains_key(call.id.as_str()) {
+                return Some(Broken {
+                    invariant: oracle::CALL_ID_ONCE.into(),
+                    message: format!("side-effecting call id {} was allowed a second time", call.id),
+                });
+            }
+            if let Some(key) = &key
+                && !executed.insert(key.clone())
+            {
+                return Some(Broken {
+                    invariant: oracle::KEY_EXECUTES_ONCE.into(),
+                    message: format!("idempotency key {key} was handed out for a second execution"),
+                });
+            }
+            keys.insert(call.id.to_string(), key);
+            if let Some(broken) = self.oracle.check_allowed(self.workflow, shadow, call) {
+                return Some(broken);
+            }
+        }
+        apply(self.workflow, shadow, Event::Decided { call, decision: &answer.decision });
+        None
+    }
+}

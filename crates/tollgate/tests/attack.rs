@@ -1,0 +1,206 @@
+//! `tollgate attack`: the reference workflow holds under 100,000 seeded
+//! attempts; workflows with a hole planted in them are caught, with a
+//! minimised sequence that reproduces the hole; the same seed prints the
+//! same report.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const WORKFLOW: &str = "examples/support-refunds.toml";
+const TRACES: &str = "examples/support-refunds.traces.jsonl";
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn tollgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The number printed right before `label` in the report (`74270 allowed and judged`).
+fn figure(report: &str, label: &str) -> u64 {
+    let at = report.find(label).unwrap_or_else(|| panic!("no '{label}' in:\n{report}"));
+    let digits: String = report[..at]
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    digits.parse().unwrap_or_else(|_| panic!("no number before '{label}' in:\n{report}"))
+}
+
+/// The reference workflow with `from` replaced by `to` (each must occur).
+fn weakened(dir: &Path, name: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(root().join(WORKFLOW)).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{name}: the reference workflow no longer contains {from:?}");
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn the_reference_workflow_holds_under_100000_attempts() {
+    let output = tollgate(&["attack", "--workflow", WORKFLOW, "--traces", TRACES, "--attempts", "100000"]);
+    let report = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(report.contains("no bypass found in 100050 attempts"), "{report}");
+    assert!(report.contains("oracle: 7 declared invariant(s), 5 built in"), "{report}");
+    // The hunt reaches every outcome, so the oracle judged real allows.
+    assert!(figure(&report, "allowed and judged") > 100_000, "{report}");
+    assert!(figure(&report, "blocked,") > 100_000, "{report}");
+    assert!(figure(&report, "escalated") > 1_000, "{report}");
+    // Exactly-once was attacked through the engine.
+    assert!(figure(&report, "re-sent calls answered from the journal") > 0, "{report}");
+    assert!(figure(&report, "reused ids refused") > 0, "{report}");
+}
+
+#[test]
+fn planted_holes_are_found_and_minimised() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_attack").unwrap();
+    let plants = [
+        (
+            "ownership-removed",
+            vec![
+                ("where = \"order.customer_id == customer.id\"\n", ""),
+                ("rule = \"result.customer_id == customer.id\"", "rule = \"true\""),
+            ],
+            "refund-of-own-order",
+        ),
+        (
+            "remaining-check-removed",
+            vec![("rule = \"args.amount <= order.total - refunded(args.order_id)\"", "rule = \"args.amount > 0.0\"")],
+            "refund-within-order-total",
+        ),
+        (
+            "escalation-removed",
+            vec![("rule = \"args.amount > 500.0\"", "rule = \"false\"")],
+            "refund-over-500-never-plain-allow",
+        ),
+        (
+            "reverification-gate-removed",
+            vec![
+                ("where = \"reverification.customer_id == customer.id\"\n", ""),
+                ("id = \"delete-always-human\"\nrule = \"true\"", "id = \"delete-always-human\"\nrule = \"false\""),
+            ],
+            "delete-reverified-own-account",
+        ),
+    ];
+    for (name, edits, invariant) in plants {
+        let path = weakened(&dir, name, &edits);
+        let output = tollgate(&[
+            "attack",
+            "--workflow",
+            &path,
+            "--traces",
+            TRACES,
+            "--attempts",
+            "20000",
+            "--engine-attempts",
+            "0",
+        ]);
+        let report = stdout(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}: the hole was not found:\n{report}");
+        let header = format!("BYPASS {invariant}:");
+        assert!(report.contains(&header), "{name}: expected {header}\n{report}");
+        // The minimised sequence: script lines after the finding, until a blank line.
+        let sequence: Vec<&str> = report
+            .lines()
+            .skip_while(|l| !l.starts_with(&header))
+            .skip(2)
+            .take_while(|l| !l.is_empty())
+            .map(str::trim)
+            .collect();
+        assert!(!sequence.is_empty() && sequence.len() <= 8, "{name}: not minimised: {sequence:#?}");
+        // It reproduces: the weakened workflow allows its last call, the reference does not.
+        let script = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&script, sequence.join("\n")).unwrap();
+        let script = script.display().to_string();
+        let last_verdict = |workflow: &str| {
+            let run = stdout(&tollgate(&["run", "--workflow", workflow, &script]));
+            let last = run.lines().rfind(|l| l.contains("\"decision\"")).unwrap_or_default().to_owned();
+            serde_json::from_str::<serde_json::Value>(&last).unwrap()["decision"]["verdict"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(last_verdict(&path), "allow", "{name}: {sequence:#?}");
+        assert_ne!(last_verdict(WORKFLOW), "allow", "{name}: the reference workflow allows it too: {sequence:#?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_same_seed_prints_the_same_report() {
+    let run = |seed: &str| {
+        let output = tollgate(&[
+            "attack",
+            "--workflow",
+            WORKFLOW,
+            "--traces",
+            TRACES,
+            "--attempts",
+            "3000",
+            "--engine-attempts",
+            "10",
+            "--seed",
+            seed,
+        ]);
+        assert_eq!(output.status.code(), Some(0));
+        stdout(&output)
+    };
+    let first = run("7");
+    assert_eq!(first, run("7"));
+    assert_ne!(first, run("8"), "another seed makes other attempts");
+    // A hole is reported identically too, minimised sequence included.
+    let dir = tollgate_store::testing::temp_dir("tollgate_attack").unwrap();
+    let path = weakened(&dir, "no-escalation", &[("rule = \"args.amount > 500.0\"", "rule = \"false\"")]);
+    let hole = |seed: &str| {
+        stdout(&tollgate(&["attack", "--workflow", &path, "--traces", TRACES, "--attempts", "2000", "--seed", seed]))
+    };
+    let report = hole("3");
+    assert!(report.contains("BYPASS "), "{report}");
+    assert_eq!(report, hole("3"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn without_traces_sessions_are_generated_from_the_workflow() {
+    let output = tollgate(&["attack", "--workflow", WORKFLOW, "--attempts", "3000", "--engine-attempts", "5"]);
+    let report = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
+    assert!(report.contains("sessions generated from the tool schemas and fact mappings"), "{report}");
+    assert!(figure(&report, "allowed and judged") > 0, "some generated calls are allowed: {report}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let missing = tollgate(&["attack", "--workflow", WORKFLOW, "--traces", "no/such/traces.jsonl"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read no/such/traces.jsonl"));
+    let dir = tollgate_store::testing::temp_dir("tollgate_attack").unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"session\": \"s\"}\n{\"call\": {\"tool\": \"get_customer\"}}\n").unwrap();
+    let output = tollgate(&["attack", "--workflow", WORKFLOW, "--traces", &bad.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(error.contains("bad.jsonl:2: a call needs a string \"id\""), "{error}");
+    let zero = tollgate(&["attack", "--workflow", WORKFLOW, "--attempts", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
