@@ -3,7 +3,7 @@
 
 use super::compile::{Compiler, Names, schema_fields};
 use super::file::{CheckFile, EscalateFile, GateFile, MappingFile, ToolFile};
-use super::{ArgsSchema, Check, EscalationRule, FactDecl, FactId, Gate, Mapping, Tool, ToolId, Urgency};
+use super::{ArgsSchema, Check, EscalationRule, FactDecl, FactId, Gate, Mapping, Policy, Tool, ToolId, Urgency};
 use crate::expr::Scope;
 use crate::limits::Limits;
 use std::collections::BTreeSet;
@@ -144,6 +144,10 @@ impl Compiler<'_> {
                 },
                 GateFile::Full(full) => (full.fact.clone(), full.key.clone(), full.alias.clone(), full.id.clone()),
             };
+            let policy = match file {
+                GateFile::Short(_) => Policy::default(),
+                GateFile::Full(full) => Policy { refs: full.policy.clone(), description: full.description.clone() },
+            };
             let text = match &key_text {
                 Some(key) => format!("{fact_name}[{key}]"),
                 None => fact_name.clone(),
@@ -200,6 +204,7 @@ impl Compiler<'_> {
                 condition: None,
                 message: None,
                 text,
+                policy,
             });
         }
         gates
@@ -213,7 +218,12 @@ impl Compiler<'_> {
             let rule = self.rule(&file.rule, scope, &format!("rule '{id}'"));
             let message = self.template(&file.message, scope, &format!("rule '{id}' message"));
             match (rule, message) {
-                (Some(rule), Some(message)) => checks.push(Check { id, rule, message }),
+                (Some(rule), Some(message)) => checks.push(Check {
+                    id,
+                    rule,
+                    message,
+                    policy: Policy { refs: file.policy.clone(), description: file.description.clone() },
+                }),
                 _ => ok = false,
             }
         }
@@ -249,9 +259,14 @@ impl Compiler<'_> {
                 }
             };
             match (rule, reason, action, urgency) {
-                (Some(rule), Some(reason), Some(recommended_action), Some(urgency)) => {
-                    rules.push(EscalationRule { id, rule, reason, urgency, recommended_action })
-                }
+                (Some(rule), Some(reason), Some(recommended_action), Some(urgency)) => rules.push(EscalationRule {
+                    id,
+                    rule,
+                    reason,
+                    urgency,
+                    recommended_action,
+                    policy: Policy { refs: file.policy.clone(), description: file.description.clone() },
+                }),
                 _ => ok = false,
             }
         }
