@@ -17,7 +17,10 @@ use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_core::script::Step;
 use tollgate_core::{Event, SessionState, ToolCall, Verdict, Workflow, apply};
-use tollgate_engine::{Engine, WorkflowHandle};
+use tollgate_engine::{Clock, Engine, WorkflowHandle};
+
+/// The engine's time for calls without one: 2024-01-01T00:00:00Z.
+const ENGINE_CLOCK_MS: i64 = 1_704_067_200_000;
 
 /// Counts of what the engine did.
 #[derive(Default)]
@@ -61,7 +64,9 @@ pub fn hunt(
     let outcome = (|| {
         let runtime = crate::runtime()?;
         let url = dir.join("attack.db").display().to_string();
-        let engine = runtime.block_on(Engine::open(&url))?;
+        // A fixed clock for calls that carry no time of their own: the
+        // output must follow from the seed, not from when it runs.
+        let engine = runtime.block_on(Engine::open(&url))?.with_clock(Clock::Fixed(ENGINE_CLOCK_MS));
         let handle = runtime.block_on(engine.register_workflow(text, file))?;
         let mut durable = Durable { runtime, engine, handle, workflow, oracle, sessions: 0 };
         for attempt in 0..attempts {
@@ -276,7 +281,9 @@ impl Durable<'_> {
                 return Some(broken);
             }
         }
-        apply(self.workflow, shadow, Event::Decided { call, decision: &answer.decision });
+        // The engine decided the call at its own time when it carried none.
+        let timed = call.clone().at(call.now_ms.unwrap_or(ENGINE_CLOCK_MS));
+        apply(self.workflow, shadow, Event::Decided { call: &timed, decision: &answer.decision });
         None
     }
 }

@@ -275,7 +275,11 @@ fn rule_numbers(workflow: &Workflow) -> Vec<f64> {
 /// A step in the script format `tollgate run` reads.
 pub fn step_line(step: &Step) -> String {
     match step {
-        Step::Call(call) => json!({"call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args}}).to_string(),
+        Step::Call(call) => match call.now_ms {
+            Some(now) => json!({"call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args, "now": now}}),
+            None => json!({"call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args}}),
+        }
+        .to_string(),
         Step::Result { call, result, outcome: tollgate_core::ToolOutcome::Failed } => {
             json!({"result": {"id": call.as_str(), "error": result}}).to_string()
         }

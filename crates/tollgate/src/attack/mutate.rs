@@ -267,7 +267,10 @@ impl Mutator<'_> {
         for _ in 0..parts {
             let mut args = original.args.clone();
             set_field(&mut args, &field, number(each));
-            let [call, result] = self.with_result(rng, ToolCall { id: ids.next(), tool: original.tool.clone(), args });
+            let [call, result] = self.with_result(
+                rng,
+                ToolCall { id: ids.next(), tool: original.tool.clone(), args, now_ms: original.now_ms },
+            );
             if batched {
                 calls.push(call);
                 results.push(result);
@@ -321,8 +324,13 @@ impl Mutator<'_> {
             .and_then(|seen| rng.pick(seen))
             .cloned()
             .unwrap_or_else(|| Json::Object(serde_json::Map::new()));
-        let call = ToolCall { id: ids.next(), tool: tool.name().to_owned(), args };
         let at = rng.below(steps.len() + 1);
+        // The session clock where it is inserted: the time of the call before it.
+        let now_ms = steps.get(..at).unwrap_or_default().iter().rev().find_map(|s| match s {
+            Step::Call(call) => call.now_ms,
+            Step::Result { .. } => None,
+        });
+        let call = ToolCall { id: ids.next(), tool: tool.name().to_owned(), args, now_ms };
         let pair = self.with_result(rng, call);
         insert_all(steps, at, pair);
         true
