@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod durable_bench;
 mod paint;
+mod replay;
 mod run;
 mod state;
 mod validate;
@@ -45,6 +46,28 @@ enum Command {
         /// The session to run in with `--db` (created if new).
         #[arg(long, default_value = "run", requires = "db")]
         session: String,
+    },
+    /// Replay recorded agent traces (τ trace lines, OpenAI or Anthropic
+    /// transcripts) through the engine: every call decided and stored as a
+    /// session, allowed calls fed their recorded results.
+    Replay {
+        /// The workflow file.
+        #[arg(long)]
+        workflow: PathBuf,
+        /// Trace files (JSON Lines, one session a line, or one JSON transcript).
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        #[command(flatten)]
+        db: Db,
+        /// Print one JSON object per decision instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Compare with each trace's `expect` field; exit 1 listing every difference.
+        #[arg(long)]
+        expect: bool,
+        /// The session clock (RFC 3339) for traces that carry no `now` [default: the system clock].
+        #[arg(long)]
+        now: Option<String>,
     },
     /// Inspect and continue stored sessions.
     Sessions {
@@ -174,6 +197,9 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate::run(&files),
         Command::Run { workflow, script, db, session } => {
             run::run(&workflow, &script, db.map(|db| run::Durable { db, session }))
+        }
+        Command::Replay { workflow, traces, db, json, expect, now } => {
+            replay::run(&replay::Options { workflow, traces, db: db.url(), json, expect, now })
         }
         Command::Sessions { command } => runtime().and_then(|rt| match command {
             SessionsCommand::List { db, limit } => rt.block_on(state::list(&db.url(), limit)),
