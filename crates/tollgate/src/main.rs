@@ -79,7 +79,7 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Measure: `tollgate bench decide` times the decision core on the reference workflow.
+    /// Measure: `bench decide` (single decisions), `bench replay` (recorded traces), `bench durable`.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -147,6 +147,22 @@ enum BenchCommand {
         #[arg(long)]
         case: Option<String>,
     },
+    /// Decided calls per second through the pure replay of recorded traces (decide, apply,
+    /// recorded results) on one thread, the traces parsed beforehand; the median of several runs.
+    Replay {
+        /// The workflow file.
+        #[arg(long)]
+        workflow: PathBuf,
+        /// Trace files, in any format `tollgate replay` reads.
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        /// Timed runs (each at least 200,000 decided calls).
+        #[arg(long, default_value = "7", value_parser = bench::runs)]
+        runs: usize,
+        /// The session clock (RFC 3339) for traces that carry none [default: the system clock].
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// What durability costs: raw fsync and commit, an engine step, a three-step workflow,
     /// 64 concurrent sessions, resume, audit verify.
     Durable {
@@ -207,6 +223,9 @@ fn main() -> ExitCode {
             SessionsCommand::Resume { id, db } => rt.block_on(state::resume(&db.url(), &id)),
         }),
         Command::Bench { command: BenchCommand::Decide { calls, case } } => bench::decide_bench(calls, case.as_deref()),
+        Command::Bench { command: BenchCommand::Replay { workflow, traces, runs, now } } => {
+            bench::replay_bench(&workflow, &traces, runs, now.as_deref())
+        }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
         Command::Audit { command } => runtime().and_then(|rt| match command {
             AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),
