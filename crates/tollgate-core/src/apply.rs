@@ -11,7 +11,7 @@ use crate::value::{Map, Value};
 use crate::workflow::{FactId, FieldType, Mapping, Tool, Workflow};
 use std::sync::Arc;
 
-/// Fact mappings see no arguments: facts come from results alone.
+/// Fact updates see no arguments in their fields: facts come from results.
 static NO_ARGS: serde_json::Value = serde_json::Value::Null;
 
 /// Whether the tool reported success.
@@ -178,7 +178,7 @@ fn reserve(
             continue;
         }
         let mut evaluator = Evaluator::new(
-            Bindings { args, result: &Value::Null, facts: &[], session: state },
+            Bindings { args, result: &Value::Null, facts: &[], session: state, now_ms: None },
             workflow.limits.evaluation_steps_max,
         );
         // decide() blocks calls whose amount is not a finite number.
@@ -256,7 +256,7 @@ fn recorded(
     let result_value = result_value.unwrap_or_default();
     let mut effects = Vec::new();
     for mapping in &tool.establishes {
-        effects.extend(establish(workflow, state, mapping, &result_value));
+        effects.extend(establish(workflow, state, mapping, &pending.args, &result_value));
     }
     for mapping in &tool.updates {
         effects.extend(update(workflow, state, mapping, &pending.args, &result_value));
@@ -289,8 +289,10 @@ fn result_check_failures(
             }
         }
     }
-    let mut evaluator =
-        Evaluator::new(Bindings { args, result, facts: &facts, session: state }, workflow.limits.evaluation_steps_max);
+    let mut evaluator = Evaluator::new(
+        Bindings { args, result, facts: &facts, session: state, now_ms: None },
+        workflow.limits.evaluation_steps_max,
+    );
     let mut reasons = Vec::new();
     for check in &tool.result_checks {
         match evaluator.evaluate_bool(check.rule.expr()) {
@@ -311,14 +313,16 @@ fn result_check_failures(
 }
 
 /// Evaluates a mapping's condition and fields against the result.
+/// (Compilation lets `args` appear only in an establish's key field.)
 fn map_fields(
     workflow: &Workflow,
     state: &SessionState,
     mapping: &Mapping,
+    args: &serde_json::Value,
     result: &Value,
 ) -> Result<Option<Map>, String> {
     let mut evaluator = Evaluator::new(
-        Bindings { args: &NO_ARGS, result, facts: &[], session: state },
+        Bindings { args, result, facts: &[], session: state, now_ms: None },
         workflow.limits.evaluation_steps_max,
     );
     if let Some(when) = &mapping.when {
@@ -341,10 +345,16 @@ fn map_fields(
     Ok(Some(fields))
 }
 
-fn establish(workflow: &Workflow, state: &mut SessionState, mapping: &Mapping, result: &Value) -> Option<Effect> {
+fn establish(
+    workflow: &Workflow,
+    state: &mut SessionState,
+    mapping: &Mapping,
+    args: &serde_json::Value,
+    result: &Value,
+) -> Option<Effect> {
     let decl = workflow.fact(mapping.fact)?;
     let not_recorded = |reason: String| Some(Effect::FactNotRecorded { fact: decl.name.to_string(), reason });
-    let fields = match map_fields(workflow, state, mapping, result) {
+    let fields = match map_fields(workflow, state, mapping, args, result) {
         Ok(Some(fields)) => fields,
         Ok(None) => return None,
         Err(reason) => return not_recorded(reason),
@@ -386,7 +396,7 @@ fn update(
     let key = match &mapping.key {
         Some(rule) => {
             let mut evaluator = Evaluator::new(
-                Bindings { args, result, facts: &[], session: state },
+                Bindings { args, result, facts: &[], session: state, now_ms: None },
                 workflow.limits.evaluation_steps_max,
             );
             match evaluator.key_text(rule.expr()) {
@@ -400,7 +410,7 @@ fn update(
         // An update never creates a fact: partial fields would make one.
         return None;
     };
-    let changes = match map_fields(workflow, state, mapping, result) {
+    let changes = match map_fields(workflow, state, mapping, &NO_ARGS, result) {
         Ok(Some(fields)) => fields,
         Ok(None) => return None,
         Err(reason) => return not_recorded(reason),
@@ -423,7 +433,7 @@ fn insert(state: &mut SessionState, fact: FactId, key: Option<String>, value: Va
             true
         }
         (Some(FactInstances::Keyed(map)), Some(key)) => {
-            map.insert(Arc::from(key), value);
+            Arc::make_mut(map).insert(Arc::from(key), value);
             true
         }
         _ => false,
@@ -433,6 +443,9 @@ fn insert(state: &mut SessionState, fact: FactId, key: Option<String>, value: Va
 /// Converts a result value to a declared field type, or says why not.
 fn coerce(value: Value, kind: FieldType) -> Result<Value, String> {
     let mismatch = |value: &Value| Err(format!("expected {}, got {}", kind.name(), value.type_name()));
+    // Facts hold JSON's shapes only (a checkpoint is JSON): a timestamp or
+    // duration is kept as the text `string()` gives it.
+    let value = if value.holds_time() { Value::from_json(&value.to_json()) } else { value };
     match (kind, value) {
         (FieldType::Any, value) => Ok(value),
         (FieldType::String, value @ Value::String(_)) => Ok(value),

@@ -137,9 +137,9 @@ impl SessionState {
                 }
                 (true, serde_json::Value::Object(map)) => {
                     fact_count += map.len();
-                    FactInstances::Keyed(
+                    FactInstances::Keyed(Arc::new(
                         map.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::from_json(v))).collect(),
-                    )
+                    ))
                 }
                 _ => return Err(format!("the checkpoint's instances of fact '{}' have the wrong shape", decl.name)),
             });

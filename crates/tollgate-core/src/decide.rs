@@ -36,7 +36,7 @@ pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Dec
         Err(blocked) => return blocked,
     };
     let mut evaluator = Evaluator::new(
-        Bindings { args, result: &Value::Null, facts: &facts, session: state },
+        Bindings { args, result: &Value::Null, facts: &facts, session: state, now_ms: call.now_ms },
         workflow.limits.evaluation_steps_max,
     );
     if let Some(blocked) = gate_conditions(tool, &mut evaluator) {
@@ -156,7 +156,7 @@ pub(crate) fn gate_key<'a>(
 ) -> Result<Option<std::borrow::Cow<'a, str>>, String> {
     let Some(rule) = &gate.key else { return Ok(None) };
     let mut evaluator = Evaluator::new(
-        Bindings { args, result: &Value::Null, facts: &[], session: state },
+        Bindings { args, result: &Value::Null, facts: &[], session: state, now_ms: None },
         workflow.limits.evaluation_steps_max,
     );
     evaluator

@@ -7,6 +7,9 @@
 //! {"result": {"id": "c1", "result": {"verified": true, "customer_id": "c_1"}}}
 //! {"result": {"id": "c2", "error": "timeout"}}
 //! ```
+//!
+//! A call may carry the session clock rules read as `now`:
+//! `"now": "2024-05-15T15:00:00-05:00"` (or milliseconds since the epoch).
 
 use crate::apply::{Effect, Event, ToolOutcome, apply};
 use crate::decide::decide;
@@ -37,7 +40,11 @@ impl Step {
             let id = call.get("id").and_then(Json::as_str).ok_or("a call needs a string \"id\"")?;
             let tool = call.get("tool").and_then(Json::as_str).ok_or("a call needs a string \"tool\"")?;
             let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
-            return Ok(Step::Call(ToolCall::new(id, tool, args)));
+            let call_made = ToolCall::new(id, tool, args);
+            return Ok(Step::Call(match call.get("now") {
+                None | Some(Json::Null) => call_made,
+                Some(now) => call_made.at(parse_now(now)?),
+            }));
         }
         if let Some(result) = value.get("result") {
             let id = result.get("id").and_then(Json::as_str).ok_or("a result needs a string \"id\"")?;
@@ -48,6 +55,16 @@ impl Step {
             return Ok(Step::Result { call: CallId::new(id), result: body, outcome: ToolOutcome::Succeeded });
         }
         Err("each line must be {\"call\": ...} or {\"result\": ...}".into())
+    }
+}
+
+/// A call's `now`: RFC 3339 text (`2024-05-15T15:00:00-05:00`) or
+/// milliseconds since the Unix epoch.
+pub fn parse_now(now: &Json) -> Result<i64, String> {
+    match now {
+        Json::String(text) => crate::value::parse_timestamp(text).map(|nanos| nanos.div_euclid(1_000_000)),
+        Json::Number(n) => n.as_i64().ok_or_else(|| format!("\"now\" {n} is not whole milliseconds")),
+        other => Err(format!("\"now\" must be RFC 3339 text or milliseconds, not {other}")),
     }
 }
 

@@ -2,7 +2,7 @@
 //! established from results, the calls allowed but not yet answered, the
 //! counters rules read, and a short history for handoffs.
 
-use crate::value::Value;
+use crate::value::{Map, Value};
 use crate::workflow::{FactId, ToolId, Workflow};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -38,12 +38,25 @@ pub struct ToolCall {
     pub tool: String,
     /// The arguments, as the agent sent them.
     pub args: serde_json::Value,
+    /// The session clock when the call was made, in milliseconds since the
+    /// Unix epoch: what rules read as `now`. The core never reads a clock;
+    /// the engine sets this from its own (or a replay from the trace), and
+    /// records it with the decision so a replay decides the same way. A rule
+    /// that reads `now` when it is unset fails, and so blocks.
+    pub now_ms: Option<i64>,
 }
 
 impl ToolCall {
-    /// A call with the given id, tool and arguments.
+    /// A call with the given id, tool and arguments, and no clock.
     pub fn new(id: impl Into<String>, tool: impl Into<String>, args: serde_json::Value) -> ToolCall {
-        ToolCall { id: CallId::new(id), tool: tool.into(), args }
+        ToolCall { id: CallId::new(id), tool: tool.into(), args, now_ms: None }
+    }
+
+    /// The same call, made at `now_ms` (milliseconds since the Unix epoch).
+    #[must_use]
+    pub fn at(mut self, now_ms: i64) -> ToolCall {
+        self.now_ms = Some(now_ms);
+        self
     }
 }
 
@@ -52,8 +65,9 @@ impl ToolCall {
 pub(crate) enum FactInstances {
     /// A fact held once per session (the verified customer).
     Single(Option<Value>),
-    /// A keyed fact (orders by id).
-    Keyed(BTreeMap<Arc<str>, Value>),
+    /// A keyed fact (orders by id). Shared, so rules can read all instances
+    /// (`facts.order`) as a map without copying it.
+    Keyed(Arc<Map>),
 }
 
 /// An allowed call whose result has not been recorded yet.
@@ -115,7 +129,7 @@ impl SessionState {
                 .iter()
                 .map(|f| {
                     if f.key_field.is_some() {
-                        FactInstances::Keyed(BTreeMap::new())
+                        FactInstances::Keyed(Arc::default())
                     } else {
                         FactInstances::Single(None)
                     }

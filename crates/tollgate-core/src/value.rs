@@ -30,6 +30,11 @@ pub enum Value {
     List(Arc<Vec<Value>>),
     /// A map with string keys.
     Map(Arc<Map>),
+    /// A point in time (CEL `timestamp`), in nanoseconds since the Unix
+    /// epoch, UTC: `now`, `timestamp('2024-05-15T15:00:00-05:00')`.
+    Timestamp(i64),
+    /// A span of time (CEL `duration`), in nanoseconds: `duration('24h')`.
+    Duration(i64),
 }
 
 impl Value {
@@ -44,6 +49,8 @@ impl Value {
             Value::String(_) => "string",
             Value::List(_) => "list",
             Value::Map(_) => "map",
+            Value::Timestamp(_) => "timestamp",
+            Value::Duration(_) => "duration",
         }
     }
 
@@ -84,6 +91,19 @@ impl Value {
             Value::Map(map) => {
                 serde_json::Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect())
             }
+            // JSON has no time types: the text CEL's string() gives.
+            Value::Timestamp(_) | Value::Duration(_) => serde_json::Value::String(self.to_key_text()),
+        }
+    }
+
+    /// Whether this is, or holds, a timestamp or duration (which JSON has
+    /// no type for).
+    pub(crate) fn holds_time(&self) -> bool {
+        match self {
+            Value::Timestamp(_) | Value::Duration(_) => true,
+            Value::List(items) => items.iter().any(Value::holds_time),
+            Value::Map(map) => map.values().any(Value::holds_time),
+            _ => false,
         }
     }
 
@@ -135,9 +155,90 @@ impl Value {
             Value::UInt(u) => write!(out, "{u}"),
             Value::Bool(b) => write!(out, "{b}"),
             Value::Null => write!(out, "null"),
+            Value::Timestamp(nanos) => write_timestamp(out, *nanos),
+            Value::Duration(nanos) => write_duration(out, *nanos),
             other => write!(out, "{}", other.to_json()),
         };
     }
+}
+
+/// Nanoseconds in a second.
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+/// RFC 3339 in UTC, with as many fractional digits as needed, as CEL prints
+/// timestamps: `2024-05-15T20:00:00Z`.
+fn write_timestamp(out: &mut String, nanos: i64) -> std::fmt::Result {
+    use std::fmt::Write;
+    let time = chrono::DateTime::from_timestamp_nanos(nanos);
+    write!(out, "{}", time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+/// Seconds with a fraction where needed, as CEL prints durations: `86400s`, `1.5s`.
+fn write_duration(out: &mut String, nanos: i64) -> std::fmt::Result {
+    use std::fmt::Write;
+    let sign = if nanos < 0 { "-" } else { "" };
+    let abs = nanos.unsigned_abs();
+    let (seconds, fraction) = (abs / 1_000_000_000, abs % 1_000_000_000);
+    if fraction == 0 {
+        write!(out, "{sign}{seconds}s")
+    } else {
+        let digits = format!("{fraction:09}");
+        write!(out, "{sign}{seconds}.{}s", digits.trim_end_matches('0'))
+    }
+}
+
+/// Parses an RFC 3339 timestamp (`2024-05-15T15:00:00-05:00`) to nanoseconds
+/// since the Unix epoch, as CEL's `timestamp()` does.
+pub(crate) fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let time = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| format!("'{text}' is not an RFC 3339 timestamp ({e}); write it like 2024-05-15T15:00:00-05:00"))?;
+    time.timestamp_nanos_opt().ok_or_else(|| format!("timestamp '{text}' is out of range"))
+}
+
+/// Parses a CEL duration (`24h`, `1h30m`, `-1.5s`, `300ms`) to nanoseconds.
+pub(crate) fn parse_duration(text: &str) -> Result<i64, String> {
+    let bad = || format!("'{text}' is not a duration; write it like 24h, 90m, 1h30m or 2.5s");
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    if rest == "0" {
+        return Ok(0);
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let (number, after) = rest.split_at(number_len);
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let unit_nanos: i128 = match unit {
+            "h" => 3_600 * i128::from(NANOS_PER_SECOND),
+            "m" => 60 * i128::from(NANOS_PER_SECOND),
+            "s" => i128::from(NANOS_PER_SECOND),
+            "ms" => 1_000_000,
+            "us" | "µs" => 1_000,
+            "ns" => 1,
+            _ => return Err(bad()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(bad());
+        }
+        let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+        let mut part = whole.checked_mul(unit_nanos).ok_or_else(bad)?;
+        if !fraction.is_empty() {
+            let digits = fraction.len().min(18);
+            let fraction: i128 = fraction.get(..digits).unwrap_or("0").parse().map_err(|_| bad())?;
+            part += fraction * unit_nanos / 10_i128.pow(digits as u32);
+        }
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = after;
+    }
+    let total = if negative { -total } else { total };
+    i64::try_from(total).map_err(|_| format!("duration '{text}' is out of range"))
 }
 
 /// Formats a double the way a person writes money: `800`, `84.5`, `0.25`.

@@ -134,3 +134,25 @@ fn every_problem_is_reported_not_just_the_first() {
     );
     assert!(problems(&text).len() >= 3, "{:?}", rendered(&text));
 }
+
+#[test]
+fn rules_name_the_written_policy_they_enforce() {
+    let text = format!(
+        "{HEADER}[facts.user]\nidentity = true\nfields = {{ id = \"string\" }}\n\
+         [tools.cancel]\n\
+         [[tools.cancel.requires]]\nfact = \"user\"\nid = \"R-AUTH\"\npolicy = [\"R01\"]\ndescription = \"authenticate first\"\n\
+         [[tools.cancel.checks]]\nid = \"R-CANCEL\"\nrule = \"true\"\nmessage = \"m\"\npolicy = [\"R13\", \"R11\"]\n\
+         [[tools.cancel.escalate]]\nid = \"R-CANCEL\"\nrule = \"false\"\nreason = \"r\"\nurgency = \"high\"\n\
+         recommended_action = \"a\"\npolicy = [\"R13\", \"R07\"]\n\
+         [tools.other]\nrequires = [\"user\"]\n\
+         [tools.login]\n[[tools.login.establishes]]\nfact = \"user\"\nfields = {{ id = \"result\" }}\n"
+    );
+    let workflow = compile(&text, "w.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(workflow.policy_refs("R-AUTH"), vec!["R01"]);
+    // Every rule with the id contributes, each reference once.
+    assert_eq!(workflow.policy_refs("R-CANCEL"), vec!["R13", "R11", "R07"]);
+    assert!(workflow.policy_refs("other.requires.1").is_empty());
+    // A misspelt key is a problem, not silently ignored.
+    let misspelt = text.replace("policy = [\"R01\"]", "polcy = [\"R01\"]");
+    assert!(rendered(&misspelt).iter().any(|p| p.contains("polcy")), "{:?}", rendered(&misspelt));
+}

@@ -448,7 +448,17 @@ impl Engine {
     ) -> Result<CallDecision, EngineError> {
         tx.lock(session).await?;
         let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(tx, session, Some(overlay)).await?;
-        let now = self.clock.now_ms();
+        // The session clock: the call's own (a replay of a recorded trace),
+        // else the engine's. Rules read it as `now`; it is journaled with the
+        // call, so replaying the journal decides at the same time.
+        let now = call.now_ms.unwrap_or_else(|| self.clock.now_ms());
+        let timed;
+        let call = if call.now_ms.is_some() {
+            call
+        } else {
+            timed = call.clone().at(now);
+            &timed
+        };
         // A bad call id, or one already used for another call, is refused
         // without touching the state; the same call sent again gets its
         // original decision back.
@@ -465,7 +475,9 @@ impl Engine {
         } else if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
             let body: Json = parse(&earlier.body, session, earlier.seq)?;
             if *at(&body, "/call/tool") == json!(call.tool) && *at(&body, "/call/args") == call.args {
-                let decision = original_decision(tx, &workflow, session, call, earlier.seq, &body).await?;
+                // Re-derived as it was made: at the clock recorded with it.
+                let recorded = call_of(&body, session, earlier.seq)?;
+                let decision = original_decision(tx, &workflow, session, &recorded, earlier.seq, &body).await?;
                 return Ok(CallDecision { json: at(&body, "/decision").clone(), decision, replayed: true });
             }
             Some(refusal(
@@ -484,7 +496,7 @@ impl Engine {
         apply(&workflow, &mut state, Event::Decided { call, decision: &decision });
         let decision_json = decision.to_json();
         let body = json!({
-            "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args},
+            "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args, "now_ms": now},
             "decision": decision_json,
         });
         let text = body.to_string();
@@ -783,7 +795,14 @@ fn fold(
 fn call_of(body: &Json, session: &str, seq: i64) -> Result<ToolCall, EngineError> {
     let call = at(body, "/call");
     match (at(call, "/id").as_str(), at(call, "/tool").as_str()) {
-        (Some(id), Some(tool)) => Ok(ToolCall::new(id, tool, at(call, "/args").clone())),
+        (Some(id), Some(tool)) => {
+            let call_made = ToolCall::new(id, tool, at(call, "/args").clone());
+            // Journals written before calls carried a clock have none.
+            Ok(match at(call, "/now_ms").as_i64() {
+                Some(now) => call_made.at(now),
+                None => call_made,
+            })
+        }
         _ => Err(EngineError::Diverged {
             session: session.to_owned(),
             seq,

@@ -327,3 +327,43 @@ async fn oversized_arguments_and_results_are_refused_or_withheld_and_never_store
     })
     .await;
 }
+
+/// A workflow whose one rule reads the session clock.
+const OFFICE_HOURS: &str = r#"
+[workflow]
+name = "office-hours"
+version = 1
+[tools.callback]
+side_effect = true
+[[tools.callback.checks]]
+id = "before-deadline"
+rule = "now < timestamp('2024-05-15T17:00:00-05:00')"
+message = "callbacks close at 17:00 EST on 2024-05-15"
+"#;
+
+#[tokio::test]
+async fn the_session_clock_is_journaled_and_a_replay_decides_at_the_same_time() {
+    on_both(|url| async move {
+        let deadline = 1_715_810_400_000; // 2024-05-15T17:00:00-05:00
+        // The engine's clock is before the deadline; a call may bring its own.
+        let engine = Engine::open(&url).await.unwrap().with_clock(tollgate_engine::Clock::Fixed(deadline - 60_000));
+        let workflow = engine.register_workflow(OFFICE_HOURS, "office-hours.toml").await.unwrap();
+        engine.create_session(&workflow, "t1", None).await.unwrap();
+        let early = engine.decide("t1", &ToolCall::new("a", "callback", json!({}))).await.unwrap();
+        assert_eq!(early.decision.verdict(), Verdict::Allow);
+        let late = engine.decide("t1", &ToolCall::new("b", "callback", json!({})).at(deadline)).await.unwrap();
+        assert_eq!(late.decision.verdict(), Verdict::Block);
+        assert_eq!(late.decision.rule_ids(), vec!["before-deadline"]);
+        // Another engine whose clock is past the deadline replays the journal
+        // to the same decisions: the clock of each call was recorded with it.
+        let later = Engine::open(&url).await.unwrap().with_clock(tollgate_engine::Clock::Fixed(deadline + 3_600_000));
+        let (_, replayed) = later.replay("t1").await.unwrap();
+        assert_eq!(replayed.allowed_calls(), 1);
+        assert_eq!(replayed.blocked_calls(), 1);
+        // Re-sent, the first call gets its original decision, not one at the new time.
+        let resent = later.decide("t1", &ToolCall::new("a", "callback", json!({}))).await.unwrap();
+        assert!(resent.replayed);
+        assert_eq!(resent.decision.verdict(), Verdict::Allow);
+    })
+    .await;
+}

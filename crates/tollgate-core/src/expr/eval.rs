@@ -2,7 +2,7 @@
 //! a block; nothing here panics on any input.
 
 use super::{Arithmetic, Comparison, Comprehension, Expr, Function, SessionField};
-use crate::state::SessionState;
+use crate::state::{FactInstances, SessionState};
 use crate::value::{Map, Value};
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ pub(crate) struct Bindings<'a> {
     pub result: &'a Value,
     pub facts: &'a [&'a Value],
     pub session: &'a SessionState,
+    /// The session clock (`now`), in milliseconds since the Unix epoch.
+    pub now_ms: Option<i64>,
 }
 
 /// Evaluates expressions against bindings, within a step budget.
@@ -60,6 +62,24 @@ impl<'a> Evaluator<'a> {
                 self.locals.get(*slot).cloned().unwrap_or_else(|| Err("comprehension variable is not set".to_owned()))
             }
             Expr::Session(field) => Ok(self.session_field(*field)),
+            Expr::Now => match self.bindings.now_ms {
+                Some(ms) => ms
+                    .checked_mul(1_000_000)
+                    .map(Value::Timestamp)
+                    .ok_or_else(|| "the session clock is out of range".to_owned()),
+                None => Err("the session clock (now) is not set for this call".to_owned()),
+            },
+            Expr::FactTable(id) => match self.bindings.session.facts.get(*id) {
+                Some(FactInstances::Single(Some(value))) => Ok(value.clone()),
+                Some(FactInstances::Single(None)) => Err("the fact is not established in this session".to_owned()),
+                Some(FactInstances::Keyed(instances)) => Ok(Value::Map(instances.clone())),
+                None => Err("no such fact".to_owned()),
+            },
+            Expr::FactPresent(id) => Ok(Value::Bool(match self.bindings.session.facts.get(*id) {
+                Some(FactInstances::Single(value)) => value.is_some(),
+                Some(FactInstances::Keyed(instances)) => !instances.is_empty(),
+                None => false,
+            })),
             Expr::AggregateBy(index, key) => {
                 let total = match self.key_str(key) {
                     Some(text) => self.bindings.session.aggregate_by(*index, text),
@@ -357,6 +377,7 @@ fn compare(comparison: Comparison, left: &Value, right: &Value) -> Result<bool, 
     let ordering = match (left, right) {
         (Value::String(l), Value::String(r)) => Some(l.cmp(r)),
         (Value::Bool(l), Value::Bool(r)) => Some(l.cmp(r)),
+        (Value::Timestamp(l), Value::Timestamp(r)) | (Value::Duration(l), Value::Duration(r)) => Some(l.cmp(r)),
         _ => match numeric_order(left, right) {
             Some(ordering) => ordering,
             None => {
@@ -402,6 +423,21 @@ fn arithmetic(op: Arithmetic, left: &Value, right: &Value) -> Outcome {
         (Value::String(l), Value::String(r)) if op == Arithmetic::Add => {
             Ok(Value::String(Arc::from(format!("{l}{r}").as_str())))
         }
+        // Time: timestamp ± duration, timestamp - timestamp, duration ± duration.
+        (Value::Timestamp(t), Value::Duration(d)) if matches!(op, Arithmetic::Add | Arithmetic::Subtract) => {
+            let sum = if op == Arithmetic::Add { t.checked_add(*d) } else { t.checked_sub(*d) };
+            sum.map(Value::Timestamp).ok_or_else(|| "timestamp out of range".to_owned())
+        }
+        (Value::Duration(d), Value::Timestamp(t)) if op == Arithmetic::Add => {
+            t.checked_add(*d).map(Value::Timestamp).ok_or_else(|| "timestamp out of range".to_owned())
+        }
+        (Value::Timestamp(l), Value::Timestamp(r)) if op == Arithmetic::Subtract => {
+            l.checked_sub(*r).map(Value::Duration).ok_or_else(|| "duration out of range".to_owned())
+        }
+        (Value::Duration(l), Value::Duration(r)) if matches!(op, Arithmetic::Add | Arithmetic::Subtract) => {
+            let sum = if op == Arithmetic::Add { l.checked_add(*r) } else { l.checked_sub(*r) };
+            sum.map(Value::Duration).ok_or_else(|| "duration out of range".to_owned())
+        }
         (Value::List(l), Value::List(r)) if op == Arithmetic::Add => {
             Ok(Value::List(Arc::new(l.iter().chain(r.iter()).cloned().collect())))
         }
@@ -421,6 +457,18 @@ fn arithmetic(op: Arithmetic, left: &Value, right: &Value) -> Outcome {
         },
         _ => Err(format!("no arithmetic between a {} and a {}", left.type_name(), right.type_name())),
     }
+}
+
+/// The sum of a list of numbers, by CEL's `+`: ints stay exact (overflow
+/// is an error), a double makes the sum a double, int and uint do not mix.
+/// An empty list sums to 0.
+fn sum(items: &[Value]) -> Outcome {
+    let mut items = items.iter();
+    let Some(first) = items.next() else { return Ok(Value::Int(0)) };
+    if first.as_f64().is_none() {
+        return Err(format!("sum() needs numbers, got a {}", first.type_name()));
+    }
+    items.try_fold(first.clone(), |total, item| arithmetic(Arithmetic::Add, &total, item))
 }
 
 fn call_function(function: Function, args: &[Value]) -> Outcome {
@@ -451,6 +499,8 @@ fn call_function(function: Function, args: &[Value]) -> Outcome {
                 Ok(Value::Int(d.trunc() as i64))
             }
             [Value::String(s)] => s.parse().map(Value::Int).map_err(|_| format!("'{s}' is not an int")),
+            // Seconds since the Unix epoch, rounded down, as in CEL.
+            [Value::Timestamp(nanos)] => Ok(Value::Int(nanos.div_euclid(1_000_000_000))),
             _ => Err("int() cannot convert this value".into()),
         },
         Function::ToUInt => match args {
@@ -472,7 +522,22 @@ fn call_function(function: Function, args: &[Value]) -> Outcome {
             [Value::UInt(u)] => Ok(Value::String(Arc::from(u.to_string().as_str()))),
             [Value::Double(d)] => Ok(Value::String(Arc::from(d.to_string().as_str()))),
             [Value::Bool(b)] => Ok(Value::String(Arc::from(b.to_string().as_str()))),
+            [v @ (Value::Timestamp(_) | Value::Duration(_))] => Ok(Value::String(Arc::from(v.to_key_text().as_str()))),
             _ => Err("string() cannot convert this value".into()),
+        },
+        Function::Timestamp => match args {
+            [Value::String(s)] => crate::value::parse_timestamp(s).map(Value::Timestamp),
+            [v @ Value::Timestamp(_)] => Ok(v.clone()),
+            _ => Err("timestamp() needs an RFC 3339 string".into()),
+        },
+        Function::Duration => match args {
+            [Value::String(s)] => crate::value::parse_duration(s).map(Value::Duration),
+            [v @ Value::Duration(_)] => Ok(v.clone()),
+            _ => Err("duration() needs a string such as '24h'".into()),
+        },
+        Function::Sum => match args {
+            [Value::List(items)] => sum(items),
+            _ => Err("sum() needs a list of numbers".into()),
         },
     }
 }

@@ -20,6 +20,11 @@ pub(crate) struct Scope {
     pub aggregates: Vec<String>,
     /// Whether `session.*` is in scope.
     pub session: bool,
+    /// Whether `now` (the session clock) is in scope.
+    pub now: bool,
+    /// Every declared fact (index = fact id) if `facts.<name>` is in scope:
+    /// its name and, for a single (unkeyed) fact, its declared fields.
+    pub all_facts: Option<Vec<(String, Option<BTreeSet<String>>)>>,
 }
 
 /// A rule that cannot be lowered: a message and, where known, the 1-based
@@ -144,6 +149,12 @@ impl Lowerer<'_> {
                 {
                     return self.lower_session_field(node, &select.field, select.test);
                 }
+                if let CelExpr::Ident(root) = &operand.expr
+                    && root == "facts"
+                    && !self.locals.iter().any(|l| l == "facts")
+                {
+                    return self.lower_fact_table(node, &select.field, select.test);
+                }
                 let target = self.lower(operand)?;
                 self.check_field(node, &target, &select.field)?;
                 let field: Arc<str> = Arc::from(select.field.as_str());
@@ -222,6 +233,10 @@ impl Lowerer<'_> {
         match name {
             "args" if self.scope.args.is_some() => return Ok(Expr::Args),
             "result" if self.scope.result => return Ok(Expr::Result),
+            "now" if self.scope.now => return Ok(Expr::Now),
+            "facts" if self.scope.all_facts.is_some() => {
+                return Err(self.error(node, "name a fact: facts.<name>, such as facts.customer".into()));
+            }
             "session" if self.scope.session => {
                 return Err(self.error(node, "use a session field, such as session.blocked_calls".into()));
             }
@@ -242,8 +257,14 @@ impl Lowerer<'_> {
             names.push("result".into());
         }
         names.extend(self.scope.facts.iter().map(|(alias, _)| alias.clone()));
+        if self.scope.all_facts.is_some() {
+            names.push("facts".into());
+        }
         if self.scope.session {
             names.push("session".into());
+        }
+        if self.scope.now {
+            names.push("now".into());
         }
         if names.is_empty() {
             "no names are in scope here".into()
@@ -278,6 +299,20 @@ impl Lowerer<'_> {
         Ok(Expr::Session(session_field))
     }
 
+    /// `facts.<name>` (or `has(facts.<name>)`): a declared fact, by name.
+    fn lower_fact_table(&self, node: &IdedExpr, name: &str, test: bool) -> Result<Expr, LowerError> {
+        let Some(all) = &self.scope.all_facts else {
+            return Err(self.error(node, "facts are not available here".into()));
+        };
+        match all.iter().position(|(fact, _)| fact == name) {
+            Some(id) => Ok(if test { Expr::FactPresent(id) } else { Expr::FactTable(id) }),
+            None => {
+                let known: Vec<&str> = all.iter().map(|(fact, _)| fact.as_str()).collect();
+                Err(self.error(node, format!("no fact named '{name}' (declared: {})", known.join(", "))))
+            }
+        }
+    }
+
     /// Rejects `args.x` and `fact.x` where `x` is not declared.
     fn check_field(&self, node: &IdedExpr, target: &Expr, field: &str) -> Result<(), LowerError> {
         match target {
@@ -293,6 +328,15 @@ impl Lowerer<'_> {
                             if list.is_empty() { "no properties".to_owned() } else { list.join(", ") }
                         ),
                     ));
+                }
+            }
+            Expr::FactTable(id) => {
+                if let Some(Some((name, Some(fields)))) = self.scope.all_facts.as_ref().map(|all| all.get(*id))
+                    && !fields.contains(field)
+                {
+                    let list: Vec<&str> = fields.iter().map(String::as_str).collect();
+                    return Err(self
+                        .error(node, format!("fact '{name}' has no field '{field}' (declared: {})", list.join(", "))));
                 }
             }
             Expr::Fact(index) => {

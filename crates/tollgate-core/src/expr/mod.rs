@@ -65,6 +65,13 @@ pub(crate) enum Expr {
     /// A comprehension variable, by slot.
     Local(usize),
     Session(SessionField),
+    /// `now`: the session clock of the call being decided.
+    Now,
+    /// `facts.<name>`: a single fact's value, or all instances of a keyed
+    /// fact as a map from key to instance. By fact id.
+    FactTable(usize),
+    /// `has(facts.<name>)`: whether the fact (any instance) is established.
+    FactPresent(usize),
     /// `aggregate(key)`: the per-key sum of a declared aggregate.
     AggregateBy(usize, Box<Expr>),
     Select(Box<Expr>, Arc<str>),
@@ -129,6 +136,13 @@ pub(crate) enum Function {
     ToUInt,
     ToDouble,
     ToString,
+    /// `timestamp(string)`: RFC 3339 text to a timestamp.
+    Timestamp,
+    /// `duration(string)`: `24h`, `1h30m`, `2.5s` to a duration.
+    Duration,
+    /// `sum(list)`: the sum of a list of numbers (a Tollgate extension: CEL
+    /// has no fold, and limits over several items need one).
+    Sum,
 }
 
 impl Function {
@@ -145,6 +159,9 @@ impl Function {
             ("uint", false) => (Function::ToUInt, 1),
             ("double", false) => (Function::ToDouble, 1),
             ("string", false) => (Function::ToString, 1),
+            ("timestamp", false) => (Function::Timestamp, 1),
+            ("duration", false) => (Function::Duration, 1),
+            ("sum", false) => (Function::Sum, 1),
             _ => return None,
         };
         Some(found)
@@ -165,6 +182,6 @@ pub fn evaluate_standalone(
     let expr = lower(source, &scope).map_err(|e| e.message)?;
     let session = EMPTY.get_or_init(crate::state::SessionState::empty);
     let result = Value::from_json(result);
-    let mut evaluator = Evaluator::new(Bindings { args, result: &result, facts: &[], session }, 100_000);
+    let mut evaluator = Evaluator::new(Bindings { args, result: &result, facts: &[], session, now_ms: None }, 100_000);
     evaluator.evaluate(&expr)
 }

@@ -3,7 +3,7 @@
 
 use super::compile::{Compiler, Names, schema_fields};
 use super::file::{CheckFile, EscalateFile, GateFile, MappingFile, ToolFile};
-use super::{ArgsSchema, Check, EscalationRule, FactDecl, FactId, Gate, Mapping, Tool, ToolId, Urgency};
+use super::{ArgsSchema, Check, EscalationRule, FactDecl, FactId, Gate, Mapping, Policy, Tool, ToolId, Urgency};
 use crate::expr::Scope;
 use crate::limits::Limits;
 use std::collections::BTreeSet;
@@ -49,6 +49,8 @@ impl Compiler<'_> {
             facts: gates.iter().map(|g| (g.alias.clone(), fact_fields(facts, g.fact))).collect(),
             aggregates: names.aggregates.clone(),
             session: true,
+            now: true,
+            all_facts: Some(all_facts(facts)),
         };
         let mut ok = true;
         let mut gates = gates;
@@ -69,7 +71,9 @@ impl Compiler<'_> {
         }
         let checks = self.checks(tool_name, "checks", &tool.checks, &rule_scope);
         let escalations = self.escalations(tool_name, &tool.escalate, &rule_scope, names);
-        let result_scope = Scope { result: true, ..rule_scope.clone() };
+        // A result arrives after the decision: the clock of the call is not
+        // the clock of its result, so result checks do not read `now`.
+        let result_scope = Scope { result: true, now: false, ..rule_scope.clone() };
         let result_checks = self.checks(tool_name, "result_checks", &tool.result_checks, &result_scope);
         let establishes = self.mappings(tool_name, "establishes", &tool.establishes, facts, names, &arg_fields);
         let updates = self.mappings(tool_name, "updates", &tool.updates, facts, names, &arg_fields);
@@ -140,6 +144,10 @@ impl Compiler<'_> {
                 },
                 GateFile::Full(full) => (full.fact.clone(), full.key.clone(), full.alias.clone(), full.id.clone()),
             };
+            let policy = match file {
+                GateFile::Short(_) => Policy::default(),
+                GateFile::Full(full) => Policy { refs: full.policy.clone(), description: full.description.clone() },
+            };
             let text = match &key_text {
                 Some(key) => format!("{fact_name}[{key}]"),
                 None => fact_name.clone(),
@@ -196,6 +204,7 @@ impl Compiler<'_> {
                 condition: None,
                 message: None,
                 text,
+                policy,
             });
         }
         gates
@@ -209,7 +218,12 @@ impl Compiler<'_> {
             let rule = self.rule(&file.rule, scope, &format!("rule '{id}'"));
             let message = self.template(&file.message, scope, &format!("rule '{id}' message"));
             match (rule, message) {
-                (Some(rule), Some(message)) => checks.push(Check { id, rule, message }),
+                (Some(rule), Some(message)) => checks.push(Check {
+                    id,
+                    rule,
+                    message,
+                    policy: Policy { refs: file.policy.clone(), description: file.description.clone() },
+                }),
                 _ => ok = false,
             }
         }
@@ -245,9 +259,14 @@ impl Compiler<'_> {
                 }
             };
             match (rule, reason, action, urgency) {
-                (Some(rule), Some(reason), Some(recommended_action), Some(urgency)) => {
-                    rules.push(EscalationRule { id, rule, reason, urgency, recommended_action })
-                }
+                (Some(rule), Some(reason), Some(recommended_action), Some(urgency)) => rules.push(EscalationRule {
+                    id,
+                    rule,
+                    reason,
+                    urgency,
+                    recommended_action,
+                    policy: Policy { refs: file.policy.clone(), description: file.description.clone() },
+                }),
                 _ => ok = false,
             }
         }
@@ -264,10 +283,15 @@ impl Compiler<'_> {
         arg_fields: &Option<BTreeSet<String>>,
     ) -> Option<Vec<Mapping>> {
         // Facts come from results, never from the model's words: field values
-        // and conditions see only `result`. An update may find its instance
-        // by the call's arguments.
+        // see only `result`. Two exceptions, both about *which* instance the
+        // result describes, never about what it says: an update finds its
+        // instance by the call's arguments, and an establish may take a keyed
+        // fact's key field from them (get_flight_status(flight, date) answers
+        // with a bare status; the key is the flight and date it was asked
+        // about). Conditions (`when`) may also read the session's facts.
         let result_scope = Scope { result: true, ..Scope::default() };
         let key_scope = Scope { result: true, args: Some(arg_fields.clone()), ..Scope::default() };
+        let when_scope = Scope { result: true, all_facts: Some(all_facts(facts)), ..Scope::default() };
         let mut mappings = Vec::new();
         let mut ok = true;
         for file in files {
@@ -286,7 +310,9 @@ impl Compiler<'_> {
                     ok = false;
                     continue;
                 }
-                match self.rule(source, &result_scope, &format!("{what} field '{field}'")) {
+                let is_key = kind == "establishes" && decl.and_then(|d| d.key_field.as_deref()) == Some(field.as_str());
+                let scope = if is_key { &key_scope } else { &result_scope };
+                match self.rule(source, scope, &format!("{what} field '{field}'")) {
                     Some(rule) => fields.push((field.clone(), rule)),
                     None => ok = false,
                 }
@@ -323,7 +349,7 @@ impl Compiler<'_> {
                 }
             }
             let when = match &file.when {
-                Some(when) => match self.rule(when, &result_scope, &format!("{what} when")) {
+                Some(when) => match self.rule(when, &when_scope, &format!("{what} when")) {
                     Some(rule) => Some(rule),
                     None => {
                         ok = false;
@@ -336,6 +362,14 @@ impl Compiler<'_> {
         }
         ok.then_some(mappings)
     }
+}
+
+/// Every declared fact for `facts.<name>`: single facts with their fields.
+fn all_facts(facts: &[FactDecl]) -> Vec<(String, Option<BTreeSet<String>>)> {
+    facts
+        .iter()
+        .map(|f| (f.name.to_string(), f.key_field.is_none().then(|| f.fields.keys().cloned().collect())))
+        .collect()
 }
 
 fn fact_fields(facts: &[FactDecl], id: FactId) -> BTreeSet<String> {

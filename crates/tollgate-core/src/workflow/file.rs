@@ -94,12 +94,33 @@ pub(crate) struct ToolFile {
     pub updates: Vec<MappingFile>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(crate) enum GateFile {
     /// `"customer"` or `"order[args.order_id]"`.
     Short(String),
     Full(GateTableFile),
+}
+
+/// A gate is a string or a table. Written by hand rather than as an untagged
+/// enum so that a mistake inside the table (a misspelt key) is reported as
+/// itself, not as "did not match any variant".
+impl<'de> Deserialize<'de> for GateFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GateVisitor;
+        impl<'de> serde::de::Visitor<'de> for GateVisitor {
+            type Value = GateFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a fact name such as \"customer\" or \"order[args.order_id]\", or a table with fact = ...")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<GateFile, E> {
+                Ok(GateFile::Short(text.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<GateFile, A::Error> {
+                GateTableFile::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(GateFile::Full)
+            }
+        }
+        deserializer.deserialize_any(GateVisitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +137,12 @@ pub(crate) struct GateTableFile {
     pub id: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The written policy rules this enforces (`A36`, `R-CANCEL-PENDING`).
+    #[serde(default)]
+    pub policy: Vec<String>,
+    /// The policy rule in the workflow author's words.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +152,12 @@ pub(crate) struct CheckFile {
     pub id: Option<String>,
     pub rule: Spanned<String>,
     pub message: Spanned<String>,
+    /// The written policy rules this enforces (`A36`, `R-CANCEL-PENDING`).
+    #[serde(default)]
+    pub policy: Vec<String>,
+    /// The policy rule in the workflow author's words.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +169,12 @@ pub(crate) struct EscalateFile {
     pub reason: Spanned<String>,
     pub urgency: Spanned<String>,
     pub recommended_action: Spanned<String>,
+    /// The written policy rules this enforces (`A36`, `R-CANCEL-PENDING`).
+    #[serde(default)]
+    pub policy: Vec<String>,
+    /// The policy rule in the workflow author's words.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -82,6 +82,40 @@ impl Workflow {
     pub(crate) fn fact(&self, id: FactId) -> Option<&FactDecl> {
         self.facts.get(id.0)
     }
+
+    /// The written policy rules a workflow rule enforces, by the rule id a
+    /// decision reports: its `policy` references (`A36`,
+    /// `A-CANCEL-ELIGIBILITY`), from every rule with that id. Empty for
+    /// Tollgate's own rules and rules that name none.
+    pub fn policy_refs(&self, rule_id: &str) -> Vec<&str> {
+        let mut refs: Vec<&str> = Vec::new();
+        for tool in &self.tools {
+            let policies = tool
+                .gates
+                .iter()
+                .filter(|g| g.id == rule_id)
+                .map(|g| &g.policy)
+                .chain(tool.checks.iter().chain(&tool.result_checks).filter(|c| c.id == rule_id).map(|c| &c.policy))
+                .chain(tool.escalations.iter().filter(|e| e.id == rule_id).map(|e| &e.policy));
+            for policy in policies {
+                for reference in &policy.refs {
+                    if !refs.contains(&reference.as_str()) {
+                        refs.push(reference);
+                    }
+                }
+            }
+        }
+        refs
+    }
+}
+
+/// What a rule of the workflow enforces of a written policy.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Policy rule ids (`A36`, `R-CANCEL-PENDING`).
+    pub refs: Vec<String>,
+    /// The rule in the workflow author's words.
+    pub description: Option<String>,
 }
 
 /// The type a fact field holds; results are converted to it when recorded.
@@ -266,6 +300,7 @@ pub struct Gate {
     pub(crate) condition: Option<Rule>,
     pub(crate) message: Option<Template>,
     pub(crate) text: String,
+    pub(crate) policy: Policy,
 }
 
 impl Gate {
@@ -289,6 +324,7 @@ pub struct Check {
     pub(crate) id: String,
     pub(crate) rule: Rule,
     pub(crate) message: Template,
+    pub(crate) policy: Policy,
 }
 
 impl Check {
@@ -310,6 +346,7 @@ pub struct EscalationRule {
     pub(crate) reason: Template,
     pub(crate) urgency: Urgency,
     pub(crate) recommended_action: Template,
+    pub(crate) policy: Policy,
 }
 
 impl EscalationRule {
