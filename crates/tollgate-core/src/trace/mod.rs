@@ -166,8 +166,11 @@ pub fn tool_call(index: usize, call: &RecordedCall, now_ms: Option<i64>) -> Tool
 }
 
 /// Sets the session clock on a call. The only place replay does so.
-fn at(call: ToolCall, _now_ms: Option<i64>) -> ToolCall {
-    call
+fn at(call: ToolCall, now_ms: Option<i64>) -> ToolCall {
+    match now_ms {
+        Some(now_ms) => call.at(now_ms),
+        None => call,
+    }
 }
 
 /// How a recorded outcome is fed back: the result and whether it failed.

@@ -127,7 +127,7 @@ fn malformed_input_is_an_error_naming_the_line_and_the_problem() {
             "line 1: events[0]: the arguments of f must be an object",
         ),
         ("{\"events\": [{\"nothing\": 1}]}", "events[0]: an event must have \"call\" or \"user_action\""),
-        ("{\"events\": [], \"now\": \"yesterday\"}", "\"now\": \"yesterday\" is not an RFC 3339 time"),
+        ("{\"events\": [], \"now\": \"yesterday\"}", "\"now\": 'yesterday' is not an RFC 3339 timestamp"),
         ("{\"events\": [], \"expect\": {\"blocked_indexes\": [-1]}}", "\"expect\" must be"),
         ("{\"events\": {}}", "\"events\" must be an array"),
         ("42", "line 1: not a trace"),
@@ -241,4 +241,35 @@ fn user_actions_are_never_decided_and_a_missing_result_leaves_the_call_pending()
     let differences = compare(trace, &outcomes);
     assert_eq!(differences.len(), 1);
     assert_eq!(differences[0].got, "a user action, which is never decided");
+}
+
+#[test]
+fn replay_decides_at_the_trace_clock() {
+    let workflow = crate::compile(
+        r#"
+[workflow]
+name = "clock"
+version = 1
+[tools.cancel]
+[[tools.cancel.checks]]
+id = "before-june"
+rule = "now < timestamp('2024-06-01T00:00:00Z')"
+message = "too late"
+"#,
+        "clock.toml",
+    )
+    .unwrap_or_else(|p| panic!("{p:?}"));
+    let line = |now: &str| {
+        format!(
+            r#"{{"id": "c", "now": "{now}", "events": [{{"call": {{"name": "cancel", "arguments": {{}}}}, "result": {{}}}}]}}"#
+        )
+    };
+    let verdict = |text: &str| replay(&workflow, &parsed(text)[0])[0].verdict();
+    assert_eq!(verdict(&line("2024-05-15T15:00:00-05:00")), Verdict::Allow);
+    assert_eq!(verdict(&line("2024-06-01T00:00:00Z")), Verdict::Block);
+    // Without a clock the rule cannot be evaluated, and the call is blocked.
+    assert_eq!(
+        verdict(r#"{"id": "c", "events": [{"call": {"name": "cancel", "arguments": {}}, "result": {}}]}"#),
+        Verdict::Block
+    );
 }
