@@ -88,7 +88,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     }
     let mut out: Box<dyn Write> =
         if options.json { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
-    let failures = print_differences(&mut out, &traces, &replayed)?;
+    let failures = print_differences(&mut out, &workflow, &traces, &replayed)?;
     drop(out);
     Ok(if failures { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -318,7 +318,12 @@ impl Summary {
 
 /// Prints every difference from the traces' `expect`; returns whether there
 /// was one.
-fn print_differences(out: &mut dyn Write, traces: &[Trace], replayed: &[Replayed]) -> Result<bool> {
+fn print_differences(
+    out: &mut dyn Write,
+    workflow: &Workflow,
+    traces: &[Trace],
+    replayed: &[Replayed],
+) -> Result<bool> {
     let mut differences = 0;
     let mut without = 0;
     for (trace, replayed) in traces.iter().zip(replayed) {
@@ -326,7 +331,7 @@ fn print_differences(out: &mut dyn Write, traces: &[Trace], replayed: &[Replayed
             without += 1;
             continue;
         }
-        for difference in trace::compare(trace, &replayed.outcomes) {
+        for difference in trace::compare(workflow, trace, &replayed.outcomes) {
             differences += 1;
             let at = match difference.index {
                 Some(index) => format!(" index {index} ({})", difference.tool),

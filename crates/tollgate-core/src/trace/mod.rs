@@ -247,10 +247,11 @@ pub fn rule_matches(expected: &str, got: &str) -> bool {
 ///
 /// The refused calls (blocked, withheld or escalated) must be exactly the
 /// expected indexes, and every expected rule id must be named (see
-/// [`rule_matches`]) by a refusal at an expected index: a violation blocked
-/// for another reason, such as a missing read, does not show that the rule
-/// it breaks is enforced.
-pub fn compare(trace: &Trace, outcomes: &[CallOutcome]) -> Vec<Difference> {
+/// [`rule_matches`]) by a refusal at an expected index, as its rule id or
+/// as one of the written policy rules that rule enforces
+/// ([`Workflow::policy_refs`]): a violation blocked for another reason, such
+/// as a missing read, does not show that the rule it breaks is enforced.
+pub fn compare(workflow: &Workflow, trace: &Trace, outcomes: &[CallOutcome]) -> Vec<Difference> {
     let Some(expect) = &trace.expect else { return Vec::new() };
     let tool = |index: usize| trace.events.get(index).map_or("?", |e| e.call().tool.as_str()).to_owned();
     let mut differences = Vec::new();
@@ -285,8 +286,9 @@ pub fn compare(trace: &Trace, outcomes: &[CallOutcome]) -> Vec<Difference> {
         .filter(|o| o.refused() && expect.blocked_indexes.contains(&o.index))
         .flat_map(|o| o.reasons().iter().map(|r| r.rule_id.as_str()))
         .collect();
+    let policies: Vec<&str> = named.iter().flat_map(|rule| workflow.policy_refs(rule)).collect();
     for rule in &expect.rule_ids {
-        if !expect.blocked_indexes.is_empty() && !named.iter().any(|got| rule_matches(rule, got)) {
+        if !expect.blocked_indexes.is_empty() && !named.iter().chain(&policies).any(|got| rule_matches(rule, got)) {
             differences.push(Difference {
                 index: None,
                 tool: String::new(),

@@ -197,7 +197,7 @@ fn replay_decides_every_call_and_feeds_allowed_ones_their_results() {
     );
     // The withheld lookup was allowed before it ran; its result was then withheld.
     assert_eq!(outcomes[3].decision.verdict(), Verdict::Allow);
-    assert_eq!(compare(trace, &outcomes), Vec::new());
+    assert_eq!(compare(&workflow, trace, &outcomes), Vec::new());
     // Same workflow, same trace: the same outcomes.
     assert_eq!(replay(&workflow, trace), outcomes);
 }
@@ -208,7 +208,7 @@ fn compare_lists_every_difference() {
     let mut trace = parsed(STORY).remove(0);
     trace.expect =
         Some(Expect { blocked_indexes: vec![2, 4, 5, 9], rule_ids: vec!["refund-over-500".into(), "R-X".into()] });
-    let differences = compare(&trace, &replay(&workflow, &trace));
+    let differences = compare(&workflow, &trace, &replay(&workflow, &trace));
     let lines: Vec<String> =
         differences.iter().map(|d| format!("{:?} {} expected {} got {}", d.index, d.tool, d.expected, d.got)).collect();
     assert_eq!(
@@ -238,7 +238,7 @@ fn user_actions_are_never_decided_and_a_missing_result_leaves_the_call_pending()
     let trace = &parsed(text)[0];
     let outcomes = replay(&workflow, trace);
     assert_eq!(outcomes.iter().map(|o| (o.index, o.verdict())).collect::<Vec<_>>(), vec![(1, Verdict::Allow)]);
-    let differences = compare(trace, &outcomes);
+    let differences = compare(&workflow, trace, &outcomes);
     assert_eq!(differences.len(), 1);
     assert_eq!(differences[0].got, "a user action, which is never decided");
 }
@@ -272,4 +272,19 @@ message = "too late"
         verdict(r#"{"id": "c", "events": [{"call": {"name": "cancel", "arguments": {}}, "result": {}}]}"#),
         Verdict::Block
     );
+}
+
+#[test]
+fn an_expected_rule_may_be_named_by_the_policy_a_workflow_rule_enforces() {
+    let text =
+        REFERENCE.replace("id = \"refund-over-500\"\n", "id = \"refund-over-500\"\npolicy = [\"R-BIG-REFUND\"]\n");
+    assert_ne!(text, REFERENCE);
+    let with_policy = crate::compile(&text, "support-refunds.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let mut trace = parsed(STORY).remove(0);
+    trace.expect = Some(Expect { blocked_indexes: vec![3, 4, 5], rule_ids: vec!["R-BIG-REFUND".into()] });
+    assert_eq!(compare(&with_policy, &trace, &replay(&with_policy, &trace)), Vec::new());
+    let without = refunds();
+    let differences = compare(&without, &trace, &replay(&without, &trace));
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert_eq!(differences[0].expected, "a refusal naming rule R-BIG-REFUND");
 }
