@@ -117,7 +117,7 @@ async fn replay_stored(db: &str, text: &str, file: &str, traces: &[Trace], json:
             async move {
                 let outcomes = replay_one(engine, handle, &session, trace).await.with_context(|| {
                     format!(
-                        "replaying trace {} as session {session} (sessions replayed before it are stored)",
+                        "replaying trace {} as session {session} (the sessions of this run replayed so far stay stored)",
                         trace.id
                     )
                 })?;
