@@ -7,6 +7,7 @@
 //! input stores nothing.
 
 use anyhow::{Context, Result, anyhow, bail};
+use futures_util::StreamExt;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
@@ -14,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tollgate_core::trace::{self, CallOutcome, SessionTime, Trace, TraceEvent};
 use tollgate_core::{Verdict, Workflow};
-use tollgate_engine::{Clock, Engine, WorkflowHandle};
-use tollgate_store::Store;
+use tollgate_engine::{Engine, WorkflowHandle};
 
 /// What `tollgate replay` was asked to do.
 pub struct Options {
@@ -80,14 +80,16 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     let replayed = crate::runtime()?.block_on(replay_stored(&options.db, &text, &file, &traces, options.json))?;
     let summary = Summary::of(&traces, &replayed);
     if !options.json {
-        summary.print(&workflow, &options.db, &replayed);
+        // A closed pipe (`| head`) ends the output, not the run: the sessions are stored.
+        let _ = summary.print(&mut std::io::stdout().lock(), &workflow, &options.db, &replayed);
     }
     if !options.expect {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out: Box<dyn Write> =
         if options.json { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
-    let failures = print_differences(&mut out, &traces, &replayed)?;
+    let failures = print_differences(&mut out, &workflow, &traces, &replayed)?;
+    drop(out);
     Ok(if failures { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
@@ -97,41 +99,56 @@ pub struct Replayed {
     outcomes: Vec<CallOutcome>,
 }
 
+/// Traces replayed at once: their calls share the engine's group commits,
+/// so a run costs far fewer durable writes than it has decisions.
+const CONCURRENT_TRACES: usize = 64;
+
 async fn replay_stored(db: &str, text: &str, file: &str, traces: &[Trace], json: bool) -> Result<Vec<Replayed>> {
-    let store = Store::open(db).await?;
-    let handle = Engine::new(store.clone()).register_workflow(text, file).await?;
+    let engine = Engine::open(db).await?;
+    let handle = engine.register_workflow(text, file).await?;
     let ids = session_ids(traces, &run_tag());
-    let calls: usize = traces.iter().map(|t| t.events.len()).sum();
-    let progress = progress_bar(calls);
+    let events: usize = traces.iter().map(|t| t.events.len()).sum();
+    let progress = progress_bar(events);
+    // Each trace runs in order within itself; traces run side by side, and
+    // their results come back in input order.
+    let mut runs = futures_util::stream::iter(traces.iter().zip(ids))
+        .map(|(trace, session)| {
+            let (engine, handle) = (&engine, &handle);
+            async move {
+                let outcomes = replay_one(engine, handle, &session, trace).await.with_context(|| {
+                    format!(
+                        "replaying trace {} as session {session} (sessions replayed before it are stored)",
+                        trace.id
+                    )
+                })?;
+                anyhow::Ok((trace, Replayed { session, outcomes }))
+            }
+        })
+        .buffered(CONCURRENT_TRACES);
     let mut replayed = Vec::with_capacity(traces.len());
-    for (trace, session) in traces.iter().zip(ids) {
-        let outcomes = replay_one(&store, &handle, &session, trace).await.with_context(|| {
-            format!("replaying trace {} as session {session} (sessions replayed before it are stored)", trace.id)
-        })?;
+    while let Some(run) = runs.next().await {
+        let (trace, run) = run?;
         progress.inc(trace.events.len() as u64);
         if json {
-            print_json(&session, trace, &outcomes);
+            print_json(&run.session, trace, &run.outcomes);
         }
-        replayed.push(Replayed { session, outcomes });
+        replayed.push(run);
     }
+    drop(runs);
     progress.finish_and_clear();
-    store.close().await;
+    engine.store().close().await;
     Ok(replayed)
 }
 
-/// The engine a trace is replayed with: on the trace's session clock.
-fn engine_for(store: &Store, trace: &Trace) -> Engine {
-    let engine = Engine::new(store.clone());
-    match &trace.now {
-        Some(now) => engine.with_clock(Clock::Fixed(now.unix_ms)),
-        None => engine,
-    }
-}
-
-/// One trace through the engine: each call decided (and so journaled and
-/// audited), each allowed call's recorded result recorded.
-async fn replay_one(store: &Store, handle: &WorkflowHandle, session: &str, trace: &Trace) -> Result<Vec<CallOutcome>> {
-    let engine = engine_for(store, trace);
+/// One trace through the engine: each call decided at the trace's session
+/// clock (and so journaled and audited), each allowed call's recorded
+/// result recorded.
+async fn replay_one(
+    engine: &Engine,
+    handle: &WorkflowHandle,
+    session: &str,
+    trace: &Trace,
+) -> Result<Vec<CallOutcome>> {
     engine.create_session(handle, session, None).await?;
     let now_ms = trace.now.as_ref().map(|now| now.unix_ms);
     let mut outcomes = Vec::new();
@@ -265,41 +282,48 @@ impl Summary {
         self.verdicts.get(&verdict).copied().unwrap_or(0)
     }
 
-    fn print(&self, workflow: &Workflow, db: &str, replayed: &[Replayed]) {
-        println!("replay under workflow {} v{}, stored in {db}", workflow.name(), workflow.version());
-        println!("{:>9} {:>9} {:>9} {:>9} {:>10}", "sessions", "calls", "allowed", "blocked", "escalated");
-        println!(
+    fn print(&self, out: &mut dyn Write, workflow: &Workflow, db: &str, replayed: &[Replayed]) -> std::io::Result<()> {
+        writeln!(out, "replay under workflow {} v{}, stored in {db}", workflow.name(), workflow.version())?;
+        writeln!(out, "{:>9} {:>9} {:>9} {:>9} {:>10}", "sessions", "calls", "allowed", "blocked", "escalated")?;
+        writeln!(
+            out,
             "{:>9} {:>9} {:>9} {:>9} {:>10}",
             self.sessions,
             self.calls,
             self.count(Verdict::Allow),
             self.count(Verdict::Block),
             self.count(Verdict::Escalate)
-        );
+        )?;
         if self.user_actions > 0 {
-            println!("({} user actions skipped: they are not agent calls)", self.user_actions);
+            writeln!(out, "({} user actions skipped: they are not agent calls)", self.user_actions)?;
         }
         if !self.rules.is_empty() {
             let width = self.rules.keys().map(String::len).max().unwrap_or(0).max(4);
-            println!();
-            println!("{:<width$} {:>9} {:>10}", "rule", "blocked", "escalated");
+            writeln!(out)?;
+            writeln!(out, "{:<width$} {:>9} {:>10}", "rule", "blocked", "escalated")?;
             for (rule, (blocked, escalated)) in &self.rules {
-                println!("{rule:<width$} {blocked:>9} {escalated:>10}");
+                writeln!(out, "{rule:<width$} {blocked:>9} {escalated:>10}")?;
             }
         }
         match (replayed.first(), replayed.last()) {
             (Some(first), Some(last)) if replayed.len() > 1 => {
-                println!("\nsessions {} … {} (tollgate sessions show ID)", first.session, last.session)
+                writeln!(out, "\nsessions {} … {} (tollgate sessions show ID)", first.session, last.session)?
             }
-            (Some(only), _) => println!("\nsession {} (tollgate sessions show ID)", only.session),
+            (Some(only), _) => writeln!(out, "\nsession {} (tollgate sessions show ID)", only.session)?,
             _ => {}
         }
+        Ok(())
     }
 }
 
 /// Prints every difference from the traces' `expect`; returns whether there
 /// was one.
-fn print_differences(out: &mut dyn Write, traces: &[Trace], replayed: &[Replayed]) -> Result<bool> {
+fn print_differences(
+    out: &mut dyn Write,
+    workflow: &Workflow,
+    traces: &[Trace],
+    replayed: &[Replayed],
+) -> Result<bool> {
     let mut differences = 0;
     let mut without = 0;
     for (trace, replayed) in traces.iter().zip(replayed) {
@@ -307,7 +331,7 @@ fn print_differences(out: &mut dyn Write, traces: &[Trace], replayed: &[Replayed
             without += 1;
             continue;
         }
-        for difference in trace::compare(trace, &replayed.outcomes) {
+        for difference in trace::compare(workflow, trace, &replayed.outcomes) {
             differences += 1;
             let at = match difference.index {
                 Some(index) => format!(" index {index} ({})", difference.tool),

@@ -144,6 +144,19 @@ fn json_prints_one_object_per_decision_and_nothing_else() {
 }
 
 #[test]
+fn the_session_clock_is_the_traces_own_else_now() {
+    let (dir, db) = new_db();
+    let lines = json_lines(&replay(&db, &["--json", "--now", "2025-02-25T12:08:00-05:00"], &[TAU]));
+    let journal =
+        |index: usize| stdout(&tollgate(&["sessions", "show", lines[index]["session"].as_str().unwrap(), "--db", &db]));
+    // refunds/story says 2024-05-15T15:00:00-05:00; refunds/clean says nothing.
+    let (story, clean) = (journal(0), journal(6));
+    assert_eq!(story.matches(r#""now_ms":1715803200000"#).count(), 6, "{story}");
+    assert_eq!(clean.matches(r#""now_ms":1740503280000"#).count(), 5, "{clean}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn every_run_makes_sessions_of_its_own() {
     let (dir, db) = new_db();
     let first = json_lines(&replay(&db, &["--json"], &[OPENAI, OPENAI]));
@@ -181,7 +194,7 @@ fn malformed_input_is_a_clear_error_and_stores_nothing() {
     let (dir, db) = new_db();
     let output = replay(&db, &["--now", "yesterday"], &[OPENAI]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("--now: \"yesterday\" is not an RFC 3339 time"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--now: 'yesterday' is not an RFC 3339 timestamp"), "{}", stderr(&output));
     assert!(!Path::new(&db).exists());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -166,8 +166,11 @@ pub fn tool_call(index: usize, call: &RecordedCall, now_ms: Option<i64>) -> Tool
 }
 
 /// Sets the session clock on a call. The only place replay does so.
-fn at(call: ToolCall, _now_ms: Option<i64>) -> ToolCall {
-    call
+fn at(call: ToolCall, now_ms: Option<i64>) -> ToolCall {
+    match now_ms {
+        Some(now_ms) => call.at(now_ms),
+        None => call,
+    }
 }
 
 /// How a recorded outcome is fed back: the result and whether it failed.
@@ -244,10 +247,11 @@ pub fn rule_matches(expected: &str, got: &str) -> bool {
 ///
 /// The refused calls (blocked, withheld or escalated) must be exactly the
 /// expected indexes, and every expected rule id must be named (see
-/// [`rule_matches`]) by a refusal at an expected index: a violation blocked
-/// for another reason, such as a missing read, does not show that the rule
-/// it breaks is enforced.
-pub fn compare(trace: &Trace, outcomes: &[CallOutcome]) -> Vec<Difference> {
+/// [`rule_matches`]) by a refusal at an expected index, as its rule id or
+/// as one of the written policy rules that rule enforces
+/// ([`Workflow::policy_refs`]): a violation blocked for another reason, such
+/// as a missing read, does not show that the rule it breaks is enforced.
+pub fn compare(workflow: &Workflow, trace: &Trace, outcomes: &[CallOutcome]) -> Vec<Difference> {
     let Some(expect) = &trace.expect else { return Vec::new() };
     let tool = |index: usize| trace.events.get(index).map_or("?", |e| e.call().tool.as_str()).to_owned();
     let mut differences = Vec::new();
@@ -282,8 +286,9 @@ pub fn compare(trace: &Trace, outcomes: &[CallOutcome]) -> Vec<Difference> {
         .filter(|o| o.refused() && expect.blocked_indexes.contains(&o.index))
         .flat_map(|o| o.reasons().iter().map(|r| r.rule_id.as_str()))
         .collect();
+    let policies: Vec<&str> = named.iter().flat_map(|rule| workflow.policy_refs(rule)).collect();
     for rule in &expect.rule_ids {
-        if !expect.blocked_indexes.is_empty() && !named.iter().any(|got| rule_matches(rule, got)) {
+        if !expect.blocked_indexes.is_empty() && !named.iter().chain(&policies).any(|got| rule_matches(rule, got)) {
             differences.push(Difference {
                 index: None,
                 tool: String::new(),

@@ -127,7 +127,7 @@ fn malformed_input_is_an_error_naming_the_line_and_the_problem() {
             "line 1: events[0]: the arguments of f must be an object",
         ),
         ("{\"events\": [{\"nothing\": 1}]}", "events[0]: an event must have \"call\" or \"user_action\""),
-        ("{\"events\": [], \"now\": \"yesterday\"}", "\"now\": \"yesterday\" is not an RFC 3339 time"),
+        ("{\"events\": [], \"now\": \"yesterday\"}", "\"now\": 'yesterday' is not an RFC 3339 timestamp"),
         ("{\"events\": [], \"expect\": {\"blocked_indexes\": [-1]}}", "\"expect\" must be"),
         ("{\"events\": {}}", "\"events\" must be an array"),
         ("42", "line 1: not a trace"),
@@ -197,7 +197,7 @@ fn replay_decides_every_call_and_feeds_allowed_ones_their_results() {
     );
     // The withheld lookup was allowed before it ran; its result was then withheld.
     assert_eq!(outcomes[3].decision.verdict(), Verdict::Allow);
-    assert_eq!(compare(trace, &outcomes), Vec::new());
+    assert_eq!(compare(&workflow, trace, &outcomes), Vec::new());
     // Same workflow, same trace: the same outcomes.
     assert_eq!(replay(&workflow, trace), outcomes);
 }
@@ -208,7 +208,7 @@ fn compare_lists_every_difference() {
     let mut trace = parsed(STORY).remove(0);
     trace.expect =
         Some(Expect { blocked_indexes: vec![2, 4, 5, 9], rule_ids: vec!["refund-over-500".into(), "R-X".into()] });
-    let differences = compare(&trace, &replay(&workflow, &trace));
+    let differences = compare(&workflow, &trace, &replay(&workflow, &trace));
     let lines: Vec<String> =
         differences.iter().map(|d| format!("{:?} {} expected {} got {}", d.index, d.tool, d.expected, d.got)).collect();
     assert_eq!(
@@ -238,7 +238,53 @@ fn user_actions_are_never_decided_and_a_missing_result_leaves_the_call_pending()
     let trace = &parsed(text)[0];
     let outcomes = replay(&workflow, trace);
     assert_eq!(outcomes.iter().map(|o| (o.index, o.verdict())).collect::<Vec<_>>(), vec![(1, Verdict::Allow)]);
-    let differences = compare(trace, &outcomes);
+    let differences = compare(&workflow, trace, &outcomes);
     assert_eq!(differences.len(), 1);
     assert_eq!(differences[0].got, "a user action, which is never decided");
+}
+
+#[test]
+fn replay_decides_at_the_trace_clock() {
+    let workflow = crate::compile(
+        r#"
+[workflow]
+name = "clock"
+version = 1
+[tools.cancel]
+[[tools.cancel.checks]]
+id = "before-june"
+rule = "now < timestamp('2024-06-01T00:00:00Z')"
+message = "too late"
+"#,
+        "clock.toml",
+    )
+    .unwrap_or_else(|p| panic!("{p:?}"));
+    let line = |now: &str| {
+        format!(
+            r#"{{"id": "c", "now": "{now}", "events": [{{"call": {{"name": "cancel", "arguments": {{}}}}, "result": {{}}}}]}}"#
+        )
+    };
+    let verdict = |text: &str| replay(&workflow, &parsed(text)[0])[0].verdict();
+    assert_eq!(verdict(&line("2024-05-15T15:00:00-05:00")), Verdict::Allow);
+    assert_eq!(verdict(&line("2024-06-01T00:00:00Z")), Verdict::Block);
+    // Without a clock the rule cannot be evaluated, and the call is blocked.
+    assert_eq!(
+        verdict(r#"{"id": "c", "events": [{"call": {"name": "cancel", "arguments": {}}, "result": {}}]}"#),
+        Verdict::Block
+    );
+}
+
+#[test]
+fn an_expected_rule_may_be_named_by_the_policy_a_workflow_rule_enforces() {
+    let text =
+        REFERENCE.replace("id = \"refund-over-500\"\n", "id = \"refund-over-500\"\npolicy = [\"R-BIG-REFUND\"]\n");
+    assert_ne!(text, REFERENCE);
+    let with_policy = crate::compile(&text, "support-refunds.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let mut trace = parsed(STORY).remove(0);
+    trace.expect = Some(Expect { blocked_indexes: vec![3, 4, 5], rule_ids: vec!["R-BIG-REFUND".into()] });
+    assert_eq!(compare(&with_policy, &trace, &replay(&with_policy, &trace)), Vec::new());
+    let without = refunds();
+    let differences = compare(&without, &trace, &replay(&without, &trace));
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert_eq!(differences[0].expected, "a refusal naming rule R-BIG-REFUND");
 }
