@@ -38,6 +38,7 @@ mod handoff;
 mod limits;
 pub mod script;
 mod state;
+pub mod trace;
 mod value;
 pub mod workflow;
 

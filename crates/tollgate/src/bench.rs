@@ -1,3 +1,6 @@
+//! `tollgate bench replay` (at the end) measures decided calls per second
+//! over recorded traces.
+//!
 //! `tollgate bench decide`: how long one decision takes in the decision core,
 //! as this binary is built (the peer comparison with Cedar and Dogwood is in
 //! `crates/tollgate-bench`; building those peers changes serde_json's map
@@ -12,8 +15,10 @@
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tollgate_core::trace;
 use tollgate_core::{CallId, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide};
 
 /// A session and the call to decide on it, with the verdict it must get.
@@ -206,4 +211,72 @@ pub fn calls(text: &str) -> Result<usize> {
         bail!("the number of calls must be positive");
     }
     Ok(calls)
+}
+
+/// `tollgate bench replay`: decided calls per second through the pure
+/// replay (`tollgate_core::trace::replay`: decide, apply, record the
+/// recorded result) on this thread. The traces are read and parsed first;
+/// each run replays all of them as often as it takes to decide at least
+/// `calls_per_run` calls, and the median run is reported.
+pub fn replay_bench(workflow: &Path, traces: &[PathBuf], runs: usize, now: Option<&str>) -> Result<ExitCode> {
+    let (_, workflow) = crate::replay::load_workflow(workflow)?;
+    let mut traces = crate::replay::load_traces(traces)?;
+    let fallback = crate::replay::fallback_now(now)?;
+    for trace in &mut traces {
+        trace.now.get_or_insert_with(|| fallback.clone());
+    }
+    let pass = |traces: &[trace::Trace]| -> Vec<Vec<trace::CallOutcome>> {
+        traces.iter().map(|t| trace::replay(&workflow, t)).collect()
+    };
+    let calls: usize = pass(&traces).iter().map(Vec::len).sum();
+    if calls == 0 {
+        bail!("the traces hold no agent calls to decide");
+    }
+    let (mut allowed, mut blocked, mut escalated) = (0, 0, 0);
+    for outcome in pass(&traces).iter().flatten() {
+        match outcome.verdict() {
+            Verdict::Allow => allowed += 1,
+            Verdict::Block => blocked += 1,
+            Verdict::Escalate => escalated += 1,
+        }
+    }
+    let calls_per_run: usize = 200_000;
+    let repeats = calls_per_run.div_ceil(calls);
+    // Warm up once, then time each run as a whole.
+    black_box(pass(black_box(&traces)));
+    let mut rates: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..repeats {
+                black_box(pass(black_box(&traces)));
+            }
+            (repeats * calls) as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "replay under workflow {} v{}: {} traces, {calls} decided calls ({allowed} allowed, {blocked} blocked, \
+         {escalated} escalated) per pass",
+        workflow.name(),
+        workflow.version(),
+        traces.len()
+    );
+    println!("{runs} runs of {repeats} passes ({} calls each), one thread, input parsed beforehand", repeats * calls);
+    let median = rates.get(rates.len() / 2).copied().unwrap_or_default();
+    println!("median: {median:.0} calls/s");
+    println!(
+        "range: {:.0} to {:.0} calls/s",
+        rates.first().copied().unwrap_or_default(),
+        rates.last().copied().unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the number of runs given on the command line.
+pub fn runs(text: &str) -> Result<usize> {
+    let runs: usize = text.parse().with_context(|| format!("'{text}' is not a number of runs"))?;
+    if runs == 0 {
+        bail!("the number of runs must be positive");
+    }
+    Ok(runs)
 }

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod durable_bench;
 mod paint;
+mod replay;
 mod run;
 mod state;
 mod validate;
@@ -47,6 +48,28 @@ enum Command {
         #[arg(long, default_value = "run", requires = "db")]
         session: String,
     },
+    /// Replay recorded agent traces (τ trace lines, OpenAI or Anthropic
+    /// transcripts) through the engine: every call decided and stored as a
+    /// session, allowed calls fed their recorded results.
+    Replay {
+        /// The workflow file.
+        #[arg(long)]
+        workflow: PathBuf,
+        /// Trace files (JSON Lines, one session a line, or one JSON transcript).
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        #[command(flatten)]
+        db: Db,
+        /// Print one JSON object per decision instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Compare with each trace's `expect` field; exit 1 listing every difference.
+        #[arg(long)]
+        expect: bool,
+        /// The session clock (RFC 3339) for traces that carry no `now` [default: the system clock].
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// Inspect and continue stored sessions.
     Sessions {
         #[command(subcommand)]
@@ -57,7 +80,7 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Measure: `tollgate bench decide` times the decision core on the reference workflow.
+    /// Measure: `bench decide` (single decisions), `bench replay` (recorded traces), `bench durable`.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -145,6 +168,22 @@ enum BenchCommand {
         #[arg(long)]
         case: Option<String>,
     },
+    /// Decided calls per second through the pure replay of recorded traces (decide, apply,
+    /// recorded results) on one thread, the traces parsed beforehand; the median of several runs.
+    Replay {
+        /// The workflow file.
+        #[arg(long)]
+        workflow: PathBuf,
+        /// Trace files, in any format `tollgate replay` reads.
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        /// Timed runs (each at least 200,000 decided calls).
+        #[arg(long, default_value = "7", value_parser = bench::runs)]
+        runs: usize,
+        /// The session clock (RFC 3339) for traces that carry none [default: the system clock].
+        #[arg(long)]
+        now: Option<String>,
+    },
     /// What durability costs: raw fsync and commit, an engine step, a three-step workflow,
     /// 64 concurrent sessions, resume, audit verify.
     Durable {
@@ -196,12 +235,18 @@ fn main() -> ExitCode {
         Command::Run { workflow, script, db, session } => {
             run::run(&workflow, &script, db.map(|db| run::Durable { db, session }))
         }
+        Command::Replay { workflow, traces, db, json, expect, now } => {
+            replay::run(&replay::Options { workflow, traces, db: db.url(), json, expect, now })
+        }
         Command::Sessions { command } => runtime().and_then(|rt| match command {
             SessionsCommand::List { db, limit } => rt.block_on(state::list(&db.url(), limit)),
             SessionsCommand::Show { id, db } => rt.block_on(state::show(&db.url(), &id)),
             SessionsCommand::Resume { id, db } => rt.block_on(state::resume(&db.url(), &id)),
         }),
         Command::Bench { command: BenchCommand::Decide { calls, case } } => bench::decide_bench(calls, case.as_deref()),
+        Command::Bench { command: BenchCommand::Replay { workflow, traces, runs, now } } => {
+            bench::replay_bench(&workflow, &traces, runs, now.as_deref())
+        }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
         Command::Audit { command } => runtime().and_then(|rt| match command {
             AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),

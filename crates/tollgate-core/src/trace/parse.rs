@@ -1,0 +1,191 @@
+//! Reading traces: format detection and the τ trace lines. Chat transcripts
+//! are in `chat.rs`.
+//!
+//! Detection: a text whose first non-blank line is a whole JSON value is
+//! JSON Lines, one session per line; otherwise the whole text is one JSON
+//! document. Each session is then recognised by its shape: an object with
+//! `events` is a τ trace; an object with `messages`, or an array, is a chat
+//! transcript, OpenAI or Anthropic by its messages (see `chat.rs`).
+
+use super::{Expect, Format, Recorded, RecordedCall, SessionTime, Trace, TraceEvent, chat};
+use serde_json::{Map, Value as Json};
+use std::fmt;
+
+/// Why a text is not a trace file: the line (when the error has one) and
+/// what is wrong there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong, in a sentence.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Reads every trace in `text`. `name` (usually the file's name) makes the
+/// ids of sessions that carry none: `name:LINE` for JSON Lines, `name` for a
+/// whole document. Nothing is returned unless everything reads.
+pub fn parse(text: &str, name: &str) -> Result<Vec<Trace>, ParseError> {
+    let first = text.lines().enumerate().find(|(_, line)| !line.trim().is_empty());
+    let Some((first_index, first_line)) = first else {
+        return Err(ParseError { line: None, message: "the file holds no trace".into() });
+    };
+    if serde_json::from_str::<Json>(first_line).is_err() {
+        // Not JSON Lines: one document over several lines.
+        let value: Json = serde_json::from_str(text)
+            .map_err(|error| ParseError { line: Some(error.line()), message: format!("malformed JSON: {error}") })?;
+        return session(value, name.to_owned())
+            .map(|trace| vec![trace])
+            .map_err(|message| ParseError { line: Some(first_index + 1), message });
+    }
+    let mut traces = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let number = index + 1;
+        let value: Json = serde_json::from_str(line)
+            .map_err(|error| ParseError { line: Some(number), message: format!("malformed JSON: {error}") })?;
+        let trace =
+            session(value, format!("{name}:{number}")).map_err(|message| ParseError { line: Some(number), message })?;
+        traces.push(trace);
+    }
+    Ok(traces)
+}
+
+/// One session, by its shape.
+fn session(value: Json, default_id: String) -> Result<Trace, String> {
+    match value {
+        Json::Object(object) if object.contains_key("events") => tau(object, default_id),
+        Json::Object(mut object) if object.contains_key("messages") => {
+            let messages = object.remove("messages").unwrap_or_default();
+            let Json::Array(messages) = messages else {
+                return Err("\"messages\" must be an array of chat messages".into());
+            };
+            let header = Header::read(&object, default_id)?;
+            chat::transcript(&messages).map(|(format, events)| header.into_trace(format, events))
+        }
+        Json::Array(messages) => {
+            let header = Header::read(&Map::new(), default_id)?;
+            chat::transcript(&messages).map(|(format, events)| header.into_trace(format, events))
+        }
+        _ => Err("not a trace: expected a τ trace object with \"events\", a chat transcript object with \
+                  \"messages\", or an array of chat messages"
+            .into()),
+    }
+}
+
+/// The fields a session may carry besides its events.
+struct Header {
+    id: String,
+    domain: Option<String>,
+    now: Option<SessionTime>,
+    expect: Option<Expect>,
+}
+
+impl Header {
+    fn read(object: &Map<String, Json>, default_id: String) -> Result<Header, String> {
+        let id = match object.get("id") {
+            None | Some(Json::Null) => default_id,
+            Some(Json::String(id)) if !id.is_empty() => id.clone(),
+            Some(other) => return Err(format!("\"id\" must be a non-empty string, not {other}")),
+        };
+        let domain = optional_string(object, "domain")?;
+        let now = optional_string(object, "now")?
+            .map(|text| SessionTime::parse(&text).map_err(|e| format!("\"now\": {e}")))
+            .transpose()?;
+        let expect = match object.get("expect") {
+            None | Some(Json::Null) => None,
+            Some(value) => Some(expect(value)?),
+        };
+        Ok(Header { id, domain, now, expect })
+    }
+
+    fn into_trace(self, format: Format, events: Vec<TraceEvent>) -> Trace {
+        Trace { id: self.id, domain: self.domain, now: self.now, events, expect: self.expect, format }
+    }
+}
+
+fn optional_string(object: &Map<String, Json>, key: &str) -> Result<Option<String>, String> {
+    match object.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!("\"{key}\" must be a string, not {other}")),
+    }
+}
+
+fn expect(value: &Json) -> Result<Expect, String> {
+    let bad = || "\"expect\" must be {\"blocked_indexes\": [numbers], \"rule_ids\": [strings]}".to_owned();
+    let object = value.as_object().ok_or_else(bad)?;
+    let blocked_indexes = match object.get("blocked_indexes") {
+        None => Vec::new(),
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|item| item.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(bad))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad()),
+    };
+    let rule_ids = match object.get("rule_ids") {
+        None => Vec::new(),
+        Some(Json::Array(items)) => {
+            items.iter().map(|item| item.as_str().map(str::to_owned).ok_or_else(bad)).collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err(bad()),
+    };
+    Ok(Expect { blocked_indexes, rule_ids })
+}
+
+/// A τ trace line (FORMAT.md).
+fn tau(mut object: Map<String, Json>, default_id: String) -> Result<Trace, String> {
+    let Some(Json::Array(items)) = object.remove("events") else {
+        return Err("\"events\" must be an array".into());
+    };
+    let header = Header::read(&object, default_id)?;
+    let mut events = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        events.push(tau_event(item).map_err(|message| format!("events[{index}]: {message}"))?);
+    }
+    Ok(header.into_trace(Format::Tau, events))
+}
+
+fn tau_event(item: Json) -> Result<TraceEvent, String> {
+    let Json::Object(mut event) = item else {
+        return Err("an event must be an object with \"call\" or \"user_action\"".into());
+    };
+    let (wrap, body): (fn(RecordedCall) -> TraceEvent, Json) = if let Some(call) = event.remove("call") {
+        (TraceEvent::Call, call)
+    } else if let Some(action) = event.remove("user_action") {
+        (TraceEvent::UserAction, action)
+    } else {
+        return Err("an event must have \"call\" or \"user_action\"".into());
+    };
+    let Json::Object(mut body) = body else {
+        return Err("a call must be an object with \"name\" and \"arguments\"".into());
+    };
+    let tool = match body.remove("name") {
+        Some(Json::String(name)) if !name.is_empty() => name,
+        _ => return Err("a call needs a non-empty string \"name\"".into()),
+    };
+    let arguments = match body.remove("arguments") {
+        None | Some(Json::Null) => Json::Object(Map::new()),
+        Some(arguments @ Json::Object(_)) => arguments,
+        Some(other) => return Err(format!("the arguments of {tool} must be an object, not {other}")),
+    };
+    let outcome = match (event.remove("error"), event.remove("result")) {
+        (Some(Json::String(error)), _) => Recorded::Error(error),
+        (None | Some(Json::Null), Some(result)) => Recorded::Result(result),
+        (None | Some(Json::Null), None) => Recorded::Missing,
+        (Some(other), _) => return Err(format!("the error of {tool} must be a string or null, not {other}")),
+    };
+    Ok(wrap(RecordedCall { tool, arguments, outcome }))
+}
