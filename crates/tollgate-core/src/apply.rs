@@ -51,6 +51,20 @@ pub enum Event<'a> {
         /// The call's id.
         call: &'a CallId,
     },
+    /// An allowed call's result came back, already in the core's value type
+    /// (a replay converts a recorded trace's results once, up front, instead
+    /// of on every pass). Exactly [`Event::ResultRecorded`] otherwise.
+    ValueRecorded {
+        /// The call's id.
+        call: &'a CallId,
+        /// The tool's result.
+        result: &'a Value,
+        /// The size of the result as JSON text ([`crate::json_bytes`] of the
+        /// JSON it came from), checked against `result_bytes_max`.
+        json_bytes: usize,
+        /// Whether it succeeded.
+        outcome: ToolOutcome,
+    },
 }
 
 /// What an event changed, as data.
@@ -114,8 +128,18 @@ pub enum Effect {
 pub fn apply(workflow: &Workflow, state: &mut SessionState, event: Event<'_>) -> Vec<Effect> {
     match event {
         Event::Decided { call, decision } => decided(workflow, state, call, decision),
-        Event::ResultRecorded { call, result, outcome } => recorded(workflow, state, call, Some(result), outcome),
+        Event::ResultRecorded { call, result, outcome } => {
+            // Converted only when it is within the limit (and the call
+            // awaits it): `None` is over the limit.
+            let converted = (json_bytes(result) <= workflow.limits.result_bytes_max
+                && state.pending.contains_key(call))
+            .then(|| Value::from_json(result));
+            recorded(workflow, state, call, converted.as_ref(), outcome)
+        }
         Event::ResultTooLarge { call } => recorded(workflow, state, call, None, ToolOutcome::Succeeded),
+        Event::ValueRecorded { call, result, json_bytes, outcome } => {
+            recorded(workflow, state, call, (json_bytes <= workflow.limits.result_bytes_max).then_some(result), outcome)
+        }
     }
 }
 
@@ -217,7 +241,8 @@ fn recorded(
     workflow: &Workflow,
     state: &mut SessionState,
     call: &CallId,
-    result: Option<&serde_json::Value>,
+    // `None`: the result is over `result_bytes_max`.
+    result_value: Option<&Value>,
     outcome: ToolOutcome,
 ) -> Vec<Effect> {
     let Some(pending) = state.pending.remove(call) else {
@@ -238,9 +263,7 @@ fn recorded(
         state.push_history(history("failed", "the tool reported an error".into()), limit);
         return vec![Effect::CallFailed { call: call.clone() }];
     }
-    // `None`: over the limit (known before, or measured here).
-    let result_value = result.filter(|r| json_bytes(r) <= workflow.limits.result_bytes_max).map(Value::from_json);
-    let withheld = match &result_value {
+    let withheld = match result_value {
         None => Some(vec![Reason {
             rule_id: "tollgate.limits.result_bytes_max".into(),
             message: format!("the result is over the limit of {} bytes", workflow.limits.result_bytes_max),
@@ -253,13 +276,13 @@ fn recorded(
         state.push_history(history("withheld", first), limit);
         return vec![Effect::ResultWithheld { call: call.clone(), reasons }];
     }
-    let result_value = result_value.unwrap_or_default();
+    let result_value = result_value.unwrap_or(&Value::Null);
     let mut effects = Vec::new();
     for mapping in &tool.establishes {
-        effects.extend(establish(workflow, state, mapping, &pending.args, &result_value));
+        effects.extend(establish(workflow, state, mapping, &pending.args, result_value));
     }
     for mapping in &tool.updates {
-        effects.extend(update(workflow, state, mapping, &pending.args, &result_value));
+        effects.extend(update(workflow, state, mapping, &pending.args, result_value));
     }
     state.count_result(&tool.name);
     state.push_history(history("result", "result recorded".into()), limit);
@@ -339,7 +362,7 @@ fn map_fields(
             .evaluate(rule.expr())
             .map_err(|error| format!("field {name} = {} failed: {error}", rule.source()))?;
         let kind = decl.and_then(|d| d.fields.get(name)).copied().unwrap_or(FieldType::Any);
-        let value = coerce(value, kind).map_err(|error| format!("field {name}: {error}"))?;
+        let value = coerce(value, kind, rule.makes_time()).map_err(|error| format!("field {name}: {error}"))?;
         fields.insert(Arc::from(name.as_str()), value);
     }
     Ok(Some(fields))
@@ -441,11 +464,12 @@ fn insert(state: &mut SessionState, fact: FactId, key: Option<String>, value: Va
 }
 
 /// Converts a result value to a declared field type, or says why not.
-fn coerce(value: Value, kind: FieldType) -> Result<Value, String> {
+fn coerce(value: Value, kind: FieldType, makes_time: bool) -> Result<Value, String> {
     let mismatch = |value: &Value| Err(format!("expected {}, got {}", kind.name(), value.type_name()));
     // Facts hold JSON's shapes only (a checkpoint is JSON): a timestamp or
-    // duration is kept as the text `string()` gives it.
-    let value = if value.holds_time() { Value::from_json(&value.to_json()) } else { value };
+    // duration is kept as the text `string()` gives it. (Only a rule that
+    // makes time values can produce one; others skip the walk.)
+    let value = if makes_time && value.holds_time() { Value::from_json(&value.to_json()) } else { value };
     match (kind, value) {
         (FieldType::Any, value) => Ok(value),
         (FieldType::String, value @ Value::String(_)) => Ok(value),

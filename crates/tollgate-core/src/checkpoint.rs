@@ -166,23 +166,20 @@ impl SessionState {
                 summary: h.summary,
             }));
         }
-        let mut state = SessionState {
+        Ok(SessionState {
             facts,
             fact_count,
             pending,
             blocked_calls: checkpoint.blocked_calls,
             allowed_calls: checkpoint.allowed_calls,
             escalations: checkpoint.escalations,
-            calls_by_tool: BTreeMap::new(),
-            calls_value: Value::Map(Arc::default()),
+            calls_by_tool: checkpoint.calls_by_tool,
             aggregates: checkpoint
                 .aggregates
                 .into_iter()
                 .map(|a| AggregateState { total: a.total, by_key: a.by_key })
                 .collect(),
             history,
-        };
-        state.set_calls_by_tool(checkpoint.calls_by_tool);
-        Ok(state)
+        })
     }
 }

@@ -115,7 +115,6 @@ pub struct SessionState {
     pub(crate) allowed_calls: i64,
     pub(crate) escalations: i64,
     pub(crate) calls_by_tool: BTreeMap<String, i64>,
-    pub(crate) calls_value: Value,
     pub(crate) aggregates: Vec<AggregateState>,
     pub(crate) history: VecDeque<Arc<HistoryEntry>>,
 }
@@ -150,7 +149,6 @@ impl SessionState {
             allowed_calls: 0,
             escalations: 0,
             calls_by_tool: BTreeMap::new(),
-            calls_value: Value::Map(Arc::default()),
             aggregates: Vec::new(),
             history: VecDeque::new(),
         }
@@ -193,8 +191,9 @@ impl SessionState {
         self.escalations
     }
     /// Recorded results per tool, as a CEL map.
+    /// Built when a rule reads it (rarely), not on every recorded result.
     pub(crate) fn calls_by_tool(&self) -> Value {
-        self.calls_value.clone()
+        Value::Map(Arc::new(self.calls_by_tool.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::Int(*v))).collect()))
     }
     /// Calls allowed whose results are not recorded yet.
     pub fn pending_calls(&self) -> impl Iterator<Item = &CallId> {
@@ -224,15 +223,11 @@ impl SessionState {
     }
 
     pub(crate) fn count_result(&mut self, tool: &str) {
-        let mut counts = std::mem::take(&mut self.calls_by_tool);
-        *counts.entry(tool.to_owned()).or_insert(0) += 1;
-        self.set_calls_by_tool(counts);
-    }
-
-    pub(crate) fn set_calls_by_tool(&mut self, counts: BTreeMap<String, i64>) {
-        self.calls_by_tool = counts;
-        self.calls_value = Value::Map(Arc::new(
-            self.calls_by_tool.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::Int(*v))).collect(),
-        ));
+        match self.calls_by_tool.get_mut(tool) {
+            Some(count) => *count += 1,
+            None => {
+                self.calls_by_tool.insert(tool.to_owned(), 1);
+            }
+        }
     }
 }

@@ -214,10 +214,13 @@ pub fn calls(text: &str) -> Result<usize> {
 }
 
 /// `tollgate bench replay`: decided calls per second through the pure
-/// replay (`tollgate_core::trace::replay`: decide, apply, record the
-/// recorded result) on this thread. The traces are read and parsed first;
-/// each run replays all of them as often as it takes to decide at least
-/// `calls_per_run` calls, and the median run is reported.
+/// replay (decide, apply, record the recorded result) on this thread. The
+/// traces are read, parsed and prepared first (`trace::Prepared`: calls
+/// built, results converted to the core's value type); each run replays all
+/// of them as often as it takes to decide at least 200,000 calls, and the
+/// median run is reported. For comparison it also times replays that
+/// convert every result from parsed JSON again on each pass
+/// (`trace::replay`), which is what a one-off replay of a log does.
 pub fn replay_bench(workflow: &Path, traces: &[PathBuf], runs: usize, now: Option<&str>) -> Result<ExitCode> {
     let (_, workflow) = crate::replay::load_workflow(workflow)?;
     let mut traces = crate::replay::load_traces(traces)?;
@@ -225,15 +228,23 @@ pub fn replay_bench(workflow: &Path, traces: &[PathBuf], runs: usize, now: Optio
     for trace in &mut traces {
         trace.now.get_or_insert_with(|| fallback.clone());
     }
-    let pass = |traces: &[trace::Trace]| -> Vec<Vec<trace::CallOutcome>> {
+    let prepared: Vec<trace::Prepared> = traces.iter().map(trace::Prepared::new).collect();
+    let pass = |prepared: &[trace::Prepared]| -> Vec<Vec<trace::CallOutcome>> {
+        prepared.iter().map(|t| t.replay(&workflow)).collect()
+    };
+    let pass_from_json = |traces: &[trace::Trace]| -> Vec<Vec<trace::CallOutcome>> {
         traces.iter().map(|t| trace::replay(&workflow, t)).collect()
     };
-    let calls: usize = pass(&traces).iter().map(Vec::len).sum();
+    let outcomes = pass(&prepared);
+    let calls: usize = outcomes.iter().map(Vec::len).sum();
     if calls == 0 {
         bail!("the traces hold no agent calls to decide");
     }
+    if pass_from_json(&traces) != outcomes {
+        bail!("replaying prepared traces decided differently from replaying them from JSON");
+    }
     let (mut allowed, mut blocked, mut escalated) = (0, 0, 0);
-    for outcome in pass(&traces).iter().flatten() {
+    for outcome in outcomes.iter().flatten() {
         match outcome.verdict() {
             Verdict::Allow => allowed += 1,
             Verdict::Block => blocked += 1,
@@ -242,18 +253,24 @@ pub fn replay_bench(workflow: &Path, traces: &[PathBuf], runs: usize, now: Optio
     }
     let calls_per_run: usize = 200_000;
     let repeats = calls_per_run.div_ceil(calls);
-    // Warm up once, then time each run as a whole.
-    black_box(pass(black_box(&traces)));
-    let mut rates: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..repeats {
-                black_box(pass(black_box(&traces)));
-            }
-            (repeats * calls) as f64 / start.elapsed().as_secs_f64()
-        })
-        .collect();
+    // Warm up once, then time each run as a whole; the two ways alternate
+    // run by run, so both see the same machine.
+    black_box(pass(black_box(&prepared)));
+    let (mut rates, mut rates_from_json): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let start = Instant::now();
+        for _ in 0..repeats {
+            black_box(pass(black_box(&prepared)));
+        }
+        rates.push((repeats * calls) as f64 / start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for _ in 0..repeats {
+            black_box(pass_from_json(black_box(&traces)));
+        }
+        rates_from_json.push((repeats * calls) as f64 / start.elapsed().as_secs_f64());
+    }
     rates.sort_by(f64::total_cmp);
+    rates_from_json.sort_by(f64::total_cmp);
     println!(
         "replay under workflow {} v{}: {} traces, {calls} decided calls ({allowed} allowed, {blocked} blocked, \
          {escalated} escalated) per pass",
@@ -262,12 +279,14 @@ pub fn replay_bench(workflow: &Path, traces: &[PathBuf], runs: usize, now: Optio
         traces.len()
     );
     println!("{runs} runs of {repeats} passes ({} calls each), one thread, input parsed beforehand", repeats * calls);
-    let median = rates.get(rates.len() / 2).copied().unwrap_or_default();
-    println!("median: {median:.0} calls/s");
+    let median = |rates: &[f64]| rates.get(rates.len() / 2).copied().unwrap_or_default();
+    let range = |rates: &[f64]| (rates.first().copied().unwrap_or_default(), rates.last().copied().unwrap_or_default());
+    let (low, high) = range(&rates);
+    println!("median: {:.0} calls/s (range {low:.0} to {high:.0})", median(&rates));
+    let (low, high) = range(&rates_from_json);
     println!(
-        "range: {:.0} to {:.0} calls/s",
-        rates.first().copied().unwrap_or_default(),
-        rates.last().copied().unwrap_or_default()
+        "converting each result from JSON on every pass: median {:.0} calls/s (range {low:.0} to {high:.0})",
+        median(&rates_from_json)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -156,10 +156,21 @@ impl<'a> Evaluator<'a> {
                 }
                 Ok(Value::Map(Arc::new(map)))
             }
-            Expr::Function(function, args) => {
-                let values = args.iter().map(|a| self.evaluate(a)).collect::<Result<Vec<_>, _>>()?;
-                call_function(*function, &values)
-            }
+            // Functions take one or two arguments: no vector for them.
+            Expr::Function(function, args) => match args.as_slice() {
+                [only] => {
+                    let only = self.operand(only)?;
+                    call_function(*function, std::slice::from_ref(only.as_ref()))
+                }
+                [first, second] => {
+                    let values = [self.evaluate(first)?, self.evaluate(second)?];
+                    call_function(*function, &values)
+                }
+                _ => {
+                    let values = args.iter().map(|a| self.evaluate(a)).collect::<Result<Vec<_>, _>>()?;
+                    call_function(*function, &values)
+                }
+            },
             Expr::NotStrictlyFalse(operand) => match self.evaluate(operand) {
                 Ok(Value::Bool(false)) => Ok(Value::Bool(false)),
                 _ => Ok(Value::Bool(true)),
@@ -250,29 +261,45 @@ impl<'a> Evaluator<'a> {
     }
 
     fn comprehension(&mut self, c: &Comprehension) -> Outcome {
+        // The range is held (shared, not copied) while the loop runs.
         let range = self.evaluate(&c.range)?;
-        let items: Vec<Value> = match range {
-            Value::List(items) => items.as_ref().clone(),
-            Value::Map(map) => map.keys().map(|k| Value::String(k.clone())).collect(),
-            other => return Err(format!("cannot iterate over a {}", other.type_name())),
-        };
         let accu = self.evaluate(&c.accu_init)?;
         let needed = c.accu_slot.max(c.iter_slot) + 1;
         if self.locals.len() < needed {
             self.locals.resize(needed, Ok(Value::Null));
         }
         self.set_local(c.accu_slot, Ok(accu));
-        for item in items {
-            self.set_local(c.iter_slot, Ok(item));
-            if !self.evaluate_bool(&c.loop_condition)? {
-                break;
+        match &range {
+            Value::List(items) => {
+                for item in items.iter() {
+                    if !self.step(c, item.clone())? {
+                        break;
+                    }
+                }
             }
-            // No `?`: an error in one step is the accumulator's value, which
-            // a later step may absorb (`all`, `exists`) or carry to the end.
-            let next = self.evaluate(&c.loop_step);
-            self.set_local(c.accu_slot, next);
+            Value::Map(map) => {
+                for key in map.keys() {
+                    if !self.step(c, Value::String(key.clone()))? {
+                        break;
+                    }
+                }
+            }
+            other => return Err(format!("cannot iterate over a {}", other.type_name())),
         }
         self.evaluate(&c.result)
+    }
+
+    /// One iteration of a comprehension; `false` when its condition ends the loop.
+    fn step(&mut self, c: &Comprehension, item: Value) -> Result<bool, String> {
+        self.set_local(c.iter_slot, Ok(item));
+        if !self.evaluate_bool(&c.loop_condition)? {
+            return Ok(false);
+        }
+        // No `?`: an error in one step is the accumulator's value, which a
+        // later step may absorb (`all`, `exists`) or carry to the end.
+        let next = self.evaluate(&c.loop_step);
+        self.set_local(c.accu_slot, next);
+        Ok(true)
     }
 
     fn set_local(&mut self, slot: usize, value: Outcome) {

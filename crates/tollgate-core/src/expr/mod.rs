@@ -25,11 +25,20 @@ use std::sync::Arc;
 pub struct Rule {
     source: Arc<str>,
     expr: Expr,
+    /// Whether a value of the rule can be, or hold, a timestamp or duration.
+    makes_time: bool,
 }
 
 impl Rule {
     pub(crate) fn new(source: &str, expr: Expr) -> Rule {
-        Rule { source: Arc::from(source), expr }
+        let makes_time = makes_time(&expr);
+        Rule { source: Arc::from(source), expr, makes_time }
+    }
+
+    /// Whether the rule's value can be, or hold, a timestamp or duration:
+    /// only `now`, `timestamp()` and `duration()` make them.
+    pub(crate) fn makes_time(&self) -> bool {
+        self.makes_time
     }
 
     /// The CEL source text of the rule.
@@ -39,6 +48,39 @@ impl Rule {
 
     pub(crate) fn expr(&self) -> &Expr {
         &self.expr
+    }
+}
+
+/// Whether `now`, `timestamp()` or `duration()` appear anywhere in `expr`.
+fn makes_time(expr: &Expr) -> bool {
+    match expr {
+        Expr::Now | Expr::Function(Function::Timestamp | Function::Duration, _) => true,
+        Expr::Const(value) => value.holds_time(),
+        Expr::Args
+        | Expr::Result
+        | Expr::Fact(_)
+        | Expr::Local(_)
+        | Expr::Session(_)
+        | Expr::FactTable(_)
+        | Expr::FactPresent(_) => false,
+        Expr::AggregateBy(_, e)
+        | Expr::Select(e, _)
+        | Expr::Has(e, _)
+        | Expr::Not(e)
+        | Expr::Negate(e)
+        | Expr::NotStrictlyFalse(e) => makes_time(e),
+        Expr::Index(a, b)
+        | Expr::And(a, b)
+        | Expr::Or(a, b)
+        | Expr::Compare(_, a, b)
+        | Expr::Arithmetic(_, a, b)
+        | Expr::In(a, b) => makes_time(a) || makes_time(b),
+        Expr::Conditional(a, b, c) => makes_time(a) || makes_time(b) || makes_time(c),
+        Expr::List(items) | Expr::Function(_, items) => items.iter().any(makes_time),
+        Expr::Map(entries) => entries.iter().any(|(_, e)| makes_time(e)),
+        Expr::Comprehension(c) => {
+            [&c.range, &c.accu_init, &c.loop_condition, &c.loop_step, &c.result].into_iter().any(makes_time)
+        }
     }
 }
 

@@ -17,7 +17,9 @@ mod time;
 use crate::apply::{Effect, Event, ToolOutcome, apply};
 use crate::decide::decide;
 use crate::decision::{Decision, Reason, Verdict};
-use crate::state::{CallId, SessionState, ToolCall};
+use crate::limits::json_bytes;
+use crate::state::{SessionState, ToolCall};
+use crate::value::Value;
 use crate::workflow::Workflow;
 use serde_json::Value as Json;
 
@@ -182,43 +184,76 @@ pub fn recorded_result(outcome: &Recorded) -> Option<(Json, ToolOutcome)> {
     }
 }
 
-/// Replays a trace in memory: every call decided and applied, every allowed
-/// call's recorded result recorded. User actions are skipped. Pure: the same
-/// workflow and trace give the same outcomes.
-pub fn replay(workflow: &Workflow, trace: &Trace) -> Vec<CallOutcome> {
-    let mut state = SessionState::new(workflow);
-    let now_ms = trace.now.as_ref().map(|now| now.unix_ms);
-    let mut outcomes = Vec::with_capacity(trace.events.len());
-    for (index, event) in trace.events.iter().enumerate() {
-        let TraceEvent::Call(recorded) = event else { continue };
-        let call = tool_call(index, recorded, now_ms);
-        let decision = decide(workflow, &state, &call);
-        apply(workflow, &mut state, Event::Decided { call: &call, decision: &decision });
-        let mut withheld = None;
-        if decision.verdict() == Verdict::Allow {
-            let id = CallId::new(call_id(index));
-            let effects = match &recorded.outcome {
-                Recorded::Result(result) => apply(
-                    workflow,
-                    &mut state,
-                    Event::ResultRecorded { call: &id, result, outcome: ToolOutcome::Succeeded },
-                ),
-                Recorded::Error(text) => apply(
-                    workflow,
-                    &mut state,
-                    Event::ResultRecorded {
-                        call: &id,
-                        result: &Json::String(text.clone()),
-                        outcome: ToolOutcome::Failed,
-                    },
-                ),
-                Recorded::Missing => Vec::new(),
-            };
-            withheld = withheld_reasons(&effects);
-        }
-        outcomes.push(CallOutcome { index, decision, withheld });
+/// A trace made ready to replay: every call built with its id and clock,
+/// every result converted once to the core's value type (with its size as
+/// JSON), so replaying it again and again repeats no conversion.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    calls: Vec<PreparedCall>,
+}
+
+#[derive(Clone, Debug)]
+struct PreparedCall {
+    index: usize,
+    call: ToolCall,
+    result: Option<(Value, usize, ToolOutcome)>,
+}
+
+impl Prepared {
+    /// Prepares `trace` (its own session clock, if any, on every call).
+    pub fn new(trace: &Trace) -> Prepared {
+        let now_ms = trace.now.as_ref().map(|now| now.unix_ms);
+        let calls = trace
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(index, event)| match event {
+                TraceEvent::Call(recorded) => Some(PreparedCall {
+                    index,
+                    call: tool_call(index, recorded, now_ms),
+                    result: recorded_result(&recorded.outcome)
+                        .map(|(json, outcome)| (Value::from_json(&json), json_bytes(&json), outcome)),
+                }),
+                TraceEvent::UserAction(_) => None,
+            })
+            .collect();
+        Prepared { calls }
     }
-    outcomes
+
+    /// The number of calls a replay decides.
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Replays the trace in a new session: see [`replay`].
+    pub fn replay(&self, workflow: &Workflow) -> Vec<CallOutcome> {
+        let mut state = SessionState::new(workflow);
+        let mut outcomes = Vec::with_capacity(self.calls.len());
+        for prepared in &self.calls {
+            let call = &prepared.call;
+            let decision = decide(workflow, &state, call);
+            apply(workflow, &mut state, Event::Decided { call, decision: &decision });
+            let mut withheld = None;
+            if decision.verdict() == Verdict::Allow
+                && let Some((result, json_bytes, outcome)) = &prepared.result
+            {
+                let event = Event::ValueRecorded { call: &call.id, result, json_bytes: *json_bytes, outcome: *outcome };
+                withheld = withheld_reasons(&apply(workflow, &mut state, event));
+            }
+            outcomes.push(CallOutcome { index: prepared.index, decision, withheld });
+        }
+        outcomes
+    }
+}
+
+/// Replays a trace in a new session, purely: each call is decided at the
+/// trace's clock; an allowed call then gets its recorded result (or error)
+/// recorded, so facts evolve as they did; a refused call gets nothing. A
+/// result that a result check withholds makes that call a block. User
+/// actions are skipped. Pure: the same workflow and trace give the same
+/// outcomes.
+pub fn replay(workflow: &Workflow, trace: &Trace) -> Vec<CallOutcome> {
+    Prepared::new(trace).replay(workflow)
 }
 
 /// One way a replay differs from what its trace expects.
