@@ -243,3 +243,33 @@ message = "account {args.account_id} is not the verified one"
     let own = session.call("c2", "close_account", json!({"account_id": 9_007_199_254_740_992i64}));
     assert_eq!(own.verdict(), Verdict::Allow, "{own:?}");
 }
+
+#[test]
+fn a_result_given_as_a_value_is_recorded_exactly_as_its_json_would_be() {
+    let workflow = reference();
+    let result = json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"});
+    let value = tollgate_core::Value::from_json(&result);
+    let limit = workflow.limits().result_bytes_max;
+    let recorded = |bytes: Option<usize>| {
+        let mut session = Session::new(&workflow);
+        session.call("v", "get_customer", json!({"email": "alice@example.com", "zip": "94107"}));
+        let call = CallId::new("v");
+        let event = match bytes {
+            None => Event::ResultRecorded { call: &call, result: &result, outcome: ToolOutcome::Succeeded },
+            Some(json_bytes) => {
+                Event::ValueRecorded { call: &call, result: &value, json_bytes, outcome: ToolOutcome::Succeeded }
+            }
+        };
+        let effects = apply(&workflow, &mut session.state, event);
+        (effects, session.state)
+    };
+    let (from_json, json_state) = recorded(None);
+    let (from_value, value_state) = recorded(Some(tollgate_core::json_bytes(&result)));
+    assert_eq!(from_json, from_value);
+    assert_eq!(json_state, value_state);
+    assert_eq!(value_state.facts(&workflow).len(), 1, "the customer is verified");
+    // Over the limit, the value is withheld like oversized JSON.
+    let (over, state) = recorded(Some(limit + 1));
+    assert!(matches!(&over[..], [tollgate_core::Effect::ResultWithheld { .. }]), "{over:?}");
+    assert!(state.facts(&workflow).is_empty());
+}
