@@ -42,7 +42,8 @@ pub fn add(context: &mut Context<'_, '_>) -> Result<(), String> {
 
 /// An RFC 3339 time as seconds since the Unix epoch.
 pub fn timestamp_seconds(text: &str) -> Result<f64, String> {
-    let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| format!("'{text}' is not an RFC 3339 time: {e}"))?;
+    let time =
+        chrono::DateTime::parse_from_rfc3339(text).map_err(|e| format!("'{text}' is not an RFC 3339 time: {e}"))?;
     Ok(time.timestamp_millis() as f64 / 1000.0)
 }
 

@@ -107,7 +107,9 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         }
     };
     if traces.is_empty() {
-        bail!("there is nothing to attack: no session of the traces is allowed by the workflow, or no call could be generated");
+        bail!(
+            "there is nothing to attack: no session of the traces is allowed by the workflow, or no call could be generated"
+        );
     }
     let mutator = Mutator { workflow: &workflow, book: &book, traces: &traces };
     let mut tally = Tally::default();
@@ -176,12 +178,12 @@ fn describe_corpus(corpus: &recorded::Corpus, path: &Path) -> String {
         (corpus.other_domain, "of other domains"),
         (corpus.no_calls, "without an agent call"),
         (corpus.unknown_tools, "calling tools the workflow does not declare"),
-        (corpus.refused_first, "whose first call the workflow refuses"),
+        (corpus.refused_first, "whose first call the workflow blocks"),
     ];
     let mut left: Vec<String> =
         skipped.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} skipped {what}")).collect();
     if corpus.cut > 0 {
-        left.push(format!("{} cut before a call the workflow refuses", corpus.cut));
+        left.push(format!("{} cut before a call the workflow blocks", corpus.cut));
     }
     if !left.is_empty() {
         text.push_str(&format!("; {}", left.join(", ")));
@@ -205,7 +207,11 @@ fn next_sequence(
     }
     let mut sequence = match last.take() {
         Some(previous) if rng.chance(1, 2) => previous,
-        _ => rng.pick(traces).map(fresh).unwrap_or(Sequence { steps: Vec::new(), ids: Ids::new(), origin: String::new() }),
+        _ => rng.pick(traces).map(fresh).unwrap_or(Sequence {
+            steps: Vec::new(),
+            ids: Ids::new(),
+            origin: String::new(),
+        }),
     };
     let Sequence { steps, ids, .. } = &mut sequence;
     let mut mutations = Vec::new();

@@ -349,8 +349,10 @@ impl Mutator<'_> {
                 o.iter().filter(|(_, v)| v.as_array().is_some_and(|a| !a.is_empty())).map(|(k, _)| k.clone()).collect()
             })
         };
-        let candidates: Vec<usize> =
-            call_positions(steps).into_iter().filter(|&i| call_at(steps, i).is_some_and(|c| !lists(c).is_empty())).collect();
+        let candidates: Vec<usize> = call_positions(steps)
+            .into_iter()
+            .filter(|&i| call_at(steps, i).is_some_and(|c| !lists(c).is_empty()))
+            .collect();
         let Some(&index) = rng.pick(&candidates) else { return false };
         let Some(mut call) = call_at(steps, index).cloned() else { return false };
         let Some(field) = rng.pick(&lists(&call)).cloned() else { return false };

@@ -7,7 +7,8 @@
 //! tools the workflow declares, so one file of several domains seeds each
 //! workflow with its own. A session calling a tool the workflow does not
 //! declare is skipped, and a session is cut before its first call the
-//! workflow refuses, so every starting point is a sequence of allowed calls.
+//! workflow blocks (or whose result it withholds), so every starting point
+//! is a sequence of calls the workflow allows or escalates to a human.
 
 use super::corpus::Trace;
 use anyhow::{Context, Result, anyhow, bail};
@@ -32,9 +33,9 @@ pub struct Corpus {
     pub no_calls: usize,
     /// Sessions skipped because they call a tool the workflow does not declare.
     pub unknown_tools: usize,
-    /// Sessions cut before a call the workflow refuses, with allowed calls left.
+    /// Sessions cut before a call the workflow blocks, with calls left.
     pub cut: usize,
-    /// Sessions whose first call the workflow refuses: nothing left.
+    /// Sessions whose first call the workflow blocks: nothing left.
     pub refused_first: usize,
 }
 
@@ -160,22 +161,23 @@ fn from_recorded(recorded: &trace::Trace) -> Trace {
     Trace { name: recorded.id.clone(), steps }
 }
 
-/// How many leading steps the workflow allows: every call among them is
-/// allowed and none of their results is withheld.
+/// How many leading steps the workflow allows: no call among them is
+/// blocked and none of their results is withheld.
 fn allowed_prefix(workflow: &Workflow, steps: &[Step]) -> usize {
     let mut state = SessionState::new(workflow);
     for (index, step) in steps.iter().enumerate() {
         match step {
             Step::Call(call) => {
                 let decision = decide(workflow, &state, call);
-                if decision.verdict() != Verdict::Allow {
+                // An escalation is the workflow's own answer (a human takes
+                // the case), so the session goes on; a block ends it.
+                if decision.verdict() == Verdict::Block {
                     return index;
                 }
                 apply(workflow, &mut state, Event::Decided { call, decision: &decision });
             }
             Step::Result { call, result, outcome } => {
-                let effects =
-                    apply(workflow, &mut state, Event::ResultRecorded { call, result, outcome: *outcome });
+                let effects = apply(workflow, &mut state, Event::ResultRecorded { call, result, outcome: *outcome });
                 if trace::withheld_reasons(&effects).is_some() {
                     // Cut before the call whose result was withheld.
                     return steps
