@@ -173,6 +173,12 @@ fn invariants_are_validated_but_never_decide() {
         let found = rendered(&text);
         assert!(found.iter().any(|p| p.contains("invariant 'i' rule: ") && p.contains(expected)), "{rule}: {found:?}");
     }
+    // The session clock and sum(list) are there for invariants as for checks.
+    let timed = format!(
+        "{base}[[invariants]]\nid = \"t\"\ntools = [\"pay\"]\n\
+         rule = \"now - timestamp('2024-01-01T00:00:00Z') >= duration('1h') && sum([args.amount]) > 0.0\"\nmessage = \"m\"\n"
+    );
+    assert!(rendered(&timed).is_empty(), "{:?}", rendered(&timed));
     let unknown_tool =
         format!("{base}[[invariants]]\nid = \"i\"\ntools = [\"nope\"]\nrule = \"true\"\nmessage = \"m\"\n");
     assert!(rendered(&unknown_tool).iter().any(|p| p.contains("invariant 'i' covers unknown tool 'nope'")));

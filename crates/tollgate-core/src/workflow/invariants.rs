@@ -8,7 +8,8 @@
 //! fact the session held *before* the call: `facts.customer.id`,
 //! `facts.order[args.order_id].total`, `has(facts.customer)`,
 //! `args.order_id in facts.order`), `session.<counter>` and
-//! `session.<aggregate>` (totals before the call) and `<aggregate>(key)`.
+//! `session.<aggregate>` (totals before the call), `<aggregate>(key)`, `now`
+//! (the call's session clock) and `sum(list)`.
 
 use super::compile::Compiler;
 use super::file::InvariantFile;
@@ -51,8 +52,9 @@ impl Invariant {
     }
 }
 
-/// Functions of CEL's standard library an invariant may call.
-const STANDARD_FUNCTIONS: [&str; 20] = [
+/// Functions an invariant may call: CEL's standard library, and `sum`
+/// (the one extension rules have too).
+const STANDARD_FUNCTIONS: [&str; 21] = [
     "size",
     "contains",
     "startsWith",
@@ -73,6 +75,7 @@ const STANDARD_FUNCTIONS: [&str; 20] = [
     "getFullYear",
     "getMonth",
     "getDayOfMonth",
+    "sum",
 ];
 
 /// Session fields every workflow has.
@@ -202,8 +205,8 @@ impl NameCheck<'_, '_> {
     }
 
     fn ident(&mut self, name: &str) {
-        if !self.locals.iter().any(|l| l == name) && !matches!(name, "args" | "facts" | "session") {
-            self.problems.push(format!("unknown name '{name}' (invariants see args, facts and session)"));
+        if !self.locals.iter().any(|l| l == name) && !matches!(name, "args" | "facts" | "session" | "now") {
+            self.problems.push(format!("unknown name '{name}' (invariants see args, facts, session and now)"));
         }
     }
 

@@ -1,56 +1,20 @@
 //! What the hunter starts from: allowed traces (sessions of calls with the
-//! results the real tools returned), the results it may hand to mutated
-//! calls, and the pool of values it swaps in.
+//! results the real tools returned; read in `recorded.rs`), the results it
+//! may hand to mutated calls, and the pool of values it swaps in.
 
 use super::rng::Rng;
-use anyhow::{Context, Result, bail};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
-use std::path::Path;
 use tollgate_core::script::Step;
 use tollgate_core::{ToolCall, ToolOutcome};
 
 /// One recorded session.
 #[derive(Clone, Debug)]
 pub struct Trace {
-    /// Its name (from a `{"session": ...}` line, or its position); kept
-    /// for reports that name the session a finding started from.
-    #[allow(dead_code, reason = "read by Debug output only, for now")]
+    /// Its name: a script's `{"session": ...}` line, or a recorded trace's id.
     pub name: String,
     /// Calls and results in order.
     pub steps: Vec<Step>,
-}
-
-/// Reads traces: JSON lines of `tollgate run` script steps; a line
-/// `{"session": "name"}` starts the next session.
-pub fn read_traces(path: &Path) -> Result<Vec<Trace>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut traces: Vec<Trace> = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let json: Json =
-            serde_json::from_str(line).with_context(|| format!("{}:{}: malformed JSON", path.display(), number + 1))?;
-        if let Some(name) = json.get("session") {
-            let name = name.as_str().map_or_else(|| name.to_string(), str::to_owned);
-            traces.push(Trace { name, steps: Vec::new() });
-            continue;
-        }
-        let step = Step::from_json(&json)
-            .map_err(|message| anyhow::anyhow!("{}:{}: {message}", path.display(), number + 1))?;
-        if traces.is_empty() {
-            traces.push(Trace { name: "session-1".into(), steps: Vec::new() });
-        }
-        if let Some(trace) = traces.last_mut() {
-            trace.steps.push(step);
-        }
-    }
-    traces.retain(|t| !t.steps.is_empty());
-    if traces.is_empty() {
-        bail!("{} holds no calls", path.display());
-    }
-    Ok(traces)
 }
 
 /// Recorded results and the values seen, gathered from the traces.

@@ -70,7 +70,7 @@ pub fn hunt(
         let handle = runtime.block_on(engine.register_workflow(text, file))?;
         let mut durable = Durable { runtime, engine, handle, workflow, oracle, sessions: 0 };
         for attempt in 0..attempts {
-            let (steps, mutations) = sequence(mutator, mutator.traces, rng);
+            let (steps, mutations, origin) = sequence(mutator, mutator.traces, rng);
             let broken = durable.run(&steps, &mut tally)?;
             if let Some((_, broken)) = broken
                 && !findings.contains_key(&broken.invariant)
@@ -95,6 +95,7 @@ pub fn hunt(
                         attempt: attempt + 1,
                         via: "the engine".into(),
                         mutations,
+                        origin,
                         original_steps: steps.len(),
                         steps: minimal,
                         at,
@@ -110,8 +111,10 @@ pub fn hunt(
 }
 
 /// A trace, mutated as on the core, then attacked on exactly-once.
-fn sequence(mutator: &Mutator<'_>, traces: &[Trace], rng: &mut Rng) -> (Vec<Step>, Vec<&'static str>) {
-    let mut steps = rng.pick(traces).map(|t| t.steps.clone()).unwrap_or_default();
+fn sequence(mutator: &Mutator<'_>, traces: &[Trace], rng: &mut Rng) -> (Vec<Step>, Vec<&'static str>, String) {
+    let trace = rng.pick(traces);
+    let origin = trace.map(|t| t.name.clone()).unwrap_or_default();
+    let mut steps = trace.map(|t| t.steps.clone()).unwrap_or_default();
     let mut ids = Ids::new();
     let mut mutations = Vec::new();
     for _ in 0..rng.below(3) {
@@ -130,7 +133,7 @@ fn sequence(mutator: &Mutator<'_>, traces: &[Trace], rng: &mut Rng) -> (Vec<Step
             mutations.push(*name);
         }
     }
-    (steps, mutations)
+    (steps, mutations, origin)
 }
 
 fn engine_mutation(mutator: &Mutator<'_>, rng: &mut Rng, steps: &mut Vec<Step>, which: usize) -> bool {

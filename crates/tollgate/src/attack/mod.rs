@@ -13,10 +13,12 @@
 
 mod corpus;
 mod durable;
+mod functions;
 mod generate;
 mod minimise;
 mod mutate;
 mod oracle;
+mod recorded;
 mod rng;
 
 use anyhow::{Result, bail};
@@ -50,6 +52,14 @@ struct Tally {
     judged: u64,
 }
 
+/// A sequence to attack with: its steps, the fresh ids its mutations have
+/// used, and the session it started from.
+struct Sequence {
+    steps: Vec<Step>,
+    ids: Ids,
+    origin: String,
+}
+
 /// The outcome of one sequence.
 struct Outcome {
     /// The step at which an invariant broke, and which.
@@ -62,6 +72,8 @@ struct Finding {
     attempt: u64,
     via: String,
     mutations: Vec<&'static str>,
+    /// The session the mutated sequence started from.
+    origin: String,
     original_steps: usize,
     steps: Vec<Step>,
     at: usize,
@@ -78,36 +90,42 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     let oracle = Oracle::new(&workflow)?;
     let mut rng = Rng::new(options.seed);
     let rule_numbers = rule_numbers(&workflow);
-    let (traces, source) = match &options.traces {
-        Some(path) => (corpus::read_traces(path)?, format!("{} sessions from {}", "{}", path.display())),
-        None => (Vec::new(), String::new()),
+    let recorded = match &options.traces {
+        Some(path) => Some((recorded::read(path, &workflow)?, path)),
+        None => None,
     };
-    let (traces, book, source) = if traces.is_empty() {
-        let (traces, book) = generate::sessions(&workflow, &text, &rule_numbers, &mut rng);
-        let source = format!("{} sessions generated from the tool schemas and fact mappings", traces.len());
-        (traces, book, source)
-    } else {
-        let book = Book::new(&traces, &rule_numbers);
-        let source = source.replacen("{}", &traces.len().to_string(), 1);
-        (traces, book, source)
+    let (traces, book, source) = match recorded {
+        Some((corpus, path)) => {
+            let book = Book::new(&corpus.traces, &rule_numbers);
+            let source = describe_corpus(&corpus, path);
+            (corpus.traces, book, source)
+        }
+        None => {
+            let (traces, book) = generate::sessions(&workflow, &text, &rule_numbers, &mut rng);
+            let source = format!("{} sessions generated from the tool schemas and fact mappings", traces.len());
+            (traces, book, source)
+        }
     };
     if traces.is_empty() {
-        bail!("there is nothing to attack: no traces were given and no call could be generated");
+        bail!(
+            "there is nothing to attack: no session of the traces is allowed by the workflow, or no call could be generated"
+        );
     }
     let mutator = Mutator { workflow: &workflow, book: &book, traces: &traces };
     let mut tally = Tally::default();
     let mut used = [0u64; MUTATIONS.len()];
     let mut findings: BTreeMap<String, Finding> = BTreeMap::new();
-    let mut last: Option<(Vec<Step>, Ids)> = None;
+    let mut last: Option<Sequence> = None;
 
     for attempt in 0..options.attempts {
-        let (mut steps, mut ids, mutations) = next_sequence(&mutator, &traces, &mut rng, &mut last, attempt, &mut used);
-        let outcome = run_core(&workflow, &oracle, &steps, &mut tally);
+        let (sequence, mutations) = next_sequence(&mutator, &traces, &mut rng, &mut last, attempt, &mut used);
+        let steps = &sequence.steps;
+        let outcome = run_core(&workflow, &oracle, steps, &mut tally);
         match outcome.broken {
             Some((_, broken)) if findings.contains_key(&broken.invariant) => {}
             Some((_, broken)) => {
                 let target = broken.invariant.clone();
-                let minimal = minimise::minimise(&steps, &mut |candidate| {
+                let minimal = minimise::minimise(steps, &mut |candidate| {
                     run_core(&workflow, &oracle, candidate, &mut Tally::default())
                         .broken
                         .is_some_and(|(_, b)| b.invariant == target)
@@ -118,15 +136,14 @@ pub fn run(options: &Options) -> Result<ExitCode> {
                     attempt: attempt + 1,
                     via: "the core".into(),
                     mutations,
+                    origin: sequence.origin.clone(),
                     original_steps: steps.len(),
                     steps: minimal,
                     at,
                 };
                 findings.insert(target, finding);
             }
-            None if steps.len() < 48 => {
-                last = Some((std::mem::take(&mut steps), std::mem::replace(&mut ids, Ids::new())))
-            }
+            None if steps.len() < 48 => last = Some(sequence),
             None => {}
         }
     }
@@ -153,34 +170,61 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     Ok(if findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// What the starting sessions are, for the report.
+fn describe_corpus(corpus: &recorded::Corpus, path: &Path) -> String {
+    let domain = corpus.domain.as_ref().map_or_else(String::new, |d| format!(", domain {d}"));
+    let mut text = format!("{} sessions from {} ({}{domain})", corpus.traces.len(), path.display(), corpus.format);
+    let skipped = [
+        (corpus.other_domain, "of other domains"),
+        (corpus.no_calls, "without an agent call"),
+        (corpus.unknown_tools, "calling tools the workflow does not declare"),
+        (corpus.refused_first, "whose first call the workflow blocks"),
+    ];
+    let mut left: Vec<String> =
+        skipped.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} skipped {what}")).collect();
+    if corpus.cut > 0 {
+        left.push(format!("{} cut before a call the workflow blocks", corpus.cut));
+    }
+    if !left.is_empty() {
+        text.push_str(&format!("; {}", left.join(", ")));
+    }
+    text
+}
+
 /// The next sequence to try: an allowed trace as recorded (the first
 /// attempts), else a trace or the last harmless mutant, mutated 1–3 times.
 fn next_sequence(
     mutator: &Mutator<'_>,
     traces: &[Trace],
     rng: &mut Rng,
-    last: &mut Option<(Vec<Step>, Ids)>,
+    last: &mut Option<Sequence>,
     attempt: u64,
     used: &mut [u64; MUTATIONS.len()],
-) -> (Vec<Step>, Ids, Vec<&'static str>) {
+) -> (Sequence, Vec<&'static str>) {
+    let fresh = |trace: &Trace| Sequence { steps: trace.steps.clone(), ids: Ids::new(), origin: trace.name.clone() };
     if let Some(trace) = usize::try_from(attempt).ok().and_then(|i| traces.get(i)) {
-        return (trace.steps.clone(), Ids::new(), Vec::new());
+        return (fresh(trace), Vec::new());
     }
-    let (mut steps, mut ids) = match last.take() {
+    let mut sequence = match last.take() {
         Some(previous) if rng.chance(1, 2) => previous,
-        _ => (rng.pick(traces).map(|t| t.steps.clone()).unwrap_or_default(), Ids::new()),
+        _ => rng.pick(traces).map(fresh).unwrap_or(Sequence {
+            steps: Vec::new(),
+            ids: Ids::new(),
+            origin: String::new(),
+        }),
     };
+    let Sequence { steps, ids, .. } = &mut sequence;
     let mut mutations = Vec::new();
     for _ in 0..1 + rng.below(3) {
         let which = rng.below(MUTATIONS.len());
-        if mutator.apply(rng, &mut ids, &mut steps, which)
+        if mutator.apply(rng, ids, steps, which)
             && let (Some(count), Some(name)) = (used.get_mut(which), MUTATIONS.get(which))
         {
             *count += 1;
             mutations.push(*name);
         }
     }
-    (steps, ids, mutations)
+    (sequence, mutations)
 }
 
 /// Decides a sequence with the pure core and judges every allowed call.
@@ -336,9 +380,10 @@ fn report(
             format!("mutations {}", finding.mutations.join(", "))
         };
         line(format!(
-            "  found by attempt {} through {} ({via}); minimised from {} to {} steps; step {} got through:",
+            "  found by attempt {} through {} (session {}, {via}); minimised from {} to {} steps; step {} got through:",
             finding.attempt,
             finding.via,
+            finding.origin,
             finding.original_steps,
             finding.steps.len(),
             finding.at + 1

@@ -9,7 +9,7 @@ use tollgate_core::script::Step;
 use tollgate_core::{CallId, ToolCall, ToolOutcome, Workflow};
 
 /// The mutations, by name, in the order `apply` numbers them.
-pub const MUTATIONS: [&str; 14] = [
+pub const MUTATIONS: [&str; 15] = [
     "drop-call",
     "drop-verification",
     "drop-result",
@@ -24,6 +24,7 @@ pub const MUTATIONS: [&str; 14] = [
     "fail-and-retry",
     "record-result-twice",
     "insert-call",
+    "resize-list",
 ];
 
 /// Mutates sequences of one workflow.
@@ -107,7 +108,8 @@ impl Mutator<'_> {
             10 => self.splice(rng, ids, steps),
             11 => self.fail_and_retry(rng, ids, steps),
             12 => record_twice(rng, steps),
-            _ => self.insert_call(rng, ids, steps),
+            13 => self.insert_call(rng, ids, steps),
+            _ => self.resize_list(rng, steps),
         }
     }
 
@@ -333,6 +335,53 @@ impl Mutator<'_> {
         let call = ToolCall { id: ids.next(), tool: tool.name().to_owned(), args, now_ms };
         let pair = self.with_result(rng, call);
         insert_all(steps, at, pair);
+        true
+    }
+}
+
+impl Mutator<'_> {
+    /// A list argument one longer, one shorter, or with one element
+    /// swapped for one another call of the tool had there: one passenger
+    /// more, an item twice, an item of another order.
+    fn resize_list(&self, rng: &mut Rng, steps: &mut [Step]) -> bool {
+        let lists = |call: &ToolCall| -> Vec<String> {
+            call.args.as_object().map_or_else(Vec::new, |o| {
+                o.iter().filter(|(_, v)| v.as_array().is_some_and(|a| !a.is_empty())).map(|(k, _)| k.clone()).collect()
+            })
+        };
+        let candidates: Vec<usize> = call_positions(steps)
+            .into_iter()
+            .filter(|&i| call_at(steps, i).is_some_and(|c| !lists(c).is_empty()))
+            .collect();
+        let Some(&index) = rng.pick(&candidates) else { return false };
+        let Some(mut call) = call_at(steps, index).cloned() else { return false };
+        let Some(field) = rng.pick(&lists(&call)).cloned() else { return false };
+        let Some(Json::Array(items)) = call.args.get(&field).cloned() else { return false };
+        let mut items = items;
+        let at = rng.below(items.len());
+        match rng.below(3) {
+            0 => {
+                let Some(copy) = items.get(at).cloned() else { return false };
+                items.push(copy);
+            }
+            1 => {
+                items.remove(at);
+            }
+            _ => {
+                let seen: Vec<&Json> = self
+                    .book
+                    .calls
+                    .get(&call.tool)
+                    .map(|calls| calls.iter().filter_map(|args| args.get(&field)?.as_array()).flatten().collect())
+                    .unwrap_or_default();
+                let Some(other) = rng.pick(&seen).map(|v| (*v).clone()) else { return false };
+                if let Some(item) = items.get_mut(at) {
+                    *item = other;
+                }
+            }
+        }
+        set_field(&mut call.args, &field, Json::Array(items));
+        self.rederive(rng, steps, index, call);
         true
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! In this view every number is a double (JSON does not tell `800` from
 //! `800.0`, and CEL would refuse `int + double`); keys of keyed facts are
-//! strings.
+//! strings; `now` (the call's session clock), `timestamp(...)` and
+//! `duration(...)` are seconds (see `functions.rs`).
 
 use anyhow::{Result, anyhow};
 use cel::objects::{Key, Map as CelMap};
@@ -122,7 +123,7 @@ impl Oracle {
         let declared = self.by_tool.get(&call.tool)?;
         let view = View::of(workflow, before, &self.aggregates, &call.args);
         for invariant in declared {
-            let verdict = self.evaluate(&invariant.program, &view, &call.args);
+            let verdict = self.evaluate(&invariant.program, &view, call);
             let seen = match verdict {
                 Ok(Cel::Bool(true)) => continue,
                 Ok(Cel::Bool(false)) => "the rule is false".to_owned(),
@@ -176,9 +177,15 @@ impl Oracle {
         None
     }
 
-    fn evaluate(&self, program: &Program, view: &View, args: &Json) -> Result<Cel, String> {
+    fn evaluate(&self, program: &Program, view: &View, call: &ToolCall) -> Result<Cel, String> {
         let mut context = Context::with_env(Arc::clone(&self.env));
-        context.add_variable_from_value("args", to_cel(args));
+        context.add_variable_from_value("args", to_cel(&call.args));
+        // A call without a session clock has no `now`: a rule reading it
+        // cannot be evaluated, which is a violation.
+        if let Some(now_ms) = call.now_ms {
+            context.add_variable_from_value("now", Cel::Float(now_ms as f64 / 1000.0));
+        }
+        super::functions::add(&mut context)?;
         context.add_variable_from_value("facts", view.facts.clone());
         context.add_variable_from_value("session", view.session.clone());
         for (name, by_key) in &view.by_key {
