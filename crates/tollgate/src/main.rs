@@ -1,6 +1,21 @@
 //! The `tollgate` command: thin glue over the library crates.
 
 mod attack;
+/// `println!` for output a reader may cut short (`| head`): a closed pipe
+/// ends the command quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("tollgate: cannot write the output: {error}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod bench;
 mod demo;
 mod durable_bench;

@@ -12,10 +12,10 @@ pub async fn list(db: &str, limit: i64) -> Result<ExitCode> {
     let store = Store::open(db).await?;
     let sessions = store.sessions(limit).await?;
     if sessions.is_empty() {
-        println!("no sessions in {db}");
+        out!("no sessions in {db}");
     }
     for s in sessions {
-        println!(
+        out!(
             "{}  {} v{}  {} journal entries{}",
             s.id,
             s.workflow_name,
@@ -32,12 +32,9 @@ pub async fn list(db: &str, limit: i64) -> Result<ExitCode> {
 pub async fn show(db: &str, id: &str) -> Result<ExitCode> {
     let store = Store::open(db).await?;
     let info = store.session(id).await?.with_context(|| format!("no session '{id}' in {db}"))?;
-    println!(
-        "session {}: workflow {} v{} ({})",
-        info.id, info.workflow_name, info.workflow_version, info.workflow_hash
-    );
+    out!("session {}: workflow {} v{} ({})", info.id, info.workflow_name, info.workflow_version, info.workflow_hash);
     for entry in store.journal(id).await? {
-        println!("{:>5} {:<9} {:<12} {}", entry.seq, entry.kind, entry.call_id.unwrap_or_default(), entry.body);
+        out!("{:>5} {:<9} {:<12} {}", entry.seq, entry.kind, entry.call_id.unwrap_or_default(), entry.body);
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
@@ -47,7 +44,7 @@ pub async fn show(db: &str, id: &str) -> Result<ExitCode> {
 pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
     let engine = Engine::open(db).await?;
     let resume = engine.resume(id).await?;
-    println!(
+    out!(
         "session {} resumes after journal entry {}: {} allowed, {} blocked, {} escalated",
         resume.session.id,
         resume.session.last_seq,
@@ -56,13 +53,13 @@ pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
         resume.state.escalations()
     );
     for (fact, key, value) in resume.state.facts(&resume.workflow) {
-        println!("  fact {fact}{}: {}", key.map(|k| format!("({k})")).unwrap_or_default(), value.to_json());
+        out!("  fact {fact}{}: {}", key.map(|k| format!("({k})")).unwrap_or_default(), value.to_json());
     }
     if resume.in_doubt.is_empty() {
-        println!("no calls in doubt");
+        out!("no calls in doubt");
     }
     for call in &resume.in_doubt {
-        println!(
+        out!(
             "in doubt: call {} ({}) was allowed but its result was never recorded; re-drive it{}",
             call.call_id,
             call.tool,
@@ -80,17 +77,17 @@ pub async fn verify(db: &str) -> Result<ExitCode> {
     store.close().await;
     match report.problem {
         None => {
-            println!("audit log intact: {} records in {} sessions", report.records, report.sessions);
+            out!("audit log intact: {} records in {} sessions", report.records, report.sessions);
             Ok(ExitCode::SUCCESS)
         }
         Some(problem) => {
-            println!(
+            out!(
                 "audit log BROKEN at record {}{}: {}",
                 problem.seq,
                 problem.session_id.map(|s| format!(" (session {s})")).unwrap_or_default(),
                 problem.message
             );
-            println!("{} records before it verified", report.records);
+            out!("{} records before it verified", report.records);
             Ok(ExitCode::FAILURE)
         }
     }

@@ -167,3 +167,46 @@ fn stored_sessions_and_the_audit_log_are_inspectable_and_tampering_is_caught() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no session 'nope'"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_output_quietly() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_pipe").unwrap();
+    let db = dir.join("pipe.db").display().to_string();
+    let script = dir.join("long.jsonl");
+    // A session whose journal is far longer than a pipe's buffer.
+    let lines: Vec<String> = (0..2_000)
+        .map(|i| {
+            format!(
+                r#"{{"call": {{"id": "c{i}", "tool": "get_customer", "args": {{"email": "a@b.c", "zip": "12345"}}}}}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&script, lines.join("\n")).unwrap();
+    let run = tollgate(&[
+        "run",
+        "--workflow",
+        "examples/support-refunds.toml",
+        &script.display().to_string(),
+        "--db",
+        &db,
+        "--session",
+        "long",
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["sessions", "show", "long", "--db", &db])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe, as `| head -1` does.
+    let mut first = [0u8; 64];
+    let read = std::io::Read::read(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..read]).starts_with("session long"));
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
