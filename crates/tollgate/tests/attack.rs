@@ -7,27 +7,15 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{root, stdout, tollgate};
+
+use std::path::Path;
+use std::process::Output;
 
 const WORKFLOW: &str = "examples/support-refunds.toml";
 const TRACES: &str = "examples/support-refunds.traces.jsonl";
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-fn tollgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// The number printed right before `label` in the report (`74270 allowed and judged`).
 fn figure(report: &str, label: &str) -> u64 {
@@ -226,13 +214,7 @@ fn bad_input_is_a_clear_error() {
 /// sibling `shared/` holds them; `None` (after saying so) when absent,
 /// except under `CI=true`.
 fn tau2_ground_truth() -> Option<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tau/traces/gt_completed_tau2.jsonl");
-    if path.is_file() {
-        return Some(path.display().to_string());
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{} is missing under CI=true", path.display());
-    eprintln!("skipping: {} is not there", path.display());
-    None
+    common::tau_traces().map(|dir| dir.join("gt_completed_tau2.jsonl").display().to_string())
 }
 
 /// A τ² workflow attacked from the ground truth of its domain (picked by

@@ -5,31 +5,18 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
+mod common;
+
+use common::{stderr, stdout, tau_traces, tollgate};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const WORKFLOW: &str = "examples/support-refunds.toml";
 const TAU: &str = "crates/tollgate/tests/fixtures/replay/refunds.tau.jsonl";
 const OPENAI: &str = "crates/tollgate/tests/fixtures/replay/refunds.openai.json";
 const ANTHROPIC: &str = "crates/tollgate/tests/fixtures/replay/refunds.anthropic.jsonl";
 const MISMATCH: &str = "crates/tollgate/tests/fixtures/replay/refunds_mismatch.tau.jsonl";
-
-fn tollgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .env_remove("TOLLGATE_DB")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// A database path in a new directory (the file does not exist yet).
 fn new_db() -> (PathBuf, String) {
@@ -213,18 +200,6 @@ fn bench_replay_reports_decided_calls_per_second() {
     assert!(rate.is_some_and(|r| r > 0.0), "{text}");
     let bad = tollgate(&["bench", "replay", "--workflow", WORKFLOW, "--runs", "0", TAU]);
     assert!(!bad.status.success());
-}
-
-/// The recorded τ traces, where the repository's sibling `shared/` holds
-/// them; `None` (after saying so) when absent, except under `CI=true`.
-fn tau_traces() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tau/traces");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{} is missing under CI=true", dir.display());
-    eprintln!("skipping: {} is not there", dir.display());
-    None
 }
 
 #[test]

@@ -10,34 +10,15 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{tau_traces, text, tollgate};
+
+use std::path::Path;
+use std::process::Output;
 
 const WORKFLOW: &str = "examples/tau2-airline.toml";
 const SCENARIOS: &str = "crates/tollgate/tests/fixtures/replay/airline_scenarios.tau.jsonl";
-
-fn tollgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .env_remove("TOLLGATE_DB")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-fn tau_traces() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tau/traces");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{} is missing under CI=true", dir.display());
-    eprintln!("skipping: {} is not there", dir.display());
-    None
-}
 
 /// The airline sessions of a trace file, written to `dir`; their count.
 fn airline_only(source: &Path, dir: &Path) -> (String, usize) {

@@ -7,9 +7,12 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
+mod common;
+
+use common::{tau_traces, text, tollgate};
+
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 const RETAIL: &str = "examples/tau2-retail.toml";
 const TELECOM: &str = "examples/tau2-telecom.toml";
@@ -34,31 +37,6 @@ const TOOL_REJECTED_V1: &[(&str, usize, &str)] = &[
     ("tau-bench/retail/test/64", 6, "R-RETURN-EXCHANGE-DELIVERED"),
     ("tau-bench/retail/test/106", 4, "R-GIFTCARD-BALANCE"),
 ];
-
-fn tollgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .env_remove("TOLLGATE_DB")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// The recorded traces, where the repository's sibling `shared/` holds them;
-/// `None` (after saying so) when absent, except under `CI=true`.
-fn tau_traces() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tau/traces");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{} is missing under CI=true", dir.display());
-    eprintln!("skipping: {} is not there", dir.display());
-    None
-}
 
 /// The sessions of one domain, each with the tool-rejected calls added to
 /// its expected blocks (after checking the tool did reject them).

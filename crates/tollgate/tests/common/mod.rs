@@ -1,0 +1,52 @@
+//! What the `tollgate` binary's tests share: running the binary as a user
+//! does, reading its output, and finding the τ-bench data beside the
+//! repository.
+
+#![allow(dead_code, clippy::panic)] // each test binary uses part of this; tests fail by panicking
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root, where the binary runs.
+pub fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// Runs `tollgate` in the repository's root, with no `TOLLGATE_DB` from the
+/// environment.
+pub fn tollgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("TOLLGATE_DB")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Both, for messages.
+pub fn text(output: &Output) -> String {
+    format!("{}{}", stdout(output), stderr(output))
+}
+
+/// The recorded τ traces (`shared/tau/traces/`, beside the repository);
+/// `None` (after saying so) when absent, except under `CI=true`, where that
+/// is a failure.
+pub fn tau_traces() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tau/traces");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{} is missing under CI=true", dir.display());
+    eprintln!("skipping: {} is not there", dir.display());
+    None
+}
