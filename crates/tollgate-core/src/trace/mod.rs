@@ -293,11 +293,20 @@ pub fn compare(workflow: &Workflow, trace: &Trace, outcomes: &[CallOutcome]) -> 
     for outcome in outcomes {
         let expected = expect.blocked_indexes.contains(&outcome.index);
         if outcome.refused() != expected {
+            let mut got = describe(outcome);
+            // A refusal of a call the tool itself failed had no effect to
+            // prevent; say so, so a reader can weigh the difference.
+            if outcome.refused()
+                && let Some(TraceEvent::Call(RecordedCall { outcome: Recorded::Error(error), .. })) =
+                    trace.events.get(outcome.index)
+            {
+                got.push_str(&format!("; the tool itself failed this call: {error}"));
+            }
             differences.push(Difference {
                 index: Some(outcome.index),
                 tool: tool(outcome.index),
                 expected: if expected { "block or escalate".into() } else { "allow".into() },
-                got: describe(outcome),
+                got,
             });
         }
     }

@@ -288,3 +288,15 @@ fn an_expected_rule_may_be_named_by_the_policy_a_workflow_rule_enforces() {
     assert_eq!(differences.len(), 1, "{differences:?}");
     assert_eq!(differences[0].expected, "a refusal naming rule R-BIG-REFUND");
 }
+
+#[test]
+fn a_difference_on_a_call_the_tool_itself_failed_says_so() {
+    let workflow = refunds();
+    // A refund before anyone is verified: blocked; the tool failed it too.
+    let text = r##"{"id": "t", "events": [{"call": {"name": "process_refund", "arguments": {"order_id": "#W1", "amount": 5}}, "result": null, "error": "Error: no such order"}, {"call": {"name": "process_refund", "arguments": {"order_id": "#W1", "amount": 5}}, "result": {}, "error": null}], "expect": {"blocked_indexes": [], "rule_ids": []}}"##;
+    let trace = parsed(text).remove(0);
+    let differences = compare(&workflow, &trace, &replay(&workflow, &trace));
+    assert_eq!(differences.len(), 2, "{differences:?}");
+    assert!(differences[0].got.ends_with("the tool itself failed this call: Error: no such order"), "{differences:?}");
+    assert!(!differences[1].got.contains("the tool itself failed"), "{differences:?}");
+}
