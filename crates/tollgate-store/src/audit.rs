@@ -102,17 +102,17 @@ where
     })
 }
 
-/// Appends `audits` for session `id` to both chains, inside the
-/// transaction: `head` is where the global chain ends and `session` where
-/// the session's chain ends; both move past the records written. (The
-/// caller read the head under lock and writes it back once, at commit.)
-pub(crate) async fn append(
-    tx: &mut TxInner,
+/// Chains `audits` for session `id` onto both chains: `head` is where the
+/// global chain ends and `session` where the session's chain ends; both move
+/// past the records made. (The caller read the head under lock, writes the
+/// records and the head back at commit.)
+pub(crate) fn chain(
     id: &str,
     head: &mut (i64, String),
     session: &mut (i64, String),
     audits: &[NewAudit],
-) -> Result<(), StoreError> {
+    out: &mut Vec<AuditRecord>,
+) {
     for audit in audits {
         let mut record = AuditRecord {
             seq: head.0 + 1,
@@ -121,31 +121,15 @@ pub(crate) async fn append(
             kind: audit.kind.clone(),
             body: audit.body.clone(),
             at_ms: audit.at_ms,
-            prev_hash: head.1.clone(),
-            session_prev_hash: session.1.clone(),
+            prev_hash: std::mem::take(&mut head.1),
+            session_prev_hash: std::mem::take(&mut session.1),
             hash: String::new(),
         };
         record.hash = record_hash(&record);
-        const SQL: &str = "INSERT INTO tollgate_audit \
-            (seq, session_id, session_seq, kind, body, at_ms, prev_hash, session_prev_hash, hash) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        on_tx!(&mut *tx, c => sqlx::query(SQL)
-            .bind(record.seq)
-            .bind(&record.session_id)
-            .bind(record.session_seq)
-            .bind(&record.kind)
-            .bind(&record.body)
-            .bind(record.at_ms)
-            .bind(&record.prev_hash)
-            .bind(&record.session_prev_hash)
-            .bind(&record.hash)
-            .execute(&mut **c)
-            .await
-            .map(drop)?);
         *head = (record.seq, record.hash.clone());
-        *session = (record.session_seq, record.hash);
+        *session = (record.session_seq, record.hash.clone());
+        out.push(record);
     }
-    Ok(())
 }
 
 /// Reads the global chain's head, locking its row until the transaction
