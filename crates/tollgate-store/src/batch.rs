@@ -59,56 +59,16 @@ impl Shape {
         }
     }
 
-    /// The statement for `rows` rows, placeholders numbered from `base + 1`.
-    fn write_sql(self, rows: usize, base: usize, sql: &mut String) {
-        use std::fmt::Write;
+    /// Appends the statement for `rows` rows to `sql`.
+    fn write_sql(self, rows: usize, placeholders: &mut Placeholders, sql: &mut String) {
         let columns = self.columns();
-        let mut n = base;
-        let mut row = |sql: &mut String, casts: &[&str]| {
-            sql.push('(');
-            for column in 0..columns {
-                n += 1;
-                if column > 0 {
-                    sql.push_str(", ");
-                }
-                match casts.get(column).filter(|cast| !cast.is_empty()) {
-                    Some(cast) => {
-                        let _ = write!(sql, "CAST(${n} AS {cast})");
-                    }
-                    None => {
-                        let _ = write!(sql, "${n}");
-                    }
-                }
-            }
-            sql.push(')');
-        };
-        let (head, separator, tail) = match self {
-            Shape::Journal => {
-                ("INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) VALUES ", ", ", "")
-            }
-            Shape::Audit => (
-                "INSERT INTO tollgate_audit (seq, session_id, session_seq, kind, body, at_ms, prev_hash, \
-                 session_prev_hash, hash) VALUES ",
-                ", ",
-                "",
-            ),
-            Shape::Checkpoints => (
-                "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES ",
-                ", ",
-                " ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state",
-            ),
-            Shape::Sessions => (
-                "UPDATE tollgate_sessions SET last_seq = v.column2, audit_seq = v.column3, audit_hash = v.column4 \
-                 FROM (VALUES ",
-                ", ",
-                ") AS v WHERE tollgate_sessions.id = v.column1",
-            ),
+        match self {
             Shape::Head => {
-                {
-                    let _ =
-                        write!(sql, "UPDATE tollgate_audit_head SET seq = ${}, hash = ${} WHERE id = 1", n + 1, n + 2);
-                };
-                return;
+                sql.push_str("UPDATE tollgate_audit_head SET seq = ");
+                placeholders.push(sql);
+                sql.push_str(", hash = ");
+                placeholders.push(sql);
+                sql.push_str(" WHERE id = 1");
             }
             Shape::LockSessions { for_update } => {
                 sql.push_str(crate::SELECT_SESSIONS);
@@ -117,44 +77,103 @@ impl Shape {
                     if k > 0 {
                         sql.push_str(", ");
                     }
-                    n += 1;
-                    {
-                        let _ = write!(sql, "${n}");
-                    };
+                    placeholders.push(sql);
                 }
                 // PostgreSQL locks the rows as the sort emits them: in byte order of their ids.
                 sql.push_str(if for_update { ") ORDER BY id COLLATE \"C\" FOR UPDATE" } else { ")" });
-                return;
             }
             Shape::Calls => {
                 // The OR form, not `(a, b) IN (VALUES ...)`: SQLite searches
                 // the call index for each term, but scans the table for the other.
-                sql.push_str("SELECT seq, kind, call_id, body, at_ms, session_id FROM tollgate_journal WHERE (");
+                sql.push_str("SELECT seq, kind, call_id, body, at_ms, session_id FROM tollgate_journal WHERE ");
                 for k in 0..rows {
-                    if k > 0 {
-                        sql.push_str(" OR ");
-                    }
-                    {
-                        let _ = write!(sql, "(session_id = ${} AND call_id = ${})", n + 1, n + 2);
-                    };
-                    n += 2;
+                    sql.push_str(if k > 0 { " OR (session_id = " } else { "(session_id = " });
+                    placeholders.push(sql);
+                    sql.push_str(" AND call_id = ");
+                    placeholders.push(sql);
+                    sql.push(')');
                 }
-                sql.push(')');
-                return;
             }
-        };
-        sql.push_str(head);
-        let casts: &[&str] = match self {
-            Shape::Sessions => &["", "BIGINT", "BIGINT", ""],
-            _ => &[],
-        };
-        for k in 0..rows {
-            if k > 0 {
-                sql.push_str(separator);
+            Shape::Journal | Shape::Audit | Shape::Checkpoints | Shape::Sessions => {
+                let (head, tail, casts): (&str, &str, &[&str]) = match self {
+                    Shape::Journal => {
+                        ("INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) VALUES ", "", &[])
+                    }
+                    Shape::Audit => (
+                        "INSERT INTO tollgate_audit (seq, session_id, session_seq, kind, body, at_ms, prev_hash, \
+                         session_prev_hash, hash) VALUES ",
+                        "",
+                        &[],
+                    ),
+                    Shape::Checkpoints => (
+                        "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES ",
+                        " ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state",
+                        &[],
+                    ),
+                    _ => (
+                        // The VALUES' types are not known from a target column here: PostgreSQL needs the casts.
+                        "UPDATE tollgate_sessions SET last_seq = v.column2, audit_seq = v.column3, \
+                         audit_hash = v.column4 FROM (VALUES ",
+                        ") AS v WHERE tollgate_sessions.id = v.column1",
+                        &["", "BIGINT", "BIGINT", ""],
+                    ),
+                };
+                sql.push_str(head);
+                for k in 0..rows {
+                    sql.push_str(if k > 0 { ", (" } else { "(" });
+                    for column in 0..columns {
+                        if column > 0 {
+                            sql.push_str(", ");
+                        }
+                        match casts.get(column).filter(|cast| !cast.is_empty()) {
+                            Some(cast) => {
+                                sql.push_str("CAST(");
+                                placeholders.push(sql);
+                                sql.push_str(" AS ");
+                                sql.push_str(cast);
+                                sql.push(')');
+                            }
+                            None => placeholders.push(sql),
+                        }
+                    }
+                    sql.push(')');
+                }
+                sql.push_str(tail);
             }
-            row(sql, casts);
         }
-        sql.push_str(tail);
+    }
+}
+
+/// How placeholders are written: PostgreSQL needs `$1, $2, ...`; SQLite
+/// takes those too, but looks each name up in a list (sqlx asks for every
+/// parameter's name), so a statement of n numbered placeholders binds in
+/// O(n²) — most of a commit's time at a few thousand. Plain `?` binds in
+/// order, across the statements of a multi-statement query too.
+pub(crate) enum Placeholders {
+    /// `$1, $2, ...` from the next number.
+    Numbered { next: usize },
+    /// `?`.
+    Anonymous,
+}
+
+impl Placeholders {
+    /// The style `tx`'s database wants, numbering from 1.
+    pub(crate) fn of(tx: &TxInner) -> Placeholders {
+        match tx {
+            TxInner::Sqlite(_) => Placeholders::Anonymous,
+            TxInner::Postgres(_) => Placeholders::Numbered { next: 1 },
+        }
+    }
+
+    fn push(&mut self, sql: &mut String) {
+        match self {
+            Placeholders::Numbered { next } => {
+                use std::fmt::Write;
+                let _ = write!(sql, "${next}");
+                *next += 1;
+            }
+            Placeholders::Anonymous => sql.push('?'),
+        }
     }
 }
 
@@ -167,10 +186,10 @@ pub(crate) struct Statement<'a> {
 }
 
 impl<'a> Statement<'a> {
-    /// The SQL text, placeholders numbered from 1.
-    pub(crate) fn sql(&self) -> String {
+    /// The SQL text, in `tx`'s placeholder style.
+    pub(crate) fn sql(&self, tx: &TxInner) -> String {
         let mut sql = String::new();
-        self.shape.write_sql(self.rows, 0, &mut sql);
+        self.shape.write_sql(self.rows, &mut Placeholders::of(tx), &mut sql);
         sql
     }
 
@@ -240,7 +259,7 @@ pub(crate) async fn execute(tx: &mut TxInner, statements: &[Statement<'_>]) -> R
                     if taken > 0 && binds.len() + statement.binds.len() > BINDS_MAX {
                         break;
                     }
-                    statement.shape.write_sql(statement.rows, binds.len(), &mut sql);
+                    statement.shape.write_sql(statement.rows, &mut Placeholders::Anonymous, &mut sql);
                     sql.push_str(";\n");
                     binds.extend_from_slice(&statement.binds);
                     taken += 1;
@@ -252,7 +271,9 @@ pub(crate) async fn execute(tx: &mut TxInner, statements: &[Statement<'_>]) -> R
         }
         TxInner::Postgres(c) => {
             for statement in statements {
-                let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(statement.sql())), &statement.binds);
+                let mut sql = String::new();
+                statement.shape.write_sql(statement.rows, &mut Placeholders::Numbered { next: 1 }, &mut sql);
+                let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), &statement.binds);
                 query.execute(&mut **c).await?;
             }
         }
@@ -279,12 +300,15 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_numbered_across_a_multi_statement_query() {
+    fn placeholders_are_numbered_or_anonymous() {
         let mut sql = String::new();
-        Shape::Checkpoints.write_sql(2, 4, &mut sql);
+        Shape::Checkpoints.write_sql(2, &mut Placeholders::Numbered { next: 5 }, &mut sql);
         assert!(sql.contains("($5, $6, $7), ($8, $9, $10) ON CONFLICT"), "{sql}");
         let mut sql = String::new();
-        Shape::Sessions.write_sql(1, 0, &mut sql);
+        Shape::Sessions.write_sql(1, &mut Placeholders::Numbered { next: 1 }, &mut sql);
         assert!(sql.contains("($1, CAST($2 AS BIGINT), CAST($3 AS BIGINT), $4)"), "{sql}");
+        let mut sql = String::new();
+        Shape::Calls.write_sql(2, &mut Placeholders::Anonymous, &mut sql);
+        assert!(sql.ends_with("WHERE (session_id = ? AND call_id = ?) OR (session_id = ? AND call_id = ?)"), "{sql}");
     }
 }

@@ -252,6 +252,10 @@ impl Store {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                // No ping before each transaction: a file has no connection
+                // to go stale, and the ping is a round trip to sqlx's worker
+                // thread (two thread switches) on every commit.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;

@@ -93,7 +93,7 @@ impl SessionTx {
         ids.dedup();
         let shape = Shape::LockSessions { for_update: matches!(self.inner, TxInner::Postgres(_)) };
         for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
-            let sql = sqlx::AssertSqlSafe(statement.sql());
+            let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
             let rows = on_tx!(&mut self.inner, c => bind_all!(sqlx::query(sql), statement.binds())
                 .fetch_all(&mut **c).await?
                 .iter()
@@ -131,7 +131,7 @@ impl SessionTx {
             binds.extend([Bind::Text(id), Bind::Text(call)]);
         });
         for statement in statements {
-            let sql = sqlx::AssertSqlSafe(statement.sql());
+            let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
             let rows = on_tx!(&mut self.inner, c => bind_all!(sqlx::query(sql), statement.binds())
                 .fetch_all(&mut **c).await?
                 .iter()
