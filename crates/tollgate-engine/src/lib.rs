@@ -375,9 +375,9 @@ impl Engine {
         }
         let calls: Vec<(&str, &str)> = jobs
             .iter()
-            .filter_map(|q| match &q.job {
-                Job::Decide { session, call } => Some((session.as_str(), call.id.as_str())),
-                Job::Record { session, call_id, .. } => Some((session.as_str(), call_id.as_str())),
+            .map(|q| match &q.job {
+                Job::Decide { session, call } => (session.as_str(), call.id.as_str()),
+                Job::Record { session, call_id, .. } => (session.as_str(), call_id.as_str()),
             })
             .filter(|(_, call)| check_id("call", call).is_ok())
             .collect();

@@ -8,8 +8,8 @@
 //! Row counts are split into powers of two (at most [`BINDS_MAX`] values a
 //! statement), so the statements' texts repeat and their prepared forms are
 //! reused from the connection's statement cache. On SQLite the statements of
-//! one commit go in one round trip (a multi-statement query, placeholders
-//! numbered across it).
+//! one commit go in one round trip (a multi-statement query with `?`
+//! placeholders, bound in order across its statements).
 
 use crate::TxInner;
 
@@ -56,6 +56,16 @@ impl Shape {
             Shape::Head => 2,
             Shape::LockSessions { .. } => 1,
             Shape::Calls => 2,
+        }
+    }
+
+    /// Rows a statement holds at most, apart from the bind limit.
+    fn rows_max(self) -> usize {
+        match self {
+            // SQLite parses `a OR b OR ...` as a tree as deep as it is
+            // long, and refuses trees deeper than 1,000.
+            Shape::Calls => 256,
+            _ => usize::MAX,
         }
     }
 
@@ -208,7 +218,7 @@ pub(crate) fn statements<'a, T>(
     mut row: impl FnMut(&'a T, &mut Vec<Bind<'a>>),
 ) -> Vec<Statement<'a>> {
     let columns = shape.columns();
-    let rows_max = prev_power_of_two((BINDS_MAX / columns).max(1));
+    let rows_max = prev_power_of_two((BINDS_MAX / columns).max(1)).min(shape.rows_max());
     let mut out = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {

@@ -385,19 +385,42 @@ impl Store {
 
     /// Checks the whole audit log: every record's hash, both chains (global
     /// and per session), and that nothing is missing at the end.
+    ///
+    /// Records are read in packed chunks (one row each), and the next chunk
+    /// is being read by the database while this one is hashed.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
         let head = self.audit_head().await?;
         let mut verifier = audit::Verifier::default();
-        let mut after = 0;
-        loop {
-            let batch = self.audit_records(after, 10_000).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.seq;
-            if verifier.feed(&batch) {
+        let mut next = Some(tokio::spawn(self.clone().packed_audit(0)));
+        while let Some(reading) = next.take() {
+            let chunk =
+                reading.await.map_err(|e| StoreError::Damaged(format!("reading the audit log failed: {e}")))??;
+            let Some((last, packed)) = chunk else { break };
+            next = Some(tokio::spawn(self.clone().packed_audit(last)));
+            if audit::feed_packed(&mut verifier, &packed)? {
                 break;
             }
         }
+        if let Some(reading) = next {
+            reading.abort();
+        }
         Ok(verifier.finish(&head))
+    }
+
+    /// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.
+    async fn packed_audit(self, after: i64) -> Result<Option<(i64, String)>, StoreError> {
+        let row = on_pool!(&self, pool => {
+            let row = sqlx::query(audit::SELECT_PACKED)
+                .bind(after)
+                .bind(audit::PACKED_RECORDS_MAX)
+                .fetch_one(pool)
+                .await?;
+            (row.try_get::<Option<i64>, _>("last")?, row.try_get::<Option<String>, _>("packed")?)
+        });
+        Ok(match row {
+            (Some(last), Some(packed)) => Some((last, packed)),
+            _ => None,
+        })
     }
 
     /// Locks session `id` for changes (waiting for any other holder, in this
