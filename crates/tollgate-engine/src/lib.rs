@@ -365,18 +365,24 @@ impl Engine {
             Ok(tx) => tx,
             Err(error) => return fail_all(jobs, error.to_string()),
         };
-        // PostgreSQL: lock the group's sessions in one order, so two
-        // processes' groups never wait for each other in a cycle.
-        if matches!(self.store, Store::Postgres(_)) {
-            let mut ids: Vec<&str> = jobs.iter().map(|q| q.job.session()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                match tx.lock(id).await {
-                    Ok(()) | Err(StoreError::NoSession(_)) => {}
-                    Err(error) => return fail_all(jobs, error.to_string()),
-                }
-            }
+        // Lock the group's sessions in one statement (PostgreSQL: in id
+        // order, so two processes' groups never wait for each other in a
+        // cycle), and look up the group's call ids in another, so a job asks
+        // the database nothing when its session is cached.
+        let ids: Vec<&str> = jobs.iter().map(|q| q.job.session()).collect();
+        if let Err(error) = tx.lock_all(&ids).await {
+            return fail_all(jobs, error.to_string());
+        }
+        let calls: Vec<(&str, &str)> = jobs
+            .iter()
+            .map(|q| match &q.job {
+                Job::Decide { session, call } => (session.as_str(), call.id.as_str()),
+                Job::Record { session, call_id, .. } => (session.as_str(), call_id.as_str()),
+            })
+            .filter(|(_, call)| check_id("call", call).is_ok())
+            .collect();
+        if let Err(error) = tx.prefetch_calls(&calls).await {
+            return fail_all(jobs, error.to_string());
         }
         let mut overlay: HashMap<String, Cached> = HashMap::new();
         let mut answers = Vec::with_capacity(jobs.len());
@@ -447,7 +453,8 @@ impl Engine {
         call: &ToolCall,
     ) -> Result<CallDecision, EngineError> {
         tx.lock(session).await?;
-        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(tx, session, Some(overlay)).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } =
+            self.load_locked(tx, session, Some(&mut *overlay)).await?;
         // The session clock: the call's own (a replay of a recorded trace),
         // else the engine's. Rules read it as `now`; it is journaled with the
         // call, so replaying the journal decides at the same time.
@@ -478,6 +485,7 @@ impl Engine {
                 // Re-derived as it was made: at the clock recorded with it.
                 let recorded = call_of(&body, session, earlier.seq)?;
                 let decision = original_decision(tx, &workflow, session, &recorded, earlier.seq, &body).await?;
+                overlay.insert(session.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
                 return Ok(CallDecision { json: at(&body, "/decision").clone(), decision, replayed: true });
             }
             Some(refusal(
@@ -520,13 +528,19 @@ impl Engine {
         outcome: ToolOutcome,
     ) -> Result<Recorded, EngineError> {
         tx.lock(session).await?;
-        let Loaded { workflow, mut state, info, checkpoint_seq } = self.load_locked(tx, session, Some(overlay)).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } =
+            self.load_locked(tx, session, Some(&mut *overlay)).await?;
         let call = CallId::new(call_id);
-        if tx.find_call(session, call_id, "result").await?.is_some() {
-            return Ok(unchanged(format!("the result of call {call_id} was recorded before; it counts once")));
-        }
-        if !state.pending_calls().any(|pending| *pending == call) {
-            return Ok(unchanged(format!("call {call_id} is not an allowed call awaiting its result")));
+        let note = if tx.find_call(session, call_id, "result").await?.is_some() {
+            Some(format!("the result of call {call_id} was recorded before; it counts once"))
+        } else if !state.pending_calls().any(|pending| *pending == call) {
+            Some(format!("call {call_id} is not an allowed call awaiting its result"))
+        } else {
+            None
+        };
+        if let Some(note) = note {
+            overlay.insert(session.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
+            return Ok(unchanged(note));
         }
         let now = self.clock.now_ms();
         // A result over the workflow's limit is withheld by the core and
@@ -606,28 +620,30 @@ impl Engine {
         Ok(Resume { session: info, state, workflow, in_doubt: in_doubt.into_iter().map(|(_, d)| d).collect() })
     }
 
-    /// Loads a locked session: its workflow, its state (from the cache if
-    /// `cached` allows and it is current, else checkpoint plus the journal
-    /// after it) and its row.
+    /// Loads a locked session: its workflow, its state (taken out of the
+    /// group's overlay or the engine's cache if `overlay` is given and the
+    /// entry is current, else checkpoint plus the journal after it) and its
+    /// row. A state taken out is put back into the overlay by the job once it
+    /// has appended (or decided not to); if the job or its group fails, the
+    /// session is simply loaded from the store next time.
     async fn load_locked(
         &self,
         tx: &mut SessionTx,
         session: &str,
-        overlay: Option<&HashMap<String, Cached>>,
+        overlay: Option<&mut HashMap<String, Cached>>,
     ) -> Result<Loaded, EngineError> {
         let info = tx.info()?.clone();
         let workflow = self.workflow(&info.workflow_hash).await?;
         if let Some(overlay) = overlay {
-            let current = |entry: &Cached| entry.last_seq == info.last_seq && entry.workflow_hash == info.workflow_hash;
-            let found = match overlay.get(session) {
-                Some(entry) => current(entry).then(|| (entry.state.clone(), entry.checkpoint_seq)),
-                None => {
-                    let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-                    sessions.get(session).filter(|e| current(e)).map(|e| (e.state.clone(), e.checkpoint_seq))
-                }
+            let entry = match overlay.remove(session) {
+                Some(entry) => Some(entry),
+                None => self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(session),
             };
-            if let Some((state, checkpoint_seq)) = found {
-                return Ok(Loaded { workflow, state, info, checkpoint_seq });
+            // INVARIANT: the cached state is used only while the stored journal
+            // (read under the session's lock) ends where the cache does.
+            if let Some(entry) = entry.filter(|e| e.last_seq == info.last_seq && e.workflow_hash == info.workflow_hash)
+            {
+                return Ok(Loaded { workflow, state: entry.state, info, checkpoint_seq: entry.checkpoint_seq });
             }
         }
         let (mut state, after) = match tx.checkpoint(session).await? {

@@ -13,16 +13,18 @@
 //! records and checkpoint commit together or not at all.
 
 mod audit;
+mod batch;
 mod schema;
 pub mod testing;
+mod tx;
 
 pub use audit::{AuditHead, AuditProblem, AuditRecord, VerifyReport, record_hash, verify_records};
 pub use schema::SCHEMA_VERSION;
+pub use tx::SessionTx;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -187,6 +189,9 @@ macro_rules! select_sessions {
     };
 }
 
+/// `SELECT` of a session's columns.
+pub(crate) const SELECT_SESSIONS: &str = select_sessions!("");
+
 /// Runs `$body` with `$c` bound to the backend's executor.
 macro_rules! on_pool {
     ($store:expr, $c:ident => $body:expr) => {
@@ -247,6 +252,10 @@ impl Store {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                // No ping before each transaction: a file has no connection
+                // to go stale, and the ping is a round trip to sqlx's worker
+                // thread (two thread switches) on every commit.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
@@ -376,19 +385,42 @@ impl Store {
 
     /// Checks the whole audit log: every record's hash, both chains (global
     /// and per session), and that nothing is missing at the end.
+    ///
+    /// Records are read in packed chunks (one row each), and the next chunk
+    /// is being read by the database while this one is hashed.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
         let head = self.audit_head().await?;
         let mut verifier = audit::Verifier::default();
-        let mut after = 0;
-        loop {
-            let batch = self.audit_records(after, 10_000).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.seq;
-            if verifier.feed(&batch) {
+        let mut next = Some(tokio::spawn(self.clone().packed_audit(0)));
+        while let Some(reading) = next.take() {
+            let chunk =
+                reading.await.map_err(|e| StoreError::Damaged(format!("reading the audit log failed: {e}")))??;
+            let Some((last, packed)) = chunk else { break };
+            next = Some(tokio::spawn(self.clone().packed_audit(last)));
+            if audit::feed_packed(&mut verifier, &packed)? {
                 break;
             }
         }
+        if let Some(reading) = next {
+            reading.abort();
+        }
         Ok(verifier.finish(&head))
+    }
+
+    /// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.
+    async fn packed_audit(self, after: i64) -> Result<Option<(i64, String)>, StoreError> {
+        let row = on_pool!(&self, pool => {
+            let row = sqlx::query(audit::SELECT_PACKED)
+                .bind(after)
+                .bind(audit::PACKED_RECORDS_MAX)
+                .fetch_one(pool)
+                .await?;
+            (row.try_get::<Option<i64>, _>("last")?, row.try_get::<Option<String>, _>("packed")?)
+        });
+        Ok(match row {
+            (Some(last), Some(packed)) => Some((last, packed)),
+            _ => None,
+        })
     }
 
     /// Locks session `id` for changes (waiting for any other holder, in this
@@ -407,11 +439,11 @@ impl Store {
             Store::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(SessionTx { inner, sessions: HashMap::new(), current: None, head: None })
+        Ok(SessionTx::new(inner))
     }
 }
 
-fn session_info<R: Row>(row: &R) -> Result<SessionInfo, sqlx::Error>
+pub(crate) fn session_info<R: Row>(row: &R) -> Result<SessionInfo, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -429,11 +461,11 @@ where
     })
 }
 
-const SELECT_JOURNAL_AFTER: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+pub(crate) const SELECT_JOURNAL_AFTER: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
                                     WHERE session_id = $1 AND seq > $2 ORDER BY seq";
-const SELECT_CHECKPOINT: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
+pub(crate) const SELECT_CHECKPOINT: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
 
-fn checkpoint_row<R: Row>(row: &R) -> Result<Checkpoint, sqlx::Error>
+pub(crate) fn checkpoint_row<R: Row>(row: &R) -> Result<Checkpoint, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -442,7 +474,7 @@ where
     Ok(Checkpoint { seq: row.try_get("seq")?, state: row.try_get("state")? })
 }
 
-fn journal_entry<R: Row>(row: &R) -> Result<JournalEntry, sqlx::Error>
+pub(crate) fn journal_entry<R: Row>(row: &R) -> Result<JournalEntry, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -458,175 +490,7 @@ where
     })
 }
 
-/// An open transaction and the session it currently works on. Dropping it
-/// without [`SessionTx::commit`] rolls everything back. It knows the
-/// session's row as locked, so appending needs no second look.
-pub struct SessionTx {
-    inner: TxInner,
-    /// Sessions locked in this transaction, as changed since (their rows
-    /// are written back once, at commit).
-    sessions: HashMap<String, Locked>,
-    /// The session the calls work on.
-    current: Option<String>,
-    /// The global audit chain's head, once read under lock (written back at commit).
-    head: Option<(i64, String)>,
-}
-
-/// The row of a session a transaction works on, as locked and as changed since.
-struct Locked {
-    info: SessionInfo,
-    /// The session's audit chain: its last record's number and hash.
-    audit: (i64, String),
-    /// Whether the row must be written back at commit.
-    dirty: bool,
-}
-
 pub(crate) enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
-}
-
-impl SessionTx {
-    /// Locks session `id` (PostgreSQL: its row, until the transaction ends;
-    /// SQLite: the writer lock is held already) and makes it the session the
-    /// following calls work on.
-    pub async fn lock(&mut self, id: &str) -> Result<(), StoreError> {
-        if self.sessions.contains_key(id) {
-            self.current = Some(id.to_owned());
-            return Ok(());
-        }
-        let sql = match self.inner {
-            TxInner::Sqlite(_) => select_sessions!(" WHERE id = $1"),
-            TxInner::Postgres(_) => select_sessions!(" WHERE id = $1 FOR UPDATE"),
-        };
-        let row = on_tx!(&mut self.inner, c => sqlx::query(sql).bind(id).fetch_optional(&mut **c).await?
-        .map(|row| -> Result<Locked, sqlx::Error> {
-            Ok(Locked {
-                info: session_info(&row)?,
-                audit: (row.try_get("audit_seq")?, row.try_get("audit_hash")?),
-                dirty: false,
-            })
-        }))
-        .transpose()?;
-        let locked = row.ok_or_else(|| StoreError::NoSession(id.to_owned()))?;
-        self.sessions.insert(id.to_owned(), locked);
-        self.current = Some(id.to_owned());
-        Ok(())
-    }
-
-    /// The session `id`, if it is the one the calls work on.
-    fn locked(&mut self, id: &str) -> Result<&mut Locked, StoreError> {
-        match (&self.current, self.sessions.get_mut(id)) {
-            (Some(current), Some(locked)) if current == id => Ok(locked),
-            _ => Err(StoreError::NoSession(format!("{id} (not the session locked in this transaction)"))),
-        }
-    }
-
-    /// The locked session as it is now.
-    pub fn info(&self) -> Result<&SessionInfo, StoreError> {
-        self.current
-            .as_ref()
-            .and_then(|id| self.sessions.get(id))
-            .map(|l| &l.info)
-            .ok_or_else(|| StoreError::NoSession("(none locked in this transaction)".to_owned()))
-    }
-
-    /// The session's checkpoint.
-    pub async fn checkpoint(&mut self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
-        let row = on_tx!(&mut self.inner, c => sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(&mut **c).await?
-            .map(|row| checkpoint_row(&row)));
-        Ok(row.transpose()?)
-    }
-
-    /// Journal entries after `seq`, in order.
-    pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        let rows = on_tx!(&mut self.inner, c => sqlx::query(SELECT_JOURNAL_AFTER).bind(id).bind(seq).fetch_all(&mut **c).await?
-            .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
-        Ok(rows?)
-    }
-
-    /// The first journal entry of `kind` for call `call_id`, if any.
-    pub async fn find_call(&mut self, id: &str, call_id: &str, kind: &str) -> Result<Option<JournalEntry>, StoreError> {
-        const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
-                           WHERE session_id = $1 AND call_id = $2 AND kind = $3 ORDER BY seq LIMIT 1";
-        let row = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?
-            .map(|row| journal_entry(&row)));
-        Ok(row.transpose()?)
-    }
-
-    /// Appends journal entries after the session's last one and audit
-    /// records to both chains, and replaces the checkpoint if one is given.
-    /// Returns the sequence number of the last entry appended.
-    pub async fn append(
-        &mut self,
-        id: &str,
-        entries: &[NewEntry],
-        audits: &[NewAudit],
-        checkpoint: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        let locked = self.locked(id)?;
-        let (mut seq, mut session_audit) = (locked.info.last_seq, locked.audit.clone());
-        for entry in entries {
-            seq += 1;
-            const SQL: &str = "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) \
-                               VALUES ($1, $2, $3, $4, $5, $6)";
-            on_tx!(&mut self.inner, c => sqlx::query(SQL)
-                .bind(id)
-                .bind(seq)
-                .bind(&entry.kind)
-                .bind(&entry.call_id)
-                .bind(&entry.body)
-                .bind(entry.at_ms)
-                .execute(&mut **c)
-                .await
-                .map(drop)?);
-        }
-        if !audits.is_empty() {
-            let mut head = match self.head.take() {
-                Some(head) => head,
-                None => audit::read_head(&mut self.inner).await?,
-            };
-            let appended = audit::append(&mut self.inner, id, &mut head, &mut session_audit, audits).await;
-            self.head = Some(head);
-            appended?;
-        }
-        if let Some(state) = checkpoint {
-            const SQL: &str = "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES ($1, $2, $3) \
-                               ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state";
-            on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(seq).bind(state).execute(&mut **c).await.map(drop)?);
-        }
-        let locked = self.locked(id)?;
-        locked.info.last_seq = seq;
-        locked.audit = session_audit;
-        locked.dirty = true;
-        Ok(seq)
-    }
-
-    /// Writes back the changed session rows and the audit head, then
-    /// commits: everything appended is durable when this returns.
-    pub async fn commit(self) -> Result<(), StoreError> {
-        let mut inner = self.inner;
-        for (id, locked) in self.sessions.iter().filter(|(_, l)| l.dirty) {
-            const SQL: &str =
-                "UPDATE tollgate_sessions SET last_seq = $2, audit_seq = $3, audit_hash = $4 WHERE id = $1";
-            on_tx!(&mut inner, c => sqlx::query(SQL)
-                .bind(id)
-                .bind(locked.info.last_seq)
-                .bind(locked.audit.0)
-                .bind(&locked.audit.1)
-                .execute(&mut **c)
-                .await
-                .map(drop)?);
-        }
-        if let Some((seq, hash)) = &self.head {
-            on_tx!(&mut inner, c => sqlx::query("UPDATE tollgate_audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(seq)
-                .bind(hash)
-                .execute(&mut **c)
-                .await
-                .map(drop)?);
-        }
-        on_tx!(inner, tx => tx.commit().await?);
-        Ok(())
-    }
 }

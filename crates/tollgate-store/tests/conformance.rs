@@ -274,3 +274,61 @@ async fn a_corrupt_file_or_a_bad_url_is_a_clear_error_and_nothing_is_written() {
     let head = AuditHead { seq: 0, hash: "0".repeat(64) };
     assert_eq!(tollgate_store::verify_records(&[], &head).problem, None);
 }
+
+#[tokio::test]
+async fn a_transaction_whose_batch_write_fails_keeps_nothing_of_any_session() {
+    on_both(|store| async move {
+        six_records(&store).await;
+        // A stray journal row where s1's next append will go: the batch insert at commit breaks the key.
+        raw(&store, "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) VALUES ('s1', 2, 'x', NULL, '{}', 0)")
+            .await;
+        let mut tx = store.begin().await.unwrap();
+        tx.lock_all(&["s2", "s1"]).await.unwrap();
+        tx.lock("s2").await.unwrap();
+        tx.append("s2", &[entry("decision", Some("c9"), "{}")], &[audit("{\"s\":2}")], Some("{\"cp\":2}")).await.unwrap();
+        tx.lock("s1").await.unwrap();
+        tx.append("s1", &[entry("decision", Some("c1"), "{}"), entry("result", Some("c1"), "{}")], &[audit("{}")], None)
+            .await
+            .unwrap();
+        // Reads inside the transaction see what was appended, before it is written.
+        assert_eq!(tx.find_call("s1", "c1", "result").await.unwrap().unwrap().seq, 2);
+        assert_eq!(tx.journal_after("s2", 0).await.unwrap().len(), 1);
+        assert_eq!(tx.checkpoint("s2").await.unwrap().unwrap().state, "{\"cp\":2}");
+        assert!(tx.commit().await.is_err(), "{}: the broken batch must fail the commit", store.backend());
+        assert_eq!(store.journal("s2").await.unwrap().len(), 0, "{}", store.backend());
+        assert!(store.checkpoint("s2").await.unwrap().is_none());
+        assert_eq!(store.session("s1").await.unwrap().unwrap().last_seq, 0);
+        assert_eq!(store.audit_head().await.unwrap().seq, 6);
+        assert_eq!(store.verify_audit().await.unwrap().problem, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn appends_beyond_one_statements_bind_limit_are_written_whole_and_verify() {
+    on_both(|store| async move {
+        with_session(&store, "s1").await;
+        // 9 values an audit record, 6 a journal entry: 5,000 of each is more
+        // than one statement holds on either backend.
+        let entries: Vec<NewEntry> =
+            (0..5_000).map(|n| entry("decision", Some(&format!("c{n}")), &format!("{{\"n\":{n}}}"))).collect();
+        let audits: Vec<NewAudit> = (0..5_000).map(|n| audit(&format!("{{\"n\":{n}}}"))).collect();
+        let mut tx = store.lock_session("s1").await.unwrap();
+        assert_eq!(tx.append("s1", &entries, &audits, Some("{}")).await.unwrap(), 5_000);
+        tx.commit().await.unwrap();
+        let journal = store.journal("s1").await.unwrap();
+        assert_eq!(journal.len(), 5_000, "{}", store.backend());
+        assert!(journal.iter().enumerate().all(|(n, e)| e.body == format!("{{\"n\":{n}}}")));
+        let report = store.verify_audit().await.unwrap();
+        assert_eq!((report.records, report.problem), (5_000, None), "{}", store.backend());
+        // Found by one lookup of many calls, and by a lookup of one.
+        let mut tx = store.lock_session("s1").await.unwrap();
+        let pairs: Vec<(String, String)> = (0..3_000).map(|n| ("s1".to_owned(), format!("c{n}"))).collect();
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, c)| (s.as_str(), c.as_str())).collect();
+        tx.prefetch_calls(&pairs).await.unwrap();
+        assert_eq!(tx.find_call("s1", "c2999", "decision").await.unwrap().unwrap().seq, 3_000);
+        assert_eq!(tx.find_call("s1", "c4999", "decision").await.unwrap().unwrap().seq, 5_000);
+        assert!(tx.find_call("s1", "c1", "result").await.unwrap().is_none());
+    })
+    .await;
+}

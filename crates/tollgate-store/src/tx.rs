@@ -1,0 +1,310 @@
+//! [`SessionTx`]: one transaction over locked sessions. Appends are chained
+//! and numbered in memory and written at [`SessionTx::commit`] as a few
+//! multi-row statements (`batch.rs`); reads inside the transaction see them
+//! as if they were written already.
+
+use crate::audit::{self, AuditRecord};
+use crate::batch::{self, Bind, Shape, bind_all};
+use crate::{
+    Checkpoint, JournalEntry, NewAudit, NewEntry, SELECT_CHECKPOINT, SELECT_JOURNAL_AFTER, SessionInfo, StoreError,
+    TxInner, checkpoint_row, journal_entry, on_tx, session_info,
+};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+
+/// An open transaction and the session it currently works on. Dropping it
+/// without [`SessionTx::commit`] rolls everything back. It knows the
+/// session's row as locked, so appending needs no second look.
+///
+/// Appends are kept in memory until `commit`, which writes them all, so a
+/// database error in any of them (a full disk, a broken constraint) is
+/// reported by `commit` and nothing of the transaction is kept.
+pub struct SessionTx {
+    inner: TxInner,
+    /// Sessions locked in this transaction, as changed since (their rows
+    /// are written back once, at commit).
+    sessions: HashMap<String, Locked>,
+    /// The session the calls work on.
+    current: Option<String>,
+    /// The global audit chain's head, once read under lock (written back at commit).
+    head: Option<(i64, String)>,
+    /// What was appended, to be written at commit.
+    pending: Pending,
+    /// For (session, call id) pairs looked up in one go: every journal entry
+    /// of that call, stored or appended since, in order. Complete while the
+    /// transaction lasts, because the sessions are locked.
+    calls: HashMap<String, HashMap<String, Vec<JournalEntry>>>,
+}
+
+/// The row of a session a transaction works on, as locked and as changed since.
+struct Locked {
+    info: SessionInfo,
+    /// The session's audit chain: its last record's number and hash.
+    audit: (i64, String),
+    /// Whether the row must be written back at commit.
+    dirty: bool,
+}
+
+/// Appends not yet written.
+#[derive(Default)]
+struct Pending {
+    /// Journal entries, with their session.
+    journal: Vec<(String, JournalEntry)>,
+    /// Audit records, chained, in global order.
+    audit: Vec<AuditRecord>,
+    /// The newest checkpoint of each session: (seq, state).
+    checkpoints: BTreeMap<String, (i64, String)>,
+}
+
+impl SessionTx {
+    pub(crate) fn new(inner: TxInner) -> SessionTx {
+        SessionTx {
+            inner,
+            sessions: HashMap::new(),
+            current: None,
+            head: None,
+            pending: Pending::default(),
+            calls: HashMap::new(),
+        }
+    }
+
+    /// Locks session `id` (PostgreSQL: its row, until the transaction ends;
+    /// SQLite: the writer lock is held already) and makes it the session the
+    /// following calls work on.
+    pub async fn lock(&mut self, id: &str) -> Result<(), StoreError> {
+        if !self.sessions.contains_key(id) {
+            self.lock_all(&[id]).await?;
+        }
+        if !self.sessions.contains_key(id) {
+            return Err(StoreError::NoSession(id.to_owned()));
+        }
+        self.current = Some(id.to_owned());
+        Ok(())
+    }
+
+    /// Locks the sessions `ids` that exist, in one statement per few
+    /// thousand ids; ids with no session are left out (a later
+    /// [`SessionTx::lock`] of one says so). PostgreSQL locks the rows in byte
+    /// order of their ids, so two transactions locking overlapping groups
+    /// this way cannot deadlock. Does not change the current session.
+    pub async fn lock_all(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+        let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let shape = Shape::LockSessions { for_update: matches!(self.inner, TxInner::Postgres(_)) };
+        for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
+            let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
+            let rows = on_tx!(&mut self.inner, c => bind_all!(sqlx::query(sql), statement.binds())
+                .fetch_all(&mut **c).await?
+                .iter()
+                .map(|row| -> Result<Locked, sqlx::Error> {
+                    Ok(Locked {
+                        info: session_info(row)?,
+                        audit: (row.try_get("audit_seq")?, row.try_get("audit_hash")?),
+                        dirty: false,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>())?;
+            for locked in rows {
+                self.sessions.insert(locked.info.id.clone(), locked);
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks up the journal entries of many (session, call id) pairs in one
+    /// go, so that [`SessionTx::find_call`] answers them without a query
+    /// each. Only for sessions locked in this transaction (an unlocked
+    /// session could gain entries meanwhile); other pairs are skipped.
+    pub async fn prefetch_calls(&mut self, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+        let mut wanted: Vec<(&str, &str)> = pairs
+            .iter()
+            .copied()
+            .filter(|(id, call)| {
+                self.sessions.contains_key(*id) && !self.calls.get(*id).is_some_and(|calls| calls.contains_key(*call))
+            })
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut found: Vec<(String, JournalEntry)> = Vec::new();
+        let statements = batch::statements(Shape::Calls, &wanted, |(id, call), binds| {
+            binds.extend([Bind::Text(id), Bind::Text(call)]);
+        });
+        for statement in statements {
+            let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
+            let rows = on_tx!(&mut self.inner, c => bind_all!(sqlx::query(sql), statement.binds())
+                .fetch_all(&mut **c).await?
+                .iter()
+                .map(|row| Ok::<_, sqlx::Error>((row.try_get("session_id")?, journal_entry(row)?)))
+                .collect::<Result<Vec<_>, _>>())?;
+            found.extend(rows);
+        }
+        found.sort_by_key(|(_, entry)| entry.seq);
+        for (id, call) in wanted {
+            self.calls.entry(id.to_owned()).or_default().insert(call.to_owned(), Vec::new());
+        }
+        // Stored entries come before appended ones: appends follow the stored last_seq.
+        let appended = self.pending.journal.iter().map(|(id, entry)| (id, entry));
+        for (id, entry) in found.iter().map(|(id, entry)| (id, entry)).chain(appended) {
+            if let Some(call) = &entry.call_id
+                && let Some(entries) = self.calls.get_mut(id).and_then(|calls| calls.get_mut(call))
+                && !entries.iter().any(|known| known.seq == entry.seq)
+            {
+                entries.push(entry.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The session `id`, if it is the one the calls work on.
+    fn locked(&mut self, id: &str) -> Result<&mut Locked, StoreError> {
+        match (&self.current, self.sessions.get_mut(id)) {
+            (Some(current), Some(locked)) if current == id => Ok(locked),
+            _ => Err(StoreError::NoSession(format!("{id} (not the session locked in this transaction)"))),
+        }
+    }
+
+    /// The locked session as it is now.
+    pub fn info(&self) -> Result<&SessionInfo, StoreError> {
+        self.current
+            .as_ref()
+            .and_then(|id| self.sessions.get(id))
+            .map(|l| &l.info)
+            .ok_or_else(|| StoreError::NoSession("(none locked in this transaction)".to_owned()))
+    }
+
+    /// The session's checkpoint (the newest, appended in this transaction or stored).
+    pub async fn checkpoint(&mut self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
+        if let Some((seq, state)) = self.pending.checkpoints.get(id) {
+            return Ok(Some(Checkpoint { seq: *seq, state: state.clone() }));
+        }
+        let row = on_tx!(&mut self.inner, c => sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(&mut **c).await?
+            .map(|row| checkpoint_row(&row)));
+        Ok(row.transpose()?)
+    }
+
+    /// Journal entries after `seq`, in order (stored, then appended in this transaction).
+    pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut rows = on_tx!(&mut self.inner, c => sqlx::query(SELECT_JOURNAL_AFTER).bind(id).bind(seq).fetch_all(&mut **c).await?
+            .iter().map(journal_entry).collect::<Result<Vec<_>, _>>())?;
+        let appended = self.pending.journal.iter().filter(|(session, entry)| session == id && entry.seq > seq);
+        rows.extend(appended.map(|(_, entry)| entry.clone()));
+        Ok(rows)
+    }
+
+    /// The first journal entry of `kind` for call `call_id`, if any.
+    pub async fn find_call(&mut self, id: &str, call_id: &str, kind: &str) -> Result<Option<JournalEntry>, StoreError> {
+        if let Some(entries) = self.calls.get(id).and_then(|calls| calls.get(call_id)) {
+            return Ok(entries.iter().find(|entry| entry.kind == kind).cloned());
+        }
+        const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                           WHERE session_id = $1 AND call_id = $2 AND kind = $3 ORDER BY seq LIMIT 1";
+        let row = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?
+            .map(|row| journal_entry(&row)));
+        if let Some(stored) = row.transpose()? {
+            return Ok(Some(stored));
+        }
+        let appended =
+            self.pending.journal.iter().find(|(session, entry)| {
+                session == id && entry.kind == kind && entry.call_id.as_deref() == Some(call_id)
+            });
+        Ok(appended.map(|(_, entry)| entry.clone()))
+    }
+
+    /// Appends journal entries after the session's last one and audit
+    /// records to both chains, and replaces the checkpoint if one is given.
+    /// Returns the sequence number of the last entry appended. Nothing is
+    /// written before [`SessionTx::commit`].
+    pub async fn append(
+        &mut self,
+        id: &str,
+        entries: &[NewEntry],
+        audits: &[NewAudit],
+        checkpoint: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let locked = self.locked(id)?;
+        let (mut seq, mut session_audit) = (locked.info.last_seq, locked.audit.clone());
+        if !audits.is_empty() && self.head.is_none() {
+            self.head = Some(audit::read_head(&mut self.inner).await?);
+        }
+        for new in entries {
+            seq += 1;
+            let entry = JournalEntry {
+                seq,
+                kind: new.kind.clone(),
+                call_id: new.call_id.clone(),
+                body: new.body.clone(),
+                at_ms: new.at_ms,
+            };
+            if let Some(call) = &entry.call_id
+                && let Some(known) = self.calls.get_mut(id).and_then(|calls| calls.get_mut(call))
+            {
+                known.push(entry.clone());
+            }
+            self.pending.journal.push((id.to_owned(), entry));
+        }
+        if let Some(head) = &mut self.head {
+            audit::chain(id, head, &mut session_audit, audits, &mut self.pending.audit);
+        }
+        if let Some(state) = checkpoint {
+            self.pending.checkpoints.insert(id.to_owned(), (seq, state.to_owned()));
+        }
+        let locked = self.locked(id)?;
+        locked.info.last_seq = seq;
+        locked.audit = session_audit;
+        locked.dirty = true;
+        Ok(seq)
+    }
+
+    /// Writes everything appended, the changed session rows and the audit
+    /// head (SQLite: in one round trip), then commits: everything appended
+    /// is durable when this returns.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let SessionTx { mut inner, sessions, head, pending, .. } = self;
+        let Pending { journal, audit, checkpoints } = pending;
+        let mut statements = batch::statements(Shape::Journal, &journal, |(id, e), b| {
+            b.extend([
+                Bind::Text(id),
+                Bind::Int(e.seq),
+                Bind::Text(&e.kind),
+                Bind::OptionalText(e.call_id.as_deref()),
+                Bind::Text(&e.body),
+                Bind::Int(e.at_ms),
+            ]);
+        });
+        statements.extend(batch::statements(Shape::Audit, &audit, |r, b| {
+            b.extend([
+                Bind::Int(r.seq),
+                Bind::Text(&r.session_id),
+                Bind::Int(r.session_seq),
+                Bind::Text(&r.kind),
+                Bind::Text(&r.body),
+                Bind::Int(r.at_ms),
+                Bind::Text(&r.prev_hash),
+                Bind::Text(&r.session_prev_hash),
+                Bind::Text(&r.hash),
+            ]);
+        }));
+        let checkpoints: Vec<(&String, &(i64, String))> = checkpoints.iter().collect();
+        statements.extend(batch::statements(Shape::Checkpoints, &checkpoints, |(id, (seq, state)), b| {
+            b.extend([Bind::Text(id), Bind::Int(*seq), Bind::Text(state)]);
+        }));
+        let mut dirty: Vec<&Locked> = sessions.values().filter(|l| l.dirty).collect();
+        dirty.sort_unstable_by(|a, b| a.info.id.cmp(&b.info.id));
+        statements.extend(batch::statements(Shape::Sessions, &dirty, |l, b| {
+            b.extend([
+                Bind::Text(&l.info.id),
+                Bind::Int(l.info.last_seq),
+                Bind::Int(l.audit.0),
+                Bind::Text(&l.audit.1),
+            ]);
+        }));
+        let head: Vec<&(i64, String)> = head.iter().collect();
+        statements.extend(batch::statements(Shape::Head, &head, |(seq, hash), b| {
+            b.extend([Bind::Int(*seq), Bind::Text(hash)]);
+        }));
+        batch::execute(&mut inner, &statements).await?;
+        on_tx!(inner, tx => tx.commit().await?);
+        Ok(())
+    }
+}
