@@ -318,6 +318,35 @@ impl Engine {
         }
     }
 
+    /// Records the result of the session's last allowed call and decides
+    /// its next call, in one commit: what an agent loop does between two
+    /// tool calls (a `PostToolUse` then a `PreToolUse`). Exactly
+    /// [`Engine::record_result`] followed by [`Engine::decide`] (the next
+    /// call is decided on the state with the result folded in), with one
+    /// durable write instead of two. If the process dies before the commit,
+    /// neither is stored: the earlier call is reported in doubt with its
+    /// idempotency key, and the next call was never decided.
+    pub async fn record_and_decide(
+        &self,
+        session: &str,
+        call_id: &str,
+        result: &Json,
+        outcome: ToolOutcome,
+        next: &ToolCall,
+    ) -> Result<(Recorded, CallDecision), EngineError> {
+        check_id("session", session)?;
+        let jobs = vec![
+            Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome },
+            Job::Decide { session: session.to_owned(), call: next.clone() },
+        ];
+        let mut answers = self.submit_all(jobs).await.into_iter();
+        match (answers.next(), answers.next()) {
+            (Some(Ok(Reply::Recorded(recorded))), Some(Ok(Reply::Decided(decided)))) => Ok((recorded, decided)),
+            (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
+            _ => Err(EngineError::Commit("the engine answered out of order".into())),
+        }
+    }
+
     /// Queues a job and waits for its answer, committing the queue itself
     /// when no one else is (leader and followers).
     ///
@@ -326,23 +355,44 @@ impl Engine {
     /// not have been committed. Sending the same call again with the same id
     /// is always safe: it gets the recorded decision back if there is one.
     async fn submit(&self, job: Job) -> Result<Reply, EngineError> {
-        let (sender, mut receiver) = tokio::sync::oneshot::channel();
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(Queued { job, reply: sender });
-        let answered =
-            |receiver: &mut tokio::sync::oneshot::Receiver<Result<Reply, EngineError>>| match receiver.try_recv() {
-                Ok(reply) => Some(reply),
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(EngineError::Commit(
-                    "the group this call was in was abandoned; nothing of it was stored".into(),
-                ))),
-            };
+        self.submit_all(vec![job]).await.pop().unwrap_or_else(|| Err(EngineError::Commit("no answer".into())))
+    }
+
+    /// Queues jobs together (in this order, so they land in one group unless
+    /// the queue already holds a full group) and waits for every answer.
+    async fn submit_all(&self, jobs: Vec<Job>) -> Vec<Result<Reply, EngineError>> {
+        let mut receivers = Vec::with_capacity(jobs.len());
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            for job in jobs {
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                queue.push(Queued { job, reply: sender });
+                receivers.push(receiver);
+            }
+        }
+        let mut answers: Vec<Option<Result<Reply, EngineError>>> = receivers.iter().map(|_| None).collect();
+        let collect = |receivers: &mut [tokio::sync::oneshot::Receiver<Result<Reply, EngineError>>],
+                       answers: &mut [Option<Result<Reply, EngineError>>]| {
+            for (receiver, answer) in receivers.iter_mut().zip(answers.iter_mut()) {
+                if answer.is_none() {
+                    *answer = match receiver.try_recv() {
+                        Ok(reply) => Some(reply),
+                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(EngineError::Commit(
+                            "the group this call was in was abandoned; nothing of it was stored".into(),
+                        ))),
+                    };
+                }
+            }
+            answers.iter().all(Option::is_some)
+        };
         loop {
-            if let Some(reply) = answered(&mut receiver) {
-                return reply;
+            if collect(&mut receivers, &mut answers) {
+                break;
             }
             let leader = self.leader.lock().await;
-            if let Some(reply) = answered(&mut receiver) {
-                return reply;
+            if collect(&mut receivers, &mut answers) {
+                break;
             }
             let jobs: Vec<Queued> = {
                 let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -352,6 +402,7 @@ impl Engine {
             self.commit_group(jobs).await;
             drop(leader);
         }
+        answers.into_iter().map(|a| a.unwrap_or_else(|| Err(EngineError::Commit("no answer".into())))).collect()
     }
 
     /// Runs a group of jobs in one transaction and answers each.

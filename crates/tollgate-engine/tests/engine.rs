@@ -367,3 +367,48 @@ async fn the_session_clock_is_journaled_and_a_replay_decides_at_the_same_time() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_result_and_the_next_call_commit_together_and_decide_as_if_sent_one_after_the_other() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "rd", None).await.unwrap();
+        assert_eq!(
+            call(&engine, "rd", "v", "get_customer", json!({"email": "a@example.com", "zip": "94107"})).await,
+            Verdict::Allow
+        );
+        let (groups_before, _) = engine.commit_stats();
+        // The lookup needs the verified customer: it is allowed only because
+        // the result is folded in before the lookup is decided.
+        let (recorded, decided) = engine
+            .record_and_decide(
+                "rd",
+                "v",
+                &json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}),
+                ToolOutcome::Succeeded,
+                &ToolCall::new("o", "lookup_order", json!({"order_id": "#W1"})),
+            )
+            .await
+            .unwrap();
+        assert!(recorded.recorded, "{recorded:?}");
+        assert_eq!(decided.decision.verdict(), Verdict::Allow, "{:?}", decided.decision.reasons());
+        let (groups_after, _) = engine.commit_stats();
+        assert_eq!(groups_after - groups_before, 1, "one commit for both");
+        // A result that is not awaited changes nothing, and the next call is
+        // still decided on its own merits.
+        let (again, refund) = engine
+            .record_and_decide(
+                "rd",
+                "v",
+                &json!({"verified": true, "customer_id": "c_99"}),
+                ToolOutcome::Succeeded,
+                &ToolCall::new("r", "process_refund", json!({"order_id": "#W1", "amount": 5.0})),
+            )
+            .await
+            .unwrap();
+        assert!(!again.recorded);
+        assert_eq!(refund.decision.verdict(), Verdict::Block, "the order's result is not recorded yet");
+        assert_checkpoint_is_replay(&engine, "rd").await;
+    })
+    .await;
+}
