@@ -5,6 +5,7 @@
 use crate::decide::gate_key;
 use crate::decision::{Decision, Reason};
 use crate::expr::{Bindings, Evaluator};
+use crate::investigation::{Ending, Scope};
 use crate::limits::json_bytes;
 use crate::state::{CallId, FactInstances, HistoryEntry, PendingCall, SessionState, ToolCall};
 use crate::value::{Map, Value};
@@ -64,6 +65,28 @@ pub enum Event<'a> {
         json_bytes: usize,
         /// Whether it succeeded.
         outcome: ToolOutcome,
+    },
+    /// The first event of an investigation: its concern, the tools it may
+    /// call (`None`: all), and the identity facts it inherits from its
+    /// parent (fact name, fields), put through the same write-once rule as
+    /// an identity fact established from a result.
+    InvestigationOpened {
+        /// The concern, in the agent's words.
+        concern: &'a str,
+        /// The tool subset.
+        tools: Option<&'a [String]>,
+        /// The parent's identity facts.
+        inherited: &'a [(String, serde_json::Value)],
+    },
+    /// A parent opened investigations (in this order).
+    InvestigationsOpened {
+        /// The investigations.
+        opened: &'a [crate::investigation::Opened],
+    },
+    /// The agent concluded an investigation with an outcome.
+    Concluded {
+        /// The outcome.
+        outcome: &'a str,
     },
 }
 
@@ -140,7 +163,39 @@ pub fn apply(workflow: &Workflow, state: &mut SessionState, event: Event<'_>) ->
         Event::ValueRecorded { call, result, json_bytes, outcome } => {
             recorded(workflow, state, call, (json_bytes <= workflow.limits.result_bytes_max).then_some(result), outcome)
         }
+        Event::InvestigationOpened { concern, tools, inherited } => {
+            state.scope = Some(Scope { concern: concern.to_owned(), tools: tools.map(<[String]>::to_vec) });
+            inherited.iter().filter_map(|(name, fields)| inherit(workflow, state, name, fields)).collect()
+        }
+        Event::InvestigationsOpened { opened } => {
+            for new in opened {
+                if !state.investigations.iter().any(|o| o.concern_id == new.concern_id) {
+                    state.investigations.push(new.clone());
+                }
+            }
+            Vec::new()
+        }
+        Event::Concluded { outcome } => {
+            if state.scope.is_some() && state.ending.is_none() {
+                state.ending = Some(Ending::Resolved { outcome: outcome.to_owned() });
+            }
+            Vec::new()
+        }
     }
+}
+
+/// An identity fact inherited from the parent: only identity facts, only
+/// once (the same rule as [`establish`]).
+fn inherit(workflow: &Workflow, state: &mut SessionState, name: &str, fields: &serde_json::Value) -> Option<Effect> {
+    let index = workflow.facts.iter().position(|f| f.name.as_ref() == name)?;
+    let decl = workflow.facts.get(index)?;
+    if !decl.identity || decl.key_field.is_some() || !fields.is_object() {
+        return Some(Effect::FactNotRecorded {
+            fact: name.to_owned(),
+            reason: "only a single identity fact is inherited by an investigation".into(),
+        });
+    }
+    put(workflow, state, FactId(index), None, Value::from_json(fields))
 }
 
 fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decision: &Decision) -> Vec<Effect> {
@@ -175,8 +230,17 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
             );
             vec![Effect::CallRefused { call: call.id.clone() }]
         }
-        Decision::Escalate(_) => {
+        Decision::Escalate(escalation) => {
             state.escalations += 1;
+            // INVARIANT: an investigation ends when one of its calls is
+            // escalated: a human takes the concern over.
+            if state.scope.is_some() && state.ending.is_none() {
+                state.ending = Some(Ending::Escalated {
+                    reasons: escalation.reasons.clone(),
+                    urgency: escalation.urgency.clone(),
+                    recommended_action: escalation.recommended_action.clone(),
+                });
+            }
             let summary = first_reason();
             state.push_history(
                 HistoryEntry { call: call.id.clone(), tool: call.tool.clone(), event: "escalate", summary },
@@ -202,7 +266,14 @@ fn reserve(
             continue;
         }
         let mut evaluator = Evaluator::new(
-            Bindings { args, result: &Value::Null, facts: &[], session: state, now_ms: None },
+            Bindings {
+                args,
+                result: &Value::Null,
+                facts: &[],
+                session: state,
+                now_ms: None,
+                case: &crate::investigation::NO_CASE,
+            },
             workflow.limits.evaluation_steps_max,
         );
         // decide() blocks calls whose amount is not a finite number.
@@ -313,7 +384,7 @@ fn result_check_failures(
         }
     }
     let mut evaluator = Evaluator::new(
-        Bindings { args, result, facts: &facts, session: state, now_ms: None },
+        Bindings { args, result, facts: &facts, session: state, now_ms: None, case: &crate::investigation::NO_CASE },
         workflow.limits.evaluation_steps_max,
     );
     let mut reasons = Vec::new();
@@ -345,7 +416,7 @@ fn map_fields(
     result: &Value,
 ) -> Result<Option<Map>, String> {
     let mut evaluator = Evaluator::new(
-        Bindings { args, result, facts: &[], session: state, now_ms: None },
+        Bindings { args, result, facts: &[], session: state, now_ms: None, case: &crate::investigation::NO_CASE },
         workflow.limits.evaluation_steps_max,
     );
     if let Some(when) = &mapping.when {
@@ -383,8 +454,21 @@ fn establish(
         Err(reason) => return not_recorded(reason),
     };
     let key = decl.key_field.as_deref().and_then(|k| fields.get(k)).map(Value::to_key_text);
-    let value = Value::Map(Arc::new(fields));
-    let existing = state.fact(mapping.fact, key.as_deref()).cloned();
+    put(workflow, state, mapping.fact, key, Value::Map(Arc::new(fields)))
+}
+
+/// Stores a fact instance under the session's rules: the facts limit, and
+/// identity facts written once.
+fn put(
+    workflow: &Workflow,
+    state: &mut SessionState,
+    fact: FactId,
+    key: Option<String>,
+    value: Value,
+) -> Option<Effect> {
+    let decl = workflow.fact(fact)?;
+    let not_recorded = |reason: String| Some(Effect::FactNotRecorded { fact: decl.name.to_string(), reason });
+    let existing = state.fact(fact, key.as_deref()).cloned();
     if existing.is_none() && state.fact_count >= workflow.limits.facts_max {
         return not_recorded(format!("the session holds {} facts, the limit", workflow.limits.facts_max));
     }
@@ -394,11 +478,12 @@ fn establish(
         if existing == &value {
             return None;
         }
-        // INVARIANT: an identity fact, once established, never changes in
-        // this session: a later lookup cannot swap the verified customer.
+        // INVARIANT: an identity fact, once established (or inherited by an
+        // investigation), never changes in this session: a later lookup
+        // cannot swap the verified customer.
         return not_recorded(format!("{} is already established for this session and cannot change", decl.name));
     }
-    let inserted = insert(state, mapping.fact, key.clone(), value);
+    let inserted = insert(state, fact, key.clone(), value);
     if existing.is_none() && inserted {
         state.fact_count += 1;
         Some(Effect::FactEstablished { fact: decl.name.to_string(), key })
@@ -419,7 +504,14 @@ fn update(
     let key = match &mapping.key {
         Some(rule) => {
             let mut evaluator = Evaluator::new(
-                Bindings { args, result, facts: &[], session: state, now_ms: None },
+                Bindings {
+                    args,
+                    result,
+                    facts: &[],
+                    session: state,
+                    now_ms: None,
+                    case: &crate::investigation::NO_CASE,
+                },
                 workflow.limits.evaluation_steps_max,
             );
             match evaluator.key_text(rule.expr()) {

@@ -5,6 +5,8 @@
 //! name and version; anything that does not fit is an error, never a
 //! half-restored state.
 
+use crate::decision::Reason;
+use crate::investigation::{Ending, Opened, Scope};
 use crate::state::{AggregateState, CallId, FactInstances, HistoryEntry, PendingCall, SessionState};
 use crate::value::Value;
 use crate::workflow::Workflow;
@@ -31,6 +33,29 @@ struct Checkpoint {
     calls_by_tool: BTreeMap<String, i64>,
     aggregates: Vec<Aggregate>,
     history: Vec<History>,
+    /// An investigation's concern and tool subset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<CheckpointScope>,
+    /// How an investigation ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ending: Option<CheckpointEnding>,
+    /// A parent's investigations, in order: (concern id, session, concern).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    investigations: Vec<(String, String, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointScope {
+    concern: String,
+    tools: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "status", rename_all = "snake_case")]
+enum CheckpointEnding {
+    Resolved { outcome: String },
+    Escalated { reasons: Vec<(String, String)>, urgency: String, recommended_action: String },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -107,6 +132,20 @@ impl SessionState {
                     summary: h.summary.clone(),
                 })
                 .collect(),
+            scope: self.scope.as_ref().map(|s| CheckpointScope { concern: s.concern.clone(), tools: s.tools.clone() }),
+            ending: self.ending.as_ref().map(|e| match e {
+                Ending::Resolved { outcome } => CheckpointEnding::Resolved { outcome: outcome.clone() },
+                Ending::Escalated { reasons, urgency, recommended_action } => CheckpointEnding::Escalated {
+                    reasons: reasons.iter().map(|r| (r.rule_id.clone(), r.message.clone())).collect(),
+                    urgency: urgency.clone(),
+                    recommended_action: recommended_action.clone(),
+                },
+            }),
+            investigations: self
+                .investigations
+                .iter()
+                .map(|o| (o.concern_id.clone(), o.session.clone(), o.concern.clone()))
+                .collect(),
         };
         serde_json::to_value(checkpoint).unwrap_or(serde_json::Value::Null)
     }
@@ -180,6 +219,20 @@ impl SessionState {
                 .map(|a| AggregateState { total: a.total, by_key: a.by_key })
                 .collect(),
             history,
+            scope: checkpoint.scope.map(|s| Scope { concern: s.concern, tools: s.tools }),
+            ending: checkpoint.ending.map(|e| match e {
+                CheckpointEnding::Resolved { outcome } => Ending::Resolved { outcome },
+                CheckpointEnding::Escalated { reasons, urgency, recommended_action } => Ending::Escalated {
+                    reasons: reasons.into_iter().map(|(rule_id, message)| Reason { rule_id, message }).collect(),
+                    urgency,
+                    recommended_action,
+                },
+            }),
+            investigations: checkpoint
+                .investigations
+                .into_iter()
+                .map(|(concern_id, session, concern)| Opened { concern_id, session, concern })
+                .collect(),
         })
     }
 }

@@ -6,6 +6,7 @@
 use crate::decision::{Allowed, Decision, Missing, Reason, Stage};
 use crate::expr::{Bindings, Evaluator};
 use crate::handoff;
+use crate::investigation::{Case, Ending, NO_CASE};
 use crate::limits::json_bytes;
 use crate::state::{SessionState, ToolCall};
 use crate::value::Value;
@@ -13,6 +14,14 @@ use crate::workflow::{Gate, Tool, Workflow};
 
 /// Decides one tool call against the session's current state.
 pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Decision {
+    decide_in_case(workflow, state, &NO_CASE, call)
+}
+
+/// Decides one tool call of a session that is part of a case (a parent
+/// and its investigations): rules read the case's aggregates
+/// (`case.<aggregate>`, `case_<aggregate>(key)`), and a call to a tool that
+/// closes the case is blocked while investigations run.
+pub fn decide_in_case(workflow: &Workflow, state: &SessionState, case: &Case, call: &ToolCall) -> Decision {
     let Some(tool) = workflow.tool(&call.tool) else {
         let known: Vec<&str> = workflow.tools.iter().map(|t| t.name.as_str()).collect();
         return Decision::block(
@@ -24,6 +33,9 @@ pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Dec
             Vec::new(),
         );
     };
+    if let Some(blocked) = investigation_admission(state, case, tool) {
+        return blocked;
+    }
     if let Some(blocked) = admission(workflow, state, tool, call) {
         return blocked;
     }
@@ -36,7 +48,7 @@ pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Dec
         Err(blocked) => return blocked,
     };
     let mut evaluator = Evaluator::new(
-        Bindings { args, result: &Value::Null, facts: &facts, session: state, now_ms: call.now_ms },
+        Bindings { args, result: &Value::Null, facts: &facts, session: state, now_ms: call.now_ms, case },
         workflow.limits.evaluation_steps_max,
     );
     if let Some(blocked) = gate_conditions(tool, &mut evaluator) {
@@ -63,6 +75,45 @@ fn idempotency_key(tool: &Tool, call: &ToolCall) -> String {
     key.push(':');
     key.push_str(call.id.as_str());
     key
+}
+
+/// An investigation calls only its concern's tools and nothing once it has
+/// ended; a parent does not close the case while an investigation runs.
+fn investigation_admission(state: &SessionState, case: &Case, tool: &Tool) -> Option<Decision> {
+    let reason = if let Some(ending) = state.ending() {
+        let how = match ending {
+            Ending::Resolved { .. } => "was concluded",
+            Ending::Escalated { .. } => "was handed to a human",
+        };
+        Some(Reason {
+            rule_id: "tollgate.investigation.ended".into(),
+            message: format!("this investigation {how}; it takes no more calls ({} refused)", tool.name),
+        })
+    } else if let Some(tools) = state.concern_tools()
+        && !tools.iter().any(|t| t == &tool.name)
+    {
+        Some(Reason {
+            rule_id: "tollgate.investigation.tool_out_of_scope".into(),
+            message: format!(
+                "{} is outside this investigation's tools ({}); its concern: {}",
+                tool.name,
+                tools.join(", "),
+                state.concern().unwrap_or_default()
+            ),
+        })
+    } else if tool.closes_case && !case.running().is_empty() {
+        Some(Reason {
+            rule_id: "tollgate.investigations.running".into(),
+            message: format!(
+                "{} closes the case, but investigations are still running: {}; conclude or join them first",
+                tool.name,
+                case.running().join(", ")
+            ),
+        })
+    } else {
+        None
+    };
+    reason.map(|reason| Decision::block(Stage::Admission, vec![reason], Vec::new()))
 }
 
 fn admission(workflow: &Workflow, state: &SessionState, tool: &Tool, call: &ToolCall) -> Option<Decision> {
@@ -156,7 +207,14 @@ pub(crate) fn gate_key<'a>(
 ) -> Result<Option<std::borrow::Cow<'a, str>>, String> {
     let Some(rule) = &gate.key else { return Ok(None) };
     let mut evaluator = Evaluator::new(
-        Bindings { args, result: &Value::Null, facts: &[], session: state, now_ms: None },
+        Bindings {
+            args,
+            result: &Value::Null,
+            facts: &[],
+            session: state,
+            now_ms: None,
+            case: &crate::investigation::NO_CASE,
+        },
         workflow.limits.evaluation_steps_max,
     );
     evaluator

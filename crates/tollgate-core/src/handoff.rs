@@ -191,7 +191,7 @@ fn summarise(workflow: &Workflow, state: &SessionState) -> String {
     summary
 }
 
-fn fact_snapshots(workflow: &Workflow, state: &SessionState) -> Vec<FactSnapshot> {
+pub(crate) fn fact_snapshots(workflow: &Workflow, state: &SessionState) -> Vec<FactSnapshot> {
     let mut out = Vec::new();
     for (decl, instances) in workflow.facts.iter().zip(&state.facts) {
         match instances {

@@ -117,6 +117,12 @@ pub struct SessionState {
     pub(crate) calls_by_tool: BTreeMap<String, i64>,
     pub(crate) aggregates: Vec<AggregateState>,
     pub(crate) history: VecDeque<Arc<HistoryEntry>>,
+    /// For an investigation: its concern and tool subset.
+    pub(crate) scope: Option<crate::investigation::Scope>,
+    /// For an investigation: how it ended (`None` while it runs).
+    pub(crate) ending: Option<crate::investigation::Ending>,
+    /// For a parent: the investigations it opened, in order.
+    pub(crate) investigations: Vec<crate::investigation::Opened>,
 }
 
 impl SessionState {
@@ -151,6 +157,9 @@ impl SessionState {
             calls_by_tool: BTreeMap::new(),
             aggregates: Vec::new(),
             history: VecDeque::new(),
+            scope: None,
+            ending: None,
+            investigations: Vec::new(),
         }
     }
 

@@ -18,6 +18,8 @@ pub(crate) struct Bindings<'a> {
     pub session: &'a SessionState,
     /// The session clock (`now`), in milliseconds since the Unix epoch.
     pub now_ms: Option<i64>,
+    /// The other sessions of the case (`case.<aggregate>`).
+    pub case: &'a crate::investigation::Case,
 }
 
 /// Evaluates expressions against bindings, within a step budget.
@@ -80,6 +82,12 @@ impl<'a> Evaluator<'a> {
                 Some(FactInstances::Keyed(instances)) => !instances.is_empty(),
                 None => false,
             })),
+            Expr::CaseAggregateBy(index, key) => {
+                let key = self.evaluate(key)?.to_key_text();
+                Ok(Value::Double(
+                    self.bindings.session.aggregate_by(*index, &key) + self.bindings.case.by(*index, &key),
+                ))
+            }
             Expr::AggregateBy(index, key) => {
                 let total = match self.key_str(key) {
                     Some(text) => self.bindings.session.aggregate_by(*index, text),
@@ -220,6 +228,9 @@ impl<'a> Evaluator<'a> {
             SessionField::Escalations => Value::Int(session.escalations()),
             SessionField::Calls => session.calls_by_tool(),
             SessionField::AggregateTotal(index) => Value::Double(session.aggregate_total(index)),
+            SessionField::CaseTotal(index) => {
+                Value::Double(session.aggregate_total(index) + self.bindings.case.total(index))
+            }
         }
     }
 

@@ -150,6 +150,14 @@ impl Lowerer<'_> {
                     return self.lower_session_field(node, &select.field, select.test);
                 }
                 if let CelExpr::Ident(root) = &operand.expr
+                    && root == "case"
+                    && self.scope.session
+                    && !self.locals.iter().any(|l| l == "case")
+                    && !self.scope.facts.iter().any(|(alias, _)| alias == "case")
+                {
+                    return self.lower_case_field(node, &select.field, select.test);
+                }
+                if let CelExpr::Ident(root) = &operand.expr
                     && root == "facts"
                     && !self.locals.iter().any(|l| l == "facts")
                 {
@@ -271,6 +279,20 @@ impl Lowerer<'_> {
         } else {
             format!("in scope here: {}", names.join(", "))
         }
+    }
+
+    /// `case.<aggregate>`: an aggregate's total across the case.
+    fn lower_case_field(&self, node: &IdedExpr, field: &str, test: bool) -> Result<Expr, LowerError> {
+        let Some(index) = self.scope.aggregates.iter().position(|a| a == field) else {
+            return Err(self.error(
+                node,
+                format!("case has no field '{field}' (known: the aggregates {})", self.scope.aggregates.join(", ")),
+            ));
+        };
+        if test {
+            return Ok(Expr::Const(Value::Bool(true)));
+        }
+        Ok(Expr::Session(SessionField::CaseTotal(index)))
     }
 
     fn lower_session_field(&self, node: &IdedExpr, field: &str, test: bool) -> Result<Expr, LowerError> {
@@ -442,6 +464,18 @@ impl Lowerer<'_> {
                     arity(1)?;
                     let key = args.pop().unwrap_or(Expr::Const(Value::Null));
                     return Ok(Expr::AggregateBy(index, Box::new(key)));
+                }
+                if call.target.is_none()
+                    && let Some(index) = name
+                        .strip_prefix("case_")
+                        .and_then(|aggregate| self.scope.aggregates.iter().position(|a| a == aggregate))
+                {
+                    if !self.scope.session {
+                        return Err(self.error(node, format!("case aggregate '{name}' is not available here")));
+                    }
+                    arity(1)?;
+                    let key = args.pop().unwrap_or(Expr::Const(Value::Null));
+                    return Ok(Expr::CaseAggregateBy(index, Box::new(key)));
                 }
                 let Some((function, count)) = Function::lookup(name, call.target.is_some()) else {
                     return Err(self.error(node, format!("unknown function '{name}'")));

@@ -64,6 +64,7 @@ fn makes_time(expr: &Expr) -> bool {
         | Expr::FactTable(_)
         | Expr::FactPresent(_) => false,
         Expr::AggregateBy(_, e)
+        | Expr::CaseAggregateBy(_, e)
         | Expr::Select(e, _)
         | Expr::Has(e, _)
         | Expr::Not(e)
@@ -94,6 +95,9 @@ pub(crate) enum SessionField {
     Calls,
     /// The session-wide total of a declared aggregate.
     AggregateTotal(usize),
+    /// The case-wide total of a declared aggregate (`case.<name>`): this
+    /// session's plus the other sessions' of its case.
+    CaseTotal(usize),
 }
 
 /// A lowered CEL expression.
@@ -116,6 +120,8 @@ pub(crate) enum Expr {
     FactPresent(usize),
     /// `aggregate(key)`: the per-key sum of a declared aggregate.
     AggregateBy(usize, Box<Expr>),
+    /// `case_<aggregate>(key)`: the per-key sum across the case.
+    CaseAggregateBy(usize, Box<Expr>),
     Select(Box<Expr>, Arc<str>),
     /// `has(x.field)`.
     Has(Box<Expr>, Arc<str>),
@@ -224,6 +230,9 @@ pub fn evaluate_standalone(
     let expr = lower(source, &scope).map_err(|e| e.message)?;
     let session = EMPTY.get_or_init(crate::state::SessionState::empty);
     let result = Value::from_json(result);
-    let mut evaluator = Evaluator::new(Bindings { args, result: &result, facts: &[], session, now_ms: None }, 100_000);
+    let mut evaluator = Evaluator::new(
+        Bindings { args, result: &result, facts: &[], session, now_ms: None, case: &crate::investigation::NO_CASE },
+        100_000,
+    );
     evaluator.evaluate(&expr)
 }

@@ -82,6 +82,7 @@ impl Compiler<'_> {
             name: tool_name.clone(),
             description: tool.description.clone(),
             side_effect: tool.side_effect,
+            closes_case: tool.closes_case,
             schema: schema?,
             gates: if ok { Some(gates) } else { None }?,
             checks: checks?,

@@ -92,6 +92,10 @@ pub(crate) struct ToolFile {
     pub args: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub side_effect: bool,
+    /// Closing the case or answering the customer: blocked while
+    /// investigations run.
+    #[serde(default)]
+    pub closes_case: bool,
     #[serde(default)]
     pub requires: Vec<GateFile>,
     #[serde(default)]

@@ -237,6 +237,7 @@ pub struct Tool {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) side_effect: bool,
+    pub(crate) closes_case: bool,
     pub(crate) schema: Option<ArgsSchema>,
     pub(crate) gates: Vec<Gate>,
     pub(crate) checks: Vec<Check>,
@@ -255,6 +256,11 @@ impl Tool {
     /// Whether the tool changes the world (refund, deletion).
     pub fn is_side_effect(&self) -> bool {
         self.side_effect
+    }
+    /// Whether calling the tool closes the case or answers the customer
+    /// (blocked while the session's investigations run).
+    pub fn closes_case(&self) -> bool {
+        self.closes_case
     }
     /// The tool's gates, in order.
     pub fn gates(&self) -> &[Gate] {
