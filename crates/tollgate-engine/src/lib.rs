@@ -20,8 +20,12 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tollgate_core::{
-    CallId, Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide, json_bytes,
+    CallId, Case, Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, decide_in_case,
+    json_bytes,
 };
+
+mod investigations;
+pub use investigations::{Concern, Investigation};
 use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionTx, Store, StoreError, StoredWorkflow};
 
 pub use tollgate_store::{AuditProblem, AuditRecord, SessionInfo, VerifyReport};
@@ -45,6 +49,19 @@ pub enum EngineError {
     /// error, a lost connection): nothing of the group was stored.
     #[error("the call could not be committed, so nothing of it was stored: {0}")]
     Commit(String),
+    /// An investigation request that cannot be carried out (nested
+    /// investigations, an unknown tool in a subset, concluding a session
+    /// that is no investigation or has ended).
+    #[error("{0}")]
+    Investigation(String),
+    /// The join of a parent whose investigations have not all ended.
+    #[error("session {parent} cannot be joined: investigations still running: {}", running.join(", "))]
+    Running {
+        /// The parent session.
+        parent: String,
+        /// The concern ids still running, in the order they were opened.
+        running: Vec<String>,
+    },
     /// The journal does not replay to the decisions it records: the session
     /// was written under a different workflow or the journal was altered.
     #[error("session {session} does not replay at journal entry {seq}: {message}")]
@@ -294,7 +311,7 @@ impl Engine {
         check_id("session", session)?;
         match self.submit(Job::Decide { session: session.to_owned(), call: call.clone() }).await? {
             Reply::Decided(decided) => Ok(decided),
-            Reply::Recorded(_) => Err(EngineError::Commit("the engine answered a decision with a result".into())),
+            _ => Err(EngineError::Commit("the engine answered a decision with something else".into())),
         }
     }
 
@@ -314,7 +331,7 @@ impl Engine {
             Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome };
         match self.submit(job).await? {
             Reply::Recorded(recorded) => Ok(recorded),
-            Reply::Decided(_) => Err(EngineError::Commit("the engine answered a result with a decision".into())),
+            _ => Err(EngineError::Commit("the engine answered a result with something else".into())),
         }
     }
 
@@ -420,7 +437,17 @@ impl Engine {
         // order, so two processes' groups never wait for each other in a
         // cycle), and look up the group's call ids in another, so a job asks
         // the database nothing when its session is cached.
-        let ids: Vec<&str> = jobs.iter().map(|q| q.job.session()).collect();
+        // An investigation's decisions read its case (the parent and the
+        // siblings) under the parent's lock: `{parent}:{concern}` sorts
+        // after `{parent}`, so locking both in one sorted statement keeps
+        // parents before children across processes.
+        let ids: Vec<&str> = jobs
+            .iter()
+            .flat_map(|q| {
+                let session = q.job.session();
+                std::iter::once(session).chain(session.rsplit_once(':').map(|(parent, _)| parent))
+            })
+            .collect();
         if let Err(error) = tx.lock_all(&ids).await {
             return fail_all(jobs, error.to_string());
         }
@@ -429,6 +456,8 @@ impl Engine {
             .map(|q| match &q.job {
                 Job::Decide { session, call } => (session.as_str(), call.id.as_str()),
                 Job::Record { session, call_id, .. } => (session.as_str(), call_id.as_str()),
+                Job::Open { parent, .. } | Job::Join { parent } => (parent.as_str(), ""),
+                Job::Conclude { session, .. } => (session.as_str(), ""),
             })
             .filter(|(_, call)| check_id("call", call).is_ok())
             .collect();
@@ -493,6 +522,11 @@ impl Engine {
             Job::Record { session, call_id, result, outcome } => {
                 self.record_in(tx, overlay, session, call_id, result, *outcome).await.map(Reply::Recorded)
             }
+            Job::Open { parent, concerns } => self.open_in(tx, overlay, parent, concerns).await.map(Reply::Opened),
+            Job::Conclude { session, outcome } => {
+                self.conclude_in(tx, overlay, session, outcome).await.map(|()| Reply::Concluded)
+            }
+            Job::Join { parent } => self.join_in(tx, overlay, parent).await.map(Reply::Joined),
         }
     }
 
@@ -551,13 +585,21 @@ impl Engine {
             overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
             return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
         }
-        let decision = with_session_key(decide(&workflow, &state, call), session);
+        let case = self.case_of(tx, overlay, &workflow, &info, &state).await?;
+        let decision = with_session_key(decide_in_case(&workflow, &state, &case, call), session);
         apply(&workflow, &mut state, Event::Decided { call, decision: &decision });
         let decision_json = decision.to_json();
-        let body = json!({
+        let mut body = json!({
             "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args, "now_ms": now},
             "decision": decision_json,
         });
+        // The case totals and running investigations this call was decided
+        // with, so a replay decides it the same way.
+        if !case.is_empty()
+            && let Some(object) = body.as_object_mut()
+        {
+            object.insert("case".into(), case.to_json());
+        }
         let text = body.to_string();
         let entry =
             NewEntry { kind: "decision".into(), call_id: Some(call.id.to_string()), body: text.clone(), at_ms: now };
@@ -756,7 +798,8 @@ async fn original_decision(
     let before: Vec<JournalEntry> = tx.journal_after(session, 0).await?.into_iter().filter(|e| e.seq < seq).collect();
     let mut then = SessionState::new(workflow);
     fold(workflow, session, &mut then, &before)?;
-    let decision = with_session_key(decide(workflow, &then, call), session);
+    let case = case_in(body, session, seq)?;
+    let decision = with_session_key(decide_in_case(workflow, &then, &case, call), session);
     if decision.to_json() != *at(body, "/decision") {
         return Err(EngineError::Diverged {
             session: session.to_owned(),
@@ -771,12 +814,16 @@ async fn original_decision(
 enum Job {
     Decide { session: String, call: ToolCall },
     Record { session: String, call_id: String, result: Json, outcome: ToolOutcome },
+    Open { parent: String, concerns: Vec<Concern> },
+    Conclude { session: String, outcome: String },
+    Join { parent: String },
 }
 
 impl Job {
     fn session(&self) -> &str {
         match self {
-            Job::Decide { session, .. } | Job::Record { session, .. } => session,
+            Job::Decide { session, .. } | Job::Record { session, .. } | Job::Conclude { session, .. } => session,
+            Job::Open { parent, .. } | Job::Join { parent } => parent,
         }
     }
 }
@@ -784,6 +831,9 @@ impl Job {
 enum Reply {
     Decided(CallDecision),
     Recorded(Recorded),
+    Opened(Vec<Investigation>),
+    Concluded,
+    Joined(tollgate_core::Join),
 }
 
 struct Queued {
@@ -828,7 +878,8 @@ fn fold(
         match entry.kind.as_str() {
             "decision" => {
                 let call = call_of(&body, session, entry.seq)?;
-                let decision = with_session_key(decide(workflow, state, &call), session);
+                let case = case_in(&body, session, entry.seq)?;
+                let decision = with_session_key(decide_in_case(workflow, state, &case, &call), session);
                 if decision.to_json() != *at(&body, "/decision") {
                     return Err(EngineError::Diverged {
                         session: session.to_owned(),
@@ -852,11 +903,21 @@ fn fold(
                 };
                 apply(workflow, state, event);
             }
-            // Refused calls (bad or reused ids) never touch the state.
+            "opened" | "investigations" | "concluded" => investigations::fold_entry(workflow, state, entry, &body),
+            // Refused calls (bad or reused ids) and joins never touch the state.
             _ => {}
         }
     }
     Ok(())
+}
+
+/// The case a journaled decision was made in (none if it was alone).
+fn case_in(body: &Json, session: &str, seq: i64) -> Result<Case, EngineError> {
+    Case::from_json(at(body, "/case")).map_err(|message| EngineError::Diverged {
+        session: session.to_owned(),
+        seq,
+        message,
+    })
 }
 
 fn call_of(body: &Json, session: &str, seq: i64) -> Result<ToolCall, EngineError> {

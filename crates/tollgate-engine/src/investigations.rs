@@ -1,0 +1,382 @@
+//! Investigations: a parent session opens one child session per concern of
+//! a multi-concern request; the children run concurrently as ordinary
+//! sessions and are joined. Opening, concluding and joining go through the
+//! group commit like decisions, journaled and audited.
+//!
+//! The case (a parent and its investigations) is serialised on the
+//! parent's row: a child's job locks its parent too (see `commit_group`),
+//! so a decision reads its siblings' aggregates while none can change, and
+//! journals the totals it decided with.
+
+use crate::{Cached, Engine, EngineError, Job, Loaded, Reply, at, cached, check_id, parse};
+use serde_json::{Value as Json, json};
+use std::collections::HashMap;
+use tollgate_core::{Case, Event, Opened, SessionState, Workflow, apply};
+use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionInfo, SessionTx, StoreError};
+
+/// One concern of a multi-concern request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Concern {
+    /// The concern's id (letters, digits, `-`, `_`, `.`, no `:`): the child
+    /// session is `{parent}:{id}`.
+    pub id: String,
+    /// The concern, in the agent's (or customer's) words.
+    pub concern: String,
+    /// The tools the investigation may call; `None`: every tool.
+    pub tools: Option<Vec<String>>,
+}
+
+/// An opened investigation: its concern id, its session and its concern.
+pub type Investigation = Opened;
+
+impl Engine {
+    /// Opens one investigation (child session) per concern of `parent`, in
+    /// this order: each child inherits the parent's identity facts
+    /// (journaled as its first entry, so they are write-once there too) and
+    /// is limited to its concern's tools. The opening is journaled and
+    /// audited in the parent and in each child, in one commit. Opening a
+    /// concern again with the same text returns it as it is (a re-run after
+    /// a crash); with other text it is refused.
+    pub async fn open_investigations(
+        &self,
+        parent: &str,
+        concerns: &[Concern],
+    ) -> Result<Vec<Investigation>, EngineError> {
+        check_id("session", parent)?;
+        let info = self.store.session(parent).await?.ok_or_else(|| StoreError::NoSession(parent.to_owned()))?;
+        if info.parent_id.is_some() {
+            return Err(EngineError::Investigation(format!(
+                "session {parent} is an investigation itself; investigations are not nested"
+            )));
+        }
+        let workflow = self.workflow(&info.workflow_hash).await?;
+        for concern in concerns {
+            if concern.id.contains(':') {
+                return Err(EngineError::BadId(format!("concern id {:?} contains ':'", concern.id)));
+            }
+            check_id("concern", &concern.id)?;
+            check_id("session", &format!("{parent}:{}", concern.id))?;
+            if concern.concern.trim().is_empty() {
+                return Err(EngineError::Investigation(format!("concern {} has no text", concern.id)));
+            }
+            for tool in concern.tools.iter().flatten() {
+                if workflow.tool(tool).is_none() {
+                    return Err(EngineError::Investigation(format!(
+                        "concern {} names tool '{tool}', which workflow {} does not declare",
+                        concern.id,
+                        workflow.name()
+                    )));
+                }
+            }
+        }
+        // The child rows exist before the commit that opens them; a crash in
+        // between leaves a child with an empty journal, which opening again
+        // completes.
+        for concern in concerns {
+            let child = format!("{parent}:{}", concern.id);
+            if self.store.session(&child).await?.is_none() {
+                self.store
+                    .create_session(&NewSession {
+                        id: child,
+                        workflow_hash: info.workflow_hash.clone(),
+                        workflow_name: info.workflow_name.clone(),
+                        workflow_version: info.workflow_version,
+                        parent_id: Some(parent.to_owned()),
+                        created_ms: self.clock.now_ms(),
+                    })
+                    .await?;
+            }
+        }
+        match self.submit(Job::Open { parent: parent.to_owned(), concerns: concerns.to_vec() }).await? {
+            Reply::Opened(opened) => Ok(opened),
+            _ => Err(EngineError::Commit("the engine answered an opening with something else".into())),
+        }
+    }
+
+    /// Ends an investigation with its outcome (resolved), journaled and
+    /// audited. An investigation that ended (concluded, or escalated by one
+    /// of its calls) cannot be concluded again.
+    pub async fn conclude(&self, session: &str, outcome: &str) -> Result<(), EngineError> {
+        check_id("session", session)?;
+        match self.submit(Job::Conclude { session: session.to_owned(), outcome: outcome.to_owned() }).await? {
+            Reply::Concluded => Ok(()),
+            _ => Err(EngineError::Commit("the engine answered a conclusion with something else".into())),
+        }
+    }
+
+    /// Joins the investigations of `parent`: every finding in the order the
+    /// concerns were opened, and, if any escalated, a handoff with every
+    /// concern. Fails with [`EngineError::Running`] while any has not
+    /// ended. The join is audited in the parent.
+    pub async fn join(&self, parent: &str) -> Result<tollgate_core::Join, EngineError> {
+        check_id("session", parent)?;
+        match self.submit(Job::Join { parent: parent.to_owned() }).await? {
+            Reply::Joined(join) => Ok(join),
+            _ => Err(EngineError::Commit("the engine answered a join with something else".into())),
+        }
+    }
+
+    pub(crate) async fn open_in(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
+        parent: &str,
+        concerns: &[Concern],
+    ) -> Result<Vec<Investigation>, EngineError> {
+        tx.lock(parent).await?;
+        let Loaded { workflow, state: parent_state, info: parent_info, checkpoint_seq: parent_checkpoint } =
+            self.load_locked(tx, parent, Some(&mut *overlay)).await?;
+        let inherited = parent_state.identity_facts(&workflow);
+        let mut all = Vec::with_capacity(concerns.len());
+        let mut new = Vec::new();
+        let mut refused = None;
+        for concern in concerns {
+            let session = format!("{parent}:{}", concern.id);
+            match parent_state.investigations().iter().find(|o| o.concern_id == concern.id) {
+                Some(known) if known.concern == concern.concern => all.push(known.clone()),
+                Some(_) => {
+                    refused = Some(format!("concern {} of session {parent} was opened with other text", concern.id));
+                }
+                None => {
+                    let opened = Opened { concern_id: concern.id.clone(), session, concern: concern.concern.clone() };
+                    all.push(opened.clone());
+                    new.push((opened, concern.tools.clone()));
+                }
+            }
+        }
+        overlay.insert(parent.to_owned(), cached(&parent_info, parent_info.last_seq, parent_checkpoint, parent_state));
+        if let Some(message) = refused {
+            return Err(EngineError::Investigation(message));
+        }
+        if new.is_empty() {
+            return Ok(all);
+        }
+        let now = self.clock.now_ms();
+        for (opened, tools) in &new {
+            let child = opened.session.as_str();
+            tx.lock(child).await?;
+            let Loaded { mut state, info, checkpoint_seq, .. } =
+                self.load_locked(tx, child, Some(&mut *overlay)).await?;
+            if info.parent_id.as_deref() != Some(parent) || state.concern().is_some() {
+                overlay.insert(child.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
+                return Err(EngineError::Investigation(format!(
+                    "session {child} is not a new investigation of {parent}"
+                )));
+            }
+            apply(
+                &workflow,
+                &mut state,
+                Event::InvestigationOpened { concern: &opened.concern, tools: tools.as_deref(), inherited: &inherited },
+            );
+            let body = json!({
+                "parent": parent,
+                "concern_id": opened.concern_id,
+                "concern": opened.concern,
+                "tools": tools,
+                "inherited": inherited.iter().map(|(name, fields)| json!([name, fields])).collect::<Vec<_>>(),
+            })
+            .to_string();
+            let seq = append_one(tx, child, "opened", "investigation.opened", body, now).await?;
+            overlay.insert(child.to_owned(), cached(&info, seq, checkpoint_seq, state));
+        }
+        tx.lock(parent).await?;
+        let Loaded { mut state, info, checkpoint_seq, .. } = self.load_locked(tx, parent, Some(&mut *overlay)).await?;
+        let opened: Vec<Opened> = new.iter().map(|(o, _)| o.clone()).collect();
+        apply(&workflow, &mut state, Event::InvestigationsOpened { opened: &opened });
+        let body = json!({
+            "opened": new.iter().map(|(o, tools)| json!({
+                "concern_id": o.concern_id, "session": o.session, "concern": o.concern, "tools": tools,
+            })).collect::<Vec<_>>(),
+        })
+        .to_string();
+        let seq = append_one(tx, parent, "investigations", "investigations.opened", body, now).await?;
+        overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
+        Ok(all)
+    }
+
+    pub(crate) async fn conclude_in(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
+        session: &str,
+        outcome: &str,
+    ) -> Result<(), EngineError> {
+        tx.lock(session).await?;
+        let Loaded { workflow, mut state, info, checkpoint_seq } =
+            self.load_locked(tx, session, Some(&mut *overlay)).await?;
+        let refused = if state.concern().is_none() {
+            Some(format!("session {session} is not an investigation"))
+        } else if state.ending().is_some() {
+            Some(format!("investigation {session} has ended already"))
+        } else if outcome.trim().is_empty() {
+            Some(format!("investigation {session} needs an outcome to conclude"))
+        } else {
+            None
+        };
+        if let Some(message) = refused {
+            overlay.insert(session.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
+            return Err(EngineError::Investigation(message));
+        }
+        apply(&workflow, &mut state, Event::Concluded { outcome });
+        let body = json!({"outcome": outcome}).to_string();
+        let seq = append_one(tx, session, "concluded", "investigation.concluded", body, self.clock.now_ms()).await?;
+        overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
+        Ok(())
+    }
+
+    pub(crate) async fn join_in(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
+        parent: &str,
+    ) -> Result<tollgate_core::Join, EngineError> {
+        tx.lock(parent).await?;
+        let Loaded { workflow, state, info, checkpoint_seq } =
+            self.load_locked(tx, parent, Some(&mut *overlay)).await?;
+        let mut children = Vec::with_capacity(state.investigations().len());
+        for opened in state.investigations() {
+            children.push(self.load_other(tx, overlay, &workflow, &opened.session).await?);
+        }
+        let pairs: Vec<(&Opened, &SessionState)> = state.investigations().iter().zip(&children).collect();
+        let joined = tollgate_core::join(&workflow, &state, &pairs);
+        let join = match joined {
+            Ok(join) => join,
+            Err(running) => {
+                overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
+                return Err(EngineError::Running { parent: parent.to_owned(), running });
+            }
+        };
+        let body = join.to_json().to_string();
+        let seq = append_one(tx, parent, "joined", "investigations.joined", body, self.clock.now_ms()).await?;
+        overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
+        Ok(join)
+    }
+
+    /// The case a session's decision is made in: for an investigation, the
+    /// aggregates of its parent and siblings; for a parent, those of its
+    /// investigations and which still run. Read under the parent's lock.
+    pub(crate) async fn case_of(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
+        workflow: &Workflow,
+        info: &SessionInfo,
+        state: &SessionState,
+    ) -> Result<Case, EngineError> {
+        if let Some(parent) = &info.parent_id {
+            // Locked with the group already when the ids follow the
+            // `{parent}:{concern}` scheme; this is a no-op then.
+            tx.lock_all(&[parent.as_str()]).await?;
+            let parent_state = self.load_other(tx, overlay, workflow, parent).await?;
+            let mut others = vec![];
+            for sibling in parent_state.investigations().iter().filter(|o| o.session != info.id) {
+                others.push(self.load_other(tx, overlay, workflow, &sibling.session).await?);
+            }
+            Ok(Case::from_sessions(workflow, std::iter::once(&parent_state).chain(&others), Vec::new()))
+        } else if !state.investigations().is_empty() {
+            let mut children = Vec::with_capacity(state.investigations().len());
+            let mut running = Vec::new();
+            for opened in state.investigations() {
+                let child = self.load_other(tx, overlay, workflow, &opened.session).await?;
+                if child.ending().is_none() {
+                    running.push(opened.concern_id.clone());
+                }
+                children.push(child);
+            }
+            Ok(Case::from_sessions(workflow, &children, running))
+        } else {
+            Ok(Case::default())
+        }
+    }
+
+    /// Another session's state as this transaction sees it: the group's
+    /// overlay if a job of the group wrote it, else checkpoint plus journal
+    /// (appends of this transaction included). Does not change the
+    /// transaction's current session.
+    async fn load_other(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &HashMap<String, Cached>,
+        workflow: &Workflow,
+        session: &str,
+    ) -> Result<SessionState, EngineError> {
+        if let Some(entry) = overlay.get(session) {
+            return Ok(entry.state.clone());
+        }
+        let (mut state, after) = match tx.checkpoint(session).await? {
+            Some(checkpoint) => {
+                let document: Json = parse(&checkpoint.state, session, checkpoint.seq)?;
+                let state = SessionState::from_checkpoint(workflow, &document).map_err(|message| {
+                    EngineError::Diverged { session: session.to_owned(), seq: checkpoint.seq, message }
+                })?;
+                (state, checkpoint.seq)
+            }
+            None => (SessionState::new(workflow), 0),
+        };
+        let tail = tx.journal_after(session, after).await?;
+        crate::fold(workflow, session, &mut state, &tail)?;
+        Ok(state)
+    }
+}
+
+/// Appends one journal entry and its audit record (same body) to `session`,
+/// which must be the transaction's current session.
+async fn append_one(
+    tx: &mut SessionTx,
+    session: &str,
+    kind: &str,
+    audit_kind: &str,
+    body: String,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let entry = NewEntry { kind: kind.into(), call_id: None, body: body.clone(), at_ms: now };
+    let audit = NewAudit { kind: audit_kind.into(), body, at_ms: now };
+    Ok(tx.append(session, &[entry], &[audit], None).await?)
+}
+
+/// Folds an investigation entry of the journal into the state.
+pub(crate) fn fold_entry(workflow: &Workflow, state: &mut SessionState, entry: &JournalEntry, body: &Json) {
+    match entry.kind.as_str() {
+        "opened" => {
+            let tools: Option<Vec<String>> = at(body, "/tools")
+                .as_array()
+                .map(|tools| tools.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect());
+            let inherited: Vec<(String, Json)> = at(body, "/inherited")
+                .as_array()
+                .map(|pairs| {
+                    pairs
+                        .iter()
+                        .filter_map(|pair| Some((at(pair, "/0").as_str()?.to_owned(), at(pair, "/1").clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let concern = at(body, "/concern").as_str().unwrap_or_default();
+            apply(
+                workflow,
+                state,
+                Event::InvestigationOpened { concern, tools: tools.as_deref(), inherited: &inherited },
+            );
+        }
+        "investigations" => {
+            let opened: Vec<Opened> = at(body, "/opened")
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|o| {
+                            Some(Opened {
+                                concern_id: at(o, "/concern_id").as_str()?.to_owned(),
+                                session: at(o, "/session").as_str()?.to_owned(),
+                                concern: at(o, "/concern").as_str()?.to_owned(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            apply(workflow, state, Event::InvestigationsOpened { opened: &opened });
+        }
+        "concluded" => {
+            apply(workflow, state, Event::Concluded { outcome: at(body, "/outcome").as_str().unwrap_or_default() });
+        }
+        _ => {}
+    }
+}

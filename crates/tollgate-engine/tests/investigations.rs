@@ -1,0 +1,329 @@
+//! Investigations on both stores: inherited identity that cannot be forged,
+//! tool subsets, a parent that cannot close while children run, the join
+//! (deterministic order, a handoff with every concern), and the per-case
+//! refund limit under concurrent children.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use tollgate_core::{Effect, FindingStatus, ToolCall, ToolOutcome, Verdict};
+use tollgate_engine::{Concern, Engine, EngineError, WorkflowHandle};
+use tollgate_store::testing::{postgres_schema_url, sqlite_url};
+
+const MULTI: &str = include_str!("../../../examples/multi-concern.toml");
+
+async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(sqlite_url().unwrap()).await;
+    if let Some(url) = postgres_schema_url().await {
+        test(url).await;
+    }
+}
+
+async fn engine(url: &str) -> (Engine, WorkflowHandle) {
+    let engine = Engine::open(url).await.unwrap();
+    let handle = engine.register_workflow(MULTI, "multi-concern.toml").await.unwrap();
+    (engine, handle)
+}
+
+async fn decide(
+    engine: &Engine,
+    session: &str,
+    id: &str,
+    tool: &str,
+    args: serde_json::Value,
+) -> tollgate_engine::CallDecision {
+    engine.decide(session, &ToolCall::new(id, tool, args)).await.unwrap()
+}
+
+async fn ok(engine: &Engine, session: &str, id: &str, result: serde_json::Value) -> Vec<Effect> {
+    let recorded = engine.record_result(session, id, &result, ToolOutcome::Succeeded).await.unwrap();
+    assert!(recorded.recorded, "{recorded:?}");
+    recorded.effects
+}
+
+/// A parent session with customer c_42 verified.
+async fn verified_parent(engine: &Engine, handle: &WorkflowHandle, parent: &str) {
+    engine.create_session(handle, parent, None).await.unwrap();
+    let d = decide(engine, parent, "v", "get_customer", json!({"email": "a@example.com", "zip": "94107"})).await;
+    assert_eq!(d.decision.verdict(), Verdict::Allow);
+    ok(engine, parent, "v", json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}))
+        .await;
+}
+
+fn concern(id: &str, text: &str, tools: Option<&[&str]>) -> Concern {
+    Concern {
+        id: id.to_owned(),
+        concern: text.to_owned(),
+        tools: tools.map(|t| t.iter().map(|s| (*s).to_owned()).collect()),
+    }
+}
+
+async fn lookup(engine: &Engine, session: &str, id: &str, order: &str, owner: &str, total: f64) {
+    let d = decide(engine, session, id, "lookup_order", json!({"order_id": order})).await;
+    assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json);
+    ok(engine, session, id, json!({"order_id": order, "customer_id": owner, "total": total, "status": "delivered"}))
+        .await;
+}
+
+async fn assert_checkpoint_is_replay(engine: &Engine, session: &str) {
+    let (_, cached) = engine.state(session).await.unwrap();
+    let (_, replayed) = engine.replay(session).await.unwrap();
+    assert_eq!(cached, replayed, "checkpoint and replay differ for {session}");
+}
+
+fn customer_id(engine_state: &(Arc<tollgate_core::Workflow>, tollgate_core::SessionState)) -> Option<String> {
+    let (workflow, state) = engine_state;
+    state.identity_facts(workflow).first().map(|(_, fields)| fields["id"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn an_investigation_inherits_the_verified_customer_and_cannot_forge_it() {
+    on_both(|url| async move {
+        let (engine, handle) = engine(&url).await;
+        verified_parent(&engine, &handle, "p").await;
+        let opened = engine
+            .open_investigations(
+                "p",
+                &[
+                    concern("refund", "refund order #W1", Some(&["get_customer", "lookup_order", "process_refund"])),
+                    concern("address", "new address", Some(&["update_address"])),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(opened.iter().map(|o| o.session.as_str()).collect::<Vec<_>>(), ["p:refund", "p:address"]);
+        assert_eq!(engine.store().session("p:refund").await.unwrap().unwrap().parent_id.as_deref(), Some("p"));
+
+        // The customer is in the child's state from its first entry, and the replay agrees.
+        let journal = engine.store().journal("p:refund").await.unwrap();
+        assert_eq!(journal[0].kind, "opened");
+        assert!(journal[0].body.contains("refund order #W1"), "{}", journal[0].body);
+        assert_eq!(customer_id(&engine.state("p:refund").await.unwrap()).as_deref(), Some("c_42"));
+        assert_checkpoint_is_replay(&engine, "p:refund").await;
+        assert_eq!(engine.store().journal("p").await.unwrap().last().unwrap().kind, "investigations");
+
+        // A lookup in the child claiming another customer changes nothing.
+        let d =
+            decide(&engine, "p:refund", "v2", "get_customer", json!({"email": "m@example.com", "zip": "10001"})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Allow);
+        let effects = ok(
+            &engine,
+            "p:refund",
+            "v2",
+            json!({"verified": true, "customer_id": "c_77", "email": "m@example.com", "tier": "gold"}),
+        )
+        .await;
+        assert!(
+            effects.iter().any(|e| matches!(e, Effect::FactNotRecorded { fact, .. } if fact == "customer")),
+            "{effects:?}"
+        );
+        assert_eq!(customer_id(&engine.state("p:refund").await.unwrap()).as_deref(), Some("c_42"));
+        // So c_77's order stays out of reach: its details are withheld.
+        let d = decide(&engine, "p:refund", "o77", "lookup_order", json!({"order_id": "#W77"})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Allow);
+        let effects = ok(
+            &engine,
+            "p:refund",
+            "o77",
+            json!({"order_id": "#W77", "customer_id": "c_77", "total": 90.0, "status": "delivered"}),
+        )
+        .await;
+        assert!(effects.iter().any(|e| matches!(e, Effect::ResultWithheld { .. })), "{effects:?}");
+
+        // A tool outside the concern's subset is blocked at admission.
+        let d = decide(&engine, "p:address", "r", "process_refund", json!({"order_id": "#W1", "amount": 5.0})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Block);
+        assert_eq!(d.json["stage"], "admission");
+        assert_eq!(d.json["reasons"][0]["rule_id"], "tollgate.investigation.tool_out_of_scope");
+        assert_checkpoint_is_replay(&engine, "p:refund").await;
+        assert_checkpoint_is_replay(&engine, "p:address").await;
+
+        // Opening again with the same text is a no-op; other text is refused; nesting too.
+        let again = engine.open_investigations("p", &[concern("refund", "refund order #W1", None)]).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(matches!(
+            engine.open_investigations("p", &[concern("refund", "something else", None)]).await,
+            Err(EngineError::Investigation(_))
+        ));
+        assert!(matches!(
+            engine.open_investigations("p:refund", &[concern("x", "nested", None)]).await,
+            Err(EngineError::Investigation(_))
+        ));
+        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_every_concern_in_order() {
+    on_both(|url| async move {
+        let (engine, handle) = engine(&url).await;
+        verified_parent(&engine, &handle, "p").await;
+        // Opened in an order that is not alphabetical, ended in yet another.
+        engine
+            .open_investigations(
+                "p",
+                &[
+                    concern("refund", "refund $80 on order #W1", None),
+                    concern("charge", "charged twice on order #W2", None),
+                    concern("address", "new address 1 Main St", None),
+                ],
+            )
+            .await
+            .unwrap();
+        let reply = json!({"message": "all done"});
+        let d = decide(&engine, "p", "reply1", "reply_to_customer", reply.clone()).await;
+        assert_eq!(d.decision.verdict(), Verdict::Block);
+        assert_eq!(d.json["reasons"][0]["rule_id"], "tollgate.investigations.running");
+        let message = d.json["reasons"][0]["message"].as_str().unwrap();
+        assert!(message.contains("refund, charge, address"), "{message}");
+        match engine.join("p").await {
+            Err(EngineError::Running { running, .. }) => assert_eq!(running, ["refund", "charge", "address"]),
+            other => panic!("{other:?}"),
+        }
+
+        // address: resolved.
+        let d = decide(
+            &engine,
+            "p:address",
+            "a1",
+            "update_address",
+            json!({"street": "1 Main St", "city": "Springfield", "zip": "12345"}),
+        )
+        .await;
+        assert_eq!(d.decision.verdict(), Verdict::Allow);
+        ok(&engine, "p:address", "a1", json!({"ok": true})).await;
+        engine.conclude("p:address", "address changed to 1 Main St").await.unwrap();
+        // charge: escalated by its call.
+        let d = decide(&engine, "p:charge", "c1", "lookup_charges", json!({"order_id": "#W2"})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Allow);
+        ok(&engine, "p:charge", "c1", json!({"order_id": "#W2", "customer_id": "c_42", "count": 2, "amount": 45.0}))
+            .await;
+        let d = decide(&engine, "p:charge", "c2", "reverse_duplicate_charge", json!({"order_id": "#W2"})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Escalate, "{}", d.json);
+        // An ended investigation takes no more calls and cannot be concluded.
+        let d = decide(&engine, "p:charge", "c3", "lookup_charges", json!({"order_id": "#W2"})).await;
+        assert_eq!(d.json["reasons"][0]["rule_id"], "tollgate.investigation.ended");
+        assert!(matches!(engine.conclude("p:charge", "done").await, Err(EngineError::Investigation(_))));
+
+        // One still runs: the parent still may not answer, and the join names it alone.
+        let d = decide(&engine, "p", "reply2", "reply_to_customer", reply.clone()).await;
+        assert_eq!(d.decision.verdict(), Verdict::Block);
+        assert!(d.json["reasons"][0]["message"].as_str().unwrap().contains(": refund;"), "{}", d.json);
+        match engine.join("p").await {
+            Err(EngineError::Running { running, .. }) => assert_eq!(running, ["refund"]),
+            other => panic!("{other:?}"),
+        }
+
+        // refund: a blocked call, then resolved.
+        lookup(&engine, "p:refund", "o1", "#W1", "c_42", 120.0).await;
+        let d = decide(&engine, "p:refund", "r0", "process_refund", json!({"order_id": "#W1", "amount": 130.0})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Block);
+        let d = decide(&engine, "p:refund", "r1", "process_refund", json!({"order_id": "#W1", "amount": 80.0})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Allow);
+        ok(&engine, "p:refund", "r1", json!({"refund_id": "rf_1"})).await;
+        engine.conclude("p:refund", "refunded $80 on #W1").await.unwrap();
+
+        let join = engine.join("p").await.unwrap();
+        let order: Vec<&str> = join.findings.iter().map(|f| f.concern_id.as_str()).collect();
+        assert_eq!(order, ["refund", "charge", "address"]);
+        assert_eq!(join, engine.join("p").await.unwrap(), "the join is deterministic");
+        let [refund, charge, address] = &join.findings[..] else { panic!("{join:?}") };
+        assert_eq!(
+            (refund.status, charge.status, address.status),
+            (FindingStatus::Resolved, FindingStatus::Escalated, FindingStatus::Resolved)
+        );
+        assert_eq!(refund.outcome, "refunded $80 on #W1");
+        assert_eq!(refund.blocks.len(), 1, "{:?}", refund.blocks);
+        assert!(refund.facts.iter().any(|f| f.line().contains("#W1")));
+        assert!(charge.outcome.contains("duplicate charge"), "{}", charge.outcome);
+        assert_eq!(charge.rule_ids, ["duplicate-charge-human"]);
+        assert_eq!(charge.urgency.as_deref(), Some("high"));
+        let handoff = join.handoff.as_ref().expect("an escalated concern makes a joined handoff");
+        assert_eq!(handoff.customer_id.as_deref(), Some("c_42"));
+        assert_eq!(handoff.urgency, "high");
+        assert_eq!(handoff.concerns.len(), 3, "every concern, not only the escalated one");
+        for text in ["resolved: refunded $80 on #W1", "charge (charged twice on order #W2): escalated", "address"] {
+            assert!(handoff.summary.contains(text), "{text} in {}", handoff.summary);
+        }
+        assert!(handoff.concerns.iter().all(|c| c.facts.iter().any(|f| f.line().contains("c_42"))));
+
+        // Every investigation ended: the parent may answer; the replay of the
+        // parent decides its calls with the journaled case and agrees.
+        let d = decide(&engine, "p", "reply3", "reply_to_customer", reply).await;
+        assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json);
+        for session in ["p", "p:refund", "p:charge", "p:address"] {
+            assert_checkpoint_is_replay(&engine, session).await;
+        }
+        let audit = engine.store().audit_records(0, 1000).await.unwrap();
+        for kind in
+            ["investigations.opened", "investigation.opened", "investigation.concluded", "investigations.joined"]
+        {
+            assert!(audit.iter().any(|r| r.kind == kind), "no audit record {kind}");
+        }
+        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_case_refund_limit_holds_under_concurrent_investigations() {
+    on_both(|url| async move {
+        for repetition in 0..4 {
+            // Two engines on one database: two group-commit leaders, as two processes would have.
+            let (first, handle) = engine(&url).await;
+            let (second, _) = engine(&url).await;
+            let (first, second) = (Arc::new(first), Arc::new(second));
+            let parent = format!("case{repetition}");
+            verified_parent(&first, &handle, &parent).await;
+            let concerns: Vec<Concern> =
+                (0..4).map(|i| concern(&format!("c{i}"), &format!("refund order #W{i}"), None)).collect();
+            let opened = first.open_investigations(&parent, &concerns).await.unwrap();
+            for (i, child) in opened.iter().enumerate() {
+                lookup(&first, &child.session, "o", &format!("#W{i}"), "c_42", 1000.0).await;
+            }
+            // Every child tries three $200 refunds at once: 2,400 asked, $500 per case.
+            let mut tasks = Vec::new();
+            for (i, child) in opened.iter().enumerate() {
+                for attempt in 0..3 {
+                    let engine = if (i + attempt) % 2 == 0 { Arc::clone(&first) } else { Arc::clone(&second) };
+                    let (session, order) = (child.session.clone(), format!("#W{i}"));
+                    tasks.push(tokio::spawn(async move {
+                        let call = ToolCall::new(
+                            format!("r{attempt}"),
+                            "process_refund",
+                            json!({"order_id": order, "amount": 200.0}),
+                        );
+                        engine.decide(&session, &call).await.unwrap()
+                    }));
+                }
+            }
+            let mut allowed = 0;
+            for task in tasks {
+                let decided = task.await.unwrap();
+                match decided.decision.verdict() {
+                    Verdict::Allow => allowed += 1,
+                    Verdict::Block => assert_eq!(decided.json["reasons"][0]["rule_id"], "refund-within-case-limit"),
+                    Verdict::Escalate => panic!("{}", decided.json),
+                }
+            }
+            assert_eq!(allowed, 2, "$400 of $500 fits; a third $200 would not (repetition {repetition})");
+            let mut total = 0.0;
+            for child in &opened {
+                let (_, state) = first.state(&child.session).await.unwrap();
+                total += state.aggregate_total(0);
+                assert_checkpoint_is_replay(&second, &child.session).await;
+            }
+            assert_eq!(total, 400.0);
+            first.store().close().await;
+            second.store().close().await;
+        }
+    })
+    .await;
+}
