@@ -18,6 +18,7 @@ macro_rules! out {
 
 mod bench;
 mod demo;
+mod demo_multi;
 mod durable_bench;
 mod paint;
 mod replay;
@@ -125,6 +126,10 @@ enum Command {
         /// Colour the timeline.
         #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
         color: ColorChoice,
+        /// Which story: the support-refunds timeline, or a multi-concern
+        /// request investigated in parallel and joined.
+        #[arg(long, value_enum, default_value_t = Scenario::SupportRefunds)]
+        scenario: Scenario,
         /// Where the demo's session, decisions and audit records are kept.
         #[command(flatten)]
         db: Db,
@@ -233,6 +238,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
+/// The demo's stories.
+#[derive(Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// One session: blocks, an injection, refunds, an $800 escalation.
+    SupportRefunds,
+    /// Three concerns investigated in parallel and joined.
+    MultiConcern,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ColorChoice {
     /// Colour when standard output is a terminal.
@@ -270,7 +284,12 @@ fn main() -> ExitCode {
         Command::Attack { workflow, traces, seed, attempts, engine_attempts } => {
             attack::run(&attack::Options { workflow, traces, seed, attempts, engine_attempts })
         }
-        Command::Demo { color, db } => demo::run(paint::Paint::new(color), &db.url()),
+        Command::Demo { color, scenario: Scenario::SupportRefunds, db } => {
+            demo::run(paint::Paint::new(color), &db.url())
+        }
+        Command::Demo { color, scenario: Scenario::MultiConcern, db } => {
+            demo_multi::run(paint::Paint::new(color), &db.url())
+        }
     };
     match outcome {
         Ok(code) => code,

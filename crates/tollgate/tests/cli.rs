@@ -210,3 +210,46 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_multi_concern_demo_runs_its_branches_in_parallel_and_joins_them() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_demo").unwrap();
+    let db = dir.join("demo.db").display().to_string();
+    let output = tollgate(&["demo", "--scenario", "multi-concern", "--db", &db]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    for expected in [
+        "[tollgate.investigations.running]",
+        "branch refund (",
+        "branch address (",
+        "branch charge (",
+        "customer is already established for this session and cannot change",
+        "charge [escalated]",
+        "joined handoff to a human (every concern):",
+        "concern refund (resolved)",
+        "concern address (resolved)",
+        "concern charge (escalated)",
+        "customer_id: c_42",
+        "parent  agent → reply_to_customer: ALLOW",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let last = lines.last().unwrap();
+    let numbers: Vec<u64> = last
+        .strip_prefix("parallel wall time: ")
+        .and_then(|rest| rest.split_once(" ms; sum of branches: "))
+        .and_then(|(wall, sum)| Some(vec![wall.parse().ok()?, sum.strip_suffix(" ms")?.parse().ok()?]))
+        .unwrap_or_else(|| panic!("last line is not the timing line: {last:?}"));
+    let (wall, sum) = (numbers[0], numbers[1]);
+    let slowest: u64 =
+        lines[lines.len() - 2].strip_prefix("slowest branch: ").unwrap().strip_suffix(" ms").unwrap().parse().unwrap();
+    // Three branches of three 50 ms tool calls each: run one after another
+    // they would take the sum; in parallel about the slowest branch. Loose
+    // bounds, so a loaded machine does not make this flaky.
+    assert!(slowest >= 150 && sum >= 3 * 150, "{last}; slowest {slowest}");
+    assert!(wall <= sum * 2 / 3, "not parallel: {last}");
+    assert!(wall <= slowest * 2, "wall {wall} ms against a slowest branch of {slowest} ms");
+    let verify = tollgate(&["audit", "verify", "--db", &db]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+}
