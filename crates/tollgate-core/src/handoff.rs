@@ -42,7 +42,12 @@ pub(crate) fn escalate(
     }
     let handoff = Handoff {
         customer_id: verified_customer_id(workflow, state),
-        conversation_summary: summarise(workflow, state),
+        conversation_summary: match call.summary.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // The agent's words, then what the session shows: the human
+            // reads both, and the record does not rest on the model's.
+            Some(agent) => format!("{agent} (from the session: {})", summarise(workflow, state)),
+            None => summarise(workflow, state),
+        },
         root_cause,
         recommended_action: recommended_action.clone(),
         urgency: lead.urgency.name.clone(),

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! A call may carry the session clock rules read as `now`:
-//! `"now": "2024-05-15T15:00:00-05:00"` (or milliseconds since the epoch).
+//! `"now": "2024-05-15T15:00:00-05:00"` (or milliseconds since the epoch),
+//! and the agent's summary of the conversation, which an escalation's
+//! handoff quotes beside the one compiled from the session: `"summary": "..."`.
 
 use crate::apply::{Effect, Event, ToolOutcome, apply};
 use crate::decide::decide;
@@ -40,11 +42,16 @@ impl Step {
             let id = call.get("id").and_then(Json::as_str).ok_or("a call needs a string \"id\"")?;
             let tool = call.get("tool").and_then(Json::as_str).ok_or("a call needs a string \"tool\"")?;
             let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
-            let call_made = ToolCall::new(id, tool, args);
-            return Ok(Step::Call(match call.get("now") {
-                None | Some(Json::Null) => call_made,
-                Some(now) => call_made.at(parse_now(now)?),
-            }));
+            let mut call_made = ToolCall::new(id, tool, args);
+            if let Some(now) = call.get("now").filter(|now| !now.is_null()) {
+                call_made = call_made.at(parse_now(now)?);
+            }
+            match call.get("summary") {
+                None | Some(Json::Null) => {}
+                Some(Json::String(summary)) => call_made = call_made.with_summary(summary.as_str()),
+                Some(_) => return Err("a call's \"summary\" must be text".into()),
+            }
+            return Ok(Step::Call(call_made));
         }
         if let Some(result) = value.get("result") {
             let id = result.get("id").and_then(Json::as_str).ok_or("a result needs a string \"id\"")?;

@@ -44,12 +44,23 @@ pub struct ToolCall {
     /// records it with the decision so a replay decides the same way. A rule
     /// that reads `now` when it is unset fails, and so blocks.
     pub now_ms: Option<i64>,
+    /// The agent's own summary of the conversation so far, if it sends one
+    /// with the call. An escalation of this call puts it in the handoff
+    /// beside the summary compiled from the session (never instead of it).
+    pub summary: Option<String>,
 }
 
 impl ToolCall {
     /// A call with the given id, tool and arguments, and no clock.
     pub fn new(id: impl Into<String>, tool: impl Into<String>, args: serde_json::Value) -> ToolCall {
-        ToolCall { id: CallId::new(id), tool: tool.into(), args, now_ms: None }
+        ToolCall { id: CallId::new(id), tool: tool.into(), args, now_ms: None, summary: None }
+    }
+
+    /// The same call, with the agent's summary of the conversation so far.
+    #[must_use]
+    pub fn with_summary(mut self, summary: impl Into<String>) -> ToolCall {
+        self.summary = Some(summary.into());
+        self
     }
 
     /// The same call, made at `now_ms` (milliseconds since the Unix epoch).

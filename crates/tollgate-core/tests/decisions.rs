@@ -273,3 +273,23 @@ fn a_result_given_as_a_value_is_recorded_exactly_as_its_json_would_be() {
     assert!(matches!(&over[..], [tollgate_core::Effect::ResultWithheld { .. }]), "{over:?}");
     assert!(state.facts(&workflow).is_empty());
 }
+
+#[test]
+fn an_escalation_quotes_the_agents_summary_beside_the_one_compiled_from_the_session() {
+    let workflow = reference();
+    let session = Session::verified_with_order(&workflow, 2_000.0);
+    let refund = ToolCall::new("r", "process_refund", json!({"order_id": "#W1", "amount": 800.0}));
+    let handoff = |call: &ToolCall| match decide(&workflow, &session.state, call) {
+        Decision::Escalate(escalation) => escalation.handoff,
+        other => panic!("expected an escalation, got {other:?}"),
+    };
+    let compiled = handoff(&refund).conversation_summary;
+    assert!(compiled.contains("customer c_42"), "{compiled}");
+    let with_summary = handoff(&refund.clone().with_summary("Customer wants $800 back for a broken TV."));
+    assert_eq!(
+        with_summary.conversation_summary,
+        format!("Customer wants $800 back for a broken TV. (from the session: {compiled})")
+    );
+    // An empty summary is no summary: the compiled one stands alone.
+    assert_eq!(handoff(&refund.with_summary("   ")).conversation_summary, compiled);
+}

@@ -593,6 +593,11 @@ impl Engine {
             "call": {"id": call.id.as_str(), "tool": call.tool, "args": call.args, "now_ms": now},
             "decision": decision_json,
         });
+        // The agent's summary, if it sent one: an escalation's handoff
+        // quotes it, so a replay needs it too.
+        if let (Some(summary), Some(call_body)) = (&call.summary, body.get_mut("call").and_then(Json::as_object_mut)) {
+            call_body.insert("summary".into(), Json::String(summary.clone()));
+        }
         // The case totals and running investigations this call was decided
         // with, so a replay decides it the same way.
         if !case.is_empty()
@@ -924,12 +929,11 @@ fn call_of(body: &Json, session: &str, seq: i64) -> Result<ToolCall, EngineError
     let call = at(body, "/call");
     match (at(call, "/id").as_str(), at(call, "/tool").as_str()) {
         (Some(id), Some(tool)) => {
-            let call_made = ToolCall::new(id, tool, at(call, "/args").clone());
+            let mut call_made = ToolCall::new(id, tool, at(call, "/args").clone());
             // Journals written before calls carried a clock have none.
-            Ok(match at(call, "/now_ms").as_i64() {
-                Some(now) => call_made.at(now),
-                None => call_made,
-            })
+            call_made.now_ms = at(call, "/now_ms").as_i64();
+            call_made.summary = at(call, "/summary").as_str().map(str::to_owned);
+            Ok(call_made)
         }
         _ => Err(EngineError::Diverged {
             session: session.to_owned(),

@@ -412,3 +412,35 @@ async fn a_result_and_the_next_call_commit_together_and_decide_as_if_sent_one_af
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_agents_summary_is_journaled_with_the_call_and_its_escalation_replays() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "hs", None).await.unwrap();
+        verified(&engine, "hs").await;
+        assert_eq!(call(&engine, "hs", "o2", "lookup_order", json!({"order_id": "#W2"})).await, Verdict::Allow);
+        ok(
+            &engine,
+            "hs",
+            "o2",
+            json!({"order_id": "#W2", "customer_id": "c_42", "total": 2000.0, "status": "delivered"}),
+        )
+        .await;
+        let big = ToolCall::new("big", "process_refund", json!({"order_id": "#W2", "amount": 800.0}))
+            .with_summary("Customer asks for $800 back on a $2,000 order.");
+        let decided = engine.decide("hs", &big).await.unwrap();
+        let summary = decided.json["handoff"]["conversation_summary"].as_str().unwrap().to_owned();
+        assert!(summary.starts_with("Customer asks for $800 back on a $2,000 order. (from the session: "), "{summary}");
+        // The replay re-decides with the journaled summary and agrees.
+        assert_checkpoint_is_replay(&engine, "hs").await;
+        // Re-sent (even without the summary), the call gets its original decision.
+        let resent = engine
+            .decide("hs", &ToolCall::new("big", "process_refund", json!({"order_id": "#W2", "amount": 800.0})))
+            .await
+            .unwrap();
+        assert!(resent.replayed);
+        assert_eq!(resent.json, decided.json);
+    })
+    .await;
+}
