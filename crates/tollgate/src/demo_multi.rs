@@ -5,9 +5,11 @@
 //! simulated tool latency, and joins them: the double charge needs a human,
 //! so the joined handoff shows the whole case.
 
+use crate::demo_backend::Backend;
 use crate::paint::Paint;
 use anyhow::{Result, bail};
 use serde_json::{Value as Json, json};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +18,6 @@ use tollgate_engine::{Concern, Engine};
 
 /// The multi-concern workflow, built into the binary.
 pub const MULTI_CONCERN: &str = include_str!("../../../examples/multi-concern.toml");
-
-/// What one simulated tool call costs (the backend sleeps this long).
-const TOOL_LATENCY: Duration = Duration::from_millis(50);
 
 /// One concern's branch: its id, text, tools, and the agent's calls.
 struct Branch {
@@ -68,53 +67,141 @@ fn branches() -> Vec<Branch> {
     ]
 }
 
-/// The built-in backend: stateless answers after a simulated latency.
-async fn run_tool(tool: &str, args: &Json) -> Result<Json, String> {
-    tokio::time::sleep(TOOL_LATENCY).await;
-    let text = |name: &str| args.get(name).and_then(Json::as_str).unwrap_or_default().to_owned();
-    match tool {
-        "get_customer" if text("email") == "alice@example.com" => {
-            Ok(json!({"verified": true, "customer_id": "c_42", "email": "alice@example.com", "tier": "gold"}))
+/// How to run the scenario.
+pub struct Options {
+    /// The parent session: continued if it exists, else started
+    /// (`case-<time>` when none is given).
+    pub session: Option<String>,
+    /// What one simulated tool call costs.
+    pub latency: Duration,
+    /// Print a `step ...` line as each step is committed (for crash tests
+    /// that kill the process at a chosen point).
+    pub progress: Progress,
+}
+
+/// Whether committed steps are announced as they happen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Only the story, once it is done.
+    Quiet,
+    /// A `step <session> <what>` line per committed step, as it commits.
+    Lines,
+}
+
+/// The default simulated tool latency.
+pub const TOOL_LATENCY: Duration = Duration::from_millis(50);
+
+/// Runs the scenario into the store at `db`. Running it again with the same
+/// store and session continues where it stopped: every step has a stable
+/// call id, so what was decided gets its recorded decision back, results
+/// recorded count once, calls in doubt are re-driven with their idempotency
+/// keys (the backend does not repeat them), investigations opened are not
+/// opened again, an ended one is not concluded again, and the join happens
+/// once.
+pub fn run(paint: Paint, db: &str, options: &Options) -> Result<ExitCode> {
+    crate::runtime()?.block_on(run_stored(paint, db, options))
+}
+
+/// What one run needs at every step.
+struct Steps {
+    engine: Arc<Engine>,
+    backend: Backend,
+    progress: Progress,
+}
+
+impl Steps {
+    fn announce(&self, session: &str, what: &str) {
+        if self.progress == Progress::Lines {
+            println!("step {session} {what}");
         }
-        "get_customer" => Ok(json!({"verified": true, "customer_id": "c_77", "email": text("email"), "tier": "basic"})),
-        "lookup_order" => {
-            let total = if text("order_id") == "#W1002" { 45.0 } else { 120.0 };
-            Ok(json!({"order_id": text("order_id"), "customer_id": "c_42", "total": total, "status": "delivered"}))
+    }
+
+    /// Decides `call` and, if allowed, runs it and records its result,
+    /// unless a run before this one did: a replayed allowed call is run only
+    /// if it is in doubt (`in_doubt`), and then under its idempotency key.
+    async fn step(&self, session: &str, call: &ToolCall, in_doubt: &BTreeSet<String>) -> Result<Step> {
+        let decided = self.engine.decide(session, call).await?;
+        if !decided.replayed {
+            let verdict = match decided.decision {
+                Decision::Allow(_) => "allow",
+                Decision::Block(_) => "block",
+                Decision::Escalate(_) => "escalate",
+            };
+            self.announce(session, &format!("decided {} {verdict}", call.id));
         }
-        "process_refund" => Ok(json!({"refund_id": "rf_1001", "order_status": "delivered"})),
-        "update_address" => Ok(json!({"updated": true})),
-        "lookup_charges" => {
-            Ok(json!({"order_id": text("order_id"), "customer_id": "c_42", "count": 2, "amount": 45.0}))
+        let key = match &decided.decision {
+            Decision::Allow(allowed) => allowed.idempotency_key.clone(),
+            _ => return Ok(Step { decision: decided.decision, replayed: decided.replayed, result: None }),
+        };
+        if decided.replayed && !in_doubt.contains(call.id.as_str()) {
+            return Ok(Step { decision: decided.decision, replayed: true, result: None });
         }
-        "reply_to_customer" => Ok(json!({"sent": true})),
-        other => Err(format!("the demo backend has no tool '{other}'")),
+        let (result, outcome) = match self.backend.call(&call.tool, &call.args, key.as_deref()).await {
+            Ok(result) => (result, ToolOutcome::Succeeded),
+            Err(error) => (json!(error), ToolOutcome::Failed),
+        };
+        let recorded = self.engine.record_result(session, call.id.as_str(), &result, outcome).await?;
+        if recorded.recorded {
+            self.announce(session, &format!("recorded {}", call.id));
+        }
+        let effects: Vec<String> = recorded.effects.iter().map(|e| e.to_json().to_string()).collect();
+        Ok(Step { decision: decided.decision, replayed: decided.replayed, result: Some((result, effects)) })
     }
 }
 
-/// Runs the scenario into the store at `db`, as session `session` (a new
-/// one, `case-<time>`, if none is given).
-pub fn run(paint: Paint, db: &str) -> Result<ExitCode> {
-    crate::runtime()?.block_on(run_stored(paint, db))
+/// What a step did in this run.
+struct Step {
+    decision: Decision,
+    /// Decided in an earlier run.
+    replayed: bool,
+    /// The tool's answer and the effects of recording it, if it ran in this run.
+    result: Option<(Json, Vec<String>)>,
 }
 
-async fn run_stored(paint: Paint, db: &str) -> Result<ExitCode> {
+fn before_restart(paint: Paint, replayed: bool) -> String {
+    if replayed { format!(" {}", paint.dim("(decided before the restart)")) } else { String::new() }
+}
+
+async fn run_stored(paint: Paint, db: &str, options: &Options) -> Result<ExitCode> {
     let engine = Arc::new(Engine::open(db).await?);
     let handle = engine.register_workflow(MULTI_CONCERN, "examples/multi-concern.toml").await?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let parent = format!("case-{stamp}");
-    engine.create_session(&handle, &parent, None).await?;
+    let parent = options.session.clone().unwrap_or_else(|| format!("case-{stamp}"));
+    let resumed = match engine.store().session(&parent).await? {
+        Some(info) if info.workflow_hash != handle.hash => {
+            bail!("session {parent} exists under another workflow; pick another --session")
+        }
+        Some(_) => true,
+        None => {
+            engine.create_session(&handle, &parent, None).await?;
+            false
+        }
+    };
+    let steps = Steps {
+        engine: Arc::clone(&engine),
+        backend: Backend::open(db, options.latency, options.progress)?,
+        progress: options.progress,
+    };
     println!("{}", paint.bold("Tollgate demo: a multi-concern request, investigated in parallel"));
     println!(
         "{}",
         paint
             .dim("customer: \"Refund $80 on #W1001, my new address is 1 Main St, and I was charged twice on #W1002.\"")
     );
+    if resumed {
+        println!("{}", paint.dim(&format!("continuing session {parent} where it stopped")));
+    }
     println!();
+    let parent_resume = engine.resume(&parent).await?;
+    let opened_before = !parent_resume.state.investigations().is_empty();
+    let parent_in_doubt: BTreeSet<String> = parent_resume.in_doubt.into_iter().map(|d| d.call_id).collect();
     let verify = ToolCall::new("verify", "get_customer", json!({"email": "alice@example.com", "zip": "94107"}));
-    let decided = engine.decide(&parent, &verify).await?.decision;
-    println!("parent  agent → get_customer: {}", verdict_line(paint, &decided));
-    let result = run_tool(&verify.tool, &verify.args).await.map_err(anyhow::Error::msg)?;
-    engine.record_result(&parent, "verify", &result, ToolOutcome::Succeeded).await?;
+    let verified = steps.step(&parent, &verify, &parent_in_doubt).await?;
+    println!(
+        "parent  agent → get_customer: {}{}",
+        verdict_line(paint, &verified.decision),
+        before_restart(paint, verified.replayed)
+    );
     let concerns: Vec<Concern> = branches()
         .iter()
         .map(|b| Concern {
@@ -124,23 +211,29 @@ async fn run_stored(paint: Paint, db: &str) -> Result<ExitCode> {
         })
         .collect();
     let opened = engine.open_investigations(&parent, &concerns).await?;
+    if !opened_before {
+        steps.announce(&parent, "opened");
+    }
     println!(
         "parent  opened {} investigations: {}",
         opened.len(),
         opened.iter().map(|o| o.session.as_str()).collect::<Vec<_>>().join(", ")
     );
     let early = ToolCall::new("reply-early", "reply_to_customer", json!({"message": "All done!"}));
+    let replied_early = steps.step(&parent, &early, &parent_in_doubt).await?;
     println!(
-        "parent  agent → reply_to_customer: {}",
-        verdict_line(paint, &engine.decide(&parent, &early).await?.decision)
+        "parent  agent → reply_to_customer: {}{}",
+        verdict_line(paint, &replied_early.decision),
+        before_restart(paint, replied_early.replayed)
     );
 
+    let steps = Arc::new(steps);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (branch, investigation) in branches().into_iter().zip(&opened) {
-        let engine = Arc::clone(&engine);
+        let steps = Arc::clone(&steps);
         let session = investigation.session.clone();
-        tasks.push(tokio::spawn(async move { run_branch(&engine, &session, branch, paint, started).await }));
+        tasks.push(tokio::spawn(async move { run_branch(&steps, &session, branch, paint, started).await }));
     }
     let mut timelines = Vec::new();
     for task in tasks {
@@ -155,9 +248,61 @@ async fn run_stored(paint: Paint, db: &str) -> Result<ExitCode> {
         }
     }
 
-    let join = engine.join(&parent).await?;
+    let (join, joined_before) = join_once(&engine, &parent).await?;
+    if !joined_before {
+        steps.announce(&parent, "joined");
+    }
     println!();
-    println!("{}", paint.bold("join (in the order the concerns were opened):"));
+    let heading = if joined_before {
+        "join (made before the restart; in the order the concerns were opened):"
+    } else {
+        "join (in the order the concerns were opened):"
+    };
+    println!("{}", paint.bold(heading));
+    print_join(paint, &join);
+    let reply = ToolCall::new(
+        "reply",
+        "reply_to_customer",
+        json!({"message": "Refund and address change done; a colleague will reverse the double charge."}),
+    );
+    let replied = steps.step(&parent, &reply, &parent_in_doubt).await?;
+    println!();
+    println!(
+        "parent  agent → reply_to_customer: {}{}",
+        verdict_line(paint, &replied.decision),
+        before_restart(paint, replied.replayed)
+    );
+    println!("{}", paint.dim(&format!("stored as session {parent} and its investigations in {db}")));
+    let sum_ms: u128 = timelines.iter().map(|(_, _, elapsed)| *elapsed).sum();
+    let slowest_ms = timelines.iter().map(|(_, _, elapsed)| *elapsed).max().unwrap_or(0);
+    println!("slowest branch: {slowest_ms} ms");
+    engine.store().close().await;
+    println!("parallel wall time: {wall_ms} ms; sum of branches: {sum_ms} ms");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Joins the parent's investigations once: if its journal records a join
+/// (a run before this one got that far), the join is computed again from
+/// the stored sessions by the core, without journaling it a second time.
+/// Returns the join and whether it was made before.
+async fn join_once(engine: &Engine, parent: &str) -> Result<(tollgate_core::Join, bool)> {
+    let journal = engine.store().journal(parent).await?;
+    if !journal.iter().any(|entry| entry.kind == "joined") {
+        return Ok((engine.join(parent).await?, false));
+    }
+    let (workflow, state) = engine.state(parent).await?;
+    let mut children = Vec::new();
+    for opened in state.investigations() {
+        children.push(engine.state(&opened.session).await?.1);
+    }
+    let pairs: Vec<_> = state.investigations().iter().zip(&children).collect();
+    match tollgate_core::join(&workflow, &state, &pairs) {
+        Ok(join) => Ok((join, true)),
+        Err(running) => bail!("session {parent} was joined, yet investigations are running: {}", running.join(", ")),
+    }
+}
+
+fn print_join(paint: Paint, join: &tollgate_core::Join) {
     for finding in &join.findings {
         let status = match finding.status {
             FindingStatus::Resolved => paint.green("resolved"),
@@ -183,30 +328,15 @@ async fn run_stored(paint: Paint, db: &str) -> Result<ExitCode> {
             }
         }
     }
-    let reply = ToolCall::new(
-        "reply",
-        "reply_to_customer",
-        json!({"message": "Refund and address change done; a colleague will reverse the double charge."}),
-    );
-    println!();
-    println!(
-        "parent  agent → reply_to_customer: {}",
-        verdict_line(paint, &engine.decide(&parent, &reply).await?.decision)
-    );
-    println!("{}", paint.dim(&format!("stored as session {parent} and its investigations in {db}")));
-    let sum_ms: u128 = timelines.iter().map(|(_, _, elapsed)| *elapsed).sum();
-    let slowest_ms = timelines.iter().map(|(_, _, elapsed)| *elapsed).max().unwrap_or(0);
-    println!("slowest branch: {slowest_ms} ms");
-    engine.store().close().await;
-    println!("parallel wall time: {wall_ms} ms; sum of branches: {sum_ms} ms");
-    Ok(ExitCode::SUCCESS)
 }
 
-/// Runs one investigation: each call decided, allowed ones run against the
-/// backend and their results recorded; concluded unless a call escalated.
-/// Returns the branch's id, timeline and elapsed milliseconds.
+/// Runs one investigation from where it stands: each call decided (or its
+/// recorded decision taken back), allowed ones run against the backend and
+/// their results recorded unless that happened before; concluded unless a
+/// call escalated or it ended in an earlier run. Returns the branch's id,
+/// timeline and elapsed milliseconds.
 async fn run_branch(
-    engine: &Engine,
+    steps: &Steps,
     session: &str,
     branch: Branch,
     paint: Paint,
@@ -217,33 +347,46 @@ async fn run_branch(
     let stamp = |lines: &mut Vec<String>, text: String| {
         lines.push(format!("{:>5} ms  {text}", started.elapsed().as_millis()));
     };
+    let resume = steps.engine.resume(session).await?;
+    if let Some(ending) = resume.state.ending() {
+        stamp(&mut lines, format!("ended before the restart: {}", ending_line(ending)));
+        return Ok((branch.id, lines, begun.elapsed().as_millis()));
+    }
+    let in_doubt: BTreeSet<String> = resume.in_doubt.into_iter().map(|d| d.call_id).collect();
     let mut escalated = false;
     for (index, (tool, args)) in branch.calls.into_iter().enumerate() {
         let call = ToolCall::new(format!("{}-{}", branch.id, index + 1), tool, args);
-        let decision = engine.decide(session, &call).await?.decision;
-        stamp(&mut lines, format!("agent → {tool} {}: {}", call.args, verdict_line(paint, &decision)));
-        match decision {
-            Decision::Allow(_) => {
-                let (result, outcome) = match run_tool(tool, &call.args).await {
-                    Ok(result) => (result, ToolOutcome::Succeeded),
-                    Err(error) => (json!(error), ToolOutcome::Failed),
-                };
-                let recorded = engine.record_result(session, call.id.as_str(), &result, outcome).await?;
-                let effects: Vec<String> = recorded.effects.iter().map(|e| e.to_json().to_string()).collect();
-                stamp(&mut lines, format!("tool  ← {result} {}", paint.dim(&effects.join(" "))));
-            }
-            Decision::Escalate(escalation) => {
+        let step = steps.step(session, &call, &in_doubt).await?;
+        stamp(
+            &mut lines,
+            format!(
+                "agent → {tool} {}: {}{}",
+                call.args,
+                verdict_line(paint, &step.decision),
+                before_restart(paint, step.replayed)
+            ),
+        );
+        if let Some((result, effects)) = &step.result {
+            let again = if in_doubt.contains(call.id.as_str()) {
+                " (in doubt after the restart, re-driven with its key)"
+            } else {
+                ""
+            };
+            stamp(&mut lines, format!("tool  ← {result} {}{again}", paint.dim(&effects.join(" "))));
+        }
+        if let Decision::Escalate(escalation) = &step.decision {
+            if !step.replayed {
                 // Filing the handoff with the desk takes a tool's time too.
-                tokio::time::sleep(TOOL_LATENCY).await;
-                stamp(&mut lines, format!("handed to a human: {}", escalation.recommended_action));
-                escalated = true;
-                break;
+                tokio::time::sleep(steps.backend.latency()).await;
             }
-            Decision::Block(_) => {}
+            stamp(&mut lines, format!("handed to a human: {}", escalation.recommended_action));
+            escalated = true;
+            break;
         }
     }
     if !escalated {
-        engine.conclude(session, branch.outcome).await?;
+        steps.engine.conclude(session, branch.outcome).await?;
+        steps.announce(session, "concluded");
         stamp(&mut lines, format!("concluded: {}", branch.outcome));
     }
     let elapsed = begun.elapsed().as_millis();
@@ -251,6 +394,15 @@ async fn run_branch(
         bail!("branch {} did nothing", branch.id);
     }
     Ok((branch.id, lines, elapsed))
+}
+
+fn ending_line(ending: &tollgate_core::Ending) -> String {
+    match ending {
+        tollgate_core::Ending::Resolved { outcome } => format!("concluded: {outcome}"),
+        tollgate_core::Ending::Escalated { recommended_action, .. } => {
+            format!("handed to a human: {recommended_action}")
+        }
+    }
 }
 
 fn verdict_line(paint: Paint, decision: &Decision) -> String {

@@ -18,6 +18,7 @@ macro_rules! out {
 
 mod bench;
 mod demo;
+mod demo_backend;
 mod demo_multi;
 mod durable_bench;
 mod paint;
@@ -133,6 +134,17 @@ enum Command {
         /// Where the demo's session, decisions and audit records are kept.
         #[command(flatten)]
         db: Db,
+        /// Multi-concern only: the parent session; run again with the same
+        /// store and id, the scenario continues where it stopped.
+        #[arg(long)]
+        session: Option<String>,
+        /// Multi-concern only: simulated latency of each tool call [default: 50].
+        #[arg(long)]
+        latency_ms: Option<u64>,
+        /// Multi-concern only: print a `step <session> <what>` line as each
+        /// step is committed.
+        #[arg(long)]
+        progress: bool,
     },
 }
 
@@ -284,11 +296,20 @@ fn main() -> ExitCode {
         Command::Attack { workflow, traces, seed, attempts, engine_attempts } => {
             attack::run(&attack::Options { workflow, traces, seed, attempts, engine_attempts })
         }
-        Command::Demo { color, scenario: Scenario::SupportRefunds, db } => {
-            demo::run(paint::Paint::new(color), &db.url())
+        Command::Demo { color, scenario: Scenario::SupportRefunds, db, session, latency_ms, progress } => {
+            if session.is_some() || latency_ms.is_some() || progress {
+                Err(anyhow::anyhow!("--session, --latency-ms and --progress apply to --scenario multi-concern only"))
+            } else {
+                demo::run(paint::Paint::new(color), &db.url())
+            }
         }
-        Command::Demo { color, scenario: Scenario::MultiConcern, db } => {
-            demo_multi::run(paint::Paint::new(color), &db.url())
+        Command::Demo { color, scenario: Scenario::MultiConcern, db, session, latency_ms, progress } => {
+            let options = demo_multi::Options {
+                session,
+                latency: latency_ms.map_or(demo_multi::TOOL_LATENCY, std::time::Duration::from_millis),
+                progress: if progress { demo_multi::Progress::Lines } else { demo_multi::Progress::Quiet },
+            };
+            demo_multi::run(paint::Paint::new(color), &db.url(), &options)
         }
     };
     match outcome {
