@@ -265,17 +265,8 @@ fn reserve(
         if aggregate.tool != tool.id {
             continue;
         }
-        let mut evaluator = Evaluator::new(
-            Bindings {
-                args,
-                result: &Value::Null,
-                facts: &[],
-                session: state,
-                now_ms: None,
-                case: &crate::investigation::NO_CASE,
-            },
-            workflow.limits.evaluation_steps_max,
-        );
+        let mut evaluator =
+            Evaluator::new(Bindings::plain(args, &Value::Null, state), workflow.limits.evaluation_steps_max);
         // decide() blocks calls whose amount is not a finite number.
         let amount = evaluator
             .evaluate(aggregate.sum.expr())
@@ -415,10 +406,7 @@ fn map_fields(
     args: &serde_json::Value,
     result: &Value,
 ) -> Result<Option<Map>, String> {
-    let mut evaluator = Evaluator::new(
-        Bindings { args, result, facts: &[], session: state, now_ms: None, case: &crate::investigation::NO_CASE },
-        workflow.limits.evaluation_steps_max,
-    );
+    let mut evaluator = Evaluator::new(Bindings::plain(args, result, state), workflow.limits.evaluation_steps_max);
     if let Some(when) = &mapping.when {
         match evaluator.evaluate_bool(when.expr()) {
             Ok(true) => {}
@@ -503,17 +491,8 @@ fn update(
     let not_recorded = |reason: String| Some(Effect::FactNotRecorded { fact: decl.name.to_string(), reason });
     let key = match &mapping.key {
         Some(rule) => {
-            let mut evaluator = Evaluator::new(
-                Bindings {
-                    args,
-                    result,
-                    facts: &[],
-                    session: state,
-                    now_ms: None,
-                    case: &crate::investigation::NO_CASE,
-                },
-                workflow.limits.evaluation_steps_max,
-            );
+            let mut evaluator =
+                Evaluator::new(Bindings::plain(args, result, state), workflow.limits.evaluation_steps_max);
             match evaluator.key_text(rule.expr()) {
                 Ok(key) => Some(key.into_owned()),
                 Err(error) => return not_recorded(format!("its key {} failed: {error}", rule.source())),

@@ -206,17 +206,8 @@ pub(crate) fn gate_key<'a>(
     args: &'a serde_json::Value,
 ) -> Result<Option<std::borrow::Cow<'a, str>>, String> {
     let Some(rule) = &gate.key else { return Ok(None) };
-    let mut evaluator = Evaluator::new(
-        Bindings {
-            args,
-            result: &Value::Null,
-            facts: &[],
-            session: state,
-            now_ms: None,
-            case: &crate::investigation::NO_CASE,
-        },
-        workflow.limits.evaluation_steps_max,
-    );
+    let mut evaluator =
+        Evaluator::new(Bindings::plain(args, &Value::Null, state), workflow.limits.evaluation_steps_max);
     evaluator
         .key_text(rule.expr())
         .map(Some)

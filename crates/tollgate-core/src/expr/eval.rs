@@ -22,6 +22,14 @@ pub(crate) struct Bindings<'a> {
     pub case: &'a crate::investigation::Case,
 }
 
+impl<'a> Bindings<'a> {
+    /// Arguments, a result and the session; no bound facts, no clock, no
+    /// case: what key expressions, fact mappings and aggregates read.
+    pub(crate) fn plain(args: &'a serde_json::Value, result: &'a Value, session: &'a SessionState) -> Bindings<'a> {
+        Bindings { args, result, facts: &[], session, now_ms: None, case: &crate::investigation::NO_CASE }
+    }
+}
+
 /// Evaluates expressions against bindings, within a step budget.
 pub(crate) struct Evaluator<'a> {
     bindings: Bindings<'a>,

@@ -230,9 +230,6 @@ pub fn evaluate_standalone(
     let expr = lower(source, &scope).map_err(|e| e.message)?;
     let session = EMPTY.get_or_init(crate::state::SessionState::empty);
     let result = Value::from_json(result);
-    let mut evaluator = Evaluator::new(
-        Bindings { args, result: &result, facts: &[], session, now_ms: None, case: &crate::investigation::NO_CASE },
-        100_000,
-    );
+    let mut evaluator = Evaluator::new(Bindings::plain(args, &result, session), 100_000);
     evaluator.evaluate(&expr)
 }
