@@ -386,31 +386,51 @@ impl Store {
     /// Checks the whole audit log: every record's hash, both chains (global
     /// and per session), and that nothing is missing at the end.
     ///
-    /// Records are read in packed chunks (one row each), and the next chunk
-    /// is being read by the database while this one is hashed.
+    /// Records are read in packed chunks (one row each), while the chunk
+    /// before them is hashed. [`audit::CHUNKS_AHEAD`] chunks are read at
+    /// once, on as many connections: a chunk's start is its predecessor's
+    /// last record, which an intact log numbers without gaps, so the next
+    /// start is guessed as this one plus a chunk; when the guess is wrong (a
+    /// gap, the end), the reads ahead are dropped and read again from where
+    /// the chunk really ended.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
         let head = self.audit_head().await?;
         let mut verifier = audit::Verifier::default();
-        let mut next = Some(tokio::spawn(self.clone().packed_audit(0)));
-        while let Some(reading) = next.take() {
-            let chunk =
-                reading.await.map_err(|e| StoreError::Damaged(format!("reading the audit log failed: {e}")))??;
+        let mut reading: std::collections::VecDeque<(i64, tokio::task::JoinHandle<_>)> =
+            std::collections::VecDeque::new();
+        let mut next_start = 0;
+        loop {
+            while reading.len() < audit::CHUNKS_AHEAD {
+                reading.push_back((next_start, tokio::spawn(self.clone().packed_audit(next_start))));
+                next_start += audit::PACKED_RECORDS_MAX;
+            }
+            let Some((_, read)) = reading.pop_front() else { break };
+            let chunk = read.await.map_err(|e| StoreError::Damaged(format!("reading the audit log failed: {e}")))??;
             let Some((last, packed)) = chunk else { break };
-            next = Some(tokio::spawn(self.clone().packed_audit(last)));
+            if reading.front().is_some_and(|(start, _)| *start != last) {
+                for (_, read) in reading.drain(..) {
+                    read.abort();
+                }
+                next_start = last;
+            }
             if audit::feed_packed(&mut verifier, &packed)? {
                 break;
             }
         }
-        if let Some(reading) = next {
-            reading.abort();
+        for (_, read) in reading {
+            read.abort();
         }
         Ok(verifier.finish(&head))
     }
 
     /// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.
     async fn packed_audit(self, after: i64) -> Result<Option<(i64, String)>, StoreError> {
+        let sql = match &self {
+            Store::Sqlite(_) => audit::SELECT_PACKED_SQLITE,
+            Store::Postgres(_) => audit::SELECT_PACKED,
+        };
         let row = on_pool!(&self, pool => {
-            let row = sqlx::query(audit::SELECT_PACKED)
+            let row = sqlx::query(sql)
                 .bind(after)
                 .bind(audit::PACKED_RECORDS_MAX)
                 .fetch_one(pool)

@@ -332,3 +332,38 @@ async fn appends_beyond_one_statements_bind_limit_are_written_whole_and_verify()
     })
     .await;
 }
+
+/// Verify reads chunks ahead, guessing where each starts from a log without
+/// gaps; a gap or a reordering past the first chunk must still be named.
+#[tokio::test]
+async fn verify_names_a_gap_or_a_swap_deep_in_a_log_read_in_chunks() {
+    let cases = [
+        ("DELETE FROM tollgate_audit WHERE seq = 1025", 1025, "missing"),
+        ("DELETE FROM tollgate_audit WHERE seq = 2500", 2500, "missing"),
+        ("DELETE FROM tollgate_audit WHERE seq BETWEEN 1000 AND 3100", 1000, "missing"),
+        (
+            "UPDATE tollgate_audit SET seq = 99999 WHERE seq = 2049; \
+             UPDATE tollgate_audit SET seq = 2049 WHERE seq = 2050; \
+             UPDATE tollgate_audit SET seq = 2050 WHERE seq = 99999",
+            2049,
+            "",
+        ),
+        ("DELETE FROM tollgate_audit WHERE seq > 3000", 3001, "removed from the end"),
+    ];
+    for (damage, seq, message) in cases {
+        on_both(|store| async move {
+            with_session(&store, "s1").await;
+            let audits: Vec<NewAudit> = (0..3_300).map(|n| audit(&format!("{{\"n\":{n}}}"))).collect();
+            let mut tx = store.lock_session("s1").await.unwrap();
+            tx.append("s1", &[], &audits, None).await.unwrap();
+            tx.commit().await.unwrap();
+            for statement in damage.split("; ") {
+                raw(&store, statement).await;
+            }
+            let problem = store.verify_audit().await.unwrap().problem.unwrap();
+            assert_eq!(problem.seq, seq, "{damage} on {}: {problem:?}", store.backend());
+            assert!(problem.message.contains(message), "{damage}: {problem:?}");
+        })
+        .await;
+    }
+}
