@@ -14,6 +14,7 @@
 
 mod audit;
 mod batch;
+mod packed;
 mod schema;
 pub mod testing;
 mod tx;

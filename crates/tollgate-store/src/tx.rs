@@ -4,10 +4,10 @@
 //! as if they were written already.
 
 use crate::audit::{self, AuditRecord};
-use crate::batch::{self, Bind, Shape, bind_all};
+use crate::batch::{self, Backend, Bind, Shape, bind_all};
 use crate::{
     Checkpoint, JournalEntry, NewAudit, NewEntry, SELECT_CHECKPOINT, SELECT_JOURNAL_AFTER, SessionInfo, StoreError,
-    TxInner, checkpoint_row, journal_entry, on_tx, session_info,
+    TxInner, checkpoint_row, journal_entry, on_tx, packed, session_info,
 };
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -91,20 +91,28 @@ impl SessionTx {
         let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
-        let shape = Shape::LockSessions { for_update: matches!(self.inner, TxInner::Postgres(_)) };
+        let shape = Shape::LockSessions(Backend::of(&self.inner));
         for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
             let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
-            let rows = on_tx!(&mut self.inner, c => bind_all!(sqlx::query(sql), statement.binds())
-                .fetch_all(&mut **c).await?
-                .iter()
-                .map(|row| -> Result<Locked, sqlx::Error> {
-                    Ok(Locked {
-                        info: session_info(row)?,
-                        audit: (row.try_get("audit_seq")?, row.try_get("audit_hash")?),
-                        dirty: false,
+            let rows = match &mut self.inner {
+                TxInner::Sqlite(c) => {
+                    let packed: Option<String> =
+                        bind_all!(sqlx::query_scalar(sql), statement.binds()).fetch_one(&mut **c).await?;
+                    unpack_sessions(packed.as_deref().unwrap_or_default())?
+                }
+                TxInner::Postgres(c) => bind_all!(sqlx::query(sql), statement.binds())
+                    .fetch_all(&mut **c)
+                    .await?
+                    .iter()
+                    .map(|row| -> Result<Locked, sqlx::Error> {
+                        Ok(Locked {
+                            info: session_info(row)?,
+                            audit: (row.try_get("audit_seq")?, row.try_get("audit_hash")?),
+                            dirty: false,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>, _>>())?;
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
             for locked in rows {
                 self.sessions.insert(locked.info.id.clone(), locked);
             }
@@ -127,17 +135,25 @@ impl SessionTx {
         wanted.sort_unstable();
         wanted.dedup();
         let mut found: Vec<(String, JournalEntry)> = Vec::new();
-        let statements = batch::statements(Shape::Calls, &wanted, |(id, call), binds| {
+        let shape = Shape::Calls(Backend::of(&self.inner));
+        let statements = batch::statements(shape, &wanted, |(id, call), binds| {
             binds.extend([Bind::Text(id), Bind::Text(call)]);
         });
         for statement in statements {
             let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
-            let rows = on_tx!(&mut self.inner, c => bind_all!(sqlx::query(sql), statement.binds())
-                .fetch_all(&mut **c).await?
-                .iter()
-                .map(|row| Ok::<_, sqlx::Error>((row.try_get("session_id")?, journal_entry(row)?)))
-                .collect::<Result<Vec<_>, _>>())?;
-            found.extend(rows);
+            match &mut self.inner {
+                TxInner::Sqlite(c) => {
+                    let packed: Option<String> =
+                        bind_all!(sqlx::query_scalar(sql), statement.binds()).fetch_one(&mut **c).await?;
+                    found.extend(unpack_entries(packed.as_deref().unwrap_or_default())?);
+                }
+                TxInner::Postgres(c) => {
+                    let rows = bind_all!(sqlx::query(sql), statement.binds()).fetch_all(&mut **c).await?;
+                    for row in &rows {
+                        found.push((row.try_get("session_id")?, journal_entry(row)?));
+                    }
+                }
+            }
         }
         found.sort_by_key(|(_, entry)| entry.seq);
         for (id, call) in wanted {
@@ -307,4 +323,44 @@ impl SessionTx {
         on_tx!(inner, tx => tx.commit().await?);
         Ok(())
     }
+}
+
+/// Sessions packed by [`batch::LOCK_SESSIONS_PACKED`].
+fn unpack_sessions(packed: &str) -> Result<Vec<Locked>, StoreError> {
+    let damaged = || StoreError::Damaged("a session row cannot be read back (a text is missing)".to_owned());
+    let mut out = Vec::new();
+    for (numbers, texts) in packed::records::<9, 5>(packed)? {
+        let [workflow_version, created_ms, last_seq, audit_seq, ..] = numbers;
+        let [id, workflow_hash, workflow_name, parent_id, audit_hash] = texts;
+        let text = |t: Option<&str>| t.map(str::to_owned).ok_or_else(damaged);
+        out.push(Locked {
+            info: SessionInfo {
+                id: text(id)?,
+                workflow_hash: text(workflow_hash)?,
+                workflow_name: text(workflow_name)?,
+                workflow_version,
+                parent_id: parent_id.map(str::to_owned),
+                created_ms,
+                last_seq,
+            },
+            audit: (audit_seq, text(audit_hash)?),
+            dirty: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Journal entries and their sessions, packed by [`batch::CALLS_PACKED`].
+fn unpack_entries(packed: &str) -> Result<Vec<(String, JournalEntry)>, StoreError> {
+    let damaged = || StoreError::Damaged("a journal entry cannot be read back (a text is missing)".to_owned());
+    let mut out = Vec::new();
+    for (numbers, texts) in packed::records::<6, 4>(packed)? {
+        let [seq, at_ms, ..] = numbers;
+        let [session_id, kind, call_id, body] = texts;
+        let text = |t: Option<&str>| t.map(str::to_owned).ok_or_else(damaged);
+        let entry =
+            JournalEntry { seq, kind: text(kind)?, call_id: call_id.map(str::to_owned), body: text(body)?, at_ms };
+        out.push((text(session_id)?, entry));
+    }
+    Ok(out)
 }
