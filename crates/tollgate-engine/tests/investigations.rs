@@ -5,25 +5,15 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
+mod common;
+
+use common::on_both;
 use serde_json::json;
-use std::future::Future;
 use std::sync::Arc;
 use tollgate_core::{Effect, FindingStatus, ToolCall, ToolOutcome, Verdict};
 use tollgate_engine::{Concern, Engine, EngineError, WorkflowHandle};
-use tollgate_store::testing::{postgres_schema_url, sqlite_url};
 
 const MULTI: &str = include_str!("../../../examples/multi-concern.toml");
-
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    test(sqlite_url().unwrap()).await;
-    if let Some(url) = postgres_schema_url().await {
-        test(url).await;
-    }
-}
 
 async fn engine(url: &str) -> (Engine, WorkflowHandle) {
     let engine = Engine::open(url).await.unwrap();

@@ -8,33 +8,23 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
+mod common;
+
+use common::{Lcg, command};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 const WORKFLOW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/support-refunds.toml");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-core/tests/scripts/refunds_story.jsonl");
-
-fn tollgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-}
-
-/// A small deterministic generator (the kill points must be reproducible).
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
 
 /// Runs the script in `session`; kills the process after `kill_after` lines
 /// of output (each line is a step already committed). Returns the lines and
 /// whether the run completed.
 fn run(db: &Path, session: &str, kill_after: Option<usize>) -> (Vec<Json>, bool) {
-    let mut child = tollgate()
+    let mut child = command()
         .args(["run", "--workflow", WORKFLOW, "--db"])
         .arg(db)
         .args(["--session", session, SCRIPT])
@@ -73,7 +63,7 @@ fn sessions_killed_at_random_points_resume_without_losing_or_doubling_anything()
     let steps = reference.len() as u64;
 
     let db = dir.join("crash.db");
-    let mut rng = Lcg(std::env::var("TOLLGATE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42));
+    let mut rng = Lcg::from_env();
     let sessions = 6;
     let mut kills = 0;
     for n in 0..sessions {
@@ -119,7 +109,7 @@ fn sessions_killed_at_random_points_resume_without_losing_or_doubling_anything()
         }
     });
 
-    let verify = tollgate().args(["audit", "verify", "--db"]).arg(&db).output().unwrap();
+    let verify = command().args(["audit", "verify", "--db"]).arg(&db).output().unwrap();
     let text = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{text}");
     assert!(text.contains("audit log intact"), "{text}");

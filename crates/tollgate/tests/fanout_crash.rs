@@ -15,11 +15,14 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
+mod common;
+
+use common::{Lcg, command};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// Simulated tool latency for the test runs (the demo's default is 50 ms).
@@ -34,19 +37,6 @@ const CASES_MIN: usize = 2;
 const CASES_MAX: usize = 12;
 
 const CONCERNS: [&str; 3] = ["refund", "address", "charge"];
-
-fn tollgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-}
-
-/// A small deterministic generator (the kill points must be reproducible).
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
 
 /// Where to kill a run: after this many `step` lines, this long after the last.
 #[derive(Clone, Copy)]
@@ -65,7 +55,7 @@ struct Run {
 
 fn run(db: &Path, session: &str, kill: Option<Kill>) -> Run {
     let latency = LATENCY_MS.to_string();
-    let mut child = tollgate()
+    let mut child = command()
         .args(["demo", "--scenario", "multi-concern", "--color", "never", "--progress", "--latency-ms", &latency])
         .arg("--db")
         .arg(db)
@@ -173,7 +163,7 @@ fn the_multi_concern_demo_killed_while_its_investigations_run_resumes_to_one_com
     runtime.block_on(reference_engine.store().close());
 
     let db = dir.join("fanout.db");
-    let mut rng = Lcg(std::env::var("TOLLGATE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42));
+    let mut rng = Lcg::from_env();
     let (mut kills, mut in_fanout) = (0, 0);
     let mut outputs = Vec::new();
     while outputs.len() < CASES_MIN || (in_fanout < FANOUT_KILLS_MIN && outputs.len() < CASES_MAX) {
@@ -276,7 +266,7 @@ fn the_multi_concern_demo_killed_while_its_investigations_run_resumes_to_one_com
         engine.store().close().await;
     });
 
-    let verify = tollgate().args(["audit", "verify", "--db"]).arg(&db).output().unwrap();
+    let verify = command().args(["audit", "verify", "--db"]).arg(&db).output().unwrap();
     let text = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{text}");
     assert!(text.contains("audit log intact"), "{text}");

@@ -50,3 +50,24 @@ pub fn tau_traces() -> Option<PathBuf> {
     eprintln!("skipping: {} is not there", dir.display());
     None
 }
+
+/// `tollgate` as a command to configure (pipes, arguments) before running.
+pub fn command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+/// A small deterministic generator: kill points must be reproducible.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// Seeded from `TOLLGATE_CRASH_SEED`, else 42.
+    pub fn from_env() -> Lcg {
+        Lcg(std::env::var("TOLLGATE_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42))
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
