@@ -309,7 +309,7 @@ impl Engine {
     /// write. Each caller still hears its answer only after that commit.
     pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, EngineError> {
         check_id("session", session)?;
-        match self.submit(Job::Decide { session: session.to_owned(), call: call.clone() }).await? {
+        match self.submit(Job::Decide { session: session.to_owned(), call: self.timed(call) }).await? {
             Reply::Decided(decided) => Ok(decided),
             _ => Err(EngineError::Commit("the engine answered a decision with something else".into())),
         }
@@ -354,7 +354,7 @@ impl Engine {
         check_id("session", session)?;
         let jobs = vec![
             Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome },
-            Job::Decide { session: session.to_owned(), call: next.clone() },
+            Job::Decide { session: session.to_owned(), call: self.timed(next) },
         ];
         let mut answers = self.submit_all(jobs).await.into_iter();
         match (answers.next(), answers.next()) {
@@ -362,6 +362,15 @@ impl Engine {
             (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
             _ => Err(EngineError::Commit("the engine answered out of order".into())),
         }
+    }
+
+    /// The call as it is queued: with the engine's clock when it brings none.
+    fn timed(&self, call: &ToolCall) -> ToolCall {
+        let mut call = call.clone();
+        if call.now_ms.is_none() {
+            call.now_ms = Some(self.clock.now_ms());
+        }
+        call
     }
 
     /// Queues a job and waits for its answer, committing the queue itself
@@ -543,14 +552,8 @@ impl Engine {
         // The session clock: the call's own (a replay of a recorded trace),
         // else the engine's. Rules read it as `now`; it is journaled with the
         // call, so replaying the journal decides at the same time.
+        // (`timed` gives every queued call one when it is submitted.)
         let now = call.now_ms.unwrap_or_else(|| self.clock.now_ms());
-        let timed;
-        let call = if call.now_ms.is_some() {
-            call
-        } else {
-            timed = call.clone().at(now);
-            &timed
-        };
         // A bad call id, or one already used for another call, is refused
         // without touching the state; the same call sent again gets its
         // original decision back.
