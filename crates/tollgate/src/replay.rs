@@ -35,9 +35,7 @@ pub struct Options {
 
 /// Reads the workflow text and compiles it.
 pub fn load_workflow(path: &Path) -> Result<(String, Workflow)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let workflow = crate::validate::load(path)?;
-    Ok((text, workflow))
+    crate::validate::load(path)
 }
 
 /// Reads and parses every trace file; the first bad one is the error,

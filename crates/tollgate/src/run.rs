@@ -16,7 +16,7 @@ pub struct Durable {
 }
 
 pub fn run(workflow_path: &Path, script_path: &Path, durable: Option<Durable>) -> Result<ExitCode> {
-    let workflow = crate::validate::load(workflow_path)?;
+    let (workflow_text, workflow) = crate::validate::load(workflow_path)?;
     let text = if script_path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("cannot read the script from standard input")?;
@@ -37,10 +37,8 @@ pub fn run(workflow_path: &Path, script_path: &Path, durable: Option<Durable>) -
         }
     }
     if let Some(durable) = durable {
-        let text = std::fs::read_to_string(workflow_path)
-            .with_context(|| format!("cannot read {}", workflow_path.display()))?;
         let file = workflow_path.display().to_string();
-        return crate::runtime()?.block_on(run_durable(&text, &file, &steps, &durable));
+        return crate::runtime()?.block_on(run_durable(&workflow_text, &file, &steps, &durable));
     }
     let mut state = SessionState::new(&workflow);
     for step in &steps {

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use tollgate_core::Workflow;
 
 /// Reads and compiles a workflow; problems become one error listing them all.
-pub fn load(path: &Path) -> Result<Workflow> {
+pub fn load(path: &Path) -> Result<(String, Workflow)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    tollgate_core::compile(&text, &path.display().to_string()).map_err(|problems| {
+    let workflow = tollgate_core::compile(&text, &path.display().to_string()).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow!("the workflow has {} problem(s):\n{}", problems.len(), lines.join("\n"))
-    })
+    })?;
+    Ok((text, workflow))
 }
 
 pub fn run(files: &[std::path::PathBuf]) -> Result<ExitCode> {

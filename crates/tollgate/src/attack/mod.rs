@@ -81,9 +81,7 @@ struct Finding {
 
 pub fn run(options: &Options) -> Result<ExitCode> {
     let started = std::time::Instant::now();
-    let text = std::fs::read_to_string(&options.workflow)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", options.workflow.display()))?;
-    let workflow = crate::validate::load(&options.workflow)?;
+    let (text, workflow) = crate::validate::load(&options.workflow)?;
     if options.attempts == 0 {
         bail!("--attempts must be at least 1");
     }
