@@ -50,7 +50,10 @@ impl Engine {
             )));
         }
         let workflow = self.workflow(&info.workflow_hash).await?;
-        for concern in concerns {
+        for (index, concern) in concerns.iter().enumerate() {
+            if concerns.iter().take(index).any(|earlier| earlier.id == concern.id) {
+                return Err(EngineError::Investigation(format!("concern id {} is given twice", concern.id)));
+            }
             if concern.id.contains(':') {
                 return Err(EngineError::BadId(format!("concern id {:?} contains ':'", concern.id)));
             }
@@ -152,17 +155,28 @@ impl Engine {
             return Ok(all);
         }
         let now = self.clock.now_ms();
-        for (opened, tools) in &new {
+        // Every child is checked before anything is appended: a refused
+        // child must not leave its siblings opened without the parent's record.
+        let mut children = Vec::with_capacity(new.len());
+        let mut not_new = None;
+        for (opened, _) in &new {
             let child = opened.session.as_str();
             tx.lock(child).await?;
-            let Loaded { mut state, info, checkpoint_seq, .. } =
-                self.load_locked(tx, child, Some(&mut *overlay)).await?;
-            if info.parent_id.as_deref() != Some(parent) || state.concern().is_some() {
-                overlay.insert(child.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
-                return Err(EngineError::Investigation(format!(
-                    "session {child} is not a new investigation of {parent}"
-                )));
+            let loaded = self.load_locked(tx, child, Some(&mut *overlay)).await?;
+            if loaded.info.parent_id.as_deref() != Some(parent) || loaded.state.concern().is_some() {
+                not_new = Some(format!("session {child} is not a new investigation of {parent}"));
             }
+            children.push(loaded);
+        }
+        if let Some(message) = not_new {
+            for (Loaded { state, info, checkpoint_seq, .. }, (opened, _)) in children.into_iter().zip(&new) {
+                overlay.insert(opened.session.clone(), cached(&info, info.last_seq, checkpoint_seq, state));
+            }
+            return Err(EngineError::Investigation(message));
+        }
+        for (Loaded { mut state, info, checkpoint_seq, .. }, (opened, tools)) in children.into_iter().zip(&new) {
+            let child = opened.session.as_str();
+            tx.lock(child).await?;
             apply(
                 &workflow,
                 &mut state,

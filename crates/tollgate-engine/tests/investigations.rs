@@ -317,3 +317,28 @@ async fn the_case_refund_limit_holds_under_concurrent_investigations() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_refused_opening_opens_nothing() {
+    on_both(|url| async move {
+        let (engine, handle) = engine(&url).await;
+        verified_parent(&engine, &handle, "q").await;
+        // The same concern twice is refused before anything is stored.
+        let twice = engine.open_investigations("q", &[concern("a", "one", None), concern("a", "two", None)]).await;
+        assert!(matches!(twice, Err(EngineError::Investigation(ref m)) if m.contains("given twice")), "{twice:?}");
+        // A session that already holds a child's id makes the whole opening
+        // fail, and its sibling is not left half opened.
+        engine.create_session(&handle, "q:taken", None).await.unwrap();
+        let clash =
+            engine.open_investigations("q", &[concern("free", "first", None), concern("taken", "second", None)]).await;
+        assert!(matches!(clash, Err(EngineError::Investigation(_))), "{clash:?}");
+        let (_, free) = engine.state("q:free").await.unwrap();
+        assert!(free.concern().is_none(), "the sibling was not opened");
+        let (_, parent) = engine.state("q").await.unwrap();
+        assert!(parent.investigations().is_empty());
+        // Without the clash the same concern opens normally.
+        let opened = engine.open_investigations("q", &[concern("free", "first", None)]).await.unwrap();
+        assert_eq!(opened.len(), 1);
+    })
+    .await;
+}
