@@ -74,6 +74,10 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     for trace in &mut traces {
         trace.now.get_or_insert_with(|| fallback.clone());
     }
+    // Refused before anything is stored, like any other bad input.
+    if options.expect && traces.iter().all(|trace| trace.expect.is_none()) {
+        bail!("--expect: no trace carries an expect field");
+    }
     let file = options.workflow.display().to_string();
     let replayed = crate::runtime()?.block_on(replay_stored(&options.db, &text, &file, &traces, options.json))?;
     let summary = Summary::of(&traces, &replayed);

@@ -7,9 +7,19 @@ use std::process::ExitCode;
 use tollgate_engine::Engine;
 use tollgate_store::Store;
 
+/// Opens a store these read-only commands inspect: a missing SQLite file is
+/// an error, not a new empty store (which would "verify" as intact).
+async fn open_existing(db: &str) -> Result<Store> {
+    let path = db.strip_prefix("sqlite://").or_else(|| db.strip_prefix("sqlite:")).unwrap_or(db);
+    if !db.starts_with("postgres://") && !db.starts_with("postgresql://") && !Path::new(path).exists() {
+        anyhow::bail!("no store at {db}");
+    }
+    Ok(Store::open(db).await?)
+}
+
 /// `sessions list`: newest first.
 pub async fn list(db: &str, limit: i64) -> Result<ExitCode> {
-    let store = Store::open(db).await?;
+    let store = open_existing(db).await?;
     let sessions = store.sessions(limit).await?;
     if sessions.is_empty() {
         out!("no sessions in {db}");
@@ -30,7 +40,7 @@ pub async fn list(db: &str, limit: i64) -> Result<ExitCode> {
 
 /// `sessions show ID`: the session and its journal.
 pub async fn show(db: &str, id: &str) -> Result<ExitCode> {
-    let store = Store::open(db).await?;
+    let store = open_existing(db).await?;
     let info = store.session(id).await?.with_context(|| format!("no session '{id}' in {db}"))?;
     out!("session {}: workflow {} v{} ({})", info.id, info.workflow_name, info.workflow_version, info.workflow_hash);
     for entry in store.journal(id).await? {
@@ -42,7 +52,7 @@ pub async fn show(db: &str, id: &str) -> Result<ExitCode> {
 
 /// `sessions resume ID`: where the session stands and which calls are in doubt.
 pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
-    let engine = Engine::open(db).await?;
+    let engine = Engine::new(open_existing(db).await?);
     let resume = engine.resume(id).await?;
     out!(
         "session {} resumes after journal entry {}: {} allowed, {} blocked, {} escalated",
@@ -72,7 +82,7 @@ pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
 
 /// `audit verify`: both chains, every record.
 pub async fn verify(db: &str) -> Result<ExitCode> {
-    let store = Store::open(db).await?;
+    let store = open_existing(db).await?;
     let report = store.verify_audit().await?;
     store.close().await;
     match report.problem {
@@ -95,7 +105,7 @@ pub async fn verify(db: &str) -> Result<ExitCode> {
 
 /// `audit export`: every record as one JSON line.
 pub async fn export(db: &str, output: Option<&Path>) -> Result<ExitCode> {
-    let store = Store::open(db).await?;
+    let store = open_existing(db).await?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,

@@ -253,3 +253,20 @@ fn the_multi_concern_demo_runs_its_branches_in_parallel_and_joins_them() {
     let verify = tollgate(&["audit", "verify", "--db", &db]);
     assert!(verify.status.success(), "{}", stdout(&verify));
 }
+
+#[test]
+fn inspecting_a_store_that_is_not_there_is_an_error_and_creates_nothing() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_missing").unwrap();
+    let db = dir.join("nope.db").display().to_string();
+    for args in [
+        vec!["audit", "verify", "--db", &db],
+        vec!["sessions", "list", "--db", &db],
+        vec!["sessions", "show", "x", "--db", &db],
+    ] {
+        let output = tollgate(&args);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no store at"), "{args:?}");
+        assert!(!std::path::Path::new(&db).exists(), "{args:?} created the store");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

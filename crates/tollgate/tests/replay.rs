@@ -219,3 +219,19 @@ fn recorded_tau_violations_replay_through_the_engine_one_decision_per_call() {
     assert!(tollgate(&["audit", "verify", "--db", &db]).status.success());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn expect_without_any_expectation_is_refused_before_anything_is_stored() {
+    let (dir, db) = new_db();
+    let trace = dir.join("plain.jsonl");
+    std::fs::write(
+        &trace,
+        r#"{"id": "plain", "events": [{"call": {"name": "get_customer", "arguments": {"email": "a@b.c", "zip": "12345"}}, "result": {"verified": false}, "error": null}]}"#,
+    )
+    .unwrap();
+    let output = replay(&db, &["--expect"], &[&trace.display().to_string()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("no trace carries an expect field"), "{}", stderr(&output));
+    assert!(!Path::new(&db).exists(), "nothing is stored");
+    std::fs::remove_dir_all(&dir).ok();
+}
