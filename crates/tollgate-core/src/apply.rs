@@ -421,7 +421,7 @@ fn map_fields(
             .evaluate(rule.expr())
             .map_err(|error| format!("field {name} = {} failed: {error}", rule.source()))?;
         let kind = decl.and_then(|d| d.fields.get(name)).copied().unwrap_or(FieldType::Any);
-        let value = coerce(value, kind, rule.makes_time()).map_err(|error| format!("field {name}: {error}"))?;
+        let value = coerce(value, kind, rule.computes()).map_err(|error| format!("field {name}: {error}"))?;
         fields.insert(Arc::from(name.as_str()), value);
     }
     Ok(Some(fields))
@@ -535,12 +535,14 @@ fn insert(state: &mut SessionState, fact: FactId, key: Option<String>, value: Va
 }
 
 /// Converts a result value to a declared field type, or says why not.
-fn coerce(value: Value, kind: FieldType, makes_time: bool) -> Result<Value, String> {
+fn coerce(value: Value, kind: FieldType, computed: bool) -> Result<Value, String> {
     let mismatch = |value: &Value| Err(format!("expected {}, got {}", kind.name(), value.type_name()));
-    // Facts hold JSON's shapes only (a checkpoint is JSON): a timestamp or
-    // duration is kept as the text `string()` gives it. (Only a rule that
-    // makes time values can produce one; others skip the walk.)
-    let value = if makes_time && value.holds_time() { Value::from_json(&value.to_json()) } else { value };
+    // Facts hold what JSON holds (a checkpoint is JSON), so a fact restored
+    // from a checkpoint equals the one a replay derives: a computed timestamp
+    // or duration is kept as the text `string()` gives it, a uint as an int,
+    // a non-finite double as null. (Values read as they are from JSON need
+    // no walk.)
+    let value = if computed && value.changes_through_json() { Value::from_json(&value.to_json()) } else { value };
     match (kind, value) {
         (FieldType::Any, value) => Ok(value),
         (FieldType::String, value @ Value::String(_)) => Ok(value),

@@ -96,13 +96,16 @@ impl Value {
         }
     }
 
-    /// Whether this is, or holds, a timestamp or duration (which JSON has
-    /// no type for).
-    pub(crate) fn holds_time(&self) -> bool {
+    /// Whether this is, or holds, a value JSON does not carry as it is: a
+    /// timestamp or duration (no JSON type), a uint that fits an int (read
+    /// back as an int), a non-finite double (written as null).
+    pub(crate) fn changes_through_json(&self) -> bool {
         match self {
             Value::Timestamp(_) | Value::Duration(_) => true,
-            Value::List(items) => items.iter().any(Value::holds_time),
-            Value::Map(map) => map.values().any(Value::holds_time),
+            Value::UInt(u) => i64::try_from(*u).is_ok(),
+            Value::Double(d) => !d.is_finite(),
+            Value::List(items) => items.iter().any(Value::changes_through_json),
+            Value::Map(map) => map.values().any(Value::changes_through_json),
             _ => false,
         }
     }

@@ -283,3 +283,47 @@ fn sum_adds_a_list_of_numbers() {
     assert!(eval("sum([1, 2u])").is_err());
     assert!(eval("sum([9223372036854775807, 1])").is_err());
 }
+
+#[test]
+fn computed_facts_survive_a_checkpoint_exactly() {
+    let workflow = compile(
+        r#"
+[workflow]
+name = "computed"
+version = 1
+[facts.reading]
+fields = { count = "any", when = "any", ratio = "double" }
+[tools.read]
+[[tools.read.establishes]]
+fact = "reading"
+fields = { count = "uint(result.n)", when = "timestamp(result.at)", ratio = "result.a / result.b" }
+"#,
+        "computed.toml",
+    )
+    .unwrap();
+    let mut state = SessionState::new(&workflow);
+    call_and_record(
+        &workflow,
+        &mut state,
+        ToolCall::new("c1", "read", json!({})),
+        json!({"n": 7, "at": "2024-05-15T15:00:00-05:00", "a": 1.0, "b": 4.0}),
+    );
+    let (_, _, value) = state.facts(&workflow).into_iter().next().unwrap();
+    // Held as JSON holds them: the uint as an int, the timestamp as text.
+    assert_eq!(value.field("count"), Some(&tollgate_core::Value::Int(7)));
+    assert_eq!(value.field("when").and_then(|v| v.as_str()), Some("2024-05-15T20:00:00Z"));
+    let restored = SessionState::from_checkpoint(&workflow, &state.to_checkpoint(&workflow)).unwrap();
+    assert_eq!(restored, state);
+    // A ratio that is not a number is not a fact.
+    let mut infinite = SessionState::new(&workflow);
+    let call = ToolCall::new("c1", "read", json!({}));
+    let decision = decide(&workflow, &infinite, &call);
+    apply(&workflow, &mut infinite, Event::Decided { call: &call, decision: &decision });
+    let result = json!({"n": 7, "at": "2024-05-15T15:00:00-05:00", "a": 1.0, "b": 0.0});
+    let effects = apply(
+        &workflow,
+        &mut infinite,
+        Event::ResultRecorded { call: &call.id, result: &result, outcome: ToolOutcome::Succeeded },
+    );
+    assert!(matches!(&effects[..], [tollgate_core::Effect::FactNotRecorded { .. }]), "{effects:?}");
+}

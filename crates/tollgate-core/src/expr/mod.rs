@@ -25,20 +25,22 @@ use std::sync::Arc;
 pub struct Rule {
     source: Arc<str>,
     expr: Expr,
-    /// Whether a value of the rule can be, or hold, a timestamp or duration.
-    makes_time: bool,
+    /// Whether the rule computes its value (rather than reading it as is from
+    /// JSON), so the value may hold what JSON cannot carry.
+    computes: bool,
 }
 
 impl Rule {
     pub(crate) fn new(source: &str, expr: Expr) -> Rule {
-        let makes_time = makes_time(&expr);
-        Rule { source: Arc::from(source), expr, makes_time }
+        let computes = !reads_json(&expr);
+        Rule { source: Arc::from(source), expr, computes }
     }
 
-    /// Whether the rule's value can be, or hold, a timestamp or duration:
-    /// only `now`, `timestamp()` and `duration()` make them.
-    pub(crate) fn makes_time(&self) -> bool {
-        self.makes_time
+    /// Whether the rule computes its value: only then can it be (or hold) a
+    /// timestamp, a duration, a uint or a non-finite double, which JSON (and
+    /// so a checkpoint) does not carry as they are.
+    pub(crate) fn computes(&self) -> bool {
+        self.computes
     }
 
     /// The CEL source text of the rule.
@@ -51,37 +53,16 @@ impl Rule {
     }
 }
 
-/// Whether `now`, `timestamp()` or `duration()` appear anywhere in `expr`.
-fn makes_time(expr: &Expr) -> bool {
+/// Whether `expr` reads a value as it came from JSON (the arguments, the
+/// result, a field or element of them, a string or bool constant), which a
+/// checkpoint keeps exactly.
+fn reads_json(expr: &Expr) -> bool {
     match expr {
-        Expr::Now | Expr::Function(Function::Timestamp | Function::Duration, _) => true,
-        Expr::Const(value) => value.holds_time(),
-        Expr::Args
-        | Expr::Result
-        | Expr::Fact(_)
-        | Expr::Local(_)
-        | Expr::Session(_)
-        | Expr::FactTable(_)
-        | Expr::FactPresent(_) => false,
-        Expr::AggregateBy(_, e)
-        | Expr::CaseAggregateBy(_, e)
-        | Expr::Select(e, _)
-        | Expr::Has(e, _)
-        | Expr::Not(e)
-        | Expr::Negate(e)
-        | Expr::NotStrictlyFalse(e) => makes_time(e),
-        Expr::Index(a, b)
-        | Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arithmetic(_, a, b)
-        | Expr::In(a, b) => makes_time(a) || makes_time(b),
-        Expr::Conditional(a, b, c) => makes_time(a) || makes_time(b) || makes_time(c),
-        Expr::List(items) | Expr::Function(_, items) => items.iter().any(makes_time),
-        Expr::Map(entries) => entries.iter().any(|(_, e)| makes_time(e)),
-        Expr::Comprehension(c) => {
-            [&c.range, &c.accu_init, &c.loop_condition, &c.loop_step, &c.result].into_iter().any(makes_time)
-        }
+        Expr::Args | Expr::Result => true,
+        Expr::Const(value) => matches!(value, Value::String(_) | Value::Bool(_) | Value::Null),
+        Expr::Select(target, _) => reads_json(target),
+        Expr::Index(target, index) => reads_json(target) && matches!(index.as_ref(), Expr::Const(_)),
+        _ => false,
     }
 }
 
