@@ -152,9 +152,10 @@ pub fn apply(workflow: &Workflow, state: &mut SessionState, event: Event<'_>) ->
     match event {
         Event::Decided { call, decision } => decided(workflow, state, call, decision),
         Event::ResultRecorded { call, result, outcome } => {
-            // Converted only when it is within the limit (and the call
-            // awaits it): `None` is over the limit.
-            let converted = (json_bytes(result) <= workflow.limits.result_bytes_max
+            // Converted only when it is read: the call succeeded, awaits it,
+            // and it is within the limit (`None` then means over the limit).
+            let converted = (outcome == ToolOutcome::Succeeded
+                && json_bytes(result) <= workflow.limits.result_bytes_max
                 && state.pending.contains_key(call))
             .then(|| Value::from_json(result));
             recorded(workflow, state, call, converted.as_ref(), outcome)

@@ -69,7 +69,7 @@ impl Step {
 /// milliseconds since the Unix epoch.
 pub fn parse_now(now: &Json) -> Result<i64, String> {
     match now {
-        Json::String(text) => crate::value::parse_timestamp(text).map(|nanos| nanos.div_euclid(1_000_000)),
+        Json::String(text) => crate::trace::SessionTime::parse(text).map(|time| time.unix_ms),
         Json::Number(n) => n.as_i64().ok_or_else(|| format!("\"now\" {n} is not whole milliseconds")),
         other => Err(format!("\"now\" must be RFC 3339 text or milliseconds, not {other}")),
     }

@@ -91,20 +91,14 @@ impl<'a> Evaluator<'a> {
                 None => false,
             })),
             Expr::CaseAggregateBy(index, key) => {
-                let key = self.evaluate(key)?.to_key_text();
+                let key = self.aggregate_key(key)?;
                 Ok(Value::Double(
                     self.bindings.session.aggregate_by(*index, &key) + self.bindings.case.by(*index, &key),
                 ))
             }
             Expr::AggregateBy(index, key) => {
-                let total = match self.key_str(key) {
-                    Some(text) => self.bindings.session.aggregate_by(*index, text),
-                    None => {
-                        let key = self.evaluate(key)?;
-                        self.bindings.session.aggregate_by(*index, &key.to_key_text())
-                    }
-                };
-                Ok(Value::Double(total))
+                let key = self.aggregate_key(key)?;
+                Ok(Value::Double(self.bindings.session.aggregate_by(*index, &key)))
             }
             Expr::Select(target, field) => self.select(target, field),
             Expr::Has(target, field) => match self.evaluate(target)? {
@@ -215,6 +209,15 @@ impl<'a> Evaluator<'a> {
         match self.evaluate(expr)? {
             Value::Null => Err("the key is null".into()),
             value => Ok(std::borrow::Cow::Owned(value.to_key_text())),
+        }
+    }
+
+    /// The key of `<aggregate>(key)` as text: borrowed when it is a string
+    /// argument, else the value's key text (`null` included, as recorded).
+    fn aggregate_key(&mut self, expr: &Expr) -> Result<std::borrow::Cow<'a, str>, String> {
+        match self.key_str(expr) {
+            Some(text) => Ok(std::borrow::Cow::Borrowed(text)),
+            None => Ok(std::borrow::Cow::Owned(self.evaluate(expr)?.to_key_text())),
         }
     }
 
