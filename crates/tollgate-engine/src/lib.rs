@@ -327,6 +327,9 @@ impl Engine {
         outcome: ToolOutcome,
     ) -> Result<Recorded, EngineError> {
         check_id("session", session)?;
+        // No call was ever decided under an id that is not one: refused here,
+        // before anything is queued or stored.
+        check_id("call", call_id)?;
         let job =
             Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome };
         match self.submit(job).await? {

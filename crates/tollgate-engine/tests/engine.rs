@@ -214,6 +214,8 @@ async fn bad_ids_and_unknown_sessions_are_clear_errors_that_store_nothing() {
         let odd = engine.decide("s1", &ToolCall::new("x".repeat(500), "get_customer", json!({}))).await.unwrap();
         assert_eq!(odd.json["reasons"][0]["rule_id"], "tollgate.call_id");
         assert!(engine.register_workflow("[workflow]\nname = 1", "bad.toml").await.is_err());
+        let forged = engine.record_result("s1", &"x".repeat(10_000), &json!({}), ToolOutcome::Succeeded).await;
+        assert!(matches!(forged, Err(EngineError::BadId(_))), "{forged:?}");
         assert_eq!(engine.store().sessions(10).await.unwrap().len(), 1);
         assert_checkpoint_is_replay(&engine, "s1").await;
     })

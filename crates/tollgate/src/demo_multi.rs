@@ -122,12 +122,7 @@ impl Steps {
     async fn step(&self, session: &str, call: &ToolCall, in_doubt: &BTreeSet<String>) -> Result<Step> {
         let decided = self.engine.decide(session, call).await?;
         if !decided.replayed {
-            let verdict = match decided.decision {
-                Decision::Allow(_) => "allow",
-                Decision::Block(_) => "block",
-                Decision::Escalate(_) => "escalate",
-            };
-            self.announce(session, &format!("decided {} {verdict}", call.id));
+            self.announce(session, &format!("decided {} {}", call.id, decided.decision.verdict().as_str()));
         }
         let key = match &decided.decision {
             Decision::Allow(allowed) => allowed.idempotency_key.clone(),
