@@ -362,32 +362,21 @@ pub(crate) fn feed_packed(verifier: &mut Verifier, packed: &str) -> Result<bool,
     Ok(false)
 }
 
-/// The records of a packed chunk, borrowed from it.
-fn unpack(mut packed: &str) -> Result<Vec<RecordRef<'_>>, StoreError> {
+/// The records of a packed chunk, borrowed from it (`packed::records`: nine
+/// numbers, the last six the lengths of six texts, none of which is NULL).
+fn unpack(packed: &str) -> Result<Vec<RecordRef<'_>>, StoreError> {
     let damaged = || StoreError::Damaged("an audit record cannot be read back (packed chunk malformed)".to_owned());
-    let mut records = Vec::with_capacity(8192);
-    while !packed.is_empty() {
-        let colon = packed.find(':').ok_or_else(damaged)?;
-        let (header, rest) = packed.split_at(colon);
-        let mut numbers = [0i64; 9];
-        let mut fields = header.split(',');
-        for number in &mut numbers {
-            *number = fields.next().and_then(|f| f.parse().ok()).ok_or_else(damaged)?;
-        }
-        let [seq, session_seq, at_ms, lengths @ ..] = numbers;
-        let mut rest = rest.get(1..).ok_or_else(damaged)?;
-        let mut texts = [""; 6];
-        for (text, length) in texts.iter_mut().zip(lengths) {
-            let length = usize::try_from(length).map_err(|_| damaged())?;
-            let (field, after) = (rest.get(..length), rest.get(length..));
-            *text = field.ok_or_else(damaged)?;
-            rest = after.ok_or_else(damaged)?;
-        }
-        let [session_id, kind, body, prev_hash, session_prev_hash, hash] = texts;
-        records.push(RecordRef { seq, session_id, session_seq, kind, body, at_ms, prev_hash, session_prev_hash, hash });
-        packed = rest;
-    }
-    Ok(records)
+    let rows = crate::packed::records::<9, 6>(packed).map_err(|_| damaged())?;
+    rows.into_iter()
+        .map(|([seq, session_seq, at_ms, ..], texts)| {
+            let [Some(session_id), Some(kind), Some(body), Some(prev_hash), Some(session_prev_hash), Some(hash)] =
+                texts
+            else {
+                return Err(damaged());
+            };
+            Ok(RecordRef { seq, session_id, session_seq, kind, body, at_ms, prev_hash, session_prev_hash, hash })
+        })
+        .collect()
 }
 
 #[cfg(test)]
