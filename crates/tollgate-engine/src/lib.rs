@@ -682,9 +682,10 @@ impl Engine {
     }
 
     /// The session's current state as stored: its checkpoint plus the
-    /// journal after it (never the engine's cache).
+    /// journal after it (never the engine's cache), read from one snapshot
+    /// without holding up writers.
     pub async fn state(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), EngineError> {
-        let mut tx = self.store.lock_session(session).await?;
+        let mut tx = self.store.snapshot(session).await?;
         let Loaded { workflow, state, .. } = self.load_locked(&mut tx, session, None).await?;
         drop(tx);
         Ok((workflow, state))
@@ -701,10 +702,12 @@ impl Engine {
         Ok((workflow, state))
     }
 
-    /// Where a session stands: its state and the calls in doubt.
+    /// Where a session stands: its state and the calls in doubt, read from
+    /// one snapshot (a resume never waits for, nor holds up, the session's
+    /// writers in this process or another).
     pub async fn resume(&self, session: &str) -> Result<Resume, EngineError> {
         check_id("session", session)?;
-        let mut tx = self.store.lock_session(session).await?;
+        let mut tx = self.store.snapshot(session).await?;
         let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session, None).await?;
         let mut in_doubt = Vec::new();
         for call in state.pending_calls() {

@@ -174,6 +174,46 @@ async fn resume_reports_allowed_calls_without_results_as_in_doubt() {
     .await;
 }
 
+/// Resume and state read a snapshot: a transaction that holds the session
+/// (SQLite: the writer lock; PostgreSQL: the row lock) with an uncommitted
+/// entry neither holds them up nor shows them that entry.
+#[tokio::test]
+async fn resume_and_state_read_a_snapshot_without_waiting_for_writers() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        verified(&engine, "s1").await;
+        call(&engine, "s1", "r1", "process_refund", json!({"order_id": "#W1", "amount": 50.0})).await;
+
+        let mut writer = engine.store().lock_session("s1").await.unwrap();
+        let entry = tollgate_store::NewEntry {
+            kind: "refused".into(),
+            call_id: None,
+            body: json!({"call": {"id": "x", "tool": "x", "args": {}}, "decision": {}}).to_string(),
+            at_ms: 0,
+        };
+        writer.append("s1", &[entry], &[], None).await.unwrap();
+        // Without a snapshot these wait for the writer: SQLite's busy
+        // timeout is 30 s, PostgreSQL's row lock forever.
+        let patience = std::time::Duration::from_secs(10);
+        let resume = tokio::time::timeout(patience, engine.resume("s1")).await.expect("resume waited").unwrap();
+        assert_eq!(resume.session.last_seq, 5, "{}", engine.store().backend());
+        assert_eq!(resume.in_doubt.len(), 1);
+        let (_, state) = tokio::time::timeout(patience, engine.state("s1")).await.expect("state waited").unwrap();
+        assert_eq!(state, engine.replay("s1").await.unwrap().1);
+        writer.commit().await.unwrap();
+        assert_eq!(engine.resume("s1").await.unwrap().session.last_seq, 6);
+
+        // A snapshot cannot be written to.
+        let mut snapshot = engine.store().snapshot("s1").await.unwrap();
+        let refused = snapshot.append("s1", &[], &[], None).await;
+        assert!(matches!(refused, Err(tollgate_store::StoreError::ReadOnly(_))), "{refused:?}");
+        drop(snapshot);
+        assert!(matches!(engine.store().snapshot("nobody").await, Err(tollgate_store::StoreError::NoSession(_))));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn concurrent_refunds_on_one_session_never_pass_the_order_total_together() {
     on_both(|url| async move {

@@ -41,6 +41,8 @@ pub(crate) enum Shape {
     Head,
     /// Sessions to read (PostgreSQL: and lock, in id order; SQLite: packed, see [`LOCK_SESSIONS_PACKED`]).
     LockSessions(Backend),
+    /// Sessions to read without locking them (a snapshot).
+    ReadSessions(Backend),
     /// Journal entries of (session, call) pairs (SQLite: packed, see [`CALLS_PACKED`]).
     Calls(Backend),
 }
@@ -84,7 +86,7 @@ impl Shape {
             Shape::Checkpoints => 3,
             Shape::Sessions => 4,
             Shape::Head => 2,
-            Shape::LockSessions(_) => 1,
+            Shape::LockSessions(_) | Shape::ReadSessions(_) => 1,
             Shape::Calls(_) => 2,
         }
     }
@@ -110,7 +112,7 @@ impl Shape {
                 placeholders.push(sql);
                 sql.push_str(" WHERE id = 1");
             }
-            Shape::LockSessions(backend) => {
+            Shape::LockSessions(backend) | Shape::ReadSessions(backend) => {
                 sql.push_str(match backend {
                     Backend::Sqlite => LOCK_SESSIONS_PACKED,
                     Backend::Postgres => crate::SELECT_SESSIONS,
@@ -123,9 +125,9 @@ impl Shape {
                     placeholders.push(sql);
                 }
                 // PostgreSQL locks the rows as the sort emits them: in byte order of their ids.
-                sql.push_str(match backend {
-                    Backend::Sqlite => ")",
-                    Backend::Postgres => ") ORDER BY id COLLATE \"C\" FOR UPDATE",
+                sql.push_str(match (backend, self) {
+                    (Backend::Postgres, Shape::LockSessions(_)) => ") ORDER BY id COLLATE \"C\" FOR UPDATE",
+                    _ => ")",
                 });
             }
             Shape::Calls(backend) => {

@@ -67,6 +67,9 @@ pub enum StoreError {
     /// Stored data does not have the shape this build writes.
     #[error("stored data is damaged: {0}")]
     Damaged(String),
+    /// A write asked of a transaction that only reads.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The database reported an error (disk full, connection lost, ...).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -448,6 +451,23 @@ impl Store {
     /// process or another) and opens the transaction its changes go in.
     pub async fn lock_session(&self, id: &str) -> Result<SessionTx, StoreError> {
         let mut tx = self.begin().await?;
+        tx.lock(id).await?;
+        Ok(tx)
+    }
+
+    /// Opens a transaction that reads session `id` (its row, checkpoint,
+    /// journal, calls) from one consistent snapshot without locking it:
+    /// writers in this process or another are not held up (SQLite: a
+    /// deferred read transaction, never the writer lock; PostgreSQL:
+    /// `REPEATABLE READ, READ ONLY`, no row lock). Appending to it is refused.
+    pub async fn snapshot(&self, id: &str) -> Result<SessionTx, StoreError> {
+        let inner = match self {
+            Store::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+            Store::Postgres(pool) => {
+                TxInner::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?)
+            }
+        };
+        let mut tx = SessionTx::snapshot(inner);
         tx.lock(id).await?;
         Ok(tx)
     }

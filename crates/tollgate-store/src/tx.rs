@@ -34,6 +34,9 @@ pub struct SessionTx {
     /// of that call, stored or appended since, in order. Complete while the
     /// transaction lasts, because the sessions are locked.
     calls: HashMap<String, HashMap<String, Vec<JournalEntry>>>,
+    /// A snapshot to read ([`crate::Store::snapshot`]): nothing is locked
+    /// and nothing may be appended.
+    read_only: bool,
 }
 
 /// The row of a session a transaction works on, as locked and as changed since.
@@ -65,7 +68,14 @@ impl SessionTx {
             head: None,
             pending: Pending::default(),
             calls: HashMap::new(),
+            read_only: false,
         }
+    }
+
+    /// A transaction that only reads, from one consistent snapshot, and
+    /// locks nothing (see [`crate::Store::snapshot`]).
+    pub(crate) fn snapshot(inner: TxInner) -> SessionTx {
+        SessionTx { read_only: true, ..SessionTx::new(inner) }
     }
 
     /// Locks session `id` (PostgreSQL: its row, until the transaction ends;
@@ -91,7 +101,11 @@ impl SessionTx {
         let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
-        let shape = Shape::LockSessions(Backend::of(&self.inner));
+        let shape = if self.read_only {
+            Shape::ReadSessions(Backend::of(&self.inner))
+        } else {
+            Shape::LockSessions(Backend::of(&self.inner))
+        };
         for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
             let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
             let rows = match &mut self.inner {
@@ -238,6 +252,11 @@ impl SessionTx {
         audits: &[NewAudit],
         checkpoint: Option<&str>,
     ) -> Result<i64, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly(format!(
+                "session {id} was read from a snapshot; nothing can be appended"
+            )));
+        }
         let locked = self.locked(id)?;
         let (mut seq, mut session_audit) = (locked.info.last_seq, locked.audit.clone());
         if !audits.is_empty() && self.head.is_none() {
