@@ -210,6 +210,16 @@ pub(crate) struct Verifier {
 }
 
 impl Verifier {
+    /// The number of the last record checked (0: none).
+    pub(crate) fn last_seq(&self) -> i64 {
+        self.last_seq
+    }
+
+    /// Whether a problem was found.
+    pub(crate) fn failed(&self) -> bool {
+        self.problem.is_some()
+    }
+
     /// Checks a batch; true once a problem is found.
     pub(crate) fn feed(&mut self, records: &[AuditRecord]) -> bool {
         records.iter().any(|record| self.feed_one(&RecordRef::of(record)))
@@ -281,13 +291,35 @@ impl Verifier {
         let mut problem = self.problem;
         if problem.is_none() {
             let last_hash = if self.last_seq == 0 { GENESIS } else { self.last_hash.as_str() };
-            if head.seq != self.last_seq || head.hash != last_hash {
+            if head.seq > self.last_seq {
                 problem = Some(AuditProblem {
                     seq: self.last_seq + 1,
                     session_id: None,
                     message: format!(
                         "the log ends at record {} but its head says record {}: records were removed from the end",
                         self.last_seq, head.seq
+                    ),
+                });
+            } else if head.seq < self.last_seq {
+                problem = Some(AuditProblem {
+                    seq: head.seq + 1,
+                    session_id: None,
+                    message: format!(
+                        "the log goes on to record {} past its head, record {}: records {} to {} were not written \
+                         by the store (appended behind its back)",
+                        self.last_seq,
+                        head.seq,
+                        head.seq + 1,
+                        self.last_seq
+                    ),
+                });
+            } else if head.hash != last_hash {
+                problem = Some(AuditProblem {
+                    seq: self.last_seq,
+                    session_id: None,
+                    message: format!(
+                        "record {} is not the one the head names (its hash differs): the end of the log was replaced",
+                        self.last_seq
                     ),
                 });
             }
@@ -308,6 +340,10 @@ pub fn verify_records(records: &[AuditRecord], head: &AuditHead) -> VerifyReport
 /// buffers are reused by the allocator rather than mapped fresh each time
 /// (at 8,192, page faults took a third of verifying).
 pub(crate) const PACKED_RECORDS_MAX: i64 = 1024;
+
+/// Times `verify` reads on after the head moved while it read (a live
+/// log); each round reads at least one record more.
+pub(crate) const CATCH_UP_ROUNDS_MAX: u32 = 1000;
 
 /// Packed chunks read at once while one is hashed (each on a connection of
 /// its own, so on SQLite on a thread of its own).

@@ -388,7 +388,10 @@ impl Store {
     }
 
     /// Checks the whole audit log: every record's hash, both chains (global
-    /// and per session), and that nothing is missing at the end.
+    /// and per session), and that its end is the head the store wrote
+    /// (nothing removed from the end, nothing appended past it). A log being
+    /// written meanwhile is checked up to where its head is once the reading
+    /// has caught up with it.
     ///
     /// Records are read in packed chunks (one row each), while the chunk
     /// before them is hashed. [`audit::CHUNKS_AHEAD`] chunks are read at
@@ -398,11 +401,34 @@ impl Store {
     /// gap, the end), the reads ahead are dropped and read again from where
     /// the chunk really ended.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
-        let head = self.audit_head().await?;
         let mut verifier = audit::Verifier::default();
+        self.feed_audit(&mut verifier, 0).await?;
+        // The log may be live: records committed while it was read move the
+        // head past where the reading ended. The head is read after the
+        // records (a commit writes both, so it is never behind a record
+        // already read), and the reading catches up while the head moves.
+        let mut rounds = 0;
+        loop {
+            let head = self.audit_head().await?;
+            let read = verifier.last_seq();
+            if verifier.failed() || head.seq <= read || rounds == audit::CATCH_UP_ROUNDS_MAX {
+                return Ok(verifier.finish(&head));
+            }
+            self.feed_audit(&mut verifier, read).await?;
+            if verifier.last_seq() == read {
+                // Nothing more to read: records are missing at the end.
+                return Ok(verifier.finish(&head));
+            }
+            rounds += 1;
+        }
+    }
+
+    /// Feeds the records after `start` to `verifier` until the log ends or
+    /// it finds a problem.
+    async fn feed_audit(&self, verifier: &mut audit::Verifier, start: i64) -> Result<(), StoreError> {
         let mut reading: std::collections::VecDeque<(i64, tokio::task::JoinHandle<_>)> =
             std::collections::VecDeque::new();
-        let mut next_start = 0;
+        let mut next_start = start;
         loop {
             while reading.len() < audit::CHUNKS_AHEAD {
                 reading.push_back((next_start, tokio::spawn(self.clone().packed_audit(next_start))));
@@ -417,14 +443,14 @@ impl Store {
                 }
                 next_start = last;
             }
-            if audit::feed_packed(&mut verifier, &packed)? {
+            if audit::feed_packed(verifier, &packed)? {
                 break;
             }
         }
         for (_, read) in reading {
             read.abort();
         }
-        Ok(verifier.finish(&head))
+        Ok(())
     }
 
     /// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.

@@ -230,6 +230,82 @@ async fn verify_names_the_first_altered_removed_inserted_or_reordered_record() {
     }
 }
 
+/// A record appended behind the store's back with a correct hash and both
+/// links right (anyone can compute SHA-256) is still caught: the head the
+/// store keeps does not reach it.
+#[tokio::test]
+async fn verify_catches_a_correctly_hashed_record_appended_past_the_head() {
+    on_both(|store| async move {
+        six_records(&store).await;
+        let last = store.audit_records(0, 100).await.unwrap().pop().unwrap();
+        let mut forged = tollgate_store::AuditRecord {
+            seq: last.seq + 1,
+            session_id: last.session_id.clone(),
+            session_seq: last.session_seq + 1,
+            kind: "decision.allow".into(),
+            body: "{\"forged\":true}".into(),
+            at_ms: last.at_ms,
+            prev_hash: last.hash.clone(),
+            session_prev_hash: last.hash.clone(),
+            hash: String::new(),
+        };
+        forged.hash = tollgate_store::record_hash(&forged);
+        raw(
+            &store,
+            &format!(
+                "INSERT INTO tollgate_audit VALUES ({}, '{}', {}, '{}', '{}', {}, '{}', '{}', '{}')",
+                forged.seq,
+                forged.session_id,
+                forged.session_seq,
+                forged.kind,
+                forged.body,
+                forged.at_ms,
+                forged.prev_hash,
+                forged.session_prev_hash,
+                forged.hash
+            ),
+        )
+        .await;
+        let report = store.verify_audit().await.unwrap();
+        let problem = report.problem.unwrap_or_else(|| panic!("{}: a forged append passed", store.backend()));
+        assert_eq!(problem.seq, 7, "{problem:?}");
+        assert!(problem.message.contains("past its head"), "{problem:?}");
+    })
+    .await;
+}
+
+/// Verifying a log that is being written: records committed while it is
+/// read are not mistaken for records added behind the store's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_of_a_log_being_written_reports_no_problem() {
+    on_both(|store| async move {
+        with_session(&store, "s1").await;
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..300 {
+                    let mut tx = store.lock_session("s1").await.unwrap();
+                    tx.append("s1", &[], &[audit(&format!("{{\"n\":{n}}}")), audit("{}")], None).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+                600
+            })
+        };
+        let (mut seen, mut verified) = (0, 0);
+        while !writer.is_finished() {
+            let report = store.verify_audit().await.unwrap();
+            assert_eq!(report.problem, None, "{}", store.backend());
+            assert!(report.records >= seen);
+            seen = report.records;
+            verified += 1;
+        }
+        let written = writer.await.unwrap();
+        assert!(verified > 0);
+        assert_eq!(store.verify_audit().await.unwrap().records, written);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn reopening_keeps_everything_and_a_newer_schema_is_refused_untouched() {
     let url = sqlite_url().unwrap();
