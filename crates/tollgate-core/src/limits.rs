@@ -23,6 +23,9 @@ pub struct Limits {
     pub rules_per_tool_max: usize,
     /// Largest workflow file accepted.
     pub workflow_bytes_max: usize,
+    /// Largest free text an agent sends in its own words: the conversation
+    /// summary with a call, an investigation's concern, its outcome.
+    pub text_bytes_max: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             tools_max: 512,
             rules_per_tool_max: 256,
             workflow_bytes_max: 1024 * 1024,
+            text_bytes_max: 16 * 1024,
         }
     }
 }

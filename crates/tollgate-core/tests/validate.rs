@@ -209,3 +209,14 @@ fn rules_name_the_written_policy_they_enforce() {
     let misspelt = text.replace("policy = [\"R01\"]", "polcy = [\"R01\"]");
     assert!(rendered(&misspelt).iter().any(|p| p.contains("polcy")), "{:?}", rendered(&misspelt));
 }
+
+#[test]
+fn the_workflow_name_is_a_line_of_text() {
+    let tool = "[tools.a]\nside_effect = false\n";
+    for name in ["", "   ", "a\\u0000b", "two\\nlines", &"n".repeat(129)] {
+        let found = rendered(&format!("[workflow]\nname = \"{name}\"\nversion = 1\n{tool}"));
+        assert_eq!(found.len(), 1, "{name:?}: {found:?}");
+        assert!(found[0].contains("workflow.name must be 1 to 128 bytes"), "{found:?}");
+    }
+    assert!(problems(&format!("[workflow]\nname = \"{}\"\nversion = 1\n{tool}", "n".repeat(128))).is_empty());
+}

@@ -62,6 +62,14 @@ impl Engine {
             if concern.concern.trim().is_empty() {
                 return Err(EngineError::Investigation(format!("concern {} has no text", concern.id)));
             }
+            let text_max = workflow.limits().text_bytes_max;
+            if concern.concern.len() > text_max {
+                return Err(EngineError::Investigation(format!(
+                    "concern {} is {} bytes, over the limit of {text_max} bytes; state it shorter",
+                    concern.id,
+                    concern.concern.len()
+                )));
+            }
             for tool in concern.tools.iter().flatten() {
                 if workflow.tool(tool).is_none() {
                     return Err(EngineError::Investigation(format!(
@@ -224,6 +232,12 @@ impl Engine {
             Some(format!("investigation {session} has ended already"))
         } else if outcome.trim().is_empty() {
             Some(format!("investigation {session} needs an outcome to conclude"))
+        } else if outcome.len() > workflow.limits().text_bytes_max {
+            Some(format!(
+                "the outcome of investigation {session} is {} bytes, over the limit of {} bytes; state it shorter",
+                outcome.len(),
+                workflow.limits().text_bytes_max
+            ))
         } else {
             None
         };

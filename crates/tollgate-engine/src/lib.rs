@@ -570,6 +570,16 @@ impl Engine {
             // arguments are never stored.
             let message = format!("the arguments are over the limit of {args_max} bytes");
             Some(refusal("tollgate.limits.args_bytes_max", message))
+        } else if let Some(summary) = call.summary.as_deref()
+            && summary.len() > workflow.limits().text_bytes_max
+        {
+            // Likewise the agent's summary: refused, never stored.
+            let message = format!(
+                "the conversation summary is {} bytes, over the limit of {} bytes; send a shorter one",
+                summary.len(),
+                workflow.limits().text_bytes_max
+            );
+            Some(refusal("tollgate.limits.text_bytes_max", message))
         } else if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
             let body: Json = parse(&earlier.body, session, earlier.seq)?;
             if *at(&body, "/call/tool") == json!(call.tool) && *at(&body, "/call/args") == call.args {

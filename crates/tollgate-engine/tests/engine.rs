@@ -471,6 +471,17 @@ async fn the_agents_summary_is_journaled_with_the_call_and_its_escalation_replay
             .unwrap();
         assert!(resent.replayed);
         assert_eq!(resent.json, decided.json);
+        // A summary over the limit (16 KiB by default) is refused and never stored.
+        let long = ToolCall::new("long", "process_refund", json!({"order_id": "#W2", "amount": 800.0}))
+            .with_summary("y".repeat(16 * 1024 + 1));
+        let refused = engine.decide("hs", &long).await.unwrap();
+        assert_eq!(refused.decision.reasons()[0].rule_id, "tollgate.limits.text_bytes_max");
+        let journal = engine.store().journal("hs").await.unwrap();
+        assert!(journal.iter().all(|entry| !entry.body.contains("yyyy")), "the long summary was stored");
+        // The core blocks it as well (a library user deciding in memory).
+        let (wf, state) = engine.state("hs").await.unwrap();
+        let in_memory = tollgate_core::decide(&wf, &state, &long);
+        assert_eq!(in_memory.reasons()[0].rule_id, "tollgate.limits.text_bytes_max");
     })
     .await;
 }

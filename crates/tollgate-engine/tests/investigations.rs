@@ -339,6 +339,24 @@ async fn a_refused_opening_opens_nothing() {
         // Without the clash the same concern opens normally.
         let opened = engine.open_investigations("q", &[concern("free", "first", None)]).await.unwrap();
         assert_eq!(opened.len(), 1);
+        // Free text over the workflow's limit (16 KiB by default), a concern
+        // or an outcome, is refused and nothing of it is stored.
+        let long = "x".repeat(16 * 1024 + 1);
+        let before = engine.store().journal("q").await.unwrap().len();
+        let refused = engine.open_investigations("q", &[concern("long", &long, None)]).await;
+        assert!(
+            matches!(refused, Err(EngineError::Investigation(ref m)) if m.contains("over the limit")),
+            "{refused:?}"
+        );
+        assert!(engine.store().session("q:long").await.unwrap().is_none(), "no child row for a refused concern");
+        let refused = engine.conclude("q:free", &long).await;
+        assert!(
+            matches!(refused, Err(EngineError::Investigation(ref m)) if m.contains("over the limit")),
+            "{refused:?}"
+        );
+        assert_eq!(engine.store().journal("q:free").await.unwrap().len(), 1, "only its opening");
+        assert_eq!(engine.store().journal("q").await.unwrap().len(), before);
+        engine.conclude("q:free", &"x".repeat(16 * 1024)).await.unwrap();
     })
     .await;
 }

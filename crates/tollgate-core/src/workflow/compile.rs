@@ -11,6 +11,9 @@ use std::fmt;
 use std::ops::Range;
 use toml::Spanned;
 
+/// Longest workflow name accepted, in bytes.
+const WORKFLOW_NAME_MAX: usize = 128;
+
 /// A problem in a workflow file, positioned for a person to find it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -182,6 +185,17 @@ impl Compiler<'_> {
                 parsed.tools.iter().find(|(name, _)| name.get_ref() == &problem.tool).map_or(0..0, |(_, t)| t.span());
             self.problem(&span, problem.message.clone());
         }
+        // The name is stored with every session and shown to people: a line
+        // of text, not a document.
+        let name = &parsed.workflow.name;
+        if name.trim().is_empty() || name.len() > WORKFLOW_NAME_MAX || name.chars().any(char::is_control) {
+            let problem = format!(
+                "workflow.name must be 1 to {WORKFLOW_NAME_MAX} bytes of text without control characters, not {:?}",
+                name.chars().take(40).collect::<String>()
+            );
+            self.problem_at(0, problem);
+            return None;
+        }
         Some(Workflow {
             name: parsed.workflow.name,
             version: parsed.workflow.version,
@@ -217,6 +231,9 @@ impl Compiler<'_> {
         }
         if let Some(v) = given.history_entries_max {
             limits.history_entries_max = v;
+        }
+        if let Some(v) = given.text_bytes_max {
+            limits.text_bytes_max = v;
         }
         limits
     }

@@ -51,6 +51,7 @@ pub(crate) struct LimitsFile {
     pub pending_calls_max: Option<usize>,
     pub evaluation_steps_max: Option<u32>,
     pub history_entries_max: Option<usize>,
+    pub text_bytes_max: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
