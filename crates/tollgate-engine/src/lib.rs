@@ -419,17 +419,36 @@ impl Engine {
             if collect(&mut receivers, &mut answers) {
                 break;
             }
-            let leader = self.leader.lock().await;
-            if collect(&mut receivers, &mut answers) {
-                break;
+            // Wait for the next answer missing or for the turn to commit the
+            // queue, whichever comes first: a caller whose group was just
+            // committed by another hears its answer at once, rather than
+            // after waiting its turn behind the next group's commit.
+            let Some(waiting) = answers.iter().position(Option::is_none) else { break };
+            let Some(receiver) = receivers.get_mut(waiting) else { break };
+            tokio::select! {
+                biased;
+                reply = receiver => {
+                    if let Some(answer) = answers.get_mut(waiting) {
+                        *answer = Some(reply.unwrap_or_else(|_| Err(EngineError::Commit(
+                            "the group this call was in was abandoned; nothing of it was stored".into(),
+                        ))));
+                    }
+                }
+                leader = self.leader.lock() => {
+                    if collect(&mut receivers, &mut answers) {
+                        break;
+                    }
+                    let jobs: Vec<Queued> = {
+                        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                        let take = queue.len().min(GROUP_MAX);
+                        queue.drain(..take).collect()
+                    };
+                    if !jobs.is_empty() {
+                        self.commit_group(jobs).await;
+                    }
+                    drop(leader);
+                }
             }
-            let jobs: Vec<Queued> = {
-                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                let take = queue.len().min(GROUP_MAX);
-                queue.drain(..take).collect()
-            };
-            self.commit_group(jobs).await;
-            drop(leader);
         }
         answers.into_iter().map(|a| a.unwrap_or_else(|| Err(EngineError::Commit("no answer".into())))).collect()
     }
