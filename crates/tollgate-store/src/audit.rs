@@ -215,6 +215,16 @@ impl Verifier {
         self.last_seq
     }
 
+    /// Records a problem found outside the chain checks (a record that
+    /// cannot be read as one): at `seq`, or the record after the last one
+    /// checked when it has no number.
+    pub(crate) fn fail(&mut self, seq: Option<i64>, message: String) {
+        if self.problem.is_none() {
+            let seq = seq.unwrap_or(self.last_seq + 1);
+            self.problem = Some(AuditProblem { seq, session_id: None, message });
+        }
+    }
+
     /// Whether a problem was found.
     pub(crate) fn failed(&self) -> bool {
         self.problem.is_some()
@@ -345,8 +355,7 @@ pub(crate) const PACKED_RECORDS_MAX: i64 = 1024;
 /// log); each round reads at least one record more.
 pub(crate) const CATCH_UP_ROUNDS_MAX: u32 = 1000;
 
-/// Packed chunks read at once while one is hashed (each on a connection of
-/// its own, so on SQLite on a thread of its own).
+/// Packed chunks read at once while one is hashed (each on a connection of its own).
 pub(crate) const CHUNKS_AHEAD: usize = 3;
 
 /// One row for up to [`PACKED_RECORDS_MAX`] records after `$1`: the last
@@ -354,9 +363,8 @@ pub(crate) const CHUNKS_AHEAD: usize = 3;
 /// `seq,session_seq,at_ms,<six byte lengths>:` followed by its six text
 /// fields. One row instead of one per record: the drivers' per-row cost
 /// (SQLite: a copied value per column and a hand-over between threads for
-/// every row) was most of what verifying cost. Same SQL on both backends
-/// (SQLite has `string_agg` and `octet_length` since 3.44, `format` since 3.38),
-/// apart from the format string ([`SELECT_PACKED_SQLITE`]).
+/// every row) was most of what verifying cost. PostgreSQL only: SQLite's
+/// log is read straight from the file (`audit_sqlite.rs`).
 macro_rules! select_packed {
     ($format:literal) => {
         concat!(
@@ -370,15 +378,8 @@ macro_rules! select_packed {
     };
 }
 
-/// The packing query (see [`select_packed!`]) as PostgreSQL runs it.
+/// The packing query (see [`select_packed!`]).
 pub(crate) const SELECT_PACKED: &str = select_packed!("%s,%s,%s,%s,%s,%s,%s,%s,%s:%s%s%s%s%s%s");
-
-/// [`SELECT_PACKED`] for SQLite: `%d` writes the record's number (the
-/// rowid) and the byte lengths straight from the integers; `%s` would turn
-/// each into a text value first. (PostgreSQL's `format` knows only `%s`.)
-/// The session's number and the time stay `%s`: a value stored there that
-/// is no integer must reach the hash as it is, not rounded to one.
-pub(crate) const SELECT_PACKED_SQLITE: &str = select_packed!("%d,%s,%s,%d,%d,%d,%d,%d,%d:%s%s%s%s%s%s");
 
 /// Feeds the records packed by [`SELECT_PACKED`] to `verifier`, in order of
 /// their numbers; true once it found a problem. The aggregate is not asked

@@ -13,6 +13,7 @@
 //! records and checkpoint commit together or not at all.
 
 mod audit;
+mod audit_sqlite;
 mod batch;
 mod packed;
 mod schema;
@@ -67,6 +68,9 @@ pub enum StoreError {
     /// Stored data does not have the shape this build writes.
     #[error("stored data is damaged: {0}")]
     Damaged(String),
+    /// The database could not be read (outside sqlx: `audit verify` on SQLite).
+    #[error("{0}")]
+    Read(String),
     /// A write asked of a transaction that only reads.
     #[error("{0}")]
     ReadOnly(String),
@@ -393,16 +397,27 @@ impl Store {
     /// written meanwhile is checked up to where its head is once the reading
     /// has caught up with it.
     ///
-    /// Records are read in packed chunks (one row each), while the chunk
-    /// before them is hashed. [`audit::CHUNKS_AHEAD`] chunks are read at
+    /// SQLite: read straight from the file in one snapshot, head and
+    /// records, on a thread of its own while another hashes
+    /// (`audit_sqlite.rs`). PostgreSQL: records are read in packed chunks
+    /// (one row each), while the chunk before them is hashed. [`audit::CHUNKS_AHEAD`] chunks are read at
     /// once, on as many connections: a chunk's start is its predecessor's
     /// last record, which an intact log numbers without gaps, so the next
     /// start is guessed as this one plus a chunk; when the guess is wrong (a
     /// gap, the end), the reads ahead are dropped and read again from where
     /// the chunk really ended.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
+        let pool = match self {
+            Store::Sqlite(pool) => {
+                let path = pool.connect_options().get_filename().to_owned();
+                return tokio::task::spawn_blocking(move || audit_sqlite::verify(&path))
+                    .await
+                    .map_err(|e| StoreError::Read(format!("verifying the audit log failed: {e}")))?;
+            }
+            Store::Postgres(pool) => pool,
+        };
         let mut verifier = audit::Verifier::default();
-        self.feed_audit(&mut verifier, 0).await?;
+        feed_audit(pool, &mut verifier, 0).await?;
         // The log may be live: records committed while it was read move the
         // head past where the reading ended. The head is read after the
         // records (a commit writes both, so it is never behind a record
@@ -414,63 +429,13 @@ impl Store {
             if verifier.failed() || head.seq <= read || rounds == audit::CATCH_UP_ROUNDS_MAX {
                 return Ok(verifier.finish(&head));
             }
-            self.feed_audit(&mut verifier, read).await?;
+            feed_audit(pool, &mut verifier, read).await?;
             if verifier.last_seq() == read {
                 // Nothing more to read: records are missing at the end.
                 return Ok(verifier.finish(&head));
             }
             rounds += 1;
         }
-    }
-
-    /// Feeds the records after `start` to `verifier` until the log ends or
-    /// it finds a problem.
-    async fn feed_audit(&self, verifier: &mut audit::Verifier, start: i64) -> Result<(), StoreError> {
-        let mut reading: std::collections::VecDeque<(i64, tokio::task::JoinHandle<_>)> =
-            std::collections::VecDeque::new();
-        let mut next_start = start;
-        loop {
-            while reading.len() < audit::CHUNKS_AHEAD {
-                reading.push_back((next_start, tokio::spawn(self.clone().packed_audit(next_start))));
-                next_start += audit::PACKED_RECORDS_MAX;
-            }
-            let Some((_, read)) = reading.pop_front() else { break };
-            let chunk = read.await.map_err(|e| StoreError::Damaged(format!("reading the audit log failed: {e}")))??;
-            let Some((last, packed)) = chunk else { break };
-            if reading.front().is_some_and(|(start, _)| *start != last) {
-                for (_, read) in reading.drain(..) {
-                    read.abort();
-                }
-                next_start = last;
-            }
-            if audit::feed_packed(verifier, &packed)? {
-                break;
-            }
-        }
-        for (_, read) in reading {
-            read.abort();
-        }
-        Ok(())
-    }
-
-    /// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.
-    async fn packed_audit(self, after: i64) -> Result<Option<(i64, String)>, StoreError> {
-        let sql = match &self {
-            Store::Sqlite(_) => audit::SELECT_PACKED_SQLITE,
-            Store::Postgres(_) => audit::SELECT_PACKED,
-        };
-        let row = on_pool!(&self, pool => {
-            let row = sqlx::query(sql)
-                .bind(after)
-                .bind(audit::PACKED_RECORDS_MAX)
-                .fetch_one(pool)
-                .await?;
-            (row.try_get::<Option<i64>, _>("last")?, row.try_get::<Option<String>, _>("packed")?)
-        });
-        Ok(match row {
-            (Some(last), Some(packed)) => Some((last, packed)),
-            _ => None,
-        })
     }
 
     /// Locks session `id` for changes (waiting for any other holder, in this
@@ -560,4 +525,42 @@ where
 pub(crate) enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
+}
+
+/// Feeds the records after `start` to `verifier` until the log ends or it
+/// finds a problem (PostgreSQL; see [`Store::verify_audit`]).
+async fn feed_audit(pool: &sqlx::PgPool, verifier: &mut audit::Verifier, start: i64) -> Result<(), StoreError> {
+    let mut reading: std::collections::VecDeque<(i64, tokio::task::JoinHandle<_>)> = std::collections::VecDeque::new();
+    let mut next_start = start;
+    loop {
+        while reading.len() < audit::CHUNKS_AHEAD {
+            reading.push_back((next_start, tokio::spawn(packed_audit(pool.clone(), next_start))));
+            next_start += audit::PACKED_RECORDS_MAX;
+        }
+        let Some((_, read)) = reading.pop_front() else { break };
+        let chunk = read.await.map_err(|e| StoreError::Damaged(format!("reading the audit log failed: {e}")))??;
+        let Some((last, packed)) = chunk else { break };
+        if reading.front().is_some_and(|(start, _)| *start != last) {
+            for (_, read) in reading.drain(..) {
+                read.abort();
+            }
+            next_start = last;
+        }
+        if audit::feed_packed(verifier, &packed)? {
+            break;
+        }
+    }
+    for (_, read) in reading {
+        read.abort();
+    }
+    Ok(())
+}
+
+/// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.
+async fn packed_audit(pool: sqlx::PgPool, after: i64) -> Result<Option<(i64, String)>, StoreError> {
+    let row = sqlx::query(audit::SELECT_PACKED).bind(after).bind(audit::PACKED_RECORDS_MAX).fetch_one(&pool).await?;
+    Ok(match (row.try_get::<Option<i64>, _>("last")?, row.try_get::<Option<String>, _>("packed")?) {
+        (Some(last), Some(packed)) => Some((last, packed)),
+        _ => None,
+    })
 }

@@ -443,3 +443,22 @@ async fn verify_names_a_gap_or_a_swap_deep_in_a_log_read_in_chunks() {
         .await;
     }
 }
+
+/// SQLite stores whatever type a value has: a number replaced by text or a
+/// text by a blob is named as an altered record, not a failure to read.
+#[tokio::test]
+async fn verify_on_sqlite_names_a_record_whose_values_changed_type() {
+    let cases = [
+        ("UPDATE tollgate_audit SET at_ms = 'seven' WHERE seq = 3", 3),
+        ("UPDATE tollgate_audit SET session_seq = 2.5 WHERE seq = 4", 4),
+        ("UPDATE tollgate_audit SET body = CAST(body AS BLOB) WHERE seq = 2", 2),
+    ];
+    for (damage, seq) in cases {
+        let store = Store::open(&sqlite_url().unwrap()).await.unwrap();
+        six_records(&store).await;
+        raw(&store, damage).await;
+        let problem = store.verify_audit().await.unwrap().problem.unwrap_or_else(|| panic!("not caught: {damage}"));
+        assert_eq!(problem.seq, seq, "{damage}: {problem:?}");
+        assert!(problem.message.contains("altered"), "{damage}: {problem:?}");
+    }
+}
