@@ -464,10 +464,11 @@ impl Engine {
             Ok(tx) => tx,
             Err(error) => return fail_all(jobs, error.to_string()),
         };
-        // Lock the group's sessions in one statement (PostgreSQL: in id
-        // order, so two processes' groups never wait for each other in a
-        // cycle), and look up the group's call ids in another, so a job asks
-        // the database nothing when its session is cached.
+        // Lock the group's sessions (PostgreSQL: in id order, so two
+        // processes' groups never wait for each other in a cycle) and look
+        // up the group's call ids, so a job asks the database nothing when
+        // its session is cached (SQLite: both and the audit head in one
+        // statement).
         // An investigation's decisions read its case (the parent and the
         // siblings) under the parent's lock: `{parent}:{concern}` sorts
         // after `{parent}`, so locking both in one sorted statement keeps
@@ -479,9 +480,6 @@ impl Engine {
                 std::iter::once(session).chain(session.rsplit_once(':').map(|(parent, _)| parent))
             })
             .collect();
-        if let Err(error) = tx.lock_all(&ids).await {
-            return fail_all(jobs, error.to_string());
-        }
         let calls: Vec<(&str, &str)> = jobs
             .iter()
             .map(|q| match &q.job {
@@ -492,7 +490,7 @@ impl Engine {
             })
             .filter(|(_, call)| check_id("call", call).is_ok())
             .collect();
-        if let Err(error) = tx.prefetch_calls(&calls).await {
+        if let Err(error) = tx.lock_and_prefetch(&ids, &calls).await {
             return fail_all(jobs, error.to_string());
         }
         let mut overlay: HashMap<String, Cached> = HashMap::new();

@@ -409,6 +409,36 @@ async fn appends_beyond_one_statements_bind_limit_are_written_whole_and_verify()
     .await;
 }
 
+/// Locking a group's sessions, looking up its calls and reading the audit
+/// head in one go (one statement on SQLite) leaves the transaction as the
+/// separate calls would: every session locked, every call known, the chains
+/// continued where they ended; a session that does not exist is refused
+/// when it is locked.
+#[tokio::test]
+async fn sessions_calls_and_head_read_in_one_go_behave_as_read_apart() {
+    on_both(|store| async move {
+        six_records(&store).await;
+        let mut tx = store.lock_session("s1").await.unwrap();
+        tx.append("s1", &[entry("decision", Some("c1"), "{}")], &[audit("{}")], None).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let pairs = [("s1", "c1"), ("s2", "c1"), ("ghost", "c1"), ("s1", "c2")];
+        tx.lock_and_prefetch(&["s2", "s1", "ghost", "s1"], &pairs).await.unwrap();
+        assert_eq!(tx.find_call("s1", "c1", "decision").await.unwrap().unwrap().seq, 1);
+        assert!(tx.find_call("s2", "c1", "decision").await.unwrap().is_none());
+        assert!(matches!(tx.lock("ghost").await, Err(StoreError::NoSession(_))), "{}", store.backend());
+        for session in ["s2", "s1"] {
+            tx.lock(session).await.unwrap();
+            tx.append(session, &[entry("decision", Some("c2"), "{}")], &[audit("{}")], None).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let report = store.verify_audit().await.unwrap();
+        assert_eq!((report.records, report.problem), (9, None), "{}", store.backend());
+        assert_eq!(store.journal("s1").await.unwrap().len(), 2);
+    })
+    .await;
+}
+
 /// Verify reads chunks ahead, guessing where each starts from a log without
 /// gaps; a gap or a reordering past the first chunk must still be named.
 #[tokio::test]
