@@ -472,13 +472,24 @@ impl Engine {
         // An investigation's decisions read its case (the parent and the
         // siblings) under the parent's lock: `{parent}:{concern}` sorts
         // after `{parent}`, so locking both in one sorted statement keeps
-        // parents before children across processes.
+        // parents before children across processes. An opening locks its
+        // children with the group too: every session lock is taken before
+        // the audit head's (PostgreSQL: the head row is locked at the first
+        // append), so no two groups can wait for each other's locks.
+        let children: Vec<String> = jobs
+            .iter()
+            .flat_map(|q| match &q.job {
+                Job::Open { parent, concerns } => concerns.iter().map(|c| format!("{parent}:{}", c.id)).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
         let ids: Vec<&str> = jobs
             .iter()
             .flat_map(|q| {
                 let session = q.job.session();
                 std::iter::once(session).chain(session.rsplit_once(':').map(|(parent, _)| parent))
             })
+            .chain(children.iter().map(String::as_str))
             .collect();
         let calls: Vec<(&str, &str)> = jobs
             .iter()
