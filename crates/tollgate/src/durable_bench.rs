@@ -99,12 +99,73 @@ async fn raw_commit(store: &Store) -> Result<Duration> {
     Ok(median(samples))
 }
 
+/// Where the benchmark writes: never into data that is there already. It
+/// writes a million audit records, and an audit log cannot be cleaned up
+/// after (removing records is what `audit verify` reports).
+enum Target {
+    /// A new SQLite file (the default one in a temporary directory, or one
+    /// given that did not exist).
+    Sqlite(String),
+    /// A schema of its own on the PostgreSQL server given, dropped at the end.
+    Postgres { server: String, schema: String, url: String },
+}
+
+impl Target {
+    async fn new(url: Option<String>, dir: &std::path::Path) -> Result<Target> {
+        let Some(url) = url else { return Ok(Target::Sqlite(dir.join("bench.db").display().to_string())) };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(&url);
+            if std::path::Path::new(path).exists() {
+                anyhow::bail!(
+                    "{path} exists: the benchmark writes a million audit records, which cannot be removed from a \
+                     store's audit log afterwards; give it a path that does not exist yet (or leave --db out)"
+                );
+            }
+            return Ok(Target::Sqlite(url));
+        }
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&url).await.with_context(|| format!("cannot connect to {url}"))?;
+        let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let schema = format!("tollgate_bench_{}_{millis}", std::process::id());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("cannot create the benchmark's schema {schema} on {url}"))?;
+        drop(conn.close().await);
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let bench_url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+        Ok(Target::Postgres { server: url, schema, url: bench_url })
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Target::Sqlite(url) | Target::Postgres { url, .. } => url,
+        }
+    }
+
+    /// Drops the PostgreSQL schema (an SQLite file given stays, for a look).
+    async fn clean_up(&self) -> Result<()> {
+        if let Target::Postgres { server, schema, .. } = self {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(server).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                .execute(&mut conn)
+                .await
+                .with_context(|| format!("cannot drop the benchmark's schema {schema}"))?;
+            drop(conn.close().await);
+        }
+        Ok(())
+    }
+}
+
 /// Runs the benchmark on `url` (default: a new SQLite file in a temporary
-/// directory) and prints the figures, as text or as one JSON object.
+/// directory; a PostgreSQL server: a new schema on it, dropped at the end)
+/// and prints the figures, as text or as one JSON object.
 pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
     let dir = tollgate_store::testing::temp_dir("tollgate_bench").context("cannot make a temporary directory")?;
-    let url = url.unwrap_or_else(|| dir.join("bench.db").display().to_string());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let target = runtime.block_on(Target::new(url, &dir))?;
+    let url = target.url().to_owned();
 
     let mut file = std::fs::File::create(dir.join("fsync.bin"))?;
     let block = vec![7u8; 4096];
@@ -124,80 +185,92 @@ pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
     );
     let figures = runtime.block_on(async {
-        let engine = Engine::open(&url).await?;
-        let raw = raw_commit(engine.store()).await?;
-        let workflow = engine.register_workflow(crate::demo::SUPPORT_REFUNDS, "support-refunds.toml").await?;
-
-        // One engine step.
-        let step_session = format!("{tag}-step");
-        engine.create_session(&workflow, &step_session, None).await?;
-        three_steps(&engine, &step_session, 1e9, None).await?;
-        let mut samples = Vec::new();
-        for n in 0..300 {
-            let refund = call(&format!("r{n}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0}));
-            let start = Instant::now();
-            engine.decide(&step_session, &refund).await?;
-            samples.push(start.elapsed());
-            engine
-                .record_result(&step_session, &format!("r{n}"), &json!({"refund_id": n}), ToolOutcome::Succeeded)
-                .await?;
-        }
-        let step = median(samples);
-
-        // The three-step workflow, one session each.
-        let mut samples = Vec::new();
-        for n in 0..100 {
-            let session = format!("{tag}-w{n}");
-            engine.create_session(&workflow, &session, None).await?;
-            let start = Instant::now();
-            three_steps(&engine, &session, 300.0, Some(25.0)).await?;
-            samples.push(start.elapsed() / 3);
-        }
-        let per_step = median(samples);
-        let mut samples = Vec::new();
-        for n in 0..100 {
-            let session = format!("{tag}-l{n}");
-            engine.create_session(&workflow, &session, None).await?;
-            let start = Instant::now();
-            three_steps_looped(&engine, &session, 300.0, 25.0).await?;
-            samples.push(start.elapsed() / 3);
-        }
-        let per_step_looped = median(samples);
-
-        let concurrent = concurrent_decisions(Arc::new(engine), &workflow, &tag).await?;
-        let engine = concurrent.0;
-
-        let mut samples = Vec::new();
-        for n in 0..200 {
-            let start = Instant::now();
-            engine.resume(&format!("{tag}-w{}", n % 100)).await?;
-            samples.push(start.elapsed());
-        }
-        let resume = median(samples);
-
-        let (records, verify) = audit_verify(engine.store(), &tag).await?;
-        engine.store().close().await;
-        Ok::<_, anyhow::Error>(json!({
-            "store": engine.store().backend(),
-            "raw_fsync_us": us(fsync),
-            "raw_commit_us": us(raw),
-            "engine_step_us": us(step),
-            "engine_step_over_raw_commit": step.as_secs_f64() / raw.as_secs_f64(),
-            "three_step_workflow_per_step_us": us(per_step),
-            "three_step_per_step_over_raw_commit": per_step.as_secs_f64() / raw.as_secs_f64(),
-            "three_step_looped_per_step_us": us(per_step_looped),
-            "three_step_looped_per_step_over_raw_commit": per_step_looped.as_secs_f64() / raw.as_secs_f64(),
-            "decisions_per_second_64_sessions": concurrent.1,
-            "decisions_per_group_commit_64_sessions": concurrent.2,
-            "resume_us": us(resume),
-            "audit_verify_records": records,
-            "audit_verify_records_per_second": records as f64 / verify.as_secs_f64(),
-        }))
-    })?;
+        let figures = measure(&url, &tag, fsync).await;
+        target.clean_up().await?;
+        figures
+    });
     std::fs::remove_dir_all(&dir).ok();
+    let figures = figures?;
+    print_figures(&figures, json_out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every figure, measured on the store at `url`.
+async fn measure(url: &str, tag: &str, fsync: Duration) -> Result<Json> {
+    let engine = Engine::open(url).await?;
+    let raw = raw_commit(engine.store()).await?;
+    let workflow = engine.register_workflow(crate::demo::SUPPORT_REFUNDS, "support-refunds.toml").await?;
+
+    // One engine step.
+    let step_session = format!("{tag}-step");
+    engine.create_session(&workflow, &step_session, None).await?;
+    three_steps(&engine, &step_session, 1e9, None).await?;
+    let mut samples = Vec::new();
+    for n in 0..300 {
+        let refund = call(&format!("r{n}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0}));
+        let start = Instant::now();
+        engine.decide(&step_session, &refund).await?;
+        samples.push(start.elapsed());
+        engine.record_result(&step_session, &format!("r{n}"), &json!({"refund_id": n}), ToolOutcome::Succeeded).await?;
+    }
+    let step = median(samples);
+
+    // The three-step workflow, one session each.
+    let mut samples = Vec::new();
+    for n in 0..100 {
+        let session = format!("{tag}-w{n}");
+        engine.create_session(&workflow, &session, None).await?;
+        let start = Instant::now();
+        three_steps(&engine, &session, 300.0, Some(25.0)).await?;
+        samples.push(start.elapsed() / 3);
+    }
+    let per_step = median(samples);
+    let mut samples = Vec::new();
+    for n in 0..100 {
+        let session = format!("{tag}-l{n}");
+        engine.create_session(&workflow, &session, None).await?;
+        let start = Instant::now();
+        three_steps_looped(&engine, &session, 300.0, 25.0).await?;
+        samples.push(start.elapsed() / 3);
+    }
+    let per_step_looped = median(samples);
+
+    let concurrent = concurrent_decisions(Arc::new(engine), &workflow, tag).await?;
+    let engine = concurrent.0;
+
+    let mut samples = Vec::new();
+    for n in 0..200 {
+        let start = Instant::now();
+        engine.resume(&format!("{tag}-w{}", n % 100)).await?;
+        samples.push(start.elapsed());
+    }
+    let resume = median(samples);
+
+    let (records, verify) = audit_verify(engine.store(), tag).await?;
+    engine.store().close().await;
+    Ok(json!({
+        "store": engine.store().backend(),
+        "raw_fsync_us": us(fsync),
+        "raw_commit_us": us(raw),
+        "engine_step_us": us(step),
+        "engine_step_over_raw_commit": step.as_secs_f64() / raw.as_secs_f64(),
+        "three_step_workflow_per_step_us": us(per_step),
+        "three_step_per_step_over_raw_commit": per_step.as_secs_f64() / raw.as_secs_f64(),
+        "three_step_looped_per_step_us": us(per_step_looped),
+        "three_step_looped_per_step_over_raw_commit": per_step_looped.as_secs_f64() / raw.as_secs_f64(),
+        "decisions_per_second_64_sessions": concurrent.1,
+        "decisions_per_group_commit_64_sessions": concurrent.2,
+        "resume_us": us(resume),
+        "audit_verify_records": records,
+        "audit_verify_records_per_second": records as f64 / verify.as_secs_f64(),
+    }))
+}
+
+/// Prints the figures, as text or as one JSON object.
+fn print_figures(figures: &Json, json_out: bool) {
     if json_out {
         println!("{figures}");
-        return Ok(ExitCode::SUCCESS);
+        return;
     }
     let f = |key: &str| figures.get(key).and_then(Json::as_f64).unwrap_or(f64::NAN);
     println!("store: {}", figures.get("store").and_then(Json::as_str).unwrap_or("?"));
@@ -229,7 +302,6 @@ pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
         f("audit_verify_records_per_second"),
         f("audit_verify_records")
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Durable decisions per second from 64 sessions deciding at once.

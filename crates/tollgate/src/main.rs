@@ -219,7 +219,8 @@ enum BenchCommand {
     /// What durability costs: raw fsync and commit, an engine step, a three-step workflow,
     /// 64 concurrent sessions, resume, audit verify.
     Durable {
-        /// The store to measure (default: a new SQLite file in a temporary directory).
+        /// The store to measure: a new SQLite file (default: one in a temporary directory; a path given
+        /// must not exist yet) or a postgres:// server, measured in a schema of its own that is dropped at the end.
         #[arg(long)]
         db: Option<String>,
         /// Print one JSON object instead of text.

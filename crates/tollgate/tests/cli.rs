@@ -270,3 +270,19 @@ fn inspecting_a_store_that_is_not_there_is_an_error_and_creates_nothing() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The durable benchmark writes a million audit records; it refuses to
+/// write them into a store that exists and leaves that store as it was.
+#[test]
+fn bench_durable_refuses_a_store_that_is_there() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_bench_refusal").unwrap();
+    let db = dir.join("demo.db").display().to_string();
+    assert!(tollgate(&["demo", "--db", &db]).status.success());
+    let before = tollgate(&["audit", "verify", "--db", &db]);
+    assert!(before.status.success());
+    let output = tollgate(&["bench", "durable", "--db", &db]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("exists") && error.contains("path that does not exist"), "{error}");
+    assert_eq!(stdout(&tollgate(&["audit", "verify", "--db", &db])), stdout(&before), "the store was changed");
+}
