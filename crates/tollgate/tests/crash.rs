@@ -21,8 +21,8 @@ const WORKFLOW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/supp
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-core/tests/scripts/refunds_story.jsonl");
 
 /// Runs the script in `session`; kills the process after `kill_after` lines
-/// of output (each line is a step already committed). Returns the lines and
-/// whether the run completed.
+/// of output (each line is a step already committed; 0: as soon as it has
+/// started). Returns the lines and whether the run completed.
 fn run(db: &Path, session: &str, kill_after: Option<usize>) -> (Vec<Json>, bool) {
     let mut child = command()
         .args(["run", "--workflow", WORKFLOW, "--db"])
@@ -34,6 +34,11 @@ fn run(db: &Path, session: &str, kill_after: Option<usize>) -> (Vec<Json>, bool)
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = Vec::new();
+    if kill_after == Some(0) {
+        // At once: wherever the process is (opening or migrating the
+        // store, deciding its first call, committing it).
+        child.kill().unwrap();
+    }
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         lines.push(serde_json::from_str::<Json>(&line).unwrap());
@@ -41,9 +46,6 @@ fn run(db: &Path, session: &str, kill_after: Option<usize>) -> (Vec<Json>, bool)
             child.kill().unwrap(); // SIGKILL
             break;
         }
-    }
-    if kill_after == Some(0) {
-        child.kill().unwrap();
     }
     let status = child.wait().unwrap();
     (lines, status.success())
