@@ -126,18 +126,6 @@ fn admission(workflow: &Workflow, state: &SessionState, tool: &Tool, call: &Tool
             message: format!("the arguments are about {size} bytes, over the limit of {} bytes", limits.args_bytes_max),
         });
     }
-    if let Some(summary) = call.summary.as_deref()
-        && summary.len() > limits.text_bytes_max
-    {
-        reasons.push(Reason {
-            rule_id: "tollgate.limits.text_bytes_max".into(),
-            message: format!(
-                "the conversation summary is {} bytes, over the limit of {} bytes; send a shorter one",
-                summary.len(),
-                limits.text_bytes_max
-            ),
-        });
-    }
     if state.pending.len() >= limits.pending_calls_max {
         reasons.push(Reason {
             rule_id: "tollgate.limits.pending_calls_max".into(),

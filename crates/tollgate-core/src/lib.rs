@@ -52,4 +52,4 @@ pub use investigation::{Case, Ending, Finding, FindingStatus, Join, JoinedHandof
 pub use limits::{Limits, json_bytes};
 pub use state::{CallId, HistoryEntry, SessionState, ToolCall};
 pub use value::Value;
-pub use workflow::{Problem, Workflow, compile};
+pub use workflow::{Problem, Workflow, compile, name_problem as workflow_name_problem};

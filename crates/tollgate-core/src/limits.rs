@@ -24,7 +24,9 @@ pub struct Limits {
     /// Largest workflow file accepted.
     pub workflow_bytes_max: usize,
     /// Largest free text an agent sends in its own words: the conversation
-    /// summary with a call, an investigation's concern, its outcome.
+    /// summary with a call, an investigation's concern, its outcome. The
+    /// engine refuses longer ones before storing anything (`decide` does not
+    /// read it: journals written before it must replay as they were made).
     pub text_bytes_max: usize,
 }
 

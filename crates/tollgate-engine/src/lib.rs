@@ -244,6 +244,9 @@ impl Engine {
         let workflow = tollgate_core::compile(text, file).map_err(|problems| {
             EngineError::Workflow(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
         })?;
+        if let Some(problem) = tollgate_core::workflow_name_problem(workflow.name()) {
+            return Err(EngineError::Workflow(format!("{file}: {problem}")));
+        }
         let hash = workflow_hash(text);
         self.store
             .put_workflow(&StoredWorkflow {
@@ -598,16 +601,6 @@ impl Engine {
             // arguments are never stored.
             let message = format!("the arguments are over the limit of {args_max} bytes");
             Some(refusal("tollgate.limits.args_bytes_max", message))
-        } else if let Some(summary) = call.summary.as_deref()
-            && summary.len() > workflow.limits().text_bytes_max
-        {
-            // Likewise the agent's summary: refused, never stored.
-            let message = format!(
-                "the conversation summary is {} bytes, over the limit of {} bytes; send a shorter one",
-                summary.len(),
-                workflow.limits().text_bytes_max
-            );
-            Some(refusal("tollgate.limits.text_bytes_max", message))
         } else if let Some(earlier) = tx.find_call(session, call.id.as_str(), "decision").await? {
             let body: Json = parse(&earlier.body, session, earlier.seq)?;
             if *at(&body, "/call/tool") == json!(call.tool) && *at(&body, "/call/args") == call.args {
@@ -621,6 +614,18 @@ impl Engine {
                 "tollgate.call_id_reused",
                 format!("call id {} was already used for another call; send this one with a new id", call.id),
             ))
+        } else if let Some(summary) = call.summary.as_deref()
+            && summary.len() > workflow.limits().text_bytes_max
+        {
+            // Likewise the agent's summary: refused, never stored. (Not a
+            // rule of the core: a journal holding a longer one, written
+            // before the limit, must still replay.)
+            let message = format!(
+                "the conversation summary is {} bytes, over the limit of {} bytes; send a shorter one",
+                summary.len(),
+                workflow.limits().text_bytes_max
+            );
+            Some(refusal("tollgate.limits.text_bytes_max", message))
         } else {
             None
         };

@@ -219,10 +219,22 @@ impl Verifier {
     /// cannot be read as one): at `seq`, or the record after the last one
     /// checked when it has no number.
     pub(crate) fn fail(&mut self, seq: Option<i64>, message: String) {
-        if self.problem.is_none() {
-            let seq = seq.unwrap_or(self.last_seq + 1);
-            self.problem = Some(AuditProblem { seq, session_id: None, message });
+        if self.problem.is_some() {
+            return;
         }
+        let expected = self.last_seq + 1;
+        self.problem = Some(match seq {
+            // A gap before it is the first thing wrong.
+            Some(seq) if seq > expected => AuditProblem {
+                seq: expected,
+                session_id: None,
+                message: format!(
+                    "record {expected} is missing: the log goes from record {} to record {seq}",
+                    self.last_seq
+                ),
+            },
+            _ => AuditProblem { seq: seq.unwrap_or(expected), session_id: None, message },
+        });
     }
 
     /// Whether a problem was found.
@@ -294,6 +306,13 @@ impl Verifier {
             ));
         }
         None
+    }
+
+    /// The report, with the end of the log taken as where the reading ended
+    /// (a log still growing, see [`crate::Store::verify_audit`]).
+    pub(crate) fn finish_at_last(self) -> VerifyReport {
+        let head = AuditHead { seq: self.last_seq, hash: self.last_hash.clone() };
+        self.finish(&head)
     }
 
     /// The report, checking the end of the log against the stored head.

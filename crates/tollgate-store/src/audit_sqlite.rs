@@ -79,9 +79,13 @@ pub(crate) fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
         }
         // Dropping the receiver stops a reader still reading (its next send fails).
         drop(chunks);
-        match reader.join() {
-            Ok(result) => result.map_err(read_error)?,
-            Err(_) => return Err(StoreError::Read("the thread reading the audit log failed".to_owned())),
+        let read = reader.join();
+        // A problem found stands, whatever the reading did after it.
+        if !verifier.failed() {
+            match read {
+                Ok(result) => result.map_err(read_error)?,
+                Err(_) => return Err(StoreError::Read("the thread reading the audit log failed".to_owned())),
+            }
         }
         Ok(verifier.finish(&head))
     })

@@ -183,13 +183,13 @@ impl SessionTx {
     /// thread instead of one per part of each (rows are split in powers of
     /// two: 60 sessions took four). Not for snapshots.
     pub async fn lock_and_prefetch(&mut self, ids: &[&str], pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly("a snapshot locks nothing".to_owned()));
+        }
         let TxInner::Sqlite(_) = &self.inner else {
             self.lock_all(ids).await?;
             return self.prefetch_calls(pairs).await;
         };
-        if self.read_only {
-            return Err(StoreError::ReadOnly("a snapshot locks nothing".to_owned()));
-        }
         let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();

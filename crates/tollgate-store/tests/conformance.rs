@@ -479,16 +479,20 @@ async fn verify_names_a_gap_or_a_swap_deep_in_a_log_read_in_chunks() {
 #[tokio::test]
 async fn verify_on_sqlite_names_a_record_whose_values_changed_type() {
     let cases = [
-        ("UPDATE tollgate_audit SET at_ms = 'seven' WHERE seq = 3", 3),
-        ("UPDATE tollgate_audit SET session_seq = 2.5 WHERE seq = 4", 4),
-        ("UPDATE tollgate_audit SET body = CAST(body AS BLOB) WHERE seq = 2", 2),
+        ("UPDATE tollgate_audit SET at_ms = 'seven' WHERE seq = 3", 3, "altered"),
+        ("UPDATE tollgate_audit SET session_seq = 2.5 WHERE seq = 4", 4, "altered"),
+        ("UPDATE tollgate_audit SET body = CAST(body AS BLOB) WHERE seq = 2", 2, "altered"),
+        // A gap before such a record is named first.
+        ("DELETE FROM tollgate_audit WHERE seq = 3; UPDATE tollgate_audit SET at_ms = 'x' WHERE seq = 4", 3, "missing"),
     ];
-    for (damage, seq) in cases {
+    for (damage, seq, word) in cases {
         let store = Store::open(&sqlite_url().unwrap()).await.unwrap();
         six_records(&store).await;
-        raw(&store, damage).await;
+        for statement in damage.split("; ") {
+            raw(&store, statement).await;
+        }
         let problem = store.verify_audit().await.unwrap().problem.unwrap_or_else(|| panic!("not caught: {damage}"));
         assert_eq!(problem.seq, seq, "{damage}: {problem:?}");
-        assert!(problem.message.contains("altered"), "{damage}: {problem:?}");
+        assert!(problem.message.contains(word), "{damage}: {problem:?}");
     }
 }

@@ -13,6 +13,9 @@ pub fn load(path: &Path) -> Result<(String, Workflow)> {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow!("the workflow has {} problem(s):\n{}", problems.len(), lines.join("\n"))
     })?;
+    if let Some(problem) = tollgate_core::workflow_name_problem(workflow.name()) {
+        return Err(anyhow!("the workflow has 1 problem(s):\n{}: {problem}", path.display()));
+    }
     Ok((text, workflow))
 }
 
@@ -28,6 +31,11 @@ pub fn run(files: &[std::path::PathBuf]) -> Result<ExitCode> {
             }
         };
         match tollgate_core::compile(&text, &path.display().to_string()) {
+            Ok(workflow) if let Some(problem) = tollgate_core::workflow_name_problem(workflow.name()) => {
+                failed = true;
+                println!("{}: {problem}", path.display());
+                println!("{}: 1 problem(s)", path.display());
+            }
             Ok(workflow) => print!("{}", summary(&workflow)),
             Err(problems) => {
                 failed = true;

@@ -14,6 +14,20 @@ use toml::Spanned;
 /// Longest workflow name accepted, in bytes.
 const WORKFLOW_NAME_MAX: usize = 128;
 
+/// What is wrong with a workflow's name, if anything: it is stored with
+/// every session and shown to people, so it must be a line of text of at
+/// most 128 bytes. Checked where a workflow file is validated or a
+/// workflow registered, not by [`compile`]: a workflow stored before this
+/// check must still load.
+pub fn name_problem(name: &str) -> Option<String> {
+    (name.trim().is_empty() || name.len() > WORKFLOW_NAME_MAX || name.chars().any(char::is_control)).then(|| {
+        format!(
+            "workflow.name must be 1 to {WORKFLOW_NAME_MAX} bytes of text without control characters, not {:?}",
+            name.chars().take(40).collect::<String>()
+        )
+    })
+}
+
 /// A problem in a workflow file, positioned for a person to find it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -184,17 +198,6 @@ impl Compiler<'_> {
             let span =
                 parsed.tools.iter().find(|(name, _)| name.get_ref() == &problem.tool).map_or(0..0, |(_, t)| t.span());
             self.problem(&span, problem.message.clone());
-        }
-        // The name is stored with every session and shown to people: a line
-        // of text, not a document.
-        let name = &parsed.workflow.name;
-        if name.trim().is_empty() || name.len() > WORKFLOW_NAME_MAX || name.chars().any(char::is_control) {
-            let problem = format!(
-                "workflow.name must be 1 to {WORKFLOW_NAME_MAX} bytes of text without control characters, not {:?}",
-                name.chars().take(40).collect::<String>()
-            );
-            self.problem_at(0, problem);
-            return None;
         }
         Some(Workflow {
             name: parsed.workflow.name,

@@ -9,7 +9,7 @@ mod invariants;
 mod template;
 
 pub use analysis::{Analysis, GuardedTool};
-pub use compile::{Problem, compile};
+pub use compile::{Problem, compile, name_problem};
 pub use invariants::Invariant;
 pub(crate) use template::Template;
 
