@@ -19,6 +19,9 @@ use std::time::Duration;
 /// Records handed from the reading thread to the hashing one at a time.
 const CHUNK_RECORDS: usize = 1024;
 
+/// How much of the file the reading connection maps into memory.
+const MMAP_BYTES: i64 = 1 << 30;
+
 /// Chunks read ahead of the hashing.
 const CHUNKS_AHEAD: usize = 4;
 
@@ -60,6 +63,8 @@ pub(crate) fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
     )
     .map_err(read_error)?;
     connection.busy_timeout(Duration::from_secs(30)).map_err(read_error)?;
+    // Pages read through a memory map, not copied by read() calls.
+    connection.pragma_update(None, "mmap_size", MMAP_BYTES).map_err(read_error)?;
     // A deferred transaction: its first read fixes the snapshot every later read sees.
     connection.execute_batch("BEGIN").map_err(read_error)?;
     let head = connection
