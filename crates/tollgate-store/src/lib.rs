@@ -264,13 +264,31 @@ impl Store {
                 // to go stale, and the ping is a round trip to sqlx's worker
                 // thread (two thread switches) on every commit.
                 .test_before_acquire(false)
+                // A transaction whose COMMIT failed because SQLite ended it
+                // itself (a full disk: SQLITE_FULL rolls back) cannot be
+                // rolled back again, so sqlx keeps counting it as open and
+                // refuses every later BEGIN on that connection. Such a
+                // connection is closed when it comes back, not reused. (A
+                // transaction merely dropped is rolled back by the
+                // connection's worker before its next command: the round
+                // trip lets that happen first.)
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Connection;
+                        if !conn.is_in_transaction() {
+                            return Ok(true);
+                        }
+                        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+                        Ok(!conn.is_in_transaction())
+                    })
+                })
                 .connect_with(options)
                 .await
-                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+                .map_err(|e| open_error(url, &e))?;
             Store::Sqlite(pool)
         };
         schema::migrate(&store).await.map_err(|e| match e {
-            StoreError::Database(db) => StoreError::Open { url: url.to_owned(), reason: db.to_string() },
+            StoreError::Database(db) => open_error(url, &db),
             other => other,
         })?;
         Ok(store)
@@ -569,4 +587,17 @@ async fn packed_audit(pool: sqlx::PgPool, after: i64) -> Result<Option<(i64, Str
         (Some(last), Some(packed)) => Some((last, packed)),
         _ => None,
     })
+}
+
+/// A store that cannot be opened, saying what an SQLite I/O error or a full
+/// database most likely means.
+fn open_error(url: &str, error: &sqlx::Error) -> StoreError {
+    // SQLite's primary result codes: 10 (an I/O error: no room even for the
+    // WAL index, say) and 13 (database or disk is full).
+    let code = error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i64>().ok());
+    let hint = match code.map(|code| code & 0xff) {
+        Some(10 | 13) => " (the disk holding the database may be full, or not writable)",
+        _ => "",
+    };
+    StoreError::Open { url: url.to_owned(), reason: format!("{error}{hint}") }
 }
