@@ -118,7 +118,9 @@ impl Engine {
     /// Joins the investigations of `parent`: every finding in the order the
     /// concerns were opened, and, if any escalated, a handoff with every
     /// concern. Fails with [`EngineError::Running`] while any has not
-    /// ended. The join is audited in the parent.
+    /// ended. The join is journaled and audited in the parent once: joining
+    /// the same investigations again gives the same join back and writes
+    /// nothing.
     pub async fn join(&self, parent: &str) -> Result<tollgate_core::Join, EngineError> {
         check_id("session", parent)?;
         match self.submit(Job::Join { parent: parent.to_owned() }).await? {
@@ -275,7 +277,19 @@ impl Engine {
             }
         };
         let body = join.to_json().to_string();
-        let seq = append_one(tx, parent, "joined", "investigations.joined", body, self.clock.now_ms()).await?;
+        // Journaled once per set of investigations: ended investigations do
+        // not change, and none is ever removed, so the join of the first n
+        // is always the same. Joining again (a resumed caller, a retry)
+        // gives it back without a second record.
+        let key = format!("join:{}", state.investigations().len());
+        if tx.find_call(parent, &key, "joined").await?.is_some_and(|earlier| earlier.body == body) {
+            overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
+            return Ok(join);
+        }
+        let now = self.clock.now_ms();
+        let entry = NewEntry { kind: "joined".into(), call_id: Some(key), body: body.clone(), at_ms: now };
+        let audit = NewAudit { kind: "investigations.joined".into(), body, at_ms: now };
+        let seq = tx.append(parent, &[entry], &[audit], None).await?;
         overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(join)
     }

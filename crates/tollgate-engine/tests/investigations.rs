@@ -223,7 +223,13 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         let join = engine.join("p").await.unwrap();
         let order: Vec<&str> = join.findings.iter().map(|f| f.concern_id.as_str()).collect();
         assert_eq!(order, ["refund", "charge", "address"]);
+        let journal = engine.store().journal("p").await.unwrap().len();
+        let audit = engine.store().verify_audit().await.unwrap().records;
         assert_eq!(join, engine.join("p").await.unwrap(), "the join is deterministic");
+        // Joined again: the same join, and nothing written a second time.
+        assert_eq!(engine.store().journal("p").await.unwrap().len(), journal);
+        assert_eq!(engine.store().verify_audit().await.unwrap().records, audit);
+        assert_eq!(engine.store().journal("p").await.unwrap().iter().filter(|e| e.kind == "joined").count(), 1);
         let [refund, charge, address] = &join.findings[..] else { panic!("{join:?}") };
         assert_eq!(
             (refund.status, charge.status, address.status),
