@@ -8,7 +8,7 @@
 //! so a decision reads its siblings' aggregates while none can change, and
 //! journals the totals it decided with.
 
-use crate::{Cached, Engine, EngineError, Job, Loaded, Reply, at, cached, check_id, parse};
+use crate::{Cached, Engine, EngineError, Job, Loaded, Reply, at, cached, check_id, over_text_limit, parse};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 use tollgate_core::{Case, Event, Opened, SessionState, Workflow, apply};
@@ -62,13 +62,8 @@ impl Engine {
             if concern.concern.trim().is_empty() {
                 return Err(EngineError::Investigation(format!("concern {} has no text", concern.id)));
             }
-            let text_max = workflow.limits().text_bytes_max;
-            if concern.concern.len() > text_max {
-                return Err(EngineError::Investigation(format!(
-                    "concern {} is {} bytes, over the limit of {text_max} bytes; state it shorter",
-                    concern.id,
-                    concern.concern.len()
-                )));
+            if let Some(message) = over_text_limit(&workflow, &format!("concern {}", concern.id), &concern.concern) {
+                return Err(EngineError::Investigation(message));
             }
             for tool in concern.tools.iter().flatten() {
                 if workflow.tool(tool).is_none() {
@@ -200,7 +195,7 @@ impl Engine {
                 "inherited": inherited.iter().map(|(name, fields)| json!([name, fields])).collect::<Vec<_>>(),
             })
             .to_string();
-            let seq = append_one(tx, child, "opened", "investigation.opened", body, now).await?;
+            let seq = append_one(tx, child, entry("opened", None, body, now), "investigation.opened").await?;
             overlay.insert(child.to_owned(), cached(&info, seq, checkpoint_seq, state));
         }
         tx.lock(parent).await?;
@@ -213,7 +208,7 @@ impl Engine {
             })).collect::<Vec<_>>(),
         })
         .to_string();
-        let seq = append_one(tx, parent, "investigations", "investigations.opened", body, now).await?;
+        let seq = append_one(tx, parent, entry("investigations", None, body, now), "investigations.opened").await?;
         overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(all)
     }
@@ -234,12 +229,10 @@ impl Engine {
             Some(format!("investigation {session} has ended already"))
         } else if outcome.trim().is_empty() {
             Some(format!("investigation {session} needs an outcome to conclude"))
-        } else if outcome.len() > workflow.limits().text_bytes_max {
-            Some(format!(
-                "the outcome of investigation {session} is {} bytes, over the limit of {} bytes; state it shorter",
-                outcome.len(),
-                workflow.limits().text_bytes_max
-            ))
+        } else if let Some(message) =
+            over_text_limit(&workflow, &format!("the outcome of investigation {session}"), outcome)
+        {
+            Some(message)
         } else {
             None
         };
@@ -249,7 +242,9 @@ impl Engine {
         }
         apply(&workflow, &mut state, Event::Concluded { outcome });
         let body = json!({"outcome": outcome}).to_string();
-        let seq = append_one(tx, session, "concluded", "investigation.concluded", body, self.clock.now_ms()).await?;
+        let seq =
+            append_one(tx, session, entry("concluded", None, body, self.clock.now_ms()), "investigation.concluded")
+                .await?;
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(())
     }
@@ -286,10 +281,8 @@ impl Engine {
             overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
             return Ok(join);
         }
-        let now = self.clock.now_ms();
-        let entry = NewEntry { kind: "joined".into(), call_id: Some(key), body: body.clone(), at_ms: now };
-        let audit = NewAudit { kind: "investigations.joined".into(), body, at_ms: now };
-        let seq = tx.append(parent, &[entry], &[audit], None).await?;
+        let joined = entry("joined", Some(key), body, self.clock.now_ms());
+        let seq = append_one(tx, parent, joined, "investigations.joined").await?;
         overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(join)
     }
@@ -361,18 +354,16 @@ impl Engine {
     }
 }
 
-/// Appends one journal entry and its audit record (same body) to `session`,
-/// which must be the transaction's current session.
-async fn append_one(
-    tx: &mut SessionTx,
-    session: &str,
-    kind: &str,
-    audit_kind: &str,
-    body: String,
-    now: i64,
-) -> Result<i64, EngineError> {
-    let entry = NewEntry { kind: kind.into(), call_id: None, body: body.clone(), at_ms: now };
-    let audit = NewAudit { kind: audit_kind.into(), body, at_ms: now };
+/// A journal entry of this module's kinds.
+fn entry(kind: &str, call_id: Option<String>, body: String, at_ms: i64) -> NewEntry {
+    NewEntry { kind: kind.into(), call_id, body, at_ms }
+}
+
+/// Appends one journal entry and its audit record (of kind `audit_kind`, the
+/// same body) to `session`, which must be the transaction's current session;
+/// returns the entry's number.
+async fn append_one(tx: &mut SessionTx, session: &str, entry: NewEntry, audit_kind: &str) -> Result<i64, EngineError> {
+    let audit = NewAudit { kind: audit_kind.into(), body: entry.body.clone(), at_ms: entry.at_ms };
     Ok(tx.append(session, &[entry], &[audit], None).await?)
 }
 

@@ -614,17 +614,12 @@ impl Engine {
                 "tollgate.call_id_reused",
                 format!("call id {} was already used for another call; send this one with a new id", call.id),
             ))
-        } else if let Some(summary) = call.summary.as_deref()
-            && summary.len() > workflow.limits().text_bytes_max
+        } else if let Some(message) =
+            call.summary.as_deref().and_then(|summary| over_text_limit(&workflow, "the conversation summary", summary))
         {
             // Likewise the agent's summary: refused, never stored. (Not a
             // rule of the core: a journal holding a longer one, written
             // before the limit, must still replay.)
-            let message = format!(
-                "the conversation summary is {} bytes, over the limit of {} bytes; send a shorter one",
-                summary.len(),
-                workflow.limits().text_bytes_max
-            );
             Some(refusal("tollgate.limits.text_bytes_max", message))
         } else {
             None
@@ -1011,6 +1006,14 @@ fn with_session_key(mut decision: Decision, session: &str) -> Decision {
         *key = format!("{session}/{key}");
     }
     decision
+}
+
+/// Why `text`, free text from the agent (`what`), is refused, if it is
+/// over the workflow's `text_bytes_max`.
+fn over_text_limit(workflow: &Workflow, what: &str, text: &str) -> Option<String> {
+    let max = workflow.limits().text_bytes_max;
+    (text.len() > max)
+        .then(|| format!("{what} is {} bytes, over the limit of {max} bytes; send a shorter one", text.len()))
 }
 
 fn refusal(rule: &str, message: String) -> Decision {
