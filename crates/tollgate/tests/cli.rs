@@ -2,20 +2,11 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
+mod common;
+
+use common::{JOINED_CASE_LINES, command, root, stdout, tollgate};
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn tollgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tollgate: {e}"))
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use std::process::Stdio;
 
 #[test]
 fn demo_tells_the_whole_story_in_plain_text_when_piped() {
@@ -83,9 +74,9 @@ fn validate_reports_problems_with_positions_and_fails() {
 
 #[test]
 fn run_prints_one_decision_per_call_from_stdin() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let mut child = command()
         .args(["run", "--workflow", "examples/support-refunds.toml", "-"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .current_dir(root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -193,7 +184,7 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
         "long",
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let mut child = command()
         .args(["sessions", "show", "long", "--db", &db])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -224,14 +215,10 @@ fn the_multi_concern_demo_runs_its_branches_in_parallel_and_joins_them() {
         "branch address (",
         "branch charge (",
         "customer is already established for this session and cannot change",
-        "charge [escalated]",
-        "joined handoff to a human (every concern):",
-        "concern refund (resolved)",
-        "concern address (resolved)",
-        "concern charge (escalated)",
-        "customer_id: c_42",
-        "parent  agent → reply_to_customer: ALLOW",
-    ] {
+    ]
+    .iter()
+    .chain(JOINED_CASE_LINES)
+    {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
     let lines: Vec<&str> = text.lines().collect();

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{Lcg, command};
+use common::{JOINED_CASE_LINES, Lcg, command};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -182,17 +182,7 @@ fn the_multi_concern_demo_killed_while_its_investigations_run_resumes_to_one_com
     // The last run's output shows the whole join.
     for (n, lines) in outputs.iter().enumerate() {
         let text = lines.join("\n");
-        for expected in [
-            "refund [resolved]",
-            "address [resolved]",
-            "charge [escalated]",
-            "joined handoff to a human (every concern):",
-            "concern refund (resolved)",
-            "concern address (resolved)",
-            "concern charge (escalated)",
-            "customer_id: c_42",
-            "parent  agent → reply_to_customer: ALLOW",
-        ] {
+        for expected in JOINED_CASE_LINES {
             assert!(text.contains(expected), "case{n}: missing {expected:?} in:\n{text}");
         }
         assert!(lines.last().unwrap().starts_with("parallel wall time: "), "case{n}:\n{text}");

@@ -51,6 +51,20 @@ pub fn tau_traces() -> Option<PathBuf> {
     None
 }
 
+/// Lines the multi-concern demo prints once its case is joined: each
+/// concern's finding, the joined handoff with every concern, the parent's reply.
+pub const JOINED_CASE_LINES: &[&str] = &[
+    "refund [resolved]",
+    "address [resolved]",
+    "charge [escalated]",
+    "joined handoff to a human (every concern):",
+    "concern refund (resolved)",
+    "concern address (resolved)",
+    "concern charge (escalated)",
+    "customer_id: c_42",
+    "parent  agent → reply_to_customer: ALLOW",
+];
+
 /// `tollgate` as a command to configure (pipes, arguments) before running.
 pub fn command() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tollgate"))
