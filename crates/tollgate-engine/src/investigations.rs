@@ -229,12 +229,8 @@ impl Engine {
             Some(format!("investigation {session} has ended already"))
         } else if outcome.trim().is_empty() {
             Some(format!("investigation {session} needs an outcome to conclude"))
-        } else if let Some(message) =
-            over_text_limit(&workflow, &format!("the outcome of investigation {session}"), outcome)
-        {
-            Some(message)
         } else {
-            None
+            over_text_limit(&workflow, &format!("the outcome of investigation {session}"), outcome)
         };
         if let Some(message) = refused {
             overlay.insert(session.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));

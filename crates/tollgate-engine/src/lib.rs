@@ -614,15 +614,14 @@ impl Engine {
                 "tollgate.call_id_reused",
                 format!("call id {} was already used for another call; send this one with a new id", call.id),
             ))
-        } else if let Some(message) =
-            call.summary.as_deref().and_then(|summary| over_text_limit(&workflow, "the conversation summary", summary))
-        {
+        } else {
             // Likewise the agent's summary: refused, never stored. (Not a
             // rule of the core: a journal holding a longer one, written
             // before the limit, must still replay.)
-            Some(refusal("tollgate.limits.text_bytes_max", message))
-        } else {
-            None
+            call.summary
+                .as_deref()
+                .and_then(|summary| over_text_limit(&workflow, "the conversation summary", summary))
+                .map(|message| refusal("tollgate.limits.text_bytes_max", message))
         };
         if let Some(decision) = refused {
             let seq = refuse(tx, session, call, &decision, now).await?;
