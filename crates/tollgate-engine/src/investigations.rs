@@ -254,6 +254,10 @@ impl Engine {
         tx.lock(parent).await?;
         let Loaded { workflow, state, info, checkpoint_seq } =
             self.load_locked(tx, parent, Some(&mut *overlay)).await?;
+        if state.investigations().is_empty() {
+            overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
+            return Err(EngineError::Investigation(format!("session {parent} has no investigations to join")));
+        }
         let mut children = Vec::with_capacity(state.investigations().len());
         for opened in state.investigations() {
             children.push(self.load_other(tx, overlay, &workflow, &opened.session).await?);

@@ -279,7 +279,11 @@ impl Engine {
         Ok(workflow)
     }
 
-    /// Starts a session under a registered workflow.
+    /// Starts a session under a registered workflow. A session with a
+    /// `parent` is one of its investigations: its id must be
+    /// `{parent}:{concern}`, and the parent a session of the same workflow
+    /// that is no investigation itself (the case a decision reads, and the
+    /// order sessions are locked in, follow from that).
     pub async fn create_session(
         &self,
         workflow: &WorkflowHandle,
@@ -287,6 +291,17 @@ impl Engine {
         parent: Option<&str>,
     ) -> Result<SessionInfo, EngineError> {
         check_id("session", id)?;
+        if let Some(parent) = parent {
+            let named = id.rsplit_once(':').is_some_and(|(prefix, concern)| prefix == parent && !concern.is_empty());
+            let info = self.store.session(parent).await?;
+            let fits = info.as_ref().is_some_and(|p| p.parent_id.is_none() && p.workflow_hash == workflow.hash);
+            if !named || !fits {
+                return Err(EngineError::Investigation(format!(
+                    "session {id} cannot be an investigation of {parent}: its id must be {parent}:<concern>, \
+                     and {parent} a session of the same workflow that is no investigation itself"
+                )));
+            }
+        }
         self.store
             .create_session(&NewSession {
                 id: id.to_owned(),
@@ -358,6 +373,8 @@ impl Engine {
         next: &ToolCall,
     ) -> Result<(Recorded, CallDecision), EngineError> {
         check_id("session", session)?;
+        // As `record_result`: no call was ever decided under an id that is not one.
+        check_id("call", call_id)?;
         let jobs = vec![
             Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome },
             Job::Decide { session: session.to_owned(), call: self.timed(next) },

@@ -263,6 +263,23 @@ async fn bad_ids_and_unknown_sessions_are_clear_errors_that_store_nothing() {
         assert!(engine.register_workflow("[workflow]\nname = 1", "bad.toml").await.is_err());
         let forged = engine.record_result("s1", &"x".repeat(10_000), &json!({}), ToolOutcome::Succeeded).await;
         assert!(matches!(forged, Err(EngineError::BadId(_))), "{forged:?}");
+        let next = ToolCall::new("n1", "get_customer", json!({"email": "a@example.com", "zip": "94107"}));
+        let forged =
+            engine.record_and_decide("s1", &"x".repeat(10_000), &json!({}), ToolOutcome::Succeeded, &next).await;
+        assert!(matches!(forged, Err(EngineError::BadId(_))), "{forged:?}");
+        // A session claiming a parent it does not belong to (wrong id, no
+        // such parent, no concern after the colon) is not created.
+        for (id, parent) in [("other", "s1"), ("ghost:x", "ghost"), ("s1:", "s1")] {
+            let refused = engine.create_session(&workflow, id, Some(parent)).await;
+            assert!(matches!(refused, Err(EngineError::Investigation(_))), "{id} under {parent}: {refused:?}");
+        }
+        // A session with nothing to join is refused, and nothing is written.
+        let refused = engine.join("s1").await;
+        assert!(
+            matches!(refused, Err(EngineError::Investigation(ref m)) if m.contains("no investigations")),
+            "{refused:?}"
+        );
+        assert!(engine.store().journal("s1").await.unwrap().iter().all(|e| e.kind == "refused"), "only the refusal");
         assert_eq!(engine.store().sessions(10).await.unwrap().len(), 1);
         assert_checkpoint_is_replay(&engine, "s1").await;
     })

@@ -201,14 +201,14 @@ async fn verify_names_the_first_altered_removed_inserted_or_reordered_record() {
              prev_hash = CASE seq WHEN 2 THEN (SELECT prev_hash FROM tollgate_audit WHERE seq = 3) \
              ELSE (SELECT prev_hash FROM tollgate_audit WHERE seq = 2) END WHERE seq IN (2, 3)",
             2,
-            "",
+            "does not follow",
         ),
         (
             // A forged record appended at the end, chained correctly to the last one.
             "INSERT INTO tollgate_audit SELECT 7, session_id, session_seq + 1, kind, body, at_ms, hash, hash, \
              'f00d' FROM tollgate_audit WHERE seq = 6",
             7,
-            "",
+            "altered",
         ),
         (
             // Everything shifted up by one to make room for a forged first record.
@@ -452,7 +452,7 @@ async fn verify_names_a_gap_or_a_swap_deep_in_a_log_read_in_chunks() {
              UPDATE tollgate_audit SET seq = 2049 WHERE seq = 2050; \
              UPDATE tollgate_audit SET seq = 2050 WHERE seq = 99999",
             2049,
-            "",
+            "does not follow",
         ),
         ("DELETE FROM tollgate_audit WHERE seq > 3000", 3001, "removed from the end"),
     ];

@@ -276,25 +276,12 @@ async fn run_stored(paint: Paint, db: &str, options: &Options) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// Joins the parent's investigations once: if its journal records a join
-/// (a run before this one got that far), the join is computed again from
-/// the stored sessions by the core, without journaling it a second time.
-/// Returns the join and whether it was made before.
+/// Joins the parent's investigations, and says whether a run before this
+/// one had joined them already (`Engine::join` gives that join back and
+/// journals nothing a second time).
 async fn join_once(engine: &Engine, parent: &str) -> Result<(tollgate_core::Join, bool)> {
-    let journal = engine.store().journal(parent).await?;
-    if !journal.iter().any(|entry| entry.kind == "joined") {
-        return Ok((engine.join(parent).await?, false));
-    }
-    let (workflow, state) = engine.state(parent).await?;
-    let mut children = Vec::new();
-    for opened in state.investigations() {
-        children.push(engine.state(&opened.session).await?.1);
-    }
-    let pairs: Vec<_> = state.investigations().iter().zip(&children).collect();
-    match tollgate_core::join(&workflow, &state, &pairs) {
-        Ok(join) => Ok((join, true)),
-        Err(running) => bail!("session {parent} was joined, yet investigations are running: {}", running.join(", ")),
-    }
+    let joined_before = engine.store().journal(parent).await?.iter().any(|entry| entry.kind == "joined");
+    Ok((engine.join(parent).await?, joined_before))
 }
 
 fn print_join(paint: Paint, join: &tollgate_core::Join) {
