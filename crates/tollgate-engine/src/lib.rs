@@ -529,7 +529,9 @@ impl Engine {
         let mut senders = Vec::with_capacity(jobs.len());
         for queued in jobs {
             let outcome = self.run_job(&mut tx, &mut overlay, &queued.job).await;
-            if let Err(EngineError::Store(StoreError::Database(error))) = &outcome {
+            if let Err(EngineError::Store(error)) = &outcome
+                && error.is_database()
+            {
                 // The transaction is broken: nothing of the group is kept.
                 let message = error.to_string();
                 senders.push(queued.reply);

@@ -4,7 +4,7 @@
 //! record breaks a chain, and [`Verifier`] names the first record where it
 //! breaks.
 
-use crate::{NewAudit, StoreError, TxInner, on_tx};
+use crate::{NewAudit, StoreError, TxInner};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -186,15 +186,17 @@ pub(crate) fn chain(
 /// Reads the global chain's head, locking its row until the transaction
 /// ends (SQLite's writer lock covers it already).
 pub(crate) async fn read_head(tx: &mut TxInner) -> Result<(i64, String), StoreError> {
-    let sql = match tx {
-        TxInner::Sqlite(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1",
-        TxInner::Postgres(_) => "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1 FOR UPDATE",
-    };
-    let head = on_tx!(&mut *tx, c => {
-        let row = sqlx::query(sql).fetch_one(&mut **c).await?;
-        (row.try_get("seq")?, row.try_get("hash")?)
-    });
-    Ok(head)
+    match tx {
+        TxInner::Sqlite(c) => c
+            .row("SELECT seq, hash FROM tollgate_audit_head WHERE id = 1", &[], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .ok_or_else(|| StoreError::Damaged("the audit log's head row is missing".to_owned())),
+        TxInner::Postgres(c) => {
+            let row = sqlx::query("SELECT seq, hash FROM tollgate_audit_head WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut **c)
+                .await?;
+            Ok((row.try_get("seq")?, row.try_get("hash")?))
+        }
+    }
 }
 
 /// Checks records fed in global order, stopping at the first problem.

@@ -1,15 +1,15 @@
 //! Multi-row statements: a transaction's journal entries, audit records,
 //! checkpoints and session rows reach the database at commit as a few
-//! statements of many rows each, not one statement per row. On SQLite every
-//! statement is a round trip to sqlx's worker thread (two thread switches),
-//! on PostgreSQL one over the socket; with group commit that per-statement
-//! cost, not the disk, bounded how many decisions a second one commit held.
+//! statements of many rows each, not one statement per row. On PostgreSQL
+//! every statement is a round trip over the socket; with group commit that
+//! per-statement cost, not the disk, bounded how many decisions a second
+//! one commit held.
 //!
 //! Row counts are split into powers of two (at most [`BINDS_MAX`] values a
 //! statement), so the statements' texts repeat and their prepared forms are
-//! reused from the connection's statement cache. On SQLite the statements of
-//! one commit go in one round trip (a multi-statement query with `?`
-//! placeholders, bound in order across its statements).
+//! reused from the connection's statement cache. On SQLite the statements
+//! run on the transaction's direct connection (`native.rs`), with `?`
+//! placeholders.
 
 use crate::TxInner;
 
@@ -240,8 +240,13 @@ pub(crate) struct Statement<'a> {
 impl<'a> Statement<'a> {
     /// The SQL text, in `tx`'s placeholder style.
     pub(crate) fn sql(&self, tx: &TxInner) -> String {
+        self.sql_with(Placeholders::of(tx))
+    }
+
+    /// The SQL text, in the placeholder style given.
+    pub(crate) fn sql_with(&self, mut placeholders: Placeholders) -> String {
         let mut sql = String::new();
-        self.shape.write_sql(self.rows, &mut Placeholders::of(tx), &mut sql);
+        self.shape.write_sql(self.rows, &mut placeholders, &mut sql);
         sql
     }
 
@@ -296,39 +301,16 @@ macro_rules! bind_all {
 }
 pub(crate) use bind_all;
 
-/// Runs write statements in the transaction. SQLite: as few multi-statement
-/// queries as the bind limit allows (usually one); PostgreSQL, whose
-/// prepared statements hold one statement each: one after the other.
-pub(crate) async fn execute(tx: &mut TxInner, statements: &[Statement<'_>]) -> Result<(), sqlx::Error> {
-    match tx {
-        TxInner::Sqlite(c) => {
-            let mut rest = statements;
-            while !rest.is_empty() {
-                let mut sql = String::new();
-                let mut binds: Vec<Bind<'_>> = Vec::new();
-                let mut taken = 0;
-                for statement in rest {
-                    if taken > 0 && binds.len() + statement.binds.len() > BINDS_MAX {
-                        break;
-                    }
-                    statement.shape.write_sql(statement.rows, &mut Placeholders::Anonymous, &mut sql);
-                    sql.push_str(";\n");
-                    binds.extend_from_slice(&statement.binds);
-                    taken += 1;
-                }
-                let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds);
-                query.execute(&mut **c).await?;
-                rest = rest.get(taken..).unwrap_or_default();
-            }
-        }
-        TxInner::Postgres(c) => {
-            for statement in statements {
-                let mut sql = String::new();
-                statement.shape.write_sql(statement.rows, &mut Placeholders::Numbered { next: 1 }, &mut sql);
-                let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), &statement.binds);
-                query.execute(&mut **c).await?;
-            }
-        }
+/// Runs write statements in a PostgreSQL transaction, one round trip each.
+/// (SQLite: `tx.rs` runs them on the transaction's direct connection.)
+pub(crate) async fn execute_postgres(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    statements: &[Statement<'_>],
+) -> Result<(), sqlx::Error> {
+    for statement in statements {
+        let sql = statement.sql_with(Placeholders::Numbered { next: 1 });
+        let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), &statement.binds);
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -10,11 +10,15 @@
 //! locks the session (PostgreSQL: `SELECT … FOR UPDATE` on its row; SQLite:
 //! `BEGIN IMMEDIATE`, the database's writer lock), so decisions on one
 //! session are serialised across processes, and its journal entries, audit
-//! records and checkpoint commit together or not at all.
+//! records and checkpoint commit together or not at all. On SQLite a
+//! transaction runs on a direct connection of its own (`native.rs`:
+//! rusqlite, the same SQLite library), not through sqlx's per-connection
+//! worker thread; sqlx's pool serves migrations and plain reads.
 
 mod audit;
 mod audit_sqlite;
 mod batch;
+mod native;
 mod packed;
 mod schema;
 pub mod testing;
@@ -26,8 +30,9 @@ pub use tx::SessionTx;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, PgPool, Postgres, Row, SqlitePool, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What can go wrong with the store. Every variant says what to do about it.
@@ -77,6 +82,17 @@ pub enum StoreError {
     /// The database reported an error (disk full, connection lost, ...).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite reported an error in a transaction (disk full, ...).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    /// Whether the database itself failed (as opposed to a refusal such as
+    /// a missing session): a transaction it happened in is broken.
+    pub fn is_database(&self) -> bool {
+        matches!(self, StoreError::Database(_) | StoreError::Sqlite(_))
+    }
 }
 
 /// A session as stored.
@@ -181,9 +197,18 @@ pub struct StoredWorkflow {
 #[derive(Clone, Debug)]
 pub enum Store {
     /// An SQLite file.
-    Sqlite(SqlitePool),
+    Sqlite(SqliteStore),
     /// A PostgreSQL database.
     Postgres(PgPool),
+}
+
+/// An SQLite store: sqlx's pool (migrations, reads outside transactions)
+/// and the direct connections its transactions run on (`native.rs`).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// The pool of sqlx connections.
+    pub pool: SqlitePool,
+    native: Arc<native::Native>,
 }
 
 /// `SELECT` of a session's columns, followed by `$rest`.
@@ -204,22 +229,11 @@ pub(crate) const SELECT_SESSIONS: &str = select_sessions!("");
 macro_rules! on_pool {
     ($store:expr, $c:ident => $body:expr) => {
         match $store {
-            Store::Sqlite($c) => $body,
+            Store::Sqlite(SqliteStore { pool: $c, .. }) => $body,
             Store::Postgres($c) => $body,
         }
     };
 }
-
-/// Runs `$body` with `$c` bound to the transaction.
-macro_rules! on_tx {
-    ($tx:expr, $c:ident => $body:expr) => {
-        match $tx {
-            TxInner::Sqlite($c) => $body,
-            TxInner::Postgres($c) => $body,
-        }
-    };
-}
-pub(crate) use on_tx;
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema
@@ -285,7 +299,8 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(|e| open_error(url, &e))?;
-            Store::Sqlite(pool)
+            let native = Arc::new(native::Native::new(pool.connect_options().get_filename().to_owned()));
+            Store::Sqlite(SqliteStore { pool, native })
         };
         schema::migrate(&store).await.map_err(|e| match e {
             StoreError::Database(db) => open_error(url, &db),
@@ -304,6 +319,9 @@ impl Store {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
+        if let Store::Sqlite(sqlite) = self {
+            sqlite.native.close();
+        }
         on_pool!(self, pool => pool.close().await)
     }
 
@@ -426,7 +444,7 @@ impl Store {
     /// the chunk really ended.
     pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
         let pool = match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(SqliteStore { pool, .. }) => {
                 let path = pool.connect_options().get_filename().to_owned();
                 return tokio::task::spawn_blocking(move || audit_sqlite::verify(&path))
                     .await
@@ -477,7 +495,7 @@ impl Store {
     /// `REPEATABLE READ, READ ONLY`, no row lock). Appending to it is refused.
     pub async fn snapshot(&self, id: &str) -> Result<SessionTx, StoreError> {
         let inner = match self {
-            Store::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+            Store::Sqlite(sqlite) => TxInner::Sqlite(sqlite.native.begin_read()?),
             Store::Postgres(pool) => {
                 TxInner::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?)
             }
@@ -492,7 +510,7 @@ impl Store {
     /// many decisions). On SQLite it holds the writer lock from the start.
     pub async fn begin(&self) -> Result<SessionTx, StoreError> {
         let inner = match self {
-            Store::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite(sqlite) => TxInner::Sqlite(sqlite.native.begin_write().await?),
             Store::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
         Ok(SessionTx::new(inner))
@@ -547,7 +565,7 @@ where
 }
 
 pub(crate) enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(native::NativeTx),
     Postgres(Transaction<'static, Postgres>),
 }
 

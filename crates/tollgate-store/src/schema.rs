@@ -103,7 +103,7 @@ macro_rules! run_migrations {
 /// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one untouched.
 pub(crate) async fn migrate(store: &Store) -> Result<(), StoreError> {
     match store {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(crate::SqliteStore { pool, .. }) => {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             run_migrations!(tx);
         }

@@ -4,10 +4,10 @@
 //! as if they were written already.
 
 use crate::audit::{self, AuditRecord};
-use crate::batch::{self, Backend, Bind, Shape, bind_all};
+use crate::batch::{self, Backend, Bind, Placeholders, Shape, bind_all};
 use crate::{
     Checkpoint, JournalEntry, NewAudit, NewEntry, SELECT_CHECKPOINT, SELECT_JOURNAL_AFTER, SessionInfo, StoreError,
-    TxInner, checkpoint_row, journal_entry, on_tx, packed, session_info,
+    TxInner, checkpoint_row, journal_entry, packed, session_info,
 };
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -110,14 +110,13 @@ impl SessionTx {
             Shape::LockSessions(Backend::of(&self.inner))
         };
         for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
-            let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
+            let sql = statement.sql(&self.inner);
             let rows = match &mut self.inner {
                 TxInner::Sqlite(c) => {
-                    let packed: Option<String> =
-                        bind_all!(sqlx::query_scalar(sql), statement.binds()).fetch_one(&mut **c).await?;
+                    let packed = c.row(&sql, statement.binds(), |row| row.get::<_, Option<String>>(0))?.flatten();
                     unpack_sessions(packed.as_deref().unwrap_or_default())?
                 }
-                TxInner::Postgres(c) => bind_all!(sqlx::query(sql), statement.binds())
+                TxInner::Postgres(c) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), statement.binds())
                     .fetch_all(&mut **c)
                     .await?
                     .iter()
@@ -157,14 +156,14 @@ impl SessionTx {
             binds.extend([Bind::Text(id), Bind::Text(call)]);
         });
         for statement in statements {
-            let sql = sqlx::AssertSqlSafe(statement.sql(&self.inner));
+            let sql = statement.sql(&self.inner);
             match &mut self.inner {
                 TxInner::Sqlite(c) => {
-                    let packed: Option<String> =
-                        bind_all!(sqlx::query_scalar(sql), statement.binds()).fetch_one(&mut **c).await?;
+                    let packed = c.row(&sql, statement.binds(), |row| row.get::<_, Option<String>>(0))?.flatten();
                     found.extend(unpack_entries(packed.as_deref().unwrap_or_default())?);
                 }
                 TxInner::Postgres(c) => {
+                    let sql = sqlx::AssertSqlSafe(sql);
                     let rows = bind_all!(sqlx::query(sql), statement.binds()).fetch_all(&mut **c).await?;
                     for row in &rows {
                         found.push((row.try_get("session_id")?, journal_entry(row)?));
@@ -179,9 +178,9 @@ impl SessionTx {
     /// Locks the sessions `ids` ([`SessionTx::lock_all`]), looks up the
     /// calls `pairs` ([`SessionTx::prefetch_calls`]) and reads the audit
     /// head for the first append. On SQLite (where the writer lock is held
-    /// already) all of it is one statement, one round trip to sqlx's worker
-    /// thread instead of one per part of each (rows are split in powers of
-    /// two: 60 sessions took four). Not for snapshots.
+    /// already) all of it is one statement instead of one per part of each
+    /// (rows are split in powers of two: 60 sessions took four). Not for
+    /// snapshots.
     pub async fn lock_and_prefetch(&mut self, ids: &[&str], pairs: &[(&str, &str)]) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly("a snapshot locks nothing".to_owned()));
@@ -221,24 +220,26 @@ impl SessionTx {
         sql.push_str(
             "(SELECT seq FROM tollgate_audit_head WHERE id = 1), (SELECT hash FROM tollgate_audit_head WHERE id = 1)",
         );
-        let all_binds = sessions.iter().chain(&calls).flat_map(|s| s.binds().iter());
+        let all_binds: Vec<Bind<'_>> = sessions.iter().chain(&calls).flat_map(|s| s.binds().iter().copied()).collect();
         let TxInner::Sqlite(c) = &mut self.inner else { return Ok(()) };
-        let row = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), all_binds).fetch_one(&mut **c).await?;
-        let mut column = 0;
-        for _ in &sessions {
-            let packed: Option<String> = row.try_get(column)?;
-            column += 1;
+        let packs = sessions.len() + calls.len();
+        let read = c.row(&sql, &all_binds, |row| {
+            let texts = (0..packs).map(|column| row.get::<_, Option<String>>(column)).collect::<Result<Vec<_>, _>>()?;
+            Ok((texts, (row.get::<_, i64>(packs)?, row.get::<_, String>(packs + 1)?)))
+        })?;
+        let (texts, head) =
+            read.ok_or_else(|| StoreError::Damaged("the sessions and calls cannot be read back".to_owned()))?;
+        let (session_texts, call_texts) = texts.split_at(sessions.len());
+        for packed in session_texts {
             for locked in unpack_sessions(packed.as_deref().unwrap_or_default())? {
                 self.sessions.insert(locked.info.id.clone(), locked);
             }
         }
         let mut found = Vec::new();
-        for _ in &calls {
-            let packed: Option<String> = row.try_get(column)?;
-            column += 1;
+        for packed in call_texts {
             found.extend(unpack_entries(packed.as_deref().unwrap_or_default())?);
         }
-        self.head_read = Some((row.try_get(column)?, row.try_get(column + 1)?));
+        self.head_read = Some(head);
         // Calls of sessions that do not exist are not known to be absent:
         // `lock` refuses those sessions anyway.
         let sessions = &self.sessions;
@@ -288,15 +289,26 @@ impl SessionTx {
         if let Some((seq, state)) = self.pending.checkpoints.get(id) {
             return Ok(Some(Checkpoint { seq: *seq, state: state.clone() }));
         }
-        let row = on_tx!(&mut self.inner, c => sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(&mut **c).await?
-            .map(|row| checkpoint_row(&row)));
-        Ok(row.transpose()?)
+        match &mut self.inner {
+            TxInner::Sqlite(c) => c.row(SELECT_CHECKPOINT, &[Bind::Text(id)], |row| {
+                Ok(Checkpoint { seq: row.get(0)?, state: row.get(1)? })
+            }),
+            TxInner::Postgres(c) => {
+                let row = sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(&mut **c).await?;
+                Ok(row.map(|row| checkpoint_row(&row)).transpose()?)
+            }
+        }
     }
 
     /// Journal entries after `seq`, in order (stored, then appended in this transaction).
     pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut rows = on_tx!(&mut self.inner, c => sqlx::query(SELECT_JOURNAL_AFTER).bind(id).bind(seq).fetch_all(&mut **c).await?
-            .iter().map(journal_entry).collect::<Result<Vec<_>, _>>())?;
+        let mut rows = match &mut self.inner {
+            TxInner::Sqlite(c) => c.rows(SELECT_JOURNAL_AFTER, &[Bind::Text(id), Bind::Int(seq)], native_entry)?,
+            TxInner::Postgres(c) => {
+                let rows = sqlx::query(SELECT_JOURNAL_AFTER).bind(id).bind(seq).fetch_all(&mut **c).await?;
+                rows.iter().map(journal_entry).collect::<Result<Vec<_>, _>>()?
+            }
+        };
         let appended = self.pending.journal.iter().filter(|(session, entry)| session == id && entry.seq > seq);
         rows.extend(appended.map(|(_, entry)| entry.clone()));
         Ok(rows)
@@ -309,9 +321,14 @@ impl SessionTx {
         }
         const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
                            WHERE session_id = $1 AND call_id = $2 AND kind = $3 ORDER BY seq LIMIT 1";
-        let row = on_tx!(&mut self.inner, c => sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?
-            .map(|row| journal_entry(&row)));
-        if let Some(stored) = row.transpose()? {
+        let row = match &mut self.inner {
+            TxInner::Sqlite(c) => c.row(SQL, &[Bind::Text(id), Bind::Text(call_id), Bind::Text(kind)], native_entry)?,
+            TxInner::Postgres(c) => {
+                let row = sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?;
+                row.map(|row| journal_entry(&row)).transpose()?
+            }
+        };
+        if let Some(stored) = row {
             return Ok(Some(stored));
         }
         let appended =
@@ -375,12 +392,49 @@ impl SessionTx {
     }
 
     /// Writes everything appended, the changed session rows and the audit
-    /// head (SQLite: in one round trip), then commits: everything appended
-    /// is durable when this returns.
+    /// head, then commits: everything appended is durable when this returns.
+    /// (SQLite: writes and `COMMIT` on one blocking thread, `native.rs`.)
     pub async fn commit(self) -> Result<(), StoreError> {
-        let SessionTx { mut inner, sessions, head, pending, .. } = self;
+        let SessionTx { inner, sessions, head, pending, .. } = self;
         let Pending { journal, audit, checkpoints } = pending;
-        let mut statements = batch::statements(Shape::Journal, &journal, |(id, e), b| {
+        let mut dirty: Vec<Locked> = sessions.into_values().filter(|l| l.dirty).collect();
+        dirty.sort_unstable_by(|a, b| a.info.id.cmp(&b.info.id));
+        let written = Written { journal, audit, checkpoints: checkpoints.into_iter().collect(), dirty, head };
+        match inner {
+            TxInner::Sqlite(tx) => {
+                tx.commit(move |writer| {
+                    for statement in written.statements() {
+                        writer.execute(&statement.sql_with(Placeholders::Anonymous), statement.binds())?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            TxInner::Postgres(mut tx) => {
+                batch::execute_postgres(&mut tx, &written.statements()).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a transaction writes at commit.
+struct Written {
+    journal: Vec<(String, JournalEntry)>,
+    audit: Vec<AuditRecord>,
+    /// (session, (seq, state)), one per session.
+    checkpoints: Vec<(String, (i64, String))>,
+    /// Changed session rows, in id order.
+    dirty: Vec<Locked>,
+    head: Option<(i64, String)>,
+}
+
+impl Written {
+    /// The multi-row statements that write it: journal entries, audit
+    /// records, checkpoints, the changed session rows and the audit head.
+    fn statements(&self) -> Vec<batch::Statement<'_>> {
+        let mut statements = batch::statements(Shape::Journal, &self.journal, |(id, e), b| {
             b.extend([
                 Bind::Text(id),
                 Bind::Int(e.seq),
@@ -390,7 +444,7 @@ impl SessionTx {
                 Bind::Int(e.at_ms),
             ]);
         });
-        statements.extend(batch::statements(Shape::Audit, &audit, |r, b| {
+        statements.extend(batch::statements(Shape::Audit, &self.audit, |r, b| {
             b.extend([
                 Bind::Int(r.seq),
                 Bind::Text(&r.session_id),
@@ -403,13 +457,10 @@ impl SessionTx {
                 Bind::Text(&r.hash),
             ]);
         }));
-        let checkpoints: Vec<(&String, &(i64, String))> = checkpoints.iter().collect();
-        statements.extend(batch::statements(Shape::Checkpoints, &checkpoints, |(id, (seq, state)), b| {
+        statements.extend(batch::statements(Shape::Checkpoints, &self.checkpoints, |(id, (seq, state)), b| {
             b.extend([Bind::Text(id), Bind::Int(*seq), Bind::Text(state)]);
         }));
-        let mut dirty: Vec<&Locked> = sessions.values().filter(|l| l.dirty).collect();
-        dirty.sort_unstable_by(|a, b| a.info.id.cmp(&b.info.id));
-        statements.extend(batch::statements(Shape::Sessions, &dirty, |l, b| {
+        statements.extend(batch::statements(Shape::Sessions, &self.dirty, |l, b| {
             b.extend([
                 Bind::Text(&l.info.id),
                 Bind::Int(l.info.last_seq),
@@ -417,14 +468,23 @@ impl SessionTx {
                 Bind::Text(&l.audit.1),
             ]);
         }));
-        let head: Vec<&(i64, String)> = head.iter().collect();
-        statements.extend(batch::statements(Shape::Head, &head, |(seq, hash), b| {
+        statements.extend(batch::statements(Shape::Head, self.head.as_slice(), |(seq, hash), b| {
             b.extend([Bind::Int(*seq), Bind::Text(hash)]);
         }));
-        batch::execute(&mut inner, &statements).await?;
-        on_tx!(inner, tx => tx.commit().await?);
-        Ok(())
+        statements
     }
+}
+
+/// A journal entry as read by [`crate::SELECT_JOURNAL_AFTER`] and the like
+/// (SQLite, direct connection).
+fn native_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    Ok(JournalEntry {
+        seq: row.get(0)?,
+        kind: row.get(1)?,
+        call_id: row.get(2)?,
+        body: row.get(3)?,
+        at_ms: row.get(4)?,
+    })
 }
 
 /// Sessions packed by [`batch::LOCK_SESSIONS_PACKED`].

@@ -52,7 +52,7 @@ fn audit(body: &str) -> NewAudit {
 async fn raw(store: &Store, sql: &str) {
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
     match store {
-        Store::Sqlite(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+        Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
         Store::Postgres(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
     }
 }

@@ -73,16 +73,27 @@ async fn three_steps_looped(engine: &Engine, session: &str, total: f64, amount: 
 async fn raw_commit(store: &Store) -> Result<Duration> {
     let mut samples = Vec::new();
     match store {
-        Store::Sqlite(pool) => {
-            sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)").execute(pool).await?;
-            for n in 0..300i64 {
-                let start = Instant::now();
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                sqlx::query("INSERT INTO bench_raw VALUES ($1, 'x')").bind(n).execute(&mut *tx).await?;
-                tx.commit().await?;
-                samples.push(start.elapsed());
-            }
-            sqlx::query("DROP TABLE bench_raw").execute(pool).await?;
+        Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) => {
+            // Directly through SQLite's C interface (rusqlite), the cheapest
+            // commit there is from Rust; the store's own connections are
+            // configured the same way (WAL, synchronous=FULL).
+            let path = pool.connect_options().get_filename().to_owned();
+            samples = tokio::task::spawn_blocking(move || -> Result<Vec<Duration>> {
+                let db = rusqlite::Connection::open(path)?;
+                db.pragma_update(None, "synchronous", "FULL")?;
+                db.execute_batch("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)")?;
+                let mut samples = Vec::new();
+                for n in 0..300i64 {
+                    let start = Instant::now();
+                    db.execute_batch("BEGIN IMMEDIATE")?;
+                    db.prepare_cached("INSERT INTO bench_raw VALUES (?1, 'x')")?.execute([n])?;
+                    db.execute_batch("COMMIT")?;
+                    samples.push(start.elapsed());
+                }
+                db.execute_batch("DROP TABLE bench_raw")?;
+                Ok(samples)
+            })
+            .await??;
         }
         Store::Postgres(pool) => {
             sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)").execute(pool).await?;
@@ -248,6 +259,8 @@ async fn measure_on(engine: Engine, tag: &str, fsync: Duration) -> Result<Json> 
 
     let concurrent = concurrent_decisions(Arc::new(engine), &workflow, tag).await?;
     let engine = concurrent.0;
+    let (floor, template) = store_floor(&engine, &workflow, tag).await?;
+    let disk_floor = disk_floor(engine.store(), tag, template).await?;
 
     let mut samples = Vec::new();
     for n in 0..200 {
@@ -271,6 +284,8 @@ async fn measure_on(engine: Engine, tag: &str, fsync: Duration) -> Result<Json> 
         "three_step_looped_per_step_over_raw_commit": per_step_looped.as_secs_f64() / raw.as_secs_f64(),
         "decisions_per_second_64_sessions": concurrent.1,
         "decisions_per_group_commit_64_sessions": concurrent.2,
+        "store_only_decisions_per_second_64_sessions": floor,
+        "one_indexed_table_decisions_per_second_64_sessions": disk_floor,
         "resume_us": us(resume),
         "audit_verify_records": records,
         "audit_verify_records_per_second": records as f64 / verify.as_secs_f64(),
@@ -307,6 +322,16 @@ fn print_figures(figures: &Json, json_out: bool) {
         f("decisions_per_second_64_sessions"),
         f("decisions_per_group_commit_64_sessions")
     );
+    println!(
+        "the same 64 decisions' rows, store alone:     {:>10.0} /s  (no engine: the ceiling of the above)",
+        f("store_only_decisions_per_second_64_sessions")
+    );
+    if figures.get("one_indexed_table_decisions_per_second_64_sessions").is_some_and(Json::is_number) {
+        println!(
+            "64 decisions' texts, one table, one index:    {:>10.0} /s  (any layout that finds a session's entries)",
+            f("one_indexed_table_decisions_per_second_64_sessions")
+        );
+    }
     println!("resume, median:                               {:>10.1} µs", f("resume_us"));
     println!(
         "audit verify:                                 {:>10.0} records/s ({} records)",
@@ -348,6 +373,87 @@ async fn concurrent_decisions(
     let (groups, grouped) = engine.commit_stats();
     let group_mean = (grouped - grouped_before) as f64 / (groups - groups_before).max(1) as f64;
     Ok((engine, rate, group_mean))
+}
+
+/// What the store alone commits for 64 sessions deciding at once: each
+/// group writes what 64 decisions write (a journal entry and an audit record
+/// each, of a real decision's size, a checkpoint every 16 entries, the
+/// session rows, the audit head) in one transaction, one group after the
+/// other, as 64 sessions each waiting for its decision allow. No engine: no
+/// deciding, no queue. Decisions per second; the ceiling of
+/// [`concurrent_decisions`] on this store and disk.
+async fn store_floor(engine: &Engine, workflow: &WorkflowHandle, tag: &str) -> Result<(f64, String)> {
+    let store = engine.store();
+    let template = store
+        .journal(&format!("{tag}-c0"))
+        .await?
+        .into_iter()
+        .rev()
+        .find(|entry| entry.kind == "decision")
+        .context("the benchmark's sessions have no decision")?;
+    let state = store.checkpoint(&format!("{tag}-c0")).await?.map(|c| c.state).unwrap_or_default();
+    let sessions: Vec<String> = (0..64).map(|n| format!("{tag}-f{n}")).collect();
+    for session in &sessions {
+        engine.create_session(workflow, session, None).await?;
+    }
+    let rounds = 30;
+    let start = Instant::now();
+    for round in 0..rounds {
+        let call_id = format!("r{round}");
+        let mut tx = store.begin().await?;
+        let ids: Vec<&str> = sessions.iter().map(String::as_str).collect();
+        let pairs: Vec<(&str, &str)> = ids.iter().map(|id| (*id, call_id.as_str())).collect();
+        tx.lock_and_prefetch(&ids, &pairs).await?;
+        for session in &sessions {
+            tx.lock(session).await?;
+            let entry = tollgate_store::NewEntry {
+                kind: "decision".into(),
+                call_id: Some(call_id.clone()),
+                body: template.body.clone(),
+                at_ms: template.at_ms,
+            };
+            let audit = NewAudit { kind: "decision.allow".into(), body: template.body.clone(), at_ms: template.at_ms };
+            let checkpoint = ((round + 1) % 16 == 0).then_some(state.as_str());
+            tx.append(session, &[entry], &[audit], checkpoint).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok((f64::from(64 * rounds) / start.elapsed().as_secs_f64(), template.body))
+}
+
+/// SQLite only: what the disk allows any store layout that can find a
+/// session's entries again. Each commit appends 64 rows (one a session, the
+/// text `body` of a real decision, a hash) to one table with one index, on
+/// (session, number); nothing else: no audit copy, no session rows, no
+/// checkpoints, no call lookup. Decisions per second, median commit.
+async fn disk_floor(store: &Store, tag: &str, body: String) -> Result<Option<f64>> {
+    let Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) = store else { return Ok(None) };
+    let path = pool.connect_options().get_filename().to_owned();
+    let sessions: Vec<String> = (0..64).map(|n| format!("{tag}-f{n}")).collect();
+    let group = tokio::task::spawn_blocking(move || -> Result<Duration> {
+        let db = rusqlite::Connection::open(path)?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(
+            "CREATE TABLE bench_floor (seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL, n BIGINT NOT NULL, \
+             body TEXT NOT NULL, hash TEXT NOT NULL); CREATE INDEX bench_floor_session ON bench_floor (session_id, n)",
+        )?;
+        let hash = "0".repeat(64);
+        let mut samples = Vec::new();
+        for round in 0..300i64 {
+            let start = Instant::now();
+            db.execute_batch("BEGIN IMMEDIATE")?;
+            for session in &sessions {
+                let mut insert = db.prepare_cached("INSERT INTO bench_floor VALUES (NULL, ?1, ?2, ?3, ?4)")?;
+                insert.execute(rusqlite::params![session, round, body, hash])?;
+            }
+            db.execute_batch("COMMIT")?;
+            samples.push(start.elapsed());
+        }
+        db.execute_batch("DROP TABLE bench_floor")?;
+        Ok(median(samples))
+    })
+    .await??;
+    Ok(Some(64.0 / group.as_secs_f64()))
 }
 
 /// Appends 1,000,000 audit records in large transactions, then times a full verify.

@@ -145,7 +145,7 @@ fn stored_sessions_and_the_audit_log_are_inspectable_and_tampering_is_caught() {
     // Alter one stored record behind Tollgate's back.
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         let store = tollgate_store::Store::open(&db).await.unwrap();
-        if let tollgate_store::Store::Sqlite(pool) = &store {
+        if let tollgate_store::Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) = &store {
             sqlx::query("UPDATE tollgate_audit SET body = '{}' WHERE seq = 5").execute(pool).await.unwrap();
         }
         store.close().await;
