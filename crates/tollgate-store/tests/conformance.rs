@@ -496,3 +496,38 @@ async fn verify_on_sqlite_names_a_record_whose_values_changed_type() {
         assert!(problem.message.contains(word), "{damage}: {problem:?}");
     }
 }
+
+/// SQLite: a write transaction waiting for another process's writer lock
+/// waits on a timer, not on the thread: on a single-threaded runtime other
+/// work (here a snapshot read) goes on meanwhile, and the writer goes on
+/// once the lock is released.
+#[tokio::test]
+async fn a_writer_waiting_for_another_process_leaves_the_thread_free() {
+    let url = sqlite_url().unwrap();
+    let store = Store::open(&url).await.unwrap();
+    with_session(&store, "s1").await;
+    // Another process's write transaction, as SQLite sees it: a connection of its own.
+    let other = rusqlite::Connection::open(&url).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE; INSERT INTO tollgate_meta VALUES ('other', 'x')").unwrap();
+    let writer = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut tx = store.lock_session("s1").await?;
+            tx.append("s1", &[entry("decision", Some("c1"), "{}")], &[audit("{}")], None).await?;
+            tx.commit().await
+        }
+    });
+    // The writer has tried (and found the lock taken) by the time this task runs again.
+    tokio::task::yield_now().await;
+    for _ in 0..3 {
+        let snapshot = store.snapshot("s1").await.unwrap();
+        assert_eq!(snapshot.info().unwrap().last_seq, 0);
+        drop(snapshot);
+        tokio::task::yield_now().await;
+    }
+    assert!(!writer.is_finished(), "the writer went on while another held the lock");
+    other.execute_batch("COMMIT").unwrap();
+    writer.await.unwrap().unwrap();
+    assert_eq!(store.session("s1").await.unwrap().unwrap().last_seq, 1);
+    assert_eq!(store.verify_audit().await.unwrap().problem, None);
+}
