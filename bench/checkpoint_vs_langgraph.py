@@ -102,7 +102,7 @@ def main():
         tollgate = json.loads(out.stdout)
     ours = tollgate["three_step_workflow_per_step_us"]
     print(f"raw durable SQLite commit (Python sqlite3), median: {raw:9.1f} µs")
-    print(f"raw durable SQLite commit (Tollgate's store), median: {tollgate['raw_commit_us']:9.1f} µs")
+    print(f"raw durable SQLite commit (Rust, rusqlite), median:   {tollgate['raw_commit_us']:9.1f} µs")
     print(f"LangGraph SqliteSaver, three-step workflow, per step: {graph:9.1f} µs "
           f"({checkpoints} checkpoints per run) = {graph / raw:.2f}x a raw commit")
     print(f"Tollgate engine, three-step workflow, per step (decision + result, both durable): {ours:9.1f} µs "
