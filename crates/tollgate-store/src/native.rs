@@ -19,6 +19,7 @@ use crate::StoreError;
 use crate::batch::Bind;
 use rusqlite::{Connection, OpenFlags};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,9 @@ const BUSY_WAIT: Duration = Duration::from_secs(30);
 
 /// Idle connections kept for reuse.
 const IDLE_MAX: usize = 8;
+
+/// Connections open at once, at most (as many transactions; more wait).
+const OPEN_MAX: usize = 16;
 
 /// Prepared statements kept per connection: the multi-row statements come in
 /// power-of-two row counts (`batch.rs`), a few dozen texts in all.
@@ -39,6 +43,25 @@ pub(crate) struct Native {
     idle: Mutex<Vec<Connection>>,
     /// Held by this process's write transaction, if one is open.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// One permit a connection in use ([`OPEN_MAX`]).
+    open: Arc<tokio::sync::Semaphore>,
+    /// Commits block the calling thread in place ([`crate::Store::commit_in_place`]).
+    in_place: AtomicBool,
+    /// Closed: no new transactions, connections given back are closed.
+    closed: AtomicBool,
+}
+
+/// What a transaction holds besides its connection, released when it ends.
+struct Held {
+    /// This process's writer turn (write transactions only).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// SQLite's "database is locked", for a wait that ran out in this process.
+fn busy(message: &str) -> StoreError {
+    let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
+    StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, Some(message.to_owned())))
 }
 
 impl std::fmt::Debug for Native {
@@ -49,7 +72,30 @@ impl std::fmt::Debug for Native {
 
 impl Native {
     pub(crate) fn new(path: PathBuf) -> Native {
-        Native { path, idle: Mutex::new(Vec::new()), writer: Arc::new(tokio::sync::Mutex::new(())) }
+        Native {
+            path,
+            idle: Mutex::new(Vec::new()),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            open: Arc::new(tokio::sync::Semaphore::new(OPEN_MAX)),
+            in_place: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn set_in_place(&self, yes: bool) {
+        self.in_place.store(yes, Ordering::Relaxed);
+    }
+
+    /// A connection permit, waiting until `deadline` at most; refused once closed.
+    async fn permit(&self, deadline: tokio::time::Instant) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+        }
+        match tokio::time::timeout_at(deadline, Arc::clone(&self.open).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
+            Err(_) => Err(busy("no database connection came free in time")),
+        }
     }
 
     /// An idle connection, or a new one (the file exists and its schema is
@@ -72,7 +118,7 @@ impl Native {
     /// Takes back a connection no longer in a transaction; one still in a
     /// transaction (a `ROLLBACK` that failed) is closed, never reused.
     fn give_back(&self, connection: Connection) {
-        if !connection.is_autocommit() {
+        if !connection.is_autocommit() || self.closed.load(Ordering::Relaxed) {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -84,20 +130,27 @@ impl Native {
     /// Closes the idle connections (those in use close when their
     /// transactions end).
     pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.open.close();
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     /// Opens a write transaction: this process's writer turn, then SQLite's
     /// writer lock (`BEGIN IMMEDIATE`). While another process holds it, the
     /// attempt is repeated on a timer (the async thread is free meanwhile),
-    /// for at most [`BUSY_WAIT`].
+    /// for at most [`BUSY_WAIT`] in all (this process's turn included).
     pub(crate) async fn begin_write(self: &Arc<Self>) -> Result<NativeTx, StoreError> {
-        let turn = Arc::clone(&self.writer).lock_owned().await;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+        let Ok(turn) = tokio::time::timeout_at(deadline, Arc::clone(&self.writer).lock_owned()).await else {
+            return Err(busy("another write transaction of this process held the database too long"));
+        };
+        let permit = self.permit(deadline).await?;
         let connection = self.connection()?;
-        let mut tx = NativeTx { connection: Some(connection), native: Arc::clone(self), _turn: Some(turn) };
+        let held = Held { _turn: Some(turn), _permit: permit };
+        let mut tx = NativeTx { connection: Some(connection), native: Arc::clone(self), held: Some(held) };
         let connection = tx.connection()?;
         connection.busy_timeout(Duration::ZERO)?;
-        let started = Instant::now();
         let mut pause = Duration::from_micros(100);
         let begun = loop {
             match tx.connection()?.execute_batch("BEGIN IMMEDIATE") {
@@ -117,10 +170,15 @@ impl Native {
 
     /// Opens a read transaction: its first read fixes the snapshot every
     /// later read sees; it locks nothing and waits for no writer (WAL).
-    pub(crate) fn begin_read(self: &Arc<Self>) -> Result<NativeTx, StoreError> {
+    pub(crate) async fn begin_read(self: &Arc<Self>) -> Result<NativeTx, StoreError> {
+        let permit = self.permit(tokio::time::Instant::now() + BUSY_WAIT).await?;
         let connection = self.connection()?;
-        connection.execute_batch("BEGIN")?;
-        Ok(NativeTx { connection: Some(connection), native: Arc::clone(self), _turn: None })
+        let held = Held { _turn: None, _permit: permit };
+        let tx = NativeTx { connection: Some(connection), native: Arc::clone(self), held: Some(held) };
+        if let Some(connection) = &tx.connection {
+            connection.execute_batch("BEGIN")?;
+        }
+        Ok(tx)
     }
 }
 
@@ -130,8 +188,8 @@ pub(crate) struct NativeTx {
     /// `None` once committed.
     connection: Option<Connection>,
     native: Arc<Native>,
-    /// This process's writer turn (write transactions only).
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Released when the transaction has ended (for a commit: once COMMIT returned).
+    held: Option<Held>,
 }
 
 impl NativeTx {
@@ -181,7 +239,12 @@ impl NativeTx {
     {
         let connection = self.connection.take();
         let native = Arc::clone(&self.native);
+        // The writer turn and the connection's permit go with the commit and
+        // are released when it has ended, even if this future is dropped
+        // while the commit runs on the blocking pool.
+        let held = self.held.take();
         let run = move || {
+            let _held = held;
             let Some(connection) = connection else {
                 return Err(StoreError::Read("the transaction has ended".to_owned()));
             };
@@ -197,14 +260,14 @@ impl NativeTx {
             native.give_back(connection);
             outcome
         };
-        // The writer turn is kept (in `self`) until the commit has ended.
-        // On a multi-threaded runtime this thread blocks in place (its other
-        // tasks move to another thread; no hand-over to wait for); on a
-        // single-threaded one the commit runs on the blocking pool.
-        let multi = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        let done = if multi { Ok(tokio::task::block_in_place(run)) } else { tokio::task::spawn_blocking(run).await };
-        drop(self);
+        // By default the commit is handed to the blocking pool. When asked
+        // to ([`crate::Store::commit_in_place`]) and on a multi-threaded
+        // runtime, this thread blocks in place instead (its other tasks move
+        // to another thread): no hand-over to wait for, a smaller step.
+        let in_place = self.native.in_place.load(Ordering::Relaxed)
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let done = if in_place { Ok(tokio::task::block_in_place(run)) } else { tokio::task::spawn_blocking(run).await };
         done.map_err(|e| StoreError::Read(format!("the commit's thread failed: {e}")))?
     }
 }

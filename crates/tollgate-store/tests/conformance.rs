@@ -531,3 +531,19 @@ async fn a_writer_waiting_for_another_process_leaves_the_thread_free() {
     assert_eq!(store.session("s1").await.unwrap().unwrap().last_seq, 1);
     assert_eq!(store.verify_audit().await.unwrap().problem, None);
 }
+
+/// A closed store starts no transaction (SQLite's direct connections as
+/// sqlx's pools), and what it stored is there when the file is opened again.
+#[tokio::test]
+async fn a_closed_store_refuses_new_transactions() {
+    on_both(|store| async move {
+        with_session(&store, "s1").await;
+        let mut tx = store.lock_session("s1").await.unwrap();
+        tx.append("s1", &[entry("decision", Some("c1"), "{}")], &[audit("{}")], None).await.unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+        assert!(store.begin().await.is_err(), "{}", store.backend());
+        assert!(store.snapshot("s1").await.is_err(), "{}", store.backend());
+    })
+    .await;
+}
