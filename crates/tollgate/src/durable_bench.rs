@@ -420,7 +420,7 @@ async fn store_floor(engine: &Engine, workflow: &WorkflowHandle, tag: &str) -> R
     }
     // Each session's own state (entries of kind `refused` leave it as it is),
     // so the sessions still replay to their checkpoints afterwards.
-    let (compiled, fresh) = engine.state(&sessions[0]).await?;
+    let (compiled, fresh) = engine.state(&format!("{tag}-f0")).await?;
     let state = fresh.to_checkpoint(&compiled).to_string();
     let rounds = 30;
     let start = Instant::now();
