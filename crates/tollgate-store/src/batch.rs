@@ -11,8 +11,6 @@
 //! run on the transaction's direct connection (`native.rs`), with `?`
 //! placeholders.
 
-use crate::TxInner;
-
 /// Bound values a statement (or an SQLite multi-statement query) holds at
 /// most: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32,766 since 3.32);
 /// PostgreSQL allows 65,535.
@@ -39,43 +37,13 @@ pub(crate) enum Shape {
     Sessions,
     /// The global audit chain's head (one row).
     Head,
-    /// Sessions to read (PostgreSQL: and lock, in id order; SQLite: packed, see [`LOCK_SESSIONS_PACKED`]).
-    LockSessions(Backend),
+    /// Sessions to read and lock, in id order (PostgreSQL).
+    LockSessions,
     /// Sessions to read without locking them (a snapshot).
-    ReadSessions(Backend),
-    /// Journal entries of (session, call) pairs (SQLite: packed, see [`CALLS_PACKED`]).
-    Calls(Backend),
+    ReadSessions,
+    /// Journal entries of (session, call) pairs (PostgreSQL).
+    Calls,
 }
-
-/// Which database a statement is written for, where they differ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub(crate) fn of(tx: &TxInner) -> Backend {
-        match tx {
-            TxInner::Sqlite(_) => Backend::Sqlite,
-            TxInner::Postgres(_) => Backend::Postgres,
-        }
-    }
-}
-
-/// The sessions' rows packed into one (`packed.rs`): `workflow_version,
-/// created_ms, last_seq, audit_seq` and the byte lengths of `id,
-/// workflow_hash, workflow_name, parent_id, audit_hash`, then those texts.
-pub(crate) const LOCK_SESSIONS_PACKED: &str = "SELECT string_agg(format('%d,%d,%d,%d,%d,%d,%d,%d,%d:%s%s%s%s%s', \
-    workflow_version, created_ms, last_seq, audit_seq, octet_length(id), octet_length(workflow_hash), \
-    octet_length(workflow_name), coalesce(octet_length(parent_id), -1), octet_length(audit_hash), id, workflow_hash, \
-    workflow_name, coalesce(parent_id, ''), audit_hash), '') AS packed FROM tollgate_sessions";
-
-/// Journal entries packed into one (`packed.rs`): `seq, at_ms` and the byte
-/// lengths of `session_id, kind, call_id, body`, then those texts.
-pub(crate) const CALLS_PACKED: &str = "SELECT string_agg(format('%d,%d,%d,%d,%d,%d:%s%s%s%s', seq, at_ms, \
-    octet_length(session_id), octet_length(kind), coalesce(octet_length(call_id), -1), octet_length(body), \
-    session_id, kind, coalesce(call_id, ''), body), '') AS packed FROM tollgate_journal";
 
 impl Shape {
     /// Values bound per row.
@@ -86,8 +54,8 @@ impl Shape {
             Shape::Checkpoints => 3,
             Shape::Sessions => 4,
             Shape::Head => 2,
-            Shape::LockSessions(_) | Shape::ReadSessions(_) => 1,
-            Shape::Calls(_) => 2,
+            Shape::LockSessions | Shape::ReadSessions => 1,
+            Shape::Calls => 2,
         }
     }
 
@@ -96,7 +64,7 @@ impl Shape {
         match self {
             // SQLite parses `a OR b OR ...` as a tree as deep as it is
             // long, and refuses trees deeper than 1,000.
-            Shape::Calls(_) => 256,
+            Shape::Calls => 256,
             _ => usize::MAX,
         }
     }
@@ -112,11 +80,8 @@ impl Shape {
                 placeholders.push(sql);
                 sql.push_str(" WHERE id = 1");
             }
-            Shape::LockSessions(backend) | Shape::ReadSessions(backend) => {
-                sql.push_str(match backend {
-                    Backend::Sqlite => LOCK_SESSIONS_PACKED,
-                    Backend::Postgres => crate::SELECT_SESSIONS,
-                });
+            Shape::LockSessions | Shape::ReadSessions => {
+                sql.push_str(crate::SELECT_SESSIONS);
                 sql.push_str(" WHERE id IN (");
                 for k in 0..rows {
                     if k > 0 {
@@ -125,18 +90,13 @@ impl Shape {
                     placeholders.push(sql);
                 }
                 // PostgreSQL locks the rows as the sort emits them: in byte order of their ids.
-                sql.push_str(match (backend, self) {
-                    (Backend::Postgres, Shape::LockSessions(_)) => ") ORDER BY id COLLATE \"C\" FOR UPDATE",
+                sql.push_str(match self {
+                    Shape::LockSessions => ") ORDER BY id COLLATE \"C\" FOR UPDATE",
                     _ => ")",
                 });
             }
-            Shape::Calls(backend) => {
-                // The OR form, not `(a, b) IN (VALUES ...)`: SQLite searches
-                // the call index for each term, but scans the table for the other.
-                sql.push_str(match backend {
-                    Backend::Sqlite => CALLS_PACKED,
-                    Backend::Postgres => "SELECT seq, kind, call_id, body, at_ms, session_id FROM tollgate_journal",
-                });
+            Shape::Calls => {
+                sql.push_str("SELECT seq, kind, call_id, body, at_ms, session_id FROM tollgate_journal");
                 sql.push_str(" WHERE ");
                 for k in 0..rows {
                     sql.push_str(if k > 0 { " OR (session_id = " } else { "(session_id = " });
@@ -209,14 +169,6 @@ pub(crate) enum Placeholders {
 }
 
 impl Placeholders {
-    /// The style `tx`'s database wants, numbering from 1.
-    pub(crate) fn of(tx: &TxInner) -> Placeholders {
-        match tx {
-            TxInner::Sqlite(_) => Placeholders::Anonymous,
-            TxInner::Postgres(_) => Placeholders::Numbered { next: 1 },
-        }
-    }
-
     fn push(&mut self, sql: &mut String) {
         match self {
             Placeholders::Numbered { next } => {
@@ -238,11 +190,6 @@ pub(crate) struct Statement<'a> {
 }
 
 impl<'a> Statement<'a> {
-    /// The SQL text, in `tx`'s placeholder style.
-    pub(crate) fn sql(&self, tx: &TxInner) -> String {
-        self.sql_with(Placeholders::of(tx))
-    }
-
     /// The SQL text, in the placeholder style given.
     pub(crate) fn sql_with(&self, mut placeholders: Placeholders) -> String {
         let mut sql = String::new();
@@ -342,7 +289,7 @@ mod tests {
         Shape::Sessions.write_sql(1, &mut Placeholders::Numbered { next: 1 }, &mut sql);
         assert!(sql.contains("($1, CAST($2 AS BIGINT), CAST($3 AS BIGINT), $4)"), "{sql}");
         let mut sql = String::new();
-        Shape::Calls(Backend::Sqlite).write_sql(2, &mut Placeholders::Anonymous, &mut sql);
+        Shape::Calls.write_sql(2, &mut Placeholders::Anonymous, &mut sql);
         assert!(sql.ends_with("WHERE (session_id = ? AND call_id = ?) OR (session_id = ? AND call_id = ?)"), "{sql}");
     }
 }

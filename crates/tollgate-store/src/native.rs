@@ -153,7 +153,7 @@ impl Native {
         connection.busy_timeout(Duration::ZERO)?;
         let mut pause = Duration::from_micros(100);
         let begun = loop {
-            match tx.connection()?.execute_batch("BEGIN IMMEDIATE") {
+            match run(tx.connection()?, "BEGIN IMMEDIATE") {
                 Err(rusqlite::Error::SqliteFailure(e, _))
                     if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_WAIT =>
                 {
@@ -176,7 +176,7 @@ impl Native {
         let held = Held { _turn: None, _permit: permit };
         let tx = NativeTx { connection: Some(connection), native: Arc::clone(self), held: Some(held) };
         if let Some(connection) = &tx.connection {
-            connection.execute_batch("BEGIN")?;
+            run(connection, "BEGIN")?;
         }
         Ok(tx)
     }
@@ -249,7 +249,7 @@ impl NativeTx {
                 return Err(StoreError::Read("the transaction has ended".to_owned()));
             };
             let outcome = write(&mut Writer { connection: &connection })
-                .and_then(|()| connection.execute_batch("COMMIT").map_err(StoreError::from));
+                .and_then(|()| run(&connection, "COMMIT").map_err(StoreError::from));
             if !connection.is_autocommit() {
                 // A failed write or COMMIT: nothing of it is kept. (A COMMIT
                 // that failed for a full disk was rolled back by SQLite
@@ -296,6 +296,12 @@ impl Writer<'_> {
         statement.raw_execute()?;
         Ok(())
     }
+}
+
+/// Runs a statement of no values and no rows, prepared once per connection
+/// (`execute_batch` would parse it every time).
+fn run(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.raw_execute().map(drop)
 }
 
 fn bind(statement: &mut rusqlite::CachedStatement<'_>, binds: &[Bind<'_>]) -> Result<(), StoreError> {

@@ -4,10 +4,10 @@
 //! as if they were written already.
 
 use crate::audit::{self, AuditRecord};
-use crate::batch::{self, Backend, Bind, Placeholders, Shape, bind_all};
+use crate::batch::{self, Bind, Placeholders, Shape, bind_all};
 use crate::{
     Checkpoint, JournalEntry, NewAudit, NewEntry, SELECT_CHECKPOINT, SELECT_JOURNAL_AFTER, SessionInfo, StoreError,
-    TxInner, checkpoint_row, journal_entry, packed, session_info,
+    TxInner, checkpoint_row, journal_entry, session_info,
 };
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -104,31 +104,31 @@ impl SessionTx {
         let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
-        let shape = if self.read_only {
-            Shape::ReadSessions(Backend::of(&self.inner))
-        } else {
-            Shape::LockSessions(Backend::of(&self.inner))
-        };
-        for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
-            let sql = statement.sql(&self.inner);
-            let rows = match &mut self.inner {
-                TxInner::Sqlite(c) => {
-                    let packed = c.row(&sql, statement.binds(), |row| row.get::<_, Option<String>>(0))?.flatten();
-                    unpack_sessions(packed.as_deref().unwrap_or_default())?
+        if let TxInner::Sqlite(c) = &mut self.inner {
+            // A prepared statement a row: microseconds each, no round trip.
+            for id in ids {
+                if let Some(locked) = c.row(SQLITE_SESSION, &[Bind::Text(id)], native_locked)? {
+                    self.sessions.insert(locked.info.id.clone(), locked);
                 }
-                TxInner::Postgres(c) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), statement.binds())
-                    .fetch_all(&mut **c)
-                    .await?
-                    .iter()
-                    .map(|row| -> Result<Locked, sqlx::Error> {
-                        Ok(Locked {
-                            info: session_info(row)?,
-                            audit: (row.try_get("audit_seq")?, row.try_get("audit_hash")?),
-                            dirty: false,
-                        })
+            }
+            return Ok(());
+        }
+        let shape = if self.read_only { Shape::ReadSessions } else { Shape::LockSessions };
+        for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
+            let sql = statement.sql_with(Placeholders::Numbered { next: 1 });
+            let TxInner::Postgres(c) = &mut self.inner else { break };
+            let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), statement.binds())
+                .fetch_all(&mut **c)
+                .await?
+                .iter()
+                .map(|row| -> Result<Locked, sqlx::Error> {
+                    Ok(Locked {
+                        info: session_info(row)?,
+                        audit: (row.try_get("audit_seq")?, row.try_get("audit_hash")?),
+                        dirty: false,
                     })
-                    .collect::<Result<Vec<_>, _>>()?,
-            };
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             for locked in rows {
                 self.sessions.insert(locked.info.id.clone(), locked);
             }
@@ -151,24 +151,21 @@ impl SessionTx {
         wanted.sort_unstable();
         wanted.dedup();
         let mut found: Vec<(String, JournalEntry)> = Vec::new();
-        let shape = Shape::Calls(Backend::of(&self.inner));
-        let statements = batch::statements(shape, &wanted, |(id, call), binds| {
+        if let TxInner::Sqlite(c) = &mut self.inner {
+            for (id, call) in &wanted {
+                let entries = c.rows(SQLITE_CALL, &[Bind::Text(id), Bind::Text(call)], native_entry)?;
+                found.extend(entries.into_iter().map(|entry| ((*id).to_owned(), entry)));
+            }
+        }
+        let statements = batch::statements(Shape::Calls, &wanted, |(id, call), binds| {
             binds.extend([Bind::Text(id), Bind::Text(call)]);
         });
         for statement in statements {
-            let sql = statement.sql(&self.inner);
-            match &mut self.inner {
-                TxInner::Sqlite(c) => {
-                    let packed = c.row(&sql, statement.binds(), |row| row.get::<_, Option<String>>(0))?.flatten();
-                    found.extend(unpack_entries(packed.as_deref().unwrap_or_default())?);
-                }
-                TxInner::Postgres(c) => {
-                    let sql = sqlx::AssertSqlSafe(sql);
-                    let rows = bind_all!(sqlx::query(sql), statement.binds()).fetch_all(&mut **c).await?;
-                    for row in &rows {
-                        found.push((row.try_get("session_id")?, journal_entry(row)?));
-                    }
-                }
+            let TxInner::Postgres(c) = &mut self.inner else { break };
+            let sql = sqlx::AssertSqlSafe(statement.sql_with(Placeholders::Numbered { next: 1 }));
+            let rows = bind_all!(sqlx::query(sql), statement.binds()).fetch_all(&mut **c).await?;
+            for row in &rows {
+                found.push((row.try_get("session_id")?, journal_entry(row)?));
             }
         }
         self.absorb_calls(&wanted, found);
@@ -176,75 +173,20 @@ impl SessionTx {
     }
 
     /// Locks the sessions `ids` ([`SessionTx::lock_all`]), looks up the
-    /// calls `pairs` ([`SessionTx::prefetch_calls`]) and reads the audit
-    /// head for the first append. On SQLite (where the writer lock is held
-    /// already) all of it is one statement instead of one per part of each
-    /// (rows are split in powers of two: 60 sessions took four). Not for
-    /// snapshots.
+    /// calls `pairs` ([`SessionTx::prefetch_calls`]) and, on SQLite (where
+    /// the writer lock is held already), reads the audit head for the first
+    /// append. Not for snapshots.
     pub async fn lock_and_prefetch(&mut self, ids: &[&str], pairs: &[(&str, &str)]) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly("a snapshot locks nothing".to_owned()));
         }
-        let TxInner::Sqlite(_) = &self.inner else {
-            self.lock_all(ids).await?;
-            return self.prefetch_calls(pairs).await;
-        };
-        let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut wanted: Vec<(&str, &str)> = pairs
-            .iter()
-            .copied()
-            .filter(|(id, call)| !self.calls.get(*id).is_some_and(|calls| calls.contains_key(*call)))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let sessions = batch::statements(Shape::LockSessions(Backend::Sqlite), &ids, |id, binds| {
-            binds.push(Bind::Text(id));
-        });
-        let calls = batch::statements(Shape::Calls(Backend::Sqlite), &wanted, |(id, call), binds| {
-            binds.extend([Bind::Text(id), Bind::Text(call)]);
-        });
-        let binds = sessions.iter().chain(&calls).map(|s| s.binds().len()).sum::<usize>();
-        if binds > batch::BINDS_MAX {
-            self.lock_all(&ids).await?;
-            return self.prefetch_calls(&wanted).await;
+        self.lock_all(ids).await?;
+        self.prefetch_calls(pairs).await?;
+        if let TxInner::Sqlite(_) = &self.inner
+            && self.head.is_none()
+        {
+            self.head_read = Some(audit::read_head(&mut self.inner).await?);
         }
-        // SELECT (sessions, part 1), ..., (calls, part 1), ..., head seq, head hash
-        let mut sql = String::from("SELECT ");
-        for statement in sessions.iter().chain(&calls) {
-            sql.push('(');
-            sql.push_str(&statement.sql(&self.inner));
-            sql.push_str("), ");
-        }
-        sql.push_str(
-            "(SELECT seq FROM tollgate_audit_head WHERE id = 1), (SELECT hash FROM tollgate_audit_head WHERE id = 1)",
-        );
-        let all_binds: Vec<Bind<'_>> = sessions.iter().chain(&calls).flat_map(|s| s.binds().iter().copied()).collect();
-        let TxInner::Sqlite(c) = &mut self.inner else { return Ok(()) };
-        let packs = sessions.len() + calls.len();
-        let read = c.row(&sql, &all_binds, |row| {
-            let texts = (0..packs).map(|column| row.get::<_, Option<String>>(column)).collect::<Result<Vec<_>, _>>()?;
-            Ok((texts, (row.get::<_, i64>(packs)?, row.get::<_, String>(packs + 1)?)))
-        })?;
-        let (texts, head) =
-            read.ok_or_else(|| StoreError::Damaged("the sessions and calls cannot be read back".to_owned()))?;
-        let (session_texts, call_texts) = texts.split_at(sessions.len());
-        for packed in session_texts {
-            for locked in unpack_sessions(packed.as_deref().unwrap_or_default())? {
-                self.sessions.insert(locked.info.id.clone(), locked);
-            }
-        }
-        let mut found = Vec::new();
-        for packed in call_texts {
-            found.extend(unpack_entries(packed.as_deref().unwrap_or_default())?);
-        }
-        self.head_read = Some(head);
-        // Calls of sessions that do not exist are not known to be absent:
-        // `lock` refuses those sessions anyway.
-        let sessions = &self.sessions;
-        wanted.retain(|(id, _)| sessions.contains_key(*id));
-        self.absorb_calls(&wanted, found);
         Ok(())
     }
 
@@ -475,6 +417,31 @@ impl Written {
     }
 }
 
+/// A session's row (SQLite, direct connection).
+const SQLITE_SESSION: &str = "SELECT id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, \
+                              last_seq, audit_seq, audit_hash FROM tollgate_sessions WHERE id = ?1";
+
+/// A call's journal entries, in order (SQLite, direct connection; the call index serves it).
+const SQLITE_CALL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                           WHERE session_id = ?1 AND call_id = ?2 ORDER BY seq";
+
+/// A session's row as read by [`SQLITE_SESSION`].
+fn native_locked(row: &rusqlite::Row<'_>) -> rusqlite::Result<Locked> {
+    Ok(Locked {
+        info: SessionInfo {
+            id: row.get(0)?,
+            workflow_hash: row.get(1)?,
+            workflow_name: row.get(2)?,
+            workflow_version: row.get(3)?,
+            parent_id: row.get(4)?,
+            created_ms: row.get(5)?,
+            last_seq: row.get(6)?,
+        },
+        audit: (row.get(7)?, row.get(8)?),
+        dirty: false,
+    })
+}
+
 /// A journal entry as read by [`crate::SELECT_JOURNAL_AFTER`] and the like
 /// (SQLite, direct connection).
 fn native_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
@@ -485,44 +452,4 @@ fn native_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
         body: row.get(3)?,
         at_ms: row.get(4)?,
     })
-}
-
-/// Sessions packed by [`batch::LOCK_SESSIONS_PACKED`].
-fn unpack_sessions(packed: &str) -> Result<Vec<Locked>, StoreError> {
-    let damaged = || StoreError::Damaged("a session row cannot be read back (a text is missing)".to_owned());
-    let mut out = Vec::new();
-    for (numbers, texts) in packed::records::<9, 5>(packed)? {
-        let [workflow_version, created_ms, last_seq, audit_seq, ..] = numbers;
-        let [id, workflow_hash, workflow_name, parent_id, audit_hash] = texts;
-        let text = |t: Option<&str>| t.map(str::to_owned).ok_or_else(damaged);
-        out.push(Locked {
-            info: SessionInfo {
-                id: text(id)?,
-                workflow_hash: text(workflow_hash)?,
-                workflow_name: text(workflow_name)?,
-                workflow_version,
-                parent_id: parent_id.map(str::to_owned),
-                created_ms,
-                last_seq,
-            },
-            audit: (audit_seq, text(audit_hash)?),
-            dirty: false,
-        });
-    }
-    Ok(out)
-}
-
-/// Journal entries and their sessions, packed by [`batch::CALLS_PACKED`].
-fn unpack_entries(packed: &str) -> Result<Vec<(String, JournalEntry)>, StoreError> {
-    let damaged = || StoreError::Damaged("a journal entry cannot be read back (a text is missing)".to_owned());
-    let mut out = Vec::new();
-    for (numbers, texts) in packed::records::<6, 4>(packed)? {
-        let [seq, at_ms, ..] = numbers;
-        let [session_id, kind, call_id, body] = texts;
-        let text = |t: Option<&str>| t.map(str::to_owned).ok_or_else(damaged);
-        let entry =
-            JournalEntry { seq, kind: text(kind)?, call_id: call_id.map(str::to_owned), body: text(body)?, at_ms };
-        out.push((text(session_id)?, entry));
-    }
-    Ok(out)
 }
