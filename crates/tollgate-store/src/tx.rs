@@ -264,7 +264,15 @@ impl SessionTx {
         const SQL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
                            WHERE session_id = $1 AND call_id = $2 AND kind = $3 ORDER BY seq LIMIT 1";
         let row = match &mut self.inner {
-            TxInner::Sqlite(c) => c.row(SQL, &[Bind::Text(id), Bind::Text(call_id), Bind::Text(kind)], native_entry)?,
+            TxInner::Sqlite(c) => {
+                // The first by `seq`, picked here: with `ORDER BY seq` SQLite
+                // walks the session's journal by its primary key instead of
+                // searching the call index.
+                const SQLITE: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                                      WHERE session_id = ?1 AND call_id = ?2 AND kind = ?3";
+                let entries = c.rows(SQLITE, &[Bind::Text(id), Bind::Text(call_id), Bind::Text(kind)], native_entry)?;
+                entries.into_iter().min_by_key(|entry| entry.seq)
+            }
             TxInner::Postgres(c) => {
                 let row = sqlx::query(SQL).bind(id).bind(call_id).bind(kind).fetch_optional(&mut **c).await?;
                 row.map(|row| journal_entry(&row)).transpose()?
@@ -421,9 +429,12 @@ impl Written {
 const SQLITE_SESSION: &str = "SELECT id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, \
                               last_seq, audit_seq, audit_hash FROM tollgate_sessions WHERE id = ?1";
 
-/// A call's journal entries, in order (SQLite, direct connection; the call index serves it).
+/// A call's journal entries (SQLite, direct connection), found through the
+/// call index. Not `ORDER BY seq`: SQLite would then walk the session's
+/// whole journal in the primary key's order instead (the entries are sorted
+/// after, `absorb_calls`).
 const SQLITE_CALL: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
-                           WHERE session_id = ?1 AND call_id = ?2 ORDER BY seq";
+                           WHERE session_id = ?1 AND call_id = ?2";
 
 /// A session's row as read by [`SQLITE_SESSION`].
 fn native_locked(row: &rusqlite::Row<'_>) -> rusqlite::Result<Locked> {
