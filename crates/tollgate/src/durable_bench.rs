@@ -130,7 +130,9 @@ impl RawCommit {
     async fn finish(self) -> Result<()> {
         match self {
             RawCommit::Sqlite(db, _) => db.execute_batch("DROP TABLE bench_raw")?,
-            RawCommit::Postgres(pool, _) => drop(sqlx::query("DROP TABLE bench_raw").execute(&pool).await?),
+            RawCommit::Postgres(pool, _) => {
+                sqlx::query("DROP TABLE bench_raw").execute(&pool).await?;
+            }
         }
         Ok(())
     }
