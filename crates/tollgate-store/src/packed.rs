@@ -1,10 +1,8 @@
-//! Rows packed into one: on SQLite, sqlx hands every row of a result from
-//! its worker thread to the caller on its own (a copied value per column
-//! and a hand-over between threads each), which was most of what locking a
-//! group's sessions and looking up its calls cost. Queries that return many
-//! small rows there instead return one text, `string_agg` of every row as
-//! `n1,n2,...,nk:` followed by its text fields, whose byte lengths are the
-//! last numbers of the header (-1: NULL).
+//! Rows packed into one: a query that returns many small rows returns one
+//! text instead, `string_agg` of every row as `n1,n2,...,nk:` followed by
+//! its text fields, whose byte lengths are the last numbers of the header
+//! (-1: NULL). `audit verify` on PostgreSQL reads the log this way, a chunk
+//! of records a row. (SQLite transactions read rows directly, `native.rs`.)
 
 use crate::StoreError;
 
