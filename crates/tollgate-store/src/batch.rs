@@ -7,9 +7,9 @@
 //!
 //! Row counts are split into powers of two (at most [`BINDS_MAX`] values a
 //! statement), so the statements' texts repeat and their prepared forms are
-//! reused from the connection's statement cache. On SQLite the statements
-//! run on the transaction's direct connection (`native.rs`), with `?`
-//! placeholders.
+//! reused from the connection's statement cache. (PostgreSQL only: SQLite
+//! transactions write one prepared statement a row on their direct
+//! connection, `tx.rs` / `native.rs`, which costs no round trip.)
 
 /// Bound values a statement (or an SQLite multi-statement query) holds at
 /// most: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32,766 since 3.32);
@@ -156,16 +156,10 @@ impl Shape {
     }
 }
 
-/// How placeholders are written: PostgreSQL needs `$1, $2, ...`; SQLite
-/// takes those too, but looks each name up in a list (sqlx asks for every
-/// parameter's name), so a statement of n numbered placeholders binds in
-/// O(n²) — most of a commit's time at a few thousand. Plain `?` binds in
-/// order, across the statements of a multi-statement query too.
+/// How placeholders are written: PostgreSQL's `$1, $2, ...`.
 pub(crate) enum Placeholders {
     /// `$1, $2, ...` from the next number.
     Numbered { next: usize },
-    /// `?`.
-    Anonymous,
 }
 
 impl Placeholders {
@@ -176,7 +170,6 @@ impl Placeholders {
                 let _ = write!(sql, "${next}");
                 *next += 1;
             }
-            Placeholders::Anonymous => sql.push('?'),
         }
     }
 }
@@ -281,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_are_numbered_or_anonymous() {
+    fn placeholders_are_numbered_in_order() {
         let mut sql = String::new();
         Shape::Checkpoints.write_sql(2, &mut Placeholders::Numbered { next: 5 }, &mut sql);
         assert!(sql.contains("($5, $6, $7), ($8, $9, $10) ON CONFLICT"), "{sql}");
@@ -289,7 +282,10 @@ mod tests {
         Shape::Sessions.write_sql(1, &mut Placeholders::Numbered { next: 1 }, &mut sql);
         assert!(sql.contains("($1, CAST($2 AS BIGINT), CAST($3 AS BIGINT), $4)"), "{sql}");
         let mut sql = String::new();
-        Shape::Calls.write_sql(2, &mut Placeholders::Anonymous, &mut sql);
-        assert!(sql.ends_with("WHERE (session_id = ? AND call_id = ?) OR (session_id = ? AND call_id = ?)"), "{sql}");
+        Shape::Calls.write_sql(2, &mut Placeholders::Numbered { next: 1 }, &mut sql);
+        assert!(
+            sql.ends_with("WHERE (session_id = $1 AND call_id = $2) OR (session_id = $3 AND call_id = $4)"),
+            "{sql}"
+        );
     }
 }

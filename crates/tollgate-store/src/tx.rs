@@ -351,15 +351,7 @@ impl SessionTx {
         dirty.sort_unstable_by(|a, b| a.info.id.cmp(&b.info.id));
         let written = Written { journal, audit, checkpoints: checkpoints.into_iter().collect(), dirty, head };
         match inner {
-            TxInner::Sqlite(tx) => {
-                tx.commit(move |writer| {
-                    for statement in written.statements() {
-                        writer.execute(&statement.sql_with(Placeholders::Anonymous), statement.binds())?;
-                    }
-                    Ok(())
-                })
-                .await
-            }
+            TxInner::Sqlite(tx) => tx.commit(move |writer| written.write_sqlite(writer)).await,
             TxInner::Postgres(mut tx) => {
                 batch::execute_postgres(&mut tx, &written.statements()).await?;
                 tx.commit().await?;
@@ -422,6 +414,57 @@ impl Written {
             b.extend([Bind::Int(*seq), Bind::Text(hash)]);
         }));
         statements
+    }
+}
+
+impl Written {
+    /// Writes it on SQLite: one prepared statement a row. On a direct
+    /// connection a statement costs no round trip, and these short ones
+    /// cost less than the multi-row forms (`UPDATE … FROM (VALUES …)`
+    /// above all).
+    fn write_sqlite(&self, writer: &mut crate::native::Writer<'_>) -> Result<(), StoreError> {
+        const JOURNAL: &str = "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+        const AUDIT: &str = "INSERT INTO tollgate_audit (seq, session_id, session_seq, kind, body, at_ms, prev_hash, \
+                             session_prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        const CHECKPOINT: &str = "INSERT INTO tollgate_checkpoints (session_id, seq, state) VALUES (?1, ?2, ?3) \
+                                  ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state";
+        const SESSION: &str =
+            "UPDATE tollgate_sessions SET last_seq = ?2, audit_seq = ?3, audit_hash = ?4 WHERE id = ?1";
+        const HEAD: &str = "UPDATE tollgate_audit_head SET seq = ?1, hash = ?2 WHERE id = 1";
+        for (id, e) in &self.journal {
+            let call = Bind::OptionalText(e.call_id.as_deref());
+            let binds =
+                [Bind::Text(id), Bind::Int(e.seq), Bind::Text(&e.kind), call, Bind::Text(&e.body), Bind::Int(e.at_ms)];
+            writer.execute(JOURNAL, &binds)?;
+        }
+        for r in &self.audit {
+            writer.execute(
+                AUDIT,
+                &[
+                    Bind::Int(r.seq),
+                    Bind::Text(&r.session_id),
+                    Bind::Int(r.session_seq),
+                    Bind::Text(&r.kind),
+                    Bind::Text(&r.body),
+                    Bind::Int(r.at_ms),
+                    Bind::Text(&r.prev_hash),
+                    Bind::Text(&r.session_prev_hash),
+                    Bind::Text(&r.hash),
+                ],
+            )?;
+        }
+        for (id, (seq, state)) in &self.checkpoints {
+            writer.execute(CHECKPOINT, &[Bind::Text(id), Bind::Int(*seq), Bind::Text(state)])?;
+        }
+        for l in &self.dirty {
+            let binds =
+                [Bind::Text(&l.info.id), Bind::Int(l.info.last_seq), Bind::Int(l.audit.0), Bind::Text(&l.audit.1)];
+            writer.execute(SESSION, &binds)?;
+        }
+        if let Some((seq, hash)) = &self.head {
+            writer.execute(HEAD, &[Bind::Int(*seq), Bind::Text(hash)])?;
+        }
+        Ok(())
     }
 }
 
