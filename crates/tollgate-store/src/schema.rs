@@ -7,11 +7,47 @@ use crate::{Store, StoreError, audit};
 use sqlx::Row;
 
 /// The newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-/// Migration steps; `MIGRATIONS[n]` takes the schema from version n to n+1.
-/// The SQL is the same on both backends.
-const MIGRATIONS: &[&[&str]] = &[&[
+/// One migration: its statements on both backends, then SQLite's own.
+struct Migration {
+    both: &'static [&'static str],
+    sqlite: &'static [&'static str],
+}
+
+/// Migrations; `MIGRATIONS[n]` takes the schema from version n to n+1.
+const MIGRATIONS: &[Migration] = &[
+    Migration { both: V1, sqlite: &[] },
+    // SQLite: the audit log keyed by its table's own row id. A `BIGINT
+    // PRIMARY KEY` is a second B-tree beside the table: every record written
+    // dirtied one more page (the commit's fsync grows with its pages), and
+    // verify read every record through it. The records are copied in order
+    // of their numbers, unchanged. (PostgreSQL: nothing to do.)
+    Migration {
+        both: &[],
+        sqlite: &[
+            "CREATE TABLE tollgate_audit_v2 (
+                seq INTEGER PRIMARY KEY,
+                session_id TEXT NOT NULL,
+                session_seq BIGINT NOT NULL,
+                kind TEXT NOT NULL,
+                body TEXT NOT NULL,
+                at_ms BIGINT NOT NULL,
+                prev_hash TEXT NOT NULL,
+                session_prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL
+            )",
+            "INSERT INTO tollgate_audit_v2 (seq, session_id, session_seq, kind, body, at_ms, prev_hash, \
+             session_prev_hash, hash) SELECT seq, session_id, session_seq, kind, body, at_ms, prev_hash, \
+             session_prev_hash, hash FROM tollgate_audit ORDER BY seq",
+            "DROP TABLE tollgate_audit",
+            "ALTER TABLE tollgate_audit_v2 RENAME TO tollgate_audit",
+        ],
+    },
+];
+
+/// Version 1, the same SQL on both backends.
+const V1: &[&str] = &[
     "CREATE TABLE tollgate_workflows (
         hash TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -60,11 +96,11 @@ const MIGRATIONS: &[&[&str]] = &[&[
         seq BIGINT NOT NULL,
         hash TEXT NOT NULL
     )",
-]];
+];
 
 /// Runs the missing steps inside the open transaction `$tx`, then commits.
 macro_rules! run_migrations {
-    ($tx:ident) => {{
+    ($tx:ident, $sqlite:expr) => {{
         sqlx::query("CREATE TABLE IF NOT EXISTS tollgate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             .execute(&mut *$tx)
             .await?;
@@ -78,8 +114,9 @@ macro_rules! run_migrations {
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema { found: version, supported: SCHEMA_VERSION });
         }
-        for (from, steps) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
-            for step in *steps {
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            let own: &[&str] = if $sqlite { migration.sqlite } else { &[] };
+            for step in migration.both.iter().chain(own) {
                 sqlx::query(*step).execute(&mut *$tx).await?;
             }
             if from == 0 {
@@ -105,13 +142,13 @@ pub(crate) async fn migrate(store: &Store) -> Result<(), StoreError> {
     match store {
         Store::Sqlite(crate::SqliteStore { pool, .. }) => {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            run_migrations!(tx);
+            run_migrations!(tx, true);
         }
         Store::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             // One migrating process at a time; the lock ends with the transaction.
             sqlx::query("SELECT pg_advisory_xact_lock(7461726)").execute(&mut *tx).await?;
-            run_migrations!(tx);
+            run_migrations!(tx, false);
         }
     }
     Ok(())

@@ -547,3 +547,57 @@ async fn a_closed_store_refuses_new_transactions() {
     })
     .await;
 }
+
+/// The `sql` SQLite keeps for the audit table, and the schema version.
+fn audit_table_and_version(path: &str) -> (String, String) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let sql = db.query_row("SELECT sql FROM sqlite_master WHERE name = 'tollgate_audit'", [], |r| r.get(0)).unwrap();
+    let version =
+        db.query_row("SELECT value FROM tollgate_meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap();
+    (sql, version)
+}
+
+/// SQLite: a store written under schema 1 (its audit log keyed by a
+/// `BIGINT PRIMARY KEY`, a second B-tree) opens migrated to the current
+/// schema: every record kept as it was, in order, the log verifies, the
+/// table is keyed by its row id, and writing goes on.
+#[tokio::test]
+async fn a_schema_1_store_is_migrated_keeping_every_record() {
+    let url = sqlite_url().unwrap();
+    let store = Store::open(&url).await.unwrap();
+    six_records(&store).await;
+    let before = store.audit_records(0, 100).await.unwrap();
+    assert_eq!(before.len(), 6);
+    store.close().await;
+    // Back to schema 1 by hand: the audit table as version 1 made it.
+    let db = rusqlite::Connection::open(&url).unwrap();
+    db.execute_batch(
+        "BEGIN;
+         CREATE TABLE v1 (seq BIGINT PRIMARY KEY, session_id TEXT NOT NULL, session_seq BIGINT NOT NULL,
+             kind TEXT NOT NULL, body TEXT NOT NULL, at_ms BIGINT NOT NULL, prev_hash TEXT NOT NULL,
+             session_prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+         INSERT INTO v1 SELECT * FROM tollgate_audit;
+         DROP TABLE tollgate_audit;
+         ALTER TABLE v1 RENAME TO tollgate_audit;
+         UPDATE tollgate_meta SET value = '1' WHERE key = 'schema_version';
+         COMMIT;",
+    )
+    .unwrap();
+    drop(db);
+    let (sql, version) = audit_table_and_version(&url);
+    assert!(sql.contains("seq BIGINT PRIMARY KEY"), "{sql}");
+    assert_eq!(version, "1");
+
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.audit_records(0, 100).await.unwrap(), before);
+    assert_eq!(store.verify_audit().await.unwrap().problem, None);
+    let mut tx = store.lock_session("s1").await.unwrap();
+    tx.append("s1", &[], &[audit("{\"after\":\"migration\"}")], None).await.unwrap();
+    tx.commit().await.unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!((report.records, report.problem), (7, None));
+    store.close().await;
+    let (sql, version) = audit_table_and_version(&url);
+    assert!(sql.contains("seq INTEGER PRIMARY KEY"), "{sql}");
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+}
