@@ -149,37 +149,62 @@ impl Native {
         let connection = self.connection()?;
         let held = Held { _turn: Some(turn), _permit: permit };
         let mut tx = NativeTx { connection: Some(connection), native: Arc::clone(self), held: Some(held) };
-        let connection = tx.connection()?;
-        connection.busy_timeout(Duration::ZERO)?;
-        let mut pause = Duration::from_micros(100);
-        let begun = loop {
-            match run(tx.connection()?, "BEGIN IMMEDIATE") {
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_WAIT =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(5));
-                }
-                other => break other,
-            }
-        };
-        tx.connection()?.busy_timeout(BUSY_WAIT)?;
-        begun?;
+        until_free(&mut tx, started, |connection| run(connection, "BEGIN IMMEDIATE")).await?;
         Ok(tx)
     }
 
     /// Opens a read transaction: its first read fixes the snapshot every
     /// later read sees; it locks nothing and waits for no writer (WAL).
     pub(crate) async fn begin_read(self: &Arc<Self>) -> Result<NativeTx, StoreError> {
+        let started = Instant::now();
         let permit = self.permit(tokio::time::Instant::now() + BUSY_WAIT).await?;
         let connection = self.connection()?;
         let held = Held { _turn: None, _permit: permit };
-        let tx = NativeTx { connection: Some(connection), native: Arc::clone(self), held: Some(held) };
-        if let Some(connection) = &tx.connection {
+        let mut tx = NativeTx { connection: Some(connection), native: Arc::clone(self), held: Some(held) };
+        // The snapshot is fixed here, by a first read: the one read that can
+        // find the database busy (a WAL being recovered after a crash) is
+        // waited for on the timer, not in SQLite's busy handler on this thread.
+        until_free(&mut tx, started, |connection| {
             run(connection, "BEGIN")?;
-        }
+            let read =
+                connection.prepare_cached("SELECT seq FROM tollgate_audit_head WHERE id = 1").and_then(|mut s| {
+                    let mut rows = s.raw_query();
+                    rows.next().map(drop)
+                });
+            if read.is_err() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            read
+        })
+        .await?;
         Ok(tx)
     }
+}
+
+/// Runs `attempt` on `tx`'s connection with SQLite's busy timeout off, and
+/// again on a timer while it finds the database busy (another process's
+/// writer lock, a WAL being recovered), until [`BUSY_WAIT`] after `started`:
+/// the async thread is free meanwhile.
+async fn until_free(
+    tx: &mut NativeTx,
+    started: Instant,
+    mut attempt: impl FnMut(&Connection) -> rusqlite::Result<()>,
+) -> Result<(), StoreError> {
+    tx.connection()?.busy_timeout(Duration::ZERO)?;
+    let mut pause = Duration::from_micros(100);
+    let done = loop {
+        match attempt(tx.connection()?) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_WAIT =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+            other => break other,
+        }
+    };
+    tx.connection()?.busy_timeout(BUSY_WAIT)?;
+    Ok(done?)
 }
 
 /// An open transaction on a direct connection. Dropped without
