@@ -387,17 +387,7 @@ impl Written {
             ]);
         });
         statements.extend(batch::statements(Shape::Audit, &self.audit, |r, b| {
-            b.extend([
-                Bind::Int(r.seq),
-                Bind::Text(&r.session_id),
-                Bind::Int(r.session_seq),
-                Bind::Text(&r.kind),
-                Bind::Text(&r.body),
-                Bind::Int(r.at_ms),
-                Bind::Text(&r.prev_hash),
-                Bind::Text(&r.session_prev_hash),
-                Bind::Text(&r.hash),
-            ]);
+            b.extend(audit_binds(r));
         }));
         statements.extend(batch::statements(Shape::Checkpoints, &self.checkpoints, |(id, (seq, state)), b| {
             b.extend([Bind::Text(id), Bind::Int(*seq), Bind::Text(state)]);
@@ -438,20 +428,7 @@ impl Written {
             writer.execute(JOURNAL, &binds)?;
         }
         for r in &self.audit {
-            writer.execute(
-                AUDIT,
-                &[
-                    Bind::Int(r.seq),
-                    Bind::Text(&r.session_id),
-                    Bind::Int(r.session_seq),
-                    Bind::Text(&r.kind),
-                    Bind::Text(&r.body),
-                    Bind::Int(r.at_ms),
-                    Bind::Text(&r.prev_hash),
-                    Bind::Text(&r.session_prev_hash),
-                    Bind::Text(&r.hash),
-                ],
-            )?;
+            writer.execute(AUDIT, &audit_binds(r))?;
         }
         for (id, (seq, state)) in &self.checkpoints {
             writer.execute(CHECKPOINT, &[Bind::Text(id), Bind::Int(*seq), Bind::Text(state)])?;
@@ -466,6 +443,21 @@ impl Written {
         }
         Ok(())
     }
+}
+
+/// An audit record's values, in its table's column order.
+fn audit_binds(r: &AuditRecord) -> [Bind<'_>; 9] {
+    [
+        Bind::Int(r.seq),
+        Bind::Text(&r.session_id),
+        Bind::Int(r.session_seq),
+        Bind::Text(&r.kind),
+        Bind::Text(&r.body),
+        Bind::Int(r.at_ms),
+        Bind::Text(&r.prev_hash),
+        Bind::Text(&r.session_prev_hash),
+        Bind::Text(&r.hash),
+    ]
 }
 
 /// A session's row (SQLite, direct connection).
