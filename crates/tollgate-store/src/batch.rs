@@ -62,8 +62,8 @@ impl Shape {
     /// Rows a statement holds at most, apart from the bind limit.
     fn rows_max(self) -> usize {
         match self {
-            // SQLite parses `a OR b OR ...` as a tree as deep as it is
-            // long, and refuses trees deeper than 1,000.
+            // `a OR b OR ...` parses as a tree as deep as it is long:
+            // kept shallow (SQLite refused past 1,000 when it used this too).
             Shape::Calls => 256,
             _ => usize::MAX,
         }

@@ -28,8 +28,6 @@ pub struct SessionTx {
     current: Option<String>,
     /// The global audit chain's head, once read under lock (written back at commit).
     head: Option<(i64, String)>,
-    /// The head as read with the group's sessions (SQLite), for the first append.
-    head_read: Option<(i64, String)>,
     /// What was appended, to be written at commit.
     pending: Pending,
     /// For (session, call id) pairs looked up in one go: every journal entry
@@ -68,7 +66,6 @@ impl SessionTx {
             sessions: HashMap::new(),
             current: None,
             head: None,
-            head_read: None,
             pending: Pending::default(),
             calls: HashMap::new(),
             read_only: false,
@@ -104,19 +101,21 @@ impl SessionTx {
         let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
-        if let TxInner::Sqlite(c) = &mut self.inner {
-            // A prepared statement a row: microseconds each, no round trip.
-            for id in ids {
-                if let Some(locked) = c.row(SQLITE_SESSION, &[Bind::Text(id)], native_locked)? {
-                    self.sessions.insert(locked.info.id.clone(), locked);
+        let c = match &mut self.inner {
+            TxInner::Sqlite(c) => {
+                // A prepared statement a row: microseconds each, no round trip.
+                for id in ids {
+                    if let Some(locked) = c.row(SQLITE_SESSION, &[Bind::Text(id)], native_locked)? {
+                        self.sessions.insert(locked.info.id.clone(), locked);
+                    }
                 }
+                return Ok(());
             }
-            return Ok(());
-        }
+            TxInner::Postgres(c) => c,
+        };
         let shape = if self.read_only { Shape::ReadSessions } else { Shape::LockSessions };
         for statement in batch::statements(shape, &ids, |id, binds| binds.push(Bind::Text(id))) {
             let sql = statement.sql_with(Placeholders::Numbered { next: 1 });
-            let TxInner::Postgres(c) = &mut self.inner else { break };
             let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), statement.binds())
                 .fetch_all(&mut **c)
                 .await?
@@ -151,43 +150,38 @@ impl SessionTx {
         wanted.sort_unstable();
         wanted.dedup();
         let mut found: Vec<(String, JournalEntry)> = Vec::new();
-        if let TxInner::Sqlite(c) = &mut self.inner {
-            for (id, call) in &wanted {
-                let entries = c.rows(SQLITE_CALL, &[Bind::Text(id), Bind::Text(call)], native_entry)?;
-                found.extend(entries.into_iter().map(|entry| ((*id).to_owned(), entry)));
+        match &mut self.inner {
+            TxInner::Sqlite(c) => {
+                for (id, call) in &wanted {
+                    let entries = c.rows(SQLITE_CALL, &[Bind::Text(id), Bind::Text(call)], native_entry)?;
+                    found.extend(entries.into_iter().map(|entry| ((*id).to_owned(), entry)));
+                }
             }
-        }
-        let statements = batch::statements(Shape::Calls, &wanted, |(id, call), binds| {
-            binds.extend([Bind::Text(id), Bind::Text(call)]);
-        });
-        for statement in statements {
-            let TxInner::Postgres(c) = &mut self.inner else { break };
-            let sql = sqlx::AssertSqlSafe(statement.sql_with(Placeholders::Numbered { next: 1 }));
-            let rows = bind_all!(sqlx::query(sql), statement.binds()).fetch_all(&mut **c).await?;
-            for row in &rows {
-                found.push((row.try_get("session_id")?, journal_entry(row)?));
+            TxInner::Postgres(c) => {
+                let statements = batch::statements(Shape::Calls, &wanted, |(id, call), binds| {
+                    binds.extend([Bind::Text(id), Bind::Text(call)]);
+                });
+                for statement in statements {
+                    let sql = sqlx::AssertSqlSafe(statement.sql_with(Placeholders::Numbered { next: 1 }));
+                    let rows = bind_all!(sqlx::query(sql), statement.binds()).fetch_all(&mut **c).await?;
+                    for row in &rows {
+                        found.push((row.try_get("session_id")?, journal_entry(row)?));
+                    }
+                }
             }
         }
         self.absorb_calls(&wanted, found);
         Ok(())
     }
 
-    /// Locks the sessions `ids` ([`SessionTx::lock_all`]), looks up the
-    /// calls `pairs` ([`SessionTx::prefetch_calls`]) and, on SQLite (where
-    /// the writer lock is held already), reads the audit head for the first
-    /// append. Not for snapshots.
+    /// Locks the sessions `ids` ([`SessionTx::lock_all`]) and looks up the
+    /// calls `pairs` ([`SessionTx::prefetch_calls`]). Not for snapshots.
     pub async fn lock_and_prefetch(&mut self, ids: &[&str], pairs: &[(&str, &str)]) -> Result<(), StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly("a snapshot locks nothing".to_owned()));
         }
         self.lock_all(ids).await?;
-        self.prefetch_calls(pairs).await?;
-        if let TxInner::Sqlite(_) = &self.inner
-            && self.head.is_none()
-        {
-            self.head_read = Some(audit::read_head(&mut self.inner).await?);
-        }
-        Ok(())
+        self.prefetch_calls(pairs).await
     }
 
     /// Takes in the entries `found` for the (session, call) pairs `wanted`,
@@ -307,10 +301,7 @@ impl SessionTx {
         let locked = self.locked(id)?;
         let (mut seq, mut session_audit) = (locked.info.last_seq, locked.audit.clone());
         if !audits.is_empty() && self.head.is_none() {
-            self.head = Some(match self.head_read.take() {
-                Some(head) => head,
-                None => audit::read_head(&mut self.inner).await?,
-            });
+            self.head = Some(audit::read_head(&mut self.inner).await?);
         }
         for new in entries {
             seq += 1;
@@ -376,38 +367,15 @@ impl Written {
     /// The multi-row statements that write it: journal entries, audit
     /// records, checkpoints, the changed session rows and the audit head.
     fn statements(&self) -> Vec<batch::Statement<'_>> {
-        let mut statements = batch::statements(Shape::Journal, &self.journal, |(id, e), b| {
-            b.extend([
-                Bind::Text(id),
-                Bind::Int(e.seq),
-                Bind::Text(&e.kind),
-                Bind::OptionalText(e.call_id.as_deref()),
-                Bind::Text(&e.body),
-                Bind::Int(e.at_ms),
-            ]);
-        });
-        statements.extend(batch::statements(Shape::Audit, &self.audit, |r, b| {
-            b.extend(audit_binds(r));
-        }));
-        statements.extend(batch::statements(Shape::Checkpoints, &self.checkpoints, |(id, (seq, state)), b| {
-            b.extend([Bind::Text(id), Bind::Int(*seq), Bind::Text(state)]);
-        }));
-        statements.extend(batch::statements(Shape::Sessions, &self.dirty, |l, b| {
-            b.extend([
-                Bind::Text(&l.info.id),
-                Bind::Int(l.info.last_seq),
-                Bind::Int(l.audit.0),
-                Bind::Text(&l.audit.1),
-            ]);
-        }));
-        statements.extend(batch::statements(Shape::Head, self.head.as_slice(), |(seq, hash), b| {
-            b.extend([Bind::Int(*seq), Bind::Text(hash)]);
-        }));
+        let mut statements = batch::statements(Shape::Journal, &self.journal, |e, b| b.extend(journal_binds(e)));
+        statements.extend(batch::statements(Shape::Audit, &self.audit, |r, b| b.extend(audit_binds(r))));
+        statements
+            .extend(batch::statements(Shape::Checkpoints, &self.checkpoints, |c, b| b.extend(checkpoint_binds(c))));
+        statements.extend(batch::statements(Shape::Sessions, &self.dirty, |l, b| b.extend(session_binds(l))));
+        statements.extend(batch::statements(Shape::Head, self.head.as_slice(), |h, b| b.extend(head_binds(h))));
         statements
     }
-}
 
-impl Written {
     /// Writes it on SQLite: one prepared statement a row. On a direct
     /// connection a statement costs no round trip, and these short ones
     /// cost less than the multi-row forms (`UPDATE … FROM (VALUES …)`
@@ -421,28 +389,47 @@ impl Written {
         const SESSION: &str =
             "UPDATE tollgate_sessions SET last_seq = ?2, audit_seq = ?3, audit_hash = ?4 WHERE id = ?1";
         const HEAD: &str = "UPDATE tollgate_audit_head SET seq = ?1, hash = ?2 WHERE id = 1";
-        for (id, e) in &self.journal {
-            let call = Bind::OptionalText(e.call_id.as_deref());
-            let binds =
-                [Bind::Text(id), Bind::Int(e.seq), Bind::Text(&e.kind), call, Bind::Text(&e.body), Bind::Int(e.at_ms)];
-            writer.execute(JOURNAL, &binds)?;
+        for e in &self.journal {
+            writer.execute(JOURNAL, &journal_binds(e))?;
         }
         for r in &self.audit {
             writer.execute(AUDIT, &audit_binds(r))?;
         }
-        for (id, (seq, state)) in &self.checkpoints {
-            writer.execute(CHECKPOINT, &[Bind::Text(id), Bind::Int(*seq), Bind::Text(state)])?;
+        for c in &self.checkpoints {
+            writer.execute(CHECKPOINT, &checkpoint_binds(c))?;
         }
         for l in &self.dirty {
-            let binds =
-                [Bind::Text(&l.info.id), Bind::Int(l.info.last_seq), Bind::Int(l.audit.0), Bind::Text(&l.audit.1)];
-            writer.execute(SESSION, &binds)?;
+            writer.execute(SESSION, &session_binds(l))?;
         }
-        if let Some((seq, hash)) = &self.head {
-            writer.execute(HEAD, &[Bind::Int(*seq), Bind::Text(hash)])?;
+        if let Some(h) = &self.head {
+            writer.execute(HEAD, &head_binds(h))?;
         }
         Ok(())
     }
+}
+
+// A written row's values, in the column order of its statements (the
+// multi-row ones of `batch.rs` and SQLite's one-row ones alike).
+
+/// A journal entry's values, with its session.
+fn journal_binds((id, e): &(String, JournalEntry)) -> [Bind<'_>; 6] {
+    let call = Bind::OptionalText(e.call_id.as_deref());
+    [Bind::Text(id), Bind::Int(e.seq), Bind::Text(&e.kind), call, Bind::Text(&e.body), Bind::Int(e.at_ms)]
+}
+
+/// A checkpoint's values: session, seq, state.
+fn checkpoint_binds((id, (seq, state)): &(String, (i64, String))) -> [Bind<'_>; 3] {
+    [Bind::Text(id), Bind::Int(*seq), Bind::Text(state)]
+}
+
+/// A changed session row's values: id, last seq, audit chain position.
+fn session_binds(l: &Locked) -> [Bind<'_>; 4] {
+    [Bind::Text(&l.info.id), Bind::Int(l.info.last_seq), Bind::Int(l.audit.0), Bind::Text(&l.audit.1)]
+}
+
+/// The audit head's values: seq, hash.
+fn head_binds((seq, hash): &(i64, String)) -> [Bind<'_>; 2] {
+    [Bind::Int(*seq), Bind::Text(hash)]
 }
 
 /// An audit record's values, in its table's column order.

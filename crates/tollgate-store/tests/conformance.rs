@@ -409,13 +409,12 @@ async fn appends_beyond_one_statements_bind_limit_are_written_whole_and_verify()
     .await;
 }
 
-/// Locking a group's sessions, looking up its calls and reading the audit
-/// head in one go (one statement on SQLite) leaves the transaction as the
-/// separate calls would: every session locked, every call known, the chains
-/// continued where they ended; a session that does not exist is refused
-/// when it is locked.
+/// Locking a group's sessions and looking up its calls in one go leaves the
+/// transaction as the separate calls would: every session locked, every
+/// call known, the chains continued where they ended; a session that does
+/// not exist is refused when it is locked.
 #[tokio::test]
-async fn sessions_calls_and_head_read_in_one_go_behave_as_read_apart() {
+async fn sessions_and_calls_read_in_one_go_behave_as_read_apart() {
     on_both(|store| async move {
         six_records(&store).await;
         let mut tx = store.lock_session("s1").await.unwrap();
