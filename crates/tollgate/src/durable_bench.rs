@@ -85,12 +85,19 @@ enum RawCommit {
     Postgres(sqlx::PgPool, i64),
 }
 
+/// A connection of its own to the store's SQLite file, committing as the
+/// store's do (WAL, `synchronous=FULL`).
+fn open_beside(pool: &sqlx::SqlitePool) -> Result<rusqlite::Connection> {
+    let db = rusqlite::Connection::open(pool.connect_options().get_filename())?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    Ok(db)
+}
+
 impl RawCommit {
     async fn open(store: &Store) -> Result<RawCommit> {
         Ok(match store {
             Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) => {
-                let db = rusqlite::Connection::open(pool.connect_options().get_filename())?;
-                db.pragma_update(None, "synchronous", "FULL")?;
+                let db = open_beside(pool)?;
                 db.execute_batch("DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (n BIGINT, body TEXT)")?;
                 RawCommit::Sqlite(db, 0)
             }
@@ -503,14 +510,12 @@ async fn store_floor(engine: &Engine, workflow: &WorkflowHandle, tag: &str) -> R
 /// session's entries again. Each commit appends 64 rows (one a session, the
 /// text `body` of a real decision, a hash) to one table with one index, on
 /// (session, number); nothing else: no audit copy, no session rows, no
-/// checkpoints, no call lookup. Decisions per second, median commit.
+/// checkpoints, no call lookup. Decisions per second, over every commit.
 async fn disk_floor(store: &Store, tag: &str, body: String) -> Result<Option<f64>> {
     let Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) = store else { return Ok(None) };
-    let path = pool.connect_options().get_filename().to_owned();
+    let db = open_beside(pool)?;
     let sessions: Vec<String> = (0..64).map(|n| format!("{tag}-f{n}")).collect();
     let group = tokio::task::spawn_blocking(move || -> Result<Duration> {
-        let db = rusqlite::Connection::open(path)?;
-        db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(
             "DROP TABLE IF EXISTS bench_floor; CREATE TABLE bench_floor (seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL, n BIGINT NOT NULL, \
              body TEXT NOT NULL, hash TEXT NOT NULL); CREATE INDEX bench_floor_session ON bench_floor (session_id, n)",
