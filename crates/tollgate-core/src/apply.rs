@@ -275,6 +275,11 @@ fn reserve(
             .and_then(|v| v.as_f64())
             .filter(|v| v.is_finite())
             .unwrap_or(0.0);
+        // INVARIANT: `decide` blocks a call whose key cannot be computed, and
+        // rules read keys through the same `key_text`, so an allowed call's
+        // key is always here. A call allowed without one (a journal written
+        // before keys were checked) counts in the total only: no rule can
+        // read an uncomputable key, so no per-key limit reads it as 0.
         let key = aggregate.by.as_ref().and_then(|by| evaluator.key_text(by.expr()).ok()).map(|k| k.into_owned());
         if let Some(totals) = state.aggregates.get_mut(index) {
             totals.total += amount;
@@ -442,7 +447,14 @@ fn establish(
         Ok(None) => return None,
         Err(reason) => return not_recorded(reason),
     };
-    let key = decl.key_field.as_deref().and_then(|k| fields.get(k)).map(Value::to_key_text);
+    let key = match decl.key_field.as_deref() {
+        None => None,
+        Some(field) => match fields.get(field).map(Value::key) {
+            Some(Ok(key)) => Some(key),
+            Some(Err(why)) => return not_recorded(format!("its key field {field}: {why}")),
+            None => return not_recorded(format!("its key field {field} is missing")),
+        },
+    };
     put(workflow, state, mapping.fact, key, Value::Map(Arc::new(fields)))
 }
 

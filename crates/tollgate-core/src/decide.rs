@@ -275,8 +275,9 @@ fn checks(workflow: &Workflow, tool: &Tool, evaluator: &mut Evaluator<'_>) -> Op
             }),
         }
     }
-    // An aggregate this call feeds must be computable, or the limit it
-    // guards could be bypassed.
+    // An aggregate this call feeds must be computable, amount and key, or
+    // the limit it guards could be bypassed: an amount reserved under no key
+    // is one a rule reading the key never sees.
     for aggregate in workflow.aggregates.iter().filter(|a| a.tool == tool.id) {
         let sum = evaluator.evaluate(aggregate.sum.expr());
         if !matches!(sum, Ok(ref v) if v.as_f64().is_some_and(f64::is_finite)) {
@@ -286,6 +287,18 @@ fn checks(workflow: &Workflow, tool: &Tool, evaluator: &mut Evaluator<'_>) -> Op
                     "the amount for '{}' ({}) is not a finite number",
                     aggregate.name,
                     aggregate.sum.source()
+                ),
+            });
+        }
+        if let Some(by) = &aggregate.by
+            && let Err(error) = evaluator.key_text(by.expr())
+        {
+            reasons.push(Reason {
+                rule_id: format!("aggregate.{}", aggregate.name),
+                message: format!(
+                    "the key for '{}' ({}) cannot be computed, so the call is blocked: {error}",
+                    aggregate.name,
+                    by.source()
                 ),
             });
         }

@@ -144,6 +144,23 @@ impl Value {
         out
     }
 
+    /// The text this value is known by as a key (of a fact instance, a gate's
+    /// lookup, an aggregate's per-key total), or why it cannot be one: null,
+    /// a list, a map and a non-finite number name nothing.
+    ///
+    /// INVARIANT: every key is made here (the evaluator's `key_text` only
+    /// borrows a string argument instead of copying it), so what is written
+    /// under a key is what a rule reads under it, and a result saying
+    /// `"id": null` can never stand for the string `"null"`.
+    pub fn key(&self) -> Result<String, &'static str> {
+        match self {
+            Value::Null => Err("the key is null"),
+            Value::List(_) | Value::Map(_) => Err("the key is a list or map, not a single value"),
+            Value::Double(d) if !d.is_finite() => Err("the key is not a finite number"),
+            value => Ok(value.to_key_text()),
+        }
+    }
+
     /// Appends [`Value::to_key_text`] to `out` without a separate allocation.
     pub fn write_key_text(&self, out: &mut String) {
         use std::fmt::Write;

@@ -293,3 +293,58 @@ fn an_escalation_quotes_the_agents_summary_beside_the_one_compiled_from_the_sess
     // An empty summary is no summary: the compiled one stands alone.
     assert_eq!(handoff(&refund.with_summary("   ")).conversation_summary, compiled);
 }
+
+/// The invoice workflow of the fail-open report: a payment limit per invoice,
+/// keyed by an argument the schema lets be null.
+const NULLABLE_INVOICE: &str = r#"
+[workflow]
+name = "invoices"
+version = 1
+
+[aggregates.paid]
+tool = "pay"
+sum = "args.amount"
+by = "args.invoice"
+
+[tools.pay]
+side_effect = true
+args = { type = "object", required = ["amount"], properties = { invoice = INVOICE, amount = { type = "number" } } }
+
+[[tools.pay.checks]]
+rule = "paid(args.invoice) + args.amount <= 100.0"
+message = "payments on invoice {args.invoice} would exceed 100"
+"#;
+
+#[test]
+fn regression_an_aggregate_key_that_is_null_or_missing_blocks_instead_of_resetting_the_limit() {
+    let nullable = NULLABLE_INVOICE.replace("INVOICE", r#"{ type = ["string", "null"] }"#);
+    let workflow = compile(&nullable, "invoices.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    // Any JSON at all: the wrong types reach the key too.
+    let untyped =
+        compile(&NULLABLE_INVOICE.replace("INVOICE", "{}"), "untyped.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    for (label, workflow, args) in [
+        ("null", &workflow, json!({"invoice": null, "amount": 90.0})),
+        ("missing", &workflow, json!({"amount": 90.0})),
+        ("null, untyped", &untyped, json!({"invoice": null, "amount": 90.0})),
+        ("a list", &untyped, json!({"invoice": ["a"], "amount": 90.0})),
+        ("an object", &untyped, json!({"invoice": {"id": "a"}, "amount": 90.0})),
+    ] {
+        let mut session = Session::new(workflow);
+        for attempt in 0..3 {
+            let decision = session.call(&format!("p{attempt}"), "pay", args.clone());
+            let Decision::Block(blocked) = &decision else {
+                panic!("a payment whose invoice is {label} was not blocked (attempt {attempt}): {decision:?}")
+            };
+            assert!(
+                blocked.reasons.iter().any(|r| r.rule_id == "aggregate.paid" && r.message.contains("args.invoice")),
+                "the block names the aggregate and its key ({label}): {:?}",
+                blocked.reasons
+            );
+        }
+    }
+    // A real key still counts: 90 then 20 on one invoice is over the limit.
+    let mut session = Session::new(&workflow);
+    assert_eq!(session.call("a", "pay", json!({"invoice": "I-1", "amount": 90.0})).verdict(), Verdict::Allow);
+    assert_eq!(session.call("b", "pay", json!({"invoice": "I-1", "amount": 20.0})).verdict(), Verdict::Block);
+    assert_eq!(session.call("c", "pay", json!({"invoice": "I-2", "amount": 20.0})).verdict(), Verdict::Allow);
+}

@@ -224,3 +224,49 @@ fn the_workflow_name_is_a_line_of_text() {
     assert_eq!(tollgate_core::workflow_name_problem(&"n".repeat(128)), None);
     assert_eq!(tollgate_core::workflow_name_problem("support-refunds"), None);
 }
+
+#[test]
+fn keys_that_can_be_null_or_missing_are_warned_about_with_their_place() {
+    let text = format!(
+        "{HEADER}[facts.order]\nkey = \"id\"\nfields = {{ id = \"string\" }}\n\
+         [aggregates.paid]\ntool = \"pay\"\nsum = \"args.amount\"\nby = \"args.invoice\"\n\
+         [tools.lookup]\nargs = {{ type = \"object\", required = [\"id\"], properties = {{ id = {{ type = \"string\" }} }} }}\n\
+         [[tools.lookup.establishes]]\nfact = \"order\"\nfields = {{ id = \"result.id\" }}\n\
+         [tools.pay]\nrequires = [\"order[args.order_id]\"]\n\
+         args = {{ type = \"object\", required = [\"amount\", \"invoice\"], properties = {{ amount = {{ type = \"number\" }}, \
+         invoice = {{ type = [\"string\", \"null\"] }}, order_id = {{ type = \"string\" }} }} }}\n"
+    );
+    let workflow = compile(&text, "w.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let warnings: Vec<String> = workflow.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.starts_with("w.toml:10:6: aggregate 'paid' is keyed by args.invoice")
+            && w.contains("args.invoice may be null")
+            && w.ends_with("blocked by aggregate.paid")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("gate 'order[args.order_id]'")
+            && w.contains("args.order_id may be missing")
+            && w.ends_with("blocked by pay.requires.1")),
+        "{warnings:?}"
+    );
+    // Required and typed as a single value: nothing to warn about.
+    let fixed = text
+        .replace("invoice = {{ type = [\"string\", \"null\"] }}", "invoice = { type = \"string\" }")
+        .replace("invoice = { type = [\"string\", \"null\"] }", "invoice = { type = \"string\" }")
+        .replace("required = [\"amount\", \"invoice\"]", "required = [\"amount\", \"invoice\", \"order_id\"]");
+    let workflow = compile(&fixed, "w.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    assert!(workflow.warnings().is_empty(), "{:?}", workflow.warnings());
+    // The shipped workflows key only by required, typed arguments.
+    for (name, text) in [
+        ("support-refunds", include_str!("../../../examples/support-refunds.toml")),
+        ("tau2-retail", include_str!("../../../examples/tau2-retail.toml")),
+        ("tau2-airline", include_str!("../../../examples/tau2-airline.toml")),
+        ("tau2-telecom", include_str!("../../../examples/tau2-telecom.toml")),
+        ("multi-concern", include_str!("../../../examples/multi-concern.toml")),
+    ] {
+        let workflow = compile(text, name).unwrap_or_else(|p| panic!("{p:?}"));
+        assert!(workflow.warnings().is_empty(), "{name}: {:?}", workflow.warnings());
+    }
+}

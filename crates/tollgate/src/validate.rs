@@ -36,7 +36,12 @@ pub fn run(files: &[std::path::PathBuf]) -> Result<ExitCode> {
                 println!("{}: {problem}", path.display());
                 println!("{}: 1 problem(s)", path.display());
             }
-            Ok(workflow) => print!("{}", summary(&workflow)),
+            Ok(workflow) => {
+                print!("{}", summary(&workflow));
+                for warning in workflow.warnings() {
+                    println!("{}:{}:{}: warning: {}", warning.file, warning.line, warning.column, warning.message);
+                }
+            }
             Err(problems) => {
                 failed = true;
                 for problem in &problems {

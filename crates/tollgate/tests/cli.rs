@@ -73,6 +73,28 @@ fn validate_reports_problems_with_positions_and_fails() {
 }
 
 #[test]
+fn validate_warns_where_a_key_can_be_null_and_still_passes() {
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("invoices.toml");
+    let text = "[workflow]\nname = \"invoices\"\nversion = 1\n\
+                [aggregates.paid]\ntool = \"pay\"\nsum = \"args.amount\"\nby = \"args.invoice\"\n\
+                [tools.pay]\nargs = { type = \"object\", required = [\"amount\", \"invoice\"], \
+                properties = { amount = { type = \"number\" }, invoice = { type = [\"string\", \"null\"] } } }\n";
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let path_text = path.display().to_string();
+    let output = tollgate(&["validate", &path_text]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{path_text}:7:6: warning: aggregate 'paid' is keyed by args.invoice, which cannot always be computed"
+        )) && out.contains("blocked by aggregate.paid"),
+        "{out}"
+    );
+}
+
+#[test]
 fn run_prints_one_decision_per_call_from_stdin() {
     let mut child = command()
         .args(["run", "--workflow", "examples/support-refunds.toml", "-"])

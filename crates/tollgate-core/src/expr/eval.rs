@@ -91,13 +91,13 @@ impl<'a> Evaluator<'a> {
                 None => false,
             })),
             Expr::CaseAggregateBy(index, key) => {
-                let key = self.aggregate_key(key)?;
+                let key = self.key_text(key)?;
                 Ok(Value::Double(
                     self.bindings.session.aggregate_by(*index, &key) + self.bindings.case.by(*index, &key),
                 ))
             }
             Expr::AggregateBy(index, key) => {
-                let key = self.aggregate_key(key)?;
+                let key = self.key_text(key)?;
                 Ok(Value::Double(self.bindings.session.aggregate_by(*index, &key)))
             }
             Expr::Select(target, field) => self.select(target, field),
@@ -201,24 +201,19 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Evaluates a key (of a keyed fact or an aggregate) to its text.
+    /// Evaluates a key (of a keyed fact, a gate or an aggregate) to its text.
+    ///
+    /// Used for writing (`apply` reserving an amount under its aggregate
+    /// key) and for reading (`<aggregate>(key)`, a gate's lookup), so what is
+    /// counted under a key is what a rule reads under it. A key that cannot
+    /// be computed (null, missing, a list or map, a non-finite number, an
+    /// error) is an error ([`Value::key`]), never a text such as `null` that
+    /// a read would find empty while the write went elsewhere.
     pub(crate) fn key_text(&mut self, expr: &Expr) -> Result<std::borrow::Cow<'a, str>, String> {
         if let Some(text) = self.key_str(expr) {
             return Ok(std::borrow::Cow::Borrowed(text));
         }
-        match self.evaluate(expr)? {
-            Value::Null => Err("the key is null".into()),
-            value => Ok(std::borrow::Cow::Owned(value.to_key_text())),
-        }
-    }
-
-    /// The key of `<aggregate>(key)` as text: borrowed when it is a string
-    /// argument, else the value's key text (`null` included, as recorded).
-    fn aggregate_key(&mut self, expr: &Expr) -> Result<std::borrow::Cow<'a, str>, String> {
-        match self.key_str(expr) {
-            Some(text) => Ok(std::borrow::Cow::Borrowed(text)),
-            None => Ok(std::borrow::Cow::Owned(self.evaluate(expr)?.to_key_text())),
-        }
+        self.evaluate(expr)?.key().map(std::borrow::Cow::Owned).map_err(str::to_owned)
     }
 
     /// A key as text without allocating, when it is a string argument.

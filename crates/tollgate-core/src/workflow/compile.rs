@@ -49,7 +49,7 @@ impl fmt::Display for Problem {
 
 /// Compiles workflow text. `file` names the source in problems.
 pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
-    let mut compiler = Compiler { text, file, problems: Vec::new() };
+    let mut compiler = Compiler { text, file, problems: Vec::new(), warnings: Vec::new() };
     let defaults = Limits::default();
     if text.len() > defaults.workflow_bytes_max {
         compiler.problem_at(
@@ -79,13 +79,16 @@ pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
     let (workflow, compiler) = match built {
         Ok(built) => built,
         Err(message) => {
-            let mut compiler = Compiler { text, file, problems: Vec::new() };
+            let mut compiler = Compiler { text, file, problems: Vec::new(), warnings: Vec::new() };
             compiler.problem_at(0, message);
             return Err(compiler.problems);
         }
     };
     match workflow {
-        Some(workflow) if compiler.problems.is_empty() => Ok(workflow),
+        Some(mut workflow) if compiler.problems.is_empty() => {
+            workflow.warnings = compiler.warnings;
+            Ok(workflow)
+        }
         _ => Err(compiler.problems),
     }
 }
@@ -94,6 +97,7 @@ pub(super) struct Compiler<'a> {
     text: &'a str,
     file: &'a str,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 /// Names known before rules are compiled.
@@ -106,14 +110,42 @@ pub(super) struct Names {
 
 impl Compiler<'_> {
     pub(super) fn problem_at(&mut self, offset: usize, message: String) {
+        let problem = self.positioned(offset, message);
+        self.problems.push(problem);
+    }
+
+    fn positioned(&self, offset: usize, message: String) -> Problem {
         let before = self.text.get(..offset.min(self.text.len())).unwrap_or_default();
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        self.problems.push(Problem { file: self.file.to_owned(), line, column, message });
+        Problem { file: self.file.to_owned(), line, column, message }
     }
 
     pub(super) fn problem(&mut self, span: &Range<usize>, message: String) {
         self.problem_at(span.start, message);
+    }
+
+    /// Warns where a key may not be computable for some calls (which
+    /// `decide` then blocks, naming `rule_id`).
+    pub(super) fn key_warning(
+        &mut self,
+        span: &Range<usize>,
+        what: &str,
+        key: &Rule,
+        schema: Option<&serde_json::Value>,
+        rule_id: &str,
+    ) {
+        let hazards = super::keys::hazards(key.expr(), schema);
+        if hazards.is_empty() {
+            return;
+        }
+        let message = format!(
+            "{what} is keyed by {}, which cannot always be computed ({}); such calls are blocked by {rule_id}",
+            key.source(),
+            hazards.join("; ")
+        );
+        let warning = self.positioned(span.start, message);
+        self.warnings.push(warning);
     }
 
     /// Lowers a rule written as a TOML string; a CEL error is positioned at
@@ -211,6 +243,7 @@ impl Compiler<'_> {
             handoff,
             analysis,
             invariants,
+            warnings: Vec::new(),
         })
     }
 
@@ -305,6 +338,20 @@ impl Compiler<'_> {
                 Some(by) => self.rule(by, &scope, &format!("aggregate '{}' by", name.get_ref())).map(Some),
                 None => Some(None),
             };
+            if let (Some(Some(key)), Some(spanned)) = (&by, &file.by) {
+                let schema = parsed
+                    .tools
+                    .get(file.tool.get_ref().as_str())
+                    .and_then(|t| t.get_ref().args.as_ref())
+                    .and_then(|args| serde_json::to_value(args.get_ref()).ok());
+                self.key_warning(
+                    &spanned.span(),
+                    &format!("aggregate '{}'", name.get_ref()),
+                    key,
+                    schema.as_ref(),
+                    &format!("aggregate.{}", name.get_ref()),
+                );
+            }
             match (sum, by) {
                 (Some(sum), Some(by)) => aggregates.push(Aggregate {
                     name: name.get_ref().clone(),

@@ -43,6 +43,18 @@ impl Compiler<'_> {
         let (schema, arg_fields) = self.schema(tool_name, tool);
         let args_scope = Scope { args: Some(arg_fields.clone()), ..Scope::default() };
         let gates = self.gates(tool_name, tool, &span, facts, names, &args_scope);
+        let schema_json = tool.args.as_ref().and_then(|args| serde_json::to_value(args.get_ref()).ok());
+        for gate in &gates {
+            if let Some(key) = &gate.key {
+                self.key_warning(
+                    &span,
+                    &format!("tool '{tool_name}' gate '{}'", gate.text),
+                    key,
+                    schema_json.as_ref(),
+                    &gate.id,
+                );
+            }
+        }
         let rule_scope = Scope {
             args: Some(arg_fields.clone()),
             result: false,

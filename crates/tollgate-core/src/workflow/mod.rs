@@ -6,6 +6,7 @@ mod compile;
 mod compile_tool;
 mod file;
 mod invariants;
+mod keys;
 mod template;
 
 pub use analysis::{Analysis, GuardedTool};
@@ -39,6 +40,7 @@ pub struct Workflow {
     pub(crate) handoff: Option<HandoffSpec>,
     pub(crate) analysis: Analysis,
     pub(crate) invariants: Vec<Invariant>,
+    pub(crate) warnings: Vec<Problem>,
 }
 
 impl Workflow {
@@ -57,6 +59,11 @@ impl Workflow {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+    /// What `validate` warns about in a valid workflow (a key that may not be
+    /// computable for some calls, which are then blocked), with positions.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
     }
     /// Declared facts.
     pub fn facts(&self) -> &[FactDecl] {
