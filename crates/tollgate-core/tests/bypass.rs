@@ -44,7 +44,7 @@ const STATUSES: [&str; 4] = ["delivered", "pending", "returned", "refunded"];
 
 fn amount() -> impl Strategy<Value = Json> {
     prop_oneof![
-        10 => prop::sample::select(vec![-1.0, 0.0, 0.5, 10.0, 40.0, 60.0, 100.0, 100.5, 150.0, 499.0, 500.0, 500.5, 800.0, 1e9])
+        10 => prop::sample::select(vec![-1.0, 0.0, 0.5, 10.0, 40.0, 60.0, 100.0, 100.5, 150.0, 499.0, 500.0, 500.5, 600.0, 800.0, 899.0, 1e9])
             .prop_map(|a| json!(a)),
         1 => Just(json!("10")),
         1 => Just(json!(null)),
@@ -61,7 +61,8 @@ fn args_for(tool: &'static str) -> BoxedStrategy<Json> {
             .prop_map(|(email, zip)| json!({"email": email, "zip": zip}))
             .boxed(),
         "lookup_order" => pick(&ORDERS).prop_map(|o| json!({"order_id": o})).boxed(),
-        "process_refund" => (pick(&ORDERS), amount(), any::<bool>())
+        // Mostly the orders a verified prefix looked up, so refunds get deep.
+        "process_refund" => (pick(&["#W1", "#W1", "#W2", "#W2", "#W3", "#W9"]), amount(), any::<bool>())
             .prop_map(|(o, a, forged)| {
                 if forged {
                     // Result-like fields in the arguments must change nothing.
@@ -260,7 +261,16 @@ fn workflow() -> Workflow {
     }
 }
 
-fn check_sequence(workflow: &Workflow, actions: &[Action]) -> Result<(), TestCaseError> {
+/// How many refunds a sequence got allowed and escalated: the property is
+/// only as good as the share of sequences that reach them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Reached {
+    allowed_refunds: usize,
+    escalated_refunds: usize,
+}
+
+fn check_sequence(workflow: &Workflow, actions: &[Action]) -> Result<Reached, TestCaseError> {
+    let mut reached = Reached::default();
     let mut state = SessionState::new(workflow);
     let mut model = Model::default();
     let mut made: Vec<String> = Vec::new();
@@ -283,6 +293,11 @@ fn check_sequence(workflow: &Workflow, actions: &[Action]) -> Result<(), TestCas
                 let pending_full = state.pending_calls().count() >= workflow.limits().pending_calls_max;
                 match *tool {
                     "process_refund" => {
+                        match verdict {
+                            Verdict::Allow => reached.allowed_refunds += 1,
+                            Verdict::Escalate => reached.escalated_refunds += 1,
+                            Verdict::Block => {}
+                        }
                         if verdict == Verdict::Allow || verdict == Verdict::Escalate {
                             let expected = model.refund_verdict(args);
                             prop_assert_eq!(expected, Some(verdict), "refund got through: {:?} {:?}", args, decision);
@@ -348,7 +363,7 @@ fn check_sequence(workflow: &Workflow, actions: &[Action]) -> Result<(), TestCas
     // Whatever the sequence left behind, a checkpoint restores it exactly.
     let restored = SessionState::from_checkpoint(workflow, &state.to_checkpoint(workflow));
     prop_assert_eq!(restored.as_ref(), Ok(&state), "the checkpoint does not restore the state");
-    Ok(())
+    Ok(reached)
 }
 
 proptest! {
@@ -359,21 +374,52 @@ proptest! {
     })]
 
     #[test]
-    fn no_call_sequence_bypasses_refund_or_deletion_gates(
-        start_verified in any::<bool>(),
-        totals in (pick(&[50.0, 100.0, 100.5, 900.0]), pick(&[50.0, 100.0, 100.5, 900.0])),
-        random in prop::collection::vec(action(), 1..48),
-    ) {
-        // Half the cases start from a verified customer with two looked-up
-        // orders, so the random part explores refunds deep in a session.
-        let mut actions = Vec::new();
-        if start_verified {
-            actions.extend(verified_prefix(totals));
-        }
-        actions.extend(random);
+    fn no_call_sequence_bypasses_refund_or_deletion_gates(actions in session()) {
         let workflow = WORKFLOW.with(|w| w.clone());
         check_sequence(&workflow, &actions)?;
     }
+}
+
+/// A generated session. Half start from a verified customer with two
+/// looked-up orders, so the random part explores refunds deep in a session.
+fn session() -> impl Strategy<Value = Vec<Action>> {
+    (
+        any::<bool>(),
+        (pick(&[50.0, 100.0, 100.5, 900.0, 900.0]), pick(&[50.0, 100.0, 100.5, 900.0, 900.0])),
+        prop::collection::vec(action(), 1..48),
+    )
+        .prop_map(|(start_verified, totals, random)| {
+            let mut actions = Vec::new();
+            if start_verified {
+                actions.extend(verified_prefix(totals));
+            }
+            actions.extend(random);
+            actions
+        })
+}
+
+/// The property above proves something only if the generated sessions reach
+/// allowed and escalated refunds: the same generator, seeded, over 2,000
+/// sessions, through the same checker.
+#[test]
+fn the_generator_reaches_allowed_and_escalated_refunds() {
+    let workflow = workflow();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = session();
+    let sessions = 2_000;
+    let (mut with_allowed, mut with_escalated) = (0, 0);
+    for _ in 0..sessions {
+        let actions = strategy.new_tree(&mut runner).map(|tree| proptest::strategy::ValueTree::current(&tree));
+        let actions = actions.unwrap_or_else(|e| panic!("{e}"));
+        let reached = check_sequence(&workflow, &actions).unwrap_or_else(|e| panic!("{e}"));
+        with_allowed += usize::from(reached.allowed_refunds > 0);
+        with_escalated += usize::from(reached.escalated_refunds > 0);
+    }
+    // Measured at 2,000 seeded sessions: hundreds of each; a generator that
+    // stopped reaching refunds would fall to 0.
+    eprintln!("of {sessions} sessions, {with_allowed} reach an allowed refund and {with_escalated} an escalated one");
+    assert!(with_allowed * 10 >= sessions, "{with_allowed} of {sessions} sessions reach an allowed refund");
+    assert!(with_escalated * 50 >= sessions, "{with_escalated} of {sessions} sessions reach an escalated refund");
 }
 
 /// The recorded result of a recent call, as given (not forged, not failed).
@@ -398,44 +444,25 @@ thread_local! {
     static WORKFLOW: std::rc::Rc<Workflow> = std::rc::Rc::new(workflow());
 }
 
-/// The generator must actually reach allowed refunds, or the property above
-/// proves nothing: a fixed happy path through the same checker.
+/// A fixed happy path through the checker: it must see the refunds allowed
+/// and escalated, so the checker itself can tell them apart.
 #[test]
 fn checker_sees_allowed_and_escalated_refunds() {
     let workflow = workflow();
     let call = |tool: &'static str, args: Json| Action::Call { tool, args };
-    let result = plain_result;
+    // `target` 0: the result answers the call just made.
+    let result = |result: Json| plain_result(0, result);
     let actions = vec![
         call("get_customer", json!({"email": "alice@example.com", "zip": "94107"})),
-        result(0, json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"})),
+        result(json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"})),
         call("lookup_order", json!({"order_id": "#W2"})),
-        result(1, json!({"order_id": "#W2", "customer_id": "c_42", "total": 900.0, "status": "delivered"})),
+        result(json!({"order_id": "#W2", "customer_id": "c_42", "total": 900.0, "status": "delivered"})),
         call("process_refund", json!({"order_id": "#W2", "amount": 100.0})),
         call("process_refund", json!({"order_id": "#W2", "amount": 800.0})),
         call("process_refund", json!({"order_id": "#W2", "amount": 801.0})),
     ];
-    let mut state = SessionState::new(&workflow);
-    let mut verdicts = Vec::new();
-    for (index, action) in actions.iter().enumerate() {
-        match action {
-            Action::Call { tool, args } => {
-                let call = ToolCall::new(format!("k{index}"), *tool, args.clone());
-                let decision = decide(&workflow, &state, &call);
-                verdicts.push(decision.verdict());
-                apply(&workflow, &mut state, Event::Decided { call: &call, decision: &decision });
-            }
-            Action::Result { target, result, .. } => {
-                let id = CallId::new(format!("k{}", if *target == 0 { 0 } else { 2 }));
-                apply(
-                    &workflow,
-                    &mut state,
-                    Event::ResultRecorded { call: &id, result, outcome: ToolOutcome::Succeeded },
-                );
-            }
-        }
-    }
-    assert_eq!(verdicts, vec![Verdict::Allow, Verdict::Allow, Verdict::Allow, Verdict::Escalate, Verdict::Block]);
-    assert!(check_sequence(&workflow, &actions).is_ok());
+    let reached = check_sequence(&workflow, &actions).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reached, Reached { allowed_refunds: 1, escalated_refunds: 1 });
 }
 
 // ---------------------------------------------------------------------------
