@@ -233,6 +233,12 @@ impl Engine {
         self
     }
 
+    /// Closes the store: connections are closed and no new transaction
+    /// starts (a call after this fails with a storage error).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// The store underneath.
     pub fn store(&self) -> &Store {
         &self.store

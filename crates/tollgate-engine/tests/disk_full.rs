@@ -127,7 +127,7 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
     let (_, state) = engine.state("s1").await.unwrap();
     assert_eq!(state, engine.replay("s1").await.unwrap().1, "checkpoint and replay differ after the full disk");
     assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
-    engine.store().close().await;
+    engine.close().await;
     drop(engine);
 
     // Opening the store on a full disk (no room even for the WAL's index):
@@ -143,7 +143,7 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
                 Err(EngineError::Commit(message)) => assert!(says_disk_is_full(&message), "{message}"),
                 other => panic!("a decision on a full disk must fail to commit, got {other:?}"),
             }
-            engine.store().close().await;
+            engine.close().await;
         }
     }
     std::fs::remove_file(&filler).unwrap();
@@ -151,12 +151,12 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
     assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
     assert_eq!(engine.store().journal("s1").await.unwrap().len(), journal_stored);
     assert_eq!(journal_stored, journal_before.len() + 1);
-    engine.store().close().await;
+    engine.close().await;
 }
 
 async fn engine_journal_len(url: &str) -> usize {
     let engine = Engine::open(url).await.unwrap();
     let len = engine.store().journal("s1").await.unwrap().len();
-    engine.store().close().await;
+    engine.close().await;
     len
 }

@@ -54,7 +54,7 @@ async fn prepare(url: &str) {
     engine.decide("race", &call("o", "lookup_order", json!({"order_id": "#W1"}))).await.unwrap();
     let order = json!({"order_id": "#W1", "customer_id": "c_42", "total": 300.0, "status": "delivered"});
     engine.record_result("race", "o", &order, ToolOutcome::Succeeded).await.unwrap();
-    engine.store().close().await;
+    engine.close().await;
 }
 
 async fn race(url: &str) {

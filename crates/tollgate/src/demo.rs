@@ -155,7 +155,7 @@ async fn run_stored(paint: Paint, db: &str) -> Result<ExitCode> {
             "stored as session {session} in {db}: `tollgate sessions show {session} --db {db}`, `tollgate audit verify --db {db}`"
         ))
     );
-    engine.store().close().await;
+    engine.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

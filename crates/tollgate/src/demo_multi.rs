@@ -271,7 +271,7 @@ async fn run_stored(paint: Paint, db: &str, options: &Options) -> Result<ExitCod
     let sum_ms: u128 = timelines.iter().map(|(_, _, elapsed)| *elapsed).sum();
     let slowest_ms = timelines.iter().map(|(_, _, elapsed)| *elapsed).max().unwrap_or(0);
     println!("slowest branch: {slowest_ms} ms");
-    engine.store().close().await;
+    engine.close().await;
     println!("parallel wall time: {wall_ms} ms; sum of branches: {sum_ms} ms");
     Ok(ExitCode::SUCCESS)
 }

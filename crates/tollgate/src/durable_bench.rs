@@ -343,7 +343,7 @@ async fn measure_on(engine: Engine, tag: &str, fsync: Duration) -> Result<Json> 
     let resume = median(samples);
 
     let (records, verify) = audit_verify(engine.store(), tag).await?;
-    engine.store().close().await;
+    engine.close().await;
     Ok(json!({
         "store": engine.store().backend(),
         "raw_fsync_us": us(fsync),

@@ -138,7 +138,7 @@ async fn replay_stored(db: &str, text: &str, file: &str, traces: &[Trace], json:
     }
     drop(runs);
     progress.finish_and_clear();
-    engine.store().close().await;
+    engine.close().await;
     Ok(replayed)
 }
 

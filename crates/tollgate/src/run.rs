@@ -90,6 +90,6 @@ async fn run_durable(text: &str, file: &str, steps: &[Step], durable: &Durable) 
         // A closed pipe (`| head`) ends the output, not the run's durability.
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
-    engine.store().close().await;
+    engine.close().await;
     Ok(ExitCode::SUCCESS)
 }

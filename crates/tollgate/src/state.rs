@@ -76,7 +76,7 @@ pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
             call.idempotency_key.as_ref().map(|k| format!(" with idempotency key {k}")).unwrap_or_default()
         );
     }
-    engine.store().close().await;
+    engine.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

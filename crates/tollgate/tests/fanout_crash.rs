@@ -160,7 +160,7 @@ fn the_multi_concern_demo_killed_while_its_investigations_run_resumes_to_one_com
     for suffix in std::iter::once(String::new()).chain(CONCERNS.iter().map(|c| format!(":{c}"))) {
         expected.insert(suffix.clone(), runtime.block_on(verdicts(&reference_engine, &format!("case0{suffix}"))));
     }
-    runtime.block_on(reference_engine.store().close());
+    runtime.block_on(reference_engine.close());
 
     let db = dir.join("fanout.db");
     let mut rng = Lcg::from_env();
@@ -253,7 +253,7 @@ fn the_multi_concern_demo_killed_while_its_investigations_run_resumes_to_one_com
             assert_eq!(*executions, 1, "side effect {key} ran {executions} times");
         }
         assert_eq!(side_effects.len(), 2 * cases, "a refund and an address change per case");
-        engine.store().close().await;
+        engine.close().await;
     });
 
     let verify = command().args(["audit", "verify", "--db"]).arg(&db).output().unwrap();

@@ -103,7 +103,7 @@ pub fn hunt(
                 );
             }
         }
-        durable.runtime.block_on(durable.engine.store().close());
+        durable.runtime.block_on(durable.engine.close());
         Ok(tally)
     })();
     std::fs::remove_dir_all(&dir).ok();
