@@ -8,11 +8,15 @@
 //! so a decision reads its siblings' aggregates while none can change, and
 //! journals the totals it decided with.
 
-use crate::{Cached, Engine, EngineError, Job, Loaded, Reply, at, cached, check_id, over_text_limit, parse};
-use serde_json::{Value as Json, json};
+use crate::calls::over_text_limit;
+use crate::error::Conflict;
+use crate::group::{Job, Reply};
+use crate::journal::{Concluded, InvestigationOpened, InvestigationsOpened, Kind, OpenedConcern, Record, join_key};
+use crate::sessions::{Cached, Loaded, append, cached, load_stored};
+use crate::{Engine, Error, check_id};
 use std::collections::HashMap;
 use tollgate_core::{Case, Event, Opened, SessionState, Workflow, apply};
-use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionInfo, SessionTx, StoreError};
+use tollgate_store::{NewSession, SessionInfo, SessionTx};
 
 /// One concern of a multi-concern request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,37 +41,33 @@ impl Engine {
     /// audited in the parent and in each child, in one commit. Opening a
     /// concern again with the same text returns it as it is (a re-run after
     /// a crash); with other text it is refused.
-    pub async fn open_investigations(
-        &self,
-        parent: &str,
-        concerns: &[Concern],
-    ) -> Result<Vec<Investigation>, EngineError> {
+    pub async fn open_investigations(&self, parent: &str, concerns: &[Concern]) -> Result<Vec<Investigation>, Error> {
         check_id("session", parent)?;
-        let info = self.store.session(parent).await?.ok_or_else(|| StoreError::NoSession(parent.to_owned()))?;
+        let info = self.store.session(parent).await?.ok_or_else(|| Error::no_session(parent))?;
         if info.parent_id.is_some() {
-            return Err(EngineError::Investigation(format!(
+            return Err(Error::bad_request(format!(
                 "session {parent} is an investigation itself; investigations are not nested"
             )));
         }
         let workflow = self.workflow(&info.workflow_hash).await?;
         for (index, concern) in concerns.iter().enumerate() {
             if concerns.iter().take(index).any(|earlier| earlier.id == concern.id) {
-                return Err(EngineError::Investigation(format!("concern id {} is given twice", concern.id)));
+                return Err(Error::bad_request(format!("concern id {} is given twice", concern.id)));
             }
             if concern.id.contains(':') {
-                return Err(EngineError::BadId(format!("concern id {:?} contains ':'", concern.id)));
+                return Err(Error::bad_request(format!("concern id {:?} contains ':'", concern.id)));
             }
             check_id("concern", &concern.id)?;
             check_id("session", &format!("{parent}:{}", concern.id))?;
             if concern.concern.trim().is_empty() {
-                return Err(EngineError::Investigation(format!("concern {} has no text", concern.id)));
+                return Err(Error::bad_request(format!("concern {} has no text", concern.id)));
             }
             if let Some(message) = over_text_limit(&workflow, &format!("concern {}", concern.id), &concern.concern) {
-                return Err(EngineError::Investigation(message));
+                return Err(Error::bad_request(message));
             }
             for tool in concern.tools.iter().flatten() {
                 if workflow.tool(tool).is_none() {
-                    return Err(EngineError::Investigation(format!(
+                    return Err(Error::bad_request(format!(
                         "concern {} names tool '{tool}', which workflow {} does not declare",
                         concern.id,
                         workflow.name()
@@ -95,32 +95,32 @@ impl Engine {
         }
         match self.submit(Job::Open { parent: parent.to_owned(), concerns: concerns.to_vec() }).await? {
             Reply::Opened(opened) => Ok(opened),
-            _ => Err(EngineError::Commit("the engine answered an opening with something else".into())),
+            _ => Err(Error::storage("the engine answered an opening with something else; nothing was acted on")),
         }
     }
 
     /// Ends an investigation with its outcome (resolved), journaled and
     /// audited. An investigation that ended (concluded, or escalated by one
     /// of its calls) cannot be concluded again.
-    pub async fn conclude(&self, session: &str, outcome: &str) -> Result<(), EngineError> {
+    pub async fn conclude(&self, session: &str, outcome: &str) -> Result<(), Error> {
         check_id("session", session)?;
         match self.submit(Job::Conclude { session: session.to_owned(), outcome: outcome.to_owned() }).await? {
             Reply::Concluded => Ok(()),
-            _ => Err(EngineError::Commit("the engine answered a conclusion with something else".into())),
+            _ => Err(Error::storage("the engine answered a conclusion with something else; nothing was acted on")),
         }
     }
 
     /// Joins the investigations of `parent`: every finding in the order the
     /// concerns were opened, and, if any escalated, a handoff with every
-    /// concern. Fails with [`EngineError::Running`] while any has not
+    /// concern. Fails with [`Error::Running`] while any has not
     /// ended. The join is journaled and audited in the parent once: joining
     /// the same investigations again gives the same join back and writes
     /// nothing.
-    pub async fn join(&self, parent: &str) -> Result<tollgate_core::Join, EngineError> {
+    pub async fn join(&self, parent: &str) -> Result<tollgate_core::Join, Error> {
         check_id("session", parent)?;
         match self.submit(Job::Join { parent: parent.to_owned() }).await? {
             Reply::Joined(join) => Ok(join),
-            _ => Err(EngineError::Commit("the engine answered a join with something else".into())),
+            _ => Err(Error::storage("the engine answered a join with something else; nothing was acted on")),
         }
     }
 
@@ -130,7 +130,7 @@ impl Engine {
         overlay: &mut HashMap<String, Cached>,
         parent: &str,
         concerns: &[Concern],
-    ) -> Result<Vec<Investigation>, EngineError> {
+    ) -> Result<Vec<Investigation>, Error> {
         tx.lock(parent).await?;
         let Loaded { workflow, state: parent_state, info: parent_info, checkpoint_seq: parent_checkpoint } =
             self.load_locked(tx, parent, Some(&mut *overlay)).await?;
@@ -154,7 +154,7 @@ impl Engine {
         }
         overlay.insert(parent.to_owned(), cached(&parent_info, parent_info.last_seq, parent_checkpoint, parent_state));
         if let Some(message) = refused {
-            return Err(EngineError::Investigation(message));
+            return Err(Conflict::State(message).into());
         }
         if new.is_empty() {
             return Ok(all);
@@ -177,7 +177,7 @@ impl Engine {
             for (Loaded { state, info, checkpoint_seq, .. }, (opened, _)) in children.into_iter().zip(&new) {
                 overlay.insert(opened.session.clone(), cached(&info, info.last_seq, checkpoint_seq, state));
             }
-            return Err(EngineError::Investigation(message));
+            return Err(Conflict::State(message).into());
         }
         for (Loaded { mut state, info, checkpoint_seq, .. }, (opened, tools)) in children.into_iter().zip(&new) {
             let child = opened.session.as_str();
@@ -187,28 +187,32 @@ impl Engine {
                 &mut state,
                 Event::InvestigationOpened { concern: &opened.concern, tools: tools.as_deref(), inherited: &inherited },
             );
-            let body = json!({
-                "parent": parent,
-                "concern_id": opened.concern_id,
-                "concern": opened.concern,
-                "tools": tools,
-                "inherited": inherited.iter().map(|(name, fields)| json!([name, fields])).collect::<Vec<_>>(),
-            })
-            .to_string();
-            let seq = append_one(tx, child, entry("opened", None, body, now), "investigation.opened").await?;
+            let record = Record::Opened(InvestigationOpened {
+                concern: opened.concern.clone(),
+                concern_id: opened.concern_id.clone(),
+                inherited: inherited.clone(),
+                parent: parent.to_owned(),
+                tools: tools.clone(),
+            });
+            let seq = append(tx, child, &record, None, now, None).await?;
             overlay.insert(child.to_owned(), cached(&info, seq, checkpoint_seq, state));
         }
         tx.lock(parent).await?;
         let Loaded { mut state, info, checkpoint_seq, .. } = self.load_locked(tx, parent, Some(&mut *overlay)).await?;
         let opened: Vec<Opened> = new.iter().map(|(o, _)| o.clone()).collect();
         apply(&workflow, &mut state, Event::InvestigationsOpened { opened: &opened });
-        let body = json!({
-            "opened": new.iter().map(|(o, tools)| json!({
-                "concern_id": o.concern_id, "session": o.session, "concern": o.concern, "tools": tools,
-            })).collect::<Vec<_>>(),
-        })
-        .to_string();
-        let seq = append_one(tx, parent, entry("investigations", None, body, now), "investigations.opened").await?;
+        let record = Record::Investigations(InvestigationsOpened {
+            opened: new
+                .iter()
+                .map(|(o, tools)| OpenedConcern {
+                    concern: o.concern.clone(),
+                    concern_id: o.concern_id.clone(),
+                    session: o.session.clone(),
+                    tools: tools.clone(),
+                })
+                .collect(),
+        });
+        let seq = append(tx, parent, &record, None, now, None).await?;
         overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(all)
     }
@@ -219,28 +223,27 @@ impl Engine {
         overlay: &mut HashMap<String, Cached>,
         session: &str,
         outcome: &str,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), Error> {
         tx.lock(session).await?;
         let Loaded { workflow, mut state, info, checkpoint_seq } =
             self.load_locked(tx, session, Some(&mut *overlay)).await?;
         let refused = if state.concern().is_none() {
-            Some(format!("session {session} is not an investigation"))
+            Some(Error::bad_request(format!("session {session} is not an investigation")))
         } else if state.ending().is_some() {
-            Some(format!("investigation {session} has ended already"))
+            Some(Conflict::State(format!("investigation {session} has ended already")).into())
         } else if outcome.trim().is_empty() {
-            Some(format!("investigation {session} needs an outcome to conclude"))
+            Some(Error::bad_request(format!("investigation {session} needs an outcome to conclude")))
         } else {
             over_text_limit(&workflow, &format!("the outcome of investigation {session}"), outcome)
+                .map(Error::bad_request)
         };
-        if let Some(message) = refused {
+        if let Some(error) = refused {
             overlay.insert(session.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
-            return Err(EngineError::Investigation(message));
+            return Err(error);
         }
         apply(&workflow, &mut state, Event::Concluded { outcome });
-        let body = json!({"outcome": outcome}).to_string();
-        let seq =
-            append_one(tx, session, entry("concluded", None, body, self.clock.now_ms()), "investigation.concluded")
-                .await?;
+        let record = Record::Concluded(Concluded { outcome: outcome.to_owned() });
+        let seq = append(tx, session, &record, None, self.clock.now_ms(), None).await?;
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(())
     }
@@ -250,13 +253,13 @@ impl Engine {
         tx: &mut SessionTx,
         overlay: &mut HashMap<String, Cached>,
         parent: &str,
-    ) -> Result<tollgate_core::Join, EngineError> {
+    ) -> Result<tollgate_core::Join, Error> {
         tx.lock(parent).await?;
         let Loaded { workflow, state, info, checkpoint_seq } =
             self.load_locked(tx, parent, Some(&mut *overlay)).await?;
         if state.investigations().is_empty() {
             overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
-            return Err(EngineError::Investigation(format!("session {parent} has no investigations to join")));
+            return Err(Error::bad_request(format!("session {parent} has no investigations to join")));
         }
         let mut children = Vec::with_capacity(state.investigations().len());
         for opened in state.investigations() {
@@ -268,21 +271,21 @@ impl Engine {
             Ok(join) => join,
             Err(running) => {
                 overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
-                return Err(EngineError::Running { parent: parent.to_owned(), running });
+                return Err(Conflict::Running { parent: parent.to_owned(), running }.into());
             }
         };
-        let body = join.to_json().to_string();
+        let record = Record::Joined(join.to_json());
         // Journaled once per set of investigations: ended investigations do
         // not change, and none is ever removed, so the join of the first n
         // is always the same. Joining again (a resumed caller, a retry)
         // gives it back without a second record.
-        let key = format!("join:{}", state.investigations().len());
-        if tx.find_call(parent, &key, "joined").await?.is_some_and(|earlier| earlier.body == body) {
+        let key = join_key(state.investigations().len());
+        if tx.find_call(parent, &key, Kind::Joined.as_str()).await?.is_some_and(|earlier| earlier.body == record.body())
+        {
             overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
             return Ok(join);
         }
-        let joined = entry("joined", Some(key), body, self.clock.now_ms());
-        let seq = append_one(tx, parent, joined, "investigations.joined").await?;
+        let seq = append(tx, parent, &record, None, self.clock.now_ms(), None).await?;
         overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(join)
     }
@@ -297,7 +300,7 @@ impl Engine {
         workflow: &Workflow,
         info: &SessionInfo,
         state: &SessionState,
-    ) -> Result<Case, EngineError> {
+    ) -> Result<Case, Error> {
         if let Some(parent) = &info.parent_id {
             // Locked with the group already when the ids follow the
             // `{parent}:{concern}` scheme; this is a no-op then.
@@ -334,82 +337,43 @@ impl Engine {
         overlay: &HashMap<String, Cached>,
         workflow: &Workflow,
         session: &str,
-    ) -> Result<SessionState, EngineError> {
+    ) -> Result<SessionState, Error> {
         if let Some(entry) = overlay.get(session) {
             return Ok(entry.state.clone());
         }
-        let (mut state, after) = match tx.checkpoint(session).await? {
-            Some(checkpoint) => {
-                let document: Json = parse(&checkpoint.state, session, checkpoint.seq)?;
-                let state = SessionState::from_checkpoint(workflow, &document).map_err(|message| {
-                    EngineError::Diverged { session: session.to_owned(), seq: checkpoint.seq, message }
-                })?;
-                (state, checkpoint.seq)
-            }
-            None => (SessionState::new(workflow), 0),
-        };
-        let tail = tx.journal_after(session, after).await?;
-        crate::fold(workflow, session, &mut state, &tail)?;
-        Ok(state)
+        Ok(load_stored(tx, workflow, session).await?.0)
     }
 }
 
-/// A journal entry of this module's kinds.
-fn entry(kind: &str, call_id: Option<String>, body: String, at_ms: i64) -> NewEntry {
-    NewEntry { kind: kind.into(), call_id, body, at_ms }
-}
-
-/// Appends one journal entry and its audit record (of kind `audit_kind`, the
-/// same body) to `session`, which must be the transaction's current session;
-/// returns the entry's number.
-async fn append_one(tx: &mut SessionTx, session: &str, entry: NewEntry, audit_kind: &str) -> Result<i64, EngineError> {
-    let audit = NewAudit { kind: audit_kind.into(), body: entry.body.clone(), at_ms: entry.at_ms };
-    Ok(tx.append(session, &[entry], &[audit], None).await?)
-}
-
-/// Folds an investigation entry of the journal into the state.
-pub(crate) fn fold_entry(workflow: &Workflow, state: &mut SessionState, entry: &JournalEntry, body: &Json) {
-    match entry.kind.as_str() {
-        "opened" => {
-            let tools: Option<Vec<String>> = at(body, "/tools")
-                .as_array()
-                .map(|tools| tools.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect());
-            let inherited: Vec<(String, Json)> = at(body, "/inherited")
-                .as_array()
-                .map(|pairs| {
-                    pairs
-                        .iter()
-                        .filter_map(|pair| Some((at(pair, "/0").as_str()?.to_owned(), at(pair, "/1").clone())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let concern = at(body, "/concern").as_str().unwrap_or_default();
+/// Folds an investigation record of the journal into the state.
+pub(crate) fn fold_record(workflow: &Workflow, state: &mut SessionState, record: &Record) {
+    match record {
+        Record::Opened(opened) => {
             apply(
                 workflow,
                 state,
-                Event::InvestigationOpened { concern, tools: tools.as_deref(), inherited: &inherited },
+                Event::InvestigationOpened {
+                    concern: &opened.concern,
+                    tools: opened.tools.as_deref(),
+                    inherited: &opened.inherited,
+                },
             );
         }
-        "investigations" => {
-            let opened: Vec<Opened> = at(body, "/opened")
-                .as_array()
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|o| {
-                            Some(Opened {
-                                concern_id: at(o, "/concern_id").as_str()?.to_owned(),
-                                session: at(o, "/session").as_str()?.to_owned(),
-                                concern: at(o, "/concern").as_str()?.to_owned(),
-                            })
-                        })
-                        .collect()
+        Record::Investigations(investigations) => {
+            let opened: Vec<Opened> = investigations
+                .opened
+                .iter()
+                .map(|o| Opened {
+                    concern_id: o.concern_id.clone(),
+                    session: o.session.clone(),
+                    concern: o.concern.clone(),
                 })
-                .unwrap_or_default();
+                .collect();
             apply(workflow, state, Event::InvestigationsOpened { opened: &opened });
         }
-        "concluded" => {
-            apply(workflow, state, Event::Concluded { outcome: at(body, "/outcome").as_str().unwrap_or_default() });
+        Record::Concluded(concluded) => {
+            apply(workflow, state, Event::Concluded { outcome: &concluded.outcome });
         }
-        _ => {}
+        Record::Decision(_) | Record::Result(_) | Record::Refused(_) | Record::Joined(_) => {}
     }
 }

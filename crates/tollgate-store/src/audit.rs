@@ -4,7 +4,7 @@
 //! record breaks a chain, and [`Verifier`] names the first record where it
 //! breaks.
 
-use crate::{NewAudit, StoreError, TxInner};
+use crate::{Error, NewAudit, TxInner};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -191,11 +191,11 @@ pub(crate) fn chain(
 
 /// Reads the global chain's head, locking its row until the transaction
 /// ends (SQLite's writer lock covers it already).
-pub(crate) async fn read_head(tx: &mut TxInner) -> Result<(i64, String), StoreError> {
+pub(crate) async fn read_head(tx: &mut TxInner) -> Result<(i64, String), Error> {
     match tx {
         TxInner::Sqlite(c) => c
             .row("SELECT seq, hash FROM tollgate_audit_head WHERE id = 1", &[], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .ok_or_else(|| StoreError::Damaged("the audit log's head row is missing".to_owned())),
+            .ok_or_else(|| Error::Damaged("the audit log's head row is missing".to_owned())),
         TxInner::Postgres(c) => {
             let row = sqlx::query("SELECT seq, hash FROM tollgate_audit_head WHERE id = 1 FOR UPDATE")
                 .fetch_one(&mut **c)
@@ -413,7 +413,7 @@ pub(crate) const SELECT_PACKED: &str = select_packed!("%s,%s,%s,%s,%s,%s,%s,%s,%
 /// to keep the chunk's order (sorting inside `string_agg` was most of what
 /// reading cost): the records come back in it in practice, which is checked,
 /// and sorted here when they do not.
-pub(crate) fn feed_packed(verifier: &mut Verifier, packed: &str) -> Result<bool, StoreError> {
+pub(crate) fn feed_packed(verifier: &mut Verifier, packed: &str) -> Result<bool, Error> {
     let mut records = unpack(packed)?;
     if !records.is_sorted_by_key(|r| r.seq) {
         records.sort_by_key(|r| r.seq);
@@ -428,8 +428,8 @@ pub(crate) fn feed_packed(verifier: &mut Verifier, packed: &str) -> Result<bool,
 
 /// The records of a packed chunk, borrowed from it (`packed::records`: nine
 /// numbers, the last six the lengths of six texts, none of which is NULL).
-fn unpack(packed: &str) -> Result<Vec<RecordRef<'_>>, StoreError> {
-    let damaged = || StoreError::Damaged("an audit record cannot be read back (packed chunk malformed)".to_owned());
+fn unpack(packed: &str) -> Result<Vec<RecordRef<'_>>, Error> {
+    let damaged = || Error::Damaged("an audit record cannot be read back (packed chunk malformed)".to_owned());
     let rows = crate::packed::records::<9, 6>(packed).map_err(|_| damaged())?;
     rows.into_iter()
         .map(|([seq, session_seq, at_ms, ..], texts)| {

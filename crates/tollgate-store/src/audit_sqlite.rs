@@ -9,7 +9,7 @@
 //! The head is read in the same snapshot as the records, so a log being
 //! written meanwhile is checked exactly as it stood at that moment.
 
-use crate::StoreError;
+use crate::Error;
 use crate::audit::{AuditHead, RecordRef, Verifier, VerifyReport};
 use rusqlite::types::ValueRef;
 use std::path::Path;
@@ -49,13 +49,13 @@ const SELECT_HEAD: &str = "SELECT seq, hash FROM tollgate_audit_head WHERE id = 
 const SELECT_RECORDS: &str = "SELECT seq, session_seq, at_ms, session_id, kind, body, prev_hash, \
                               session_prev_hash, hash FROM tollgate_audit ORDER BY seq";
 
-fn read_error(error: rusqlite::Error) -> StoreError {
-    StoreError::Read(format!("the audit log cannot be read: {error}"))
+fn read_error(error: rusqlite::Error) -> Error {
+    Error::Read(format!("the audit log cannot be read: {error}"))
 }
 
 /// Checks the audit log of the SQLite database at `path` (see
 /// [`crate::Store::verify_audit`]). Blocks: run it off the async threads.
-pub(crate) fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
+pub(crate) fn verify(path: &Path) -> Result<VerifyReport, Error> {
     use rusqlite::OpenFlags;
     let connection = rusqlite::Connection::open_with_flags(
         path,
@@ -89,7 +89,7 @@ pub(crate) fn verify(path: &Path) -> Result<VerifyReport, StoreError> {
         if !verifier.failed() {
             match read {
                 Ok(result) => result.map_err(read_error)?,
-                Err(_) => return Err(StoreError::Read("the thread reading the audit log failed".to_owned())),
+                Err(_) => return Err(Error::Read("the thread reading the audit log failed".to_owned())),
             }
         }
         Ok(verifier.finish(&head))

@@ -21,6 +21,7 @@ mod batch;
 mod native;
 mod packed;
 mod schema;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod tx;
 
@@ -37,7 +38,7 @@ use std::time::Duration;
 
 /// What can go wrong with the store. Every variant says what to do about it.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum Error {
     /// The database URL or path cannot be used.
     #[error("cannot use database '{url}': {reason}")]
     BadUrl {
@@ -87,12 +88,12 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-impl StoreError {
+impl Error {
     /// Whether the database itself failed (as opposed to a refusal such as
     /// a missing session): a transaction it happened in is broken. Match on
     /// this rather than on the variants, which differ by backend.
     pub fn is_database(&self) -> bool {
-        matches!(self, StoreError::Database(_) | StoreError::Sqlite(_))
+        matches!(self, Error::Database(_) | Error::Sqlite(_))
     }
 }
 
@@ -194,21 +195,38 @@ pub struct StoredWorkflow {
     pub text: String,
 }
 
-/// The store: one database, SQLite or PostgreSQL.
+/// The store: one database, SQLite or PostgreSQL. Which one, and how it is
+/// reached, is the store's own business: callers see the same operations.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    location: Arc<Location>,
+}
+
+/// The database behind a [`Store`].
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
     /// An SQLite file.
     Sqlite(SqliteStore),
     /// A PostgreSQL database.
     Postgres(PgPool),
 }
 
+/// Where a store's data lives, for tools that measure or copy it beside the
+/// store (a benchmark's raw commit on the same file or server).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL URL, as given to [`Store::open`].
+    Postgres(String),
+}
+
 /// An SQLite store: sqlx's pool (migrations, reads outside transactions)
 /// and the direct connections its transactions run on (`native.rs`).
 #[derive(Clone, Debug)]
-pub struct SqliteStore {
-    /// The pool of sqlx connections.
-    pub pool: SqlitePool,
+pub(crate) struct SqliteStore {
+    pub(crate) pool: SqlitePool,
     native: Arc<native::Native>,
 }
 
@@ -229,9 +247,9 @@ pub(crate) const SELECT_SESSIONS: &str = select_sessions!("");
 /// Runs `$body` with `$c` bound to the backend's executor.
 macro_rules! on_pool {
     ($store:expr, $c:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(SqliteStore { pool: $c, .. }) => $body,
-            Store::Postgres($c) => $body,
+        match &$store.backend {
+            Backend::Sqlite(SqliteStore { pool: $c, .. }) => $body,
+            Backend::Postgres($c) => $body,
         }
     };
 }
@@ -240,27 +258,27 @@ impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema
     /// up to date. `url` is a `postgres://` / `postgresql://` URL, or an
     /// SQLite file as a path or `sqlite:` URL.
-    pub async fn open(url: &str) -> Result<Store, StoreError> {
+    pub async fn open(url: &str) -> Result<Store, Error> {
         let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
-                .map_err(|e| StoreError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
+                .map_err(|e| Error::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
             // One direct connection first: a wrong host, port or database is
             // reported at once instead of after the pool's retries time out.
             let probe = sqlx::PgConnection::connect_with(&options)
                 .await
-                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+                .map_err(|e| Error::Open { url: url.to_owned(), reason: e.to_string() })?;
             drop(probe.close().await);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
-                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
-            Store::Postgres(pool)
+                .map_err(|e| Error::Open { url: url.to_owned(), reason: e.to_string() })?;
+            (Backend::Postgres(pool), Location::Postgres(url.to_owned()))
         } else {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             if path.is_empty() || path.contains("://") {
-                return Err(StoreError::BadUrl {
+                return Err(Error::BadUrl {
                     url: url.to_owned(),
                     reason: "expected a postgres:// URL or the path of an SQLite file".to_owned(),
                 });
@@ -301,10 +319,13 @@ impl Store {
                 .await
                 .map_err(|e| open_error(url, &e))?;
             let native = Arc::new(native::Native::new(pool.connect_options().get_filename().to_owned()));
-            Store::Sqlite(SqliteStore { pool, native })
+            let path = pool.connect_options().get_filename().to_owned();
+            (Backend::Sqlite(SqliteStore { pool, native }), Location::Sqlite(path))
         };
+        let (backend, location) = store;
+        let store = Store { backend, location: Arc::new(location) };
         schema::migrate(&store).await.map_err(|e| match e {
-            StoreError::Database(db) => open_error(url, &db),
+            Error::Database(db) => open_error(url, &db),
             other => other,
         })?;
         Ok(store)
@@ -318,29 +339,38 @@ impl Store {
     /// panics there); on another runtime it is ignored. Off by default.
     /// PostgreSQL: no effect.
     pub fn commit_in_place(&self, yes: bool) {
-        if let Store::Sqlite(sqlite) = self {
+        if let Backend::Sqlite(sqlite) = &self.backend {
             sqlite.native.set_in_place(yes);
         }
     }
 
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
         }
+    }
+
+    /// Where the data lives: the SQLite file or the PostgreSQL URL.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub(crate) fn backend_ref(&self) -> &Backend {
+        &self.backend
     }
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        if let Store::Sqlite(sqlite) = self {
+        if let Backend::Sqlite(sqlite) = &self.backend {
             sqlite.native.close();
         }
         on_pool!(self, pool => pool.close().await)
     }
 
     /// Stores a workflow's text under its hash (a no-op if it is there).
-    pub async fn put_workflow(&self, workflow: &StoredWorkflow) -> Result<(), StoreError> {
+    pub async fn put_workflow(&self, workflow: &StoredWorkflow) -> Result<(), Error> {
         const SQL: &str = "INSERT INTO tollgate_workflows (hash, name, version, text) VALUES ($1, $2, $3, $4) \
                            ON CONFLICT (hash) DO NOTHING";
         on_pool!(self, pool => {
@@ -356,7 +386,7 @@ impl Store {
     }
 
     /// The workflow stored under `hash`.
-    pub async fn workflow(&self, hash: &str) -> Result<Option<StoredWorkflow>, StoreError> {
+    pub async fn workflow(&self, hash: &str) -> Result<Option<StoredWorkflow>, Error> {
         const SQL: &str = "SELECT hash, name, version, text FROM tollgate_workflows WHERE hash = $1";
         let row = on_pool!(self, pool => sqlx::query(SQL).bind(hash).fetch_optional(pool).await?
         .map(|row| -> Result<StoredWorkflow, sqlx::Error> {
@@ -371,7 +401,7 @@ impl Store {
     }
 
     /// Creates a session. Fails if the id is taken.
-    pub async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+    pub async fn create_session(&self, session: &NewSession) -> Result<(), Error> {
         const SQL: &str = "INSERT INTO tollgate_sessions \
             (id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, last_seq, audit_seq, audit_hash) \
             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT (id) DO NOTHING";
@@ -387,13 +417,13 @@ impl Store {
             .await?
             .rows_affected());
         if inserted == 0 {
-            return Err(StoreError::SessionExists(session.id.clone()));
+            return Err(Error::SessionExists(session.id.clone()));
         }
         Ok(())
     }
 
     /// One session.
-    pub async fn session(&self, id: &str) -> Result<Option<SessionInfo>, StoreError> {
+    pub async fn session(&self, id: &str) -> Result<Option<SessionInfo>, Error> {
         let sql = select_sessions!(" WHERE id = $1");
         let row = on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await?
             .map(|row| session_info(&row)));
@@ -401,7 +431,7 @@ impl Store {
     }
 
     /// Sessions, newest first, at most `limit`.
-    pub async fn sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, StoreError> {
+    pub async fn sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, Error> {
         let sql = select_sessions!(" ORDER BY created_ms DESC, id LIMIT $1");
         let rows = on_pool!(self, pool => sqlx::query(sql).bind(limit).fetch_all(pool).await?
             .iter().map(session_info).collect::<Result<Vec<_>, _>>());
@@ -409,21 +439,21 @@ impl Store {
     }
 
     /// A session's whole journal, in order.
-    pub async fn journal(&self, id: &str) -> Result<Vec<JournalEntry>, StoreError> {
+    pub async fn journal(&self, id: &str) -> Result<Vec<JournalEntry>, Error> {
         let rows = on_pool!(self, pool => sqlx::query(SELECT_JOURNAL_AFTER).bind(id).bind(0i64).fetch_all(pool).await?
             .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
         Ok(rows?)
     }
 
     /// A session's checkpoint, if one was written.
-    pub async fn checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
+    pub async fn checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, Error> {
         let row = on_pool!(self, pool => sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(pool).await?
             .map(|row| checkpoint_row(&row)));
         Ok(row.transpose()?)
     }
 
     /// Up to `limit` audit records with a sequence number above `after`, in order.
-    pub async fn audit_records(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    pub async fn audit_records(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, Error> {
         const SQL: &str = "SELECT seq, session_id, session_seq, kind, body, at_ms, prev_hash, session_prev_hash, hash \
                            FROM tollgate_audit WHERE seq > $1 ORDER BY seq LIMIT $2";
         let rows = on_pool!(self, pool => sqlx::query(SQL).bind(after).bind(limit).fetch_all(pool).await?
@@ -432,7 +462,7 @@ impl Store {
     }
 
     /// The head of the global audit chain: the last record's sequence number and hash.
-    pub async fn audit_head(&self) -> Result<AuditHead, StoreError> {
+    pub async fn audit_head(&self) -> Result<AuditHead, Error> {
         const SQL: &str = "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1";
         let head = on_pool!(self, pool => {
             let row = sqlx::query(SQL).fetch_one(pool).await?;
@@ -456,15 +486,15 @@ impl Store {
     /// start is guessed as this one plus a chunk; when the guess is wrong (a
     /// gap, the end), the reads ahead are dropped and read again from where
     /// the chunk really ended.
-    pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
-        let pool = match self {
-            Store::Sqlite(SqliteStore { pool, .. }) => {
+    pub async fn verify_audit(&self) -> Result<VerifyReport, Error> {
+        let pool = match &self.backend {
+            Backend::Sqlite(SqliteStore { pool, .. }) => {
                 let path = pool.connect_options().get_filename().to_owned();
                 return tokio::task::spawn_blocking(move || audit_sqlite::verify(&path))
                     .await
-                    .map_err(|e| StoreError::Read(format!("verifying the audit log failed: {e}")))?;
+                    .map_err(|e| Error::Read(format!("verifying the audit log failed: {e}")))?;
             }
-            Store::Postgres(pool) => pool,
+            Backend::Postgres(pool) => pool,
         };
         let mut verifier = audit::Verifier::default();
         feed_audit(pool, &mut verifier, 0).await?;
@@ -496,7 +526,7 @@ impl Store {
 
     /// Locks session `id` for changes (waiting for any other holder, in this
     /// process or another) and opens the transaction its changes go in.
-    pub async fn lock_session(&self, id: &str) -> Result<SessionTx, StoreError> {
+    pub async fn lock_session(&self, id: &str) -> Result<SessionTx, Error> {
         let mut tx = self.begin().await?;
         tx.lock(id).await?;
         Ok(tx)
@@ -507,10 +537,10 @@ impl Store {
     /// writers in this process or another are not held up (SQLite: a
     /// deferred read transaction, never the writer lock; PostgreSQL:
     /// `REPEATABLE READ, READ ONLY`, no row lock). Appending to it is refused.
-    pub async fn snapshot(&self, id: &str) -> Result<SessionTx, StoreError> {
-        let inner = match self {
-            Store::Sqlite(sqlite) => TxInner::Sqlite(sqlite.native.begin_read().await?),
-            Store::Postgres(pool) => {
+    pub async fn snapshot(&self, id: &str) -> Result<SessionTx, Error> {
+        let inner = match &self.backend {
+            Backend::Sqlite(sqlite) => TxInner::Sqlite(sqlite.native.begin_read().await?),
+            Backend::Postgres(pool) => {
                 TxInner::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?)
             }
         };
@@ -522,10 +552,10 @@ impl Store {
     /// Opens a transaction in which several sessions can be locked and
     /// changed, committed together (group commit: one durable write for
     /// many decisions). On SQLite it holds the writer lock from the start.
-    pub async fn begin(&self) -> Result<SessionTx, StoreError> {
-        let inner = match self {
-            Store::Sqlite(sqlite) => TxInner::Sqlite(sqlite.native.begin_write().await?),
-            Store::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+    pub async fn begin(&self) -> Result<SessionTx, Error> {
+        let inner = match &self.backend {
+            Backend::Sqlite(sqlite) => TxInner::Sqlite(sqlite.native.begin_write().await?),
+            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
         Ok(SessionTx::new(inner))
     }
@@ -585,7 +615,7 @@ pub(crate) enum TxInner {
 
 /// Feeds the records after `start` to `verifier` until the log ends or it
 /// finds a problem (PostgreSQL; see [`Store::verify_audit`]).
-async fn feed_audit(pool: &sqlx::PgPool, verifier: &mut audit::Verifier, start: i64) -> Result<(), StoreError> {
+async fn feed_audit(pool: &sqlx::PgPool, verifier: &mut audit::Verifier, start: i64) -> Result<(), Error> {
     let mut reading: std::collections::VecDeque<(i64, tokio::task::JoinHandle<_>)> = std::collections::VecDeque::new();
     let mut next_start = start;
     loop {
@@ -594,7 +624,7 @@ async fn feed_audit(pool: &sqlx::PgPool, verifier: &mut audit::Verifier, start: 
             next_start += audit::PACKED_RECORDS_MAX;
         }
         let Some((_, read)) = reading.pop_front() else { break };
-        let chunk = read.await.map_err(|e| StoreError::Damaged(format!("reading the audit log failed: {e}")))??;
+        let chunk = read.await.map_err(|e| Error::Damaged(format!("reading the audit log failed: {e}")))??;
         let Some((last, packed)) = chunk else { break };
         if reading.front().is_some_and(|(start, _)| *start != last) {
             for (_, read) in reading.drain(..) {
@@ -613,7 +643,7 @@ async fn feed_audit(pool: &sqlx::PgPool, verifier: &mut audit::Verifier, start: 
 }
 
 /// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.
-async fn packed_audit(pool: sqlx::PgPool, after: i64) -> Result<Option<(i64, String)>, StoreError> {
+async fn packed_audit(pool: sqlx::PgPool, after: i64) -> Result<Option<(i64, String)>, Error> {
     let row = sqlx::query(audit::SELECT_PACKED).bind(after).bind(audit::PACKED_RECORDS_MAX).fetch_one(&pool).await?;
     Ok(match (row.try_get::<Option<i64>, _>("last")?, row.try_get::<Option<String>, _>("packed")?) {
         (Some(last), Some(packed)) => Some((last, packed)),
@@ -623,7 +653,7 @@ async fn packed_audit(pool: sqlx::PgPool, after: i64) -> Result<Option<(i64, Str
 
 /// A store that cannot be opened, saying what an SQLite I/O error or a full
 /// database most likely means.
-fn open_error(url: &str, error: &sqlx::Error) -> StoreError {
+fn open_error(url: &str, error: &sqlx::Error) -> Error {
     // SQLite's primary result codes: 10 (an I/O error: no room even for the
     // WAL index, say) and 13 (database or disk is full).
     let code = error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i64>().ok());
@@ -631,5 +661,5 @@ fn open_error(url: &str, error: &sqlx::Error) -> StoreError {
         Some(10 | 13) => " (the disk holding the database may be full, or not writable)",
         _ => "",
     };
-    StoreError::Open { url: url.to_owned(), reason: format!("{error}{hint}") }
+    Error::Open { url: url.to_owned(), reason: format!("{error}{hint}") }
 }

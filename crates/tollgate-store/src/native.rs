@@ -15,7 +15,7 @@
 //! `BEGIN IMMEDIATE`, retried without blocking while another process holds
 //! it ([`Native::begin_write`]).
 
-use crate::StoreError;
+use crate::Error;
 use crate::batch::Bind;
 use rusqlite::{Connection, OpenFlags};
 use std::path::PathBuf;
@@ -59,9 +59,9 @@ struct Held {
 }
 
 /// SQLite's "database is locked", for a wait that ran out in this process.
-fn busy(message: &str) -> StoreError {
+fn busy(message: &str) -> Error {
     let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
-    StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, Some(message.to_owned())))
+    Error::Sqlite(rusqlite::Error::SqliteFailure(code, Some(message.to_owned())))
 }
 
 impl std::fmt::Debug for Native {
@@ -87,20 +87,20 @@ impl Native {
     }
 
     /// A connection permit, waiting until `deadline` at most; refused once closed.
-    async fn permit(&self, deadline: tokio::time::Instant) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+    async fn permit(&self, deadline: tokio::time::Instant) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
         if self.closed.load(Ordering::Relaxed) {
-            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+            return Err(Error::Database(sqlx::Error::PoolClosed));
         }
         match tokio::time::timeout_at(deadline, Arc::clone(&self.open).acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
+            Ok(Err(_)) => Err(Error::Database(sqlx::Error::PoolClosed)),
             Err(_) => Err(busy("no database connection came free in time")),
         }
     }
 
     /// An idle connection, or a new one (the file exists and its schema is
     /// current: sqlx opened and migrated it).
-    fn connection(&self) -> Result<Connection, StoreError> {
+    fn connection(&self) -> Result<Connection, Error> {
         if let Some(connection) = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop() {
             return Ok(connection);
         }
@@ -139,7 +139,7 @@ impl Native {
     /// writer lock (`BEGIN IMMEDIATE`). While another process holds it, the
     /// attempt is repeated on a timer (the async thread is free meanwhile),
     /// for at most [`BUSY_WAIT`] in all (this process's turn included).
-    pub(crate) async fn begin_write(self: &Arc<Self>) -> Result<NativeTx, StoreError> {
+    pub(crate) async fn begin_write(self: &Arc<Self>) -> Result<NativeTx, Error> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + BUSY_WAIT;
         let Ok(turn) = tokio::time::timeout_at(deadline, Arc::clone(&self.writer).lock_owned()).await else {
@@ -155,7 +155,7 @@ impl Native {
 
     /// Opens a read transaction: its first read fixes the snapshot every
     /// later read sees; it locks nothing and waits for no writer (WAL).
-    pub(crate) async fn begin_read(self: &Arc<Self>) -> Result<NativeTx, StoreError> {
+    pub(crate) async fn begin_read(self: &Arc<Self>) -> Result<NativeTx, Error> {
         let started = Instant::now();
         let permit = self.permit(tokio::time::Instant::now() + BUSY_WAIT).await?;
         let connection = self.connection()?;
@@ -189,7 +189,7 @@ async fn until_free(
     tx: &mut NativeTx,
     started: Instant,
     mut attempt: impl FnMut(&Connection) -> rusqlite::Result<()>,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     tx.connection()?.busy_timeout(Duration::ZERO)?;
     let mut pause = Duration::from_micros(100);
     let done = loop {
@@ -218,8 +218,8 @@ pub(crate) struct NativeTx {
 }
 
 impl NativeTx {
-    fn connection(&mut self) -> Result<&mut Connection, StoreError> {
-        self.connection.as_mut().ok_or_else(|| StoreError::Read("the transaction has ended".to_owned()))
+    fn connection(&mut self) -> Result<&mut Connection, Error> {
+        self.connection.as_mut().ok_or_else(|| Error::Read("the transaction has ended".to_owned()))
     }
 
     /// The first row of `sql` with `binds`, each column read by `read`.
@@ -228,7 +228,7 @@ impl NativeTx {
         sql: &str,
         binds: &[Bind<'_>],
         read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> Result<Option<T>, Error> {
         let mut statement = self.connection()?.prepare_cached(sql)?;
         bind(&mut statement, binds)?;
         let mut rows = statement.raw_query();
@@ -244,7 +244,7 @@ impl NativeTx {
         sql: &str,
         binds: &[Bind<'_>],
         mut read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Vec<T>, StoreError> {
+    ) -> Result<Vec<T>, Error> {
         let mut statement = self.connection()?.prepare_cached(sql)?;
         bind(&mut statement, binds)?;
         let mut rows = statement.raw_query();
@@ -258,9 +258,9 @@ impl NativeTx {
     /// Runs `write` (the transaction's statements, through the
     /// [`Writer`] it is given) and commits, on a blocking thread: everything
     /// written is on disk when this returns. On any error nothing is kept.
-    pub(crate) async fn commit<F>(mut self, write: F) -> Result<(), StoreError>
+    pub(crate) async fn commit<F>(mut self, write: F) -> Result<(), Error>
     where
-        F: FnOnce(&mut Writer<'_>) -> Result<(), StoreError> + Send + 'static,
+        F: FnOnce(&mut Writer<'_>) -> Result<(), Error> + Send + 'static,
     {
         let connection = self.connection.take();
         let native = Arc::clone(&self.native);
@@ -271,10 +271,10 @@ impl NativeTx {
         let run = move || {
             let _held = held;
             let Some(connection) = connection else {
-                return Err(StoreError::Read("the transaction has ended".to_owned()));
+                return Err(Error::Read("the transaction has ended".to_owned()));
             };
             let outcome = write(&mut Writer { connection: &connection })
-                .and_then(|()| run(&connection, "COMMIT").map_err(StoreError::from));
+                .and_then(|()| run(&connection, "COMMIT").map_err(Error::from));
             if !connection.is_autocommit() {
                 // A failed write or COMMIT: nothing of it is kept. (A COMMIT
                 // that failed for a full disk was rolled back by SQLite
@@ -293,7 +293,7 @@ impl NativeTx {
             && tokio::runtime::Handle::try_current()
                 .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let done = if in_place { Ok(tokio::task::block_in_place(run)) } else { tokio::task::spawn_blocking(run).await };
-        done.map_err(|e| StoreError::Read(format!("the commit's thread failed: {e}")))?
+        done.map_err(|e| Error::Read(format!("the commit's thread failed: {e}")))?
     }
 }
 
@@ -315,7 +315,7 @@ pub(crate) struct Writer<'c> {
 
 impl Writer<'_> {
     /// Runs `sql` with `binds` (prepared once per connection).
-    pub(crate) fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<(), StoreError> {
+    pub(crate) fn execute(&mut self, sql: &str, binds: &[Bind<'_>]) -> Result<(), Error> {
         let mut statement = self.connection.prepare_cached(sql)?;
         bind(&mut statement, binds)?;
         statement.raw_execute()?;
@@ -329,7 +329,7 @@ fn run(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.raw_execute().map(drop)
 }
 
-fn bind(statement: &mut rusqlite::CachedStatement<'_>, binds: &[Bind<'_>]) -> Result<(), StoreError> {
+fn bind(statement: &mut rusqlite::CachedStatement<'_>, binds: &[Bind<'_>]) -> Result<(), Error> {
     for (index, value) in binds.iter().enumerate() {
         let index = index + 1;
         match *value {

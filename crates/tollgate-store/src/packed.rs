@@ -4,15 +4,15 @@
 //! (-1: NULL). `audit verify` on PostgreSQL reads the log this way, a chunk
 //! of records a row. (SQLite transactions read rows directly, `native.rs`.)
 
-use crate::StoreError;
+use crate::Error;
 
 /// One packed record: its header numbers and its texts.
 pub(crate) type Record<'a, const N: usize, const T: usize> = ([i64; N], [Option<&'a str>; T]);
 
 /// The records of `packed`, each as its `N` header numbers (the last `T` of
 /// them the byte lengths of its texts) and its `T` texts, borrowed.
-pub(crate) fn records<const N: usize, const T: usize>(mut packed: &str) -> Result<Vec<Record<'_, N, T>>, StoreError> {
-    let damaged = || StoreError::Damaged("a packed result cannot be read back (malformed)".to_owned());
+pub(crate) fn records<const N: usize, const T: usize>(mut packed: &str) -> Result<Vec<Record<'_, N, T>>, Error> {
+    let damaged = || Error::Damaged("a packed result cannot be read back (malformed)".to_owned());
     let mut out = Vec::new();
     while !packed.is_empty() {
         let colon = packed.find(':').ok_or_else(damaged)?;

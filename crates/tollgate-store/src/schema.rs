@@ -3,7 +3,7 @@
 //! the new version; several processes opening one database at once take
 //! turns (PostgreSQL: an advisory lock; SQLite: the writer lock).
 
-use crate::{Store, StoreError, audit};
+use crate::{Error, Store, audit};
 use sqlx::Row;
 
 /// The newest schema version this build writes and reads.
@@ -112,7 +112,7 @@ macro_rules! run_migrations {
             Some(row) => parse_version(row.try_get("value")?)?,
         };
         if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { found: version, supported: SCHEMA_VERSION });
+            return Err(Error::NewerSchema { found: version, supported: SCHEMA_VERSION });
         }
         for (from, migration) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
             let own: &[&str] = if $sqlite { migration.sqlite } else { &[] };
@@ -138,13 +138,13 @@ macro_rules! run_migrations {
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`]; refuses a newer one untouched.
-pub(crate) async fn migrate(store: &Store) -> Result<(), StoreError> {
-    match store {
-        Store::Sqlite(crate::SqliteStore { pool, .. }) => {
+pub(crate) async fn migrate(store: &Store) -> Result<(), Error> {
+    match store.backend_ref() {
+        crate::Backend::Sqlite(crate::SqliteStore { pool, .. }) => {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             run_migrations!(tx, true);
         }
-        Store::Postgres(pool) => {
+        crate::Backend::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             // One migrating process at a time; the lock ends with the transaction.
             sqlx::query("SELECT pg_advisory_xact_lock(7461726)").execute(&mut *tx).await?;
@@ -154,6 +154,6 @@ pub(crate) async fn migrate(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn parse_version(text: String) -> Result<i64, StoreError> {
-    text.parse().map_err(|_| StoreError::Damaged(format!("schema version '{text}' is not a number")))
+fn parse_version(text: String) -> Result<i64, Error> {
+    text.parse().map_err(|_| Error::Damaged(format!("schema version '{text}' is not a number")))
 }

@@ -80,3 +80,14 @@ async fn drop_abandoned_schemas(conn: &mut sqlx::PgConnection) {
         }
     }
 }
+
+/// Runs one SQL statement on the store's own pool, as a person with write
+/// access to the database could: what tampering tests do to the audit log.
+pub async fn execute(store: &crate::Store, sql: &str) -> Result<u64, crate::Error> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    let affected = match store.backend_ref() {
+        crate::Backend::Sqlite(sqlite) => sqlx::query(sql).execute(&sqlite.pool).await?.rows_affected(),
+        crate::Backend::Postgres(pool) => sqlx::query(sql).execute(pool).await?.rows_affected(),
+    };
+    Ok(affected)
+}

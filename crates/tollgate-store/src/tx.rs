@@ -6,8 +6,8 @@
 use crate::audit::{self, AuditRecord};
 use crate::batch::{self, Bind, Placeholders, Shape, bind_all};
 use crate::{
-    Checkpoint, JournalEntry, NewAudit, NewEntry, SELECT_CHECKPOINT, SELECT_JOURNAL_AFTER, SessionInfo, StoreError,
-    TxInner, checkpoint_row, journal_entry, session_info,
+    Checkpoint, Error, JournalEntry, NewAudit, NewEntry, SELECT_CHECKPOINT, SELECT_JOURNAL_AFTER, SessionInfo, TxInner,
+    checkpoint_row, journal_entry, session_info,
 };
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -81,12 +81,12 @@ impl SessionTx {
     /// Locks session `id` (PostgreSQL: its row, until the transaction ends;
     /// SQLite: the writer lock is held already) and makes it the session the
     /// following calls work on.
-    pub async fn lock(&mut self, id: &str) -> Result<(), StoreError> {
+    pub async fn lock(&mut self, id: &str) -> Result<(), Error> {
         if !self.sessions.contains_key(id) {
             self.lock_all(&[id]).await?;
         }
         if !self.sessions.contains_key(id) {
-            return Err(StoreError::NoSession(id.to_owned()));
+            return Err(Error::NoSession(id.to_owned()));
         }
         self.current = Some(id.to_owned());
         Ok(())
@@ -97,7 +97,7 @@ impl SessionTx {
     /// [`SessionTx::lock`] of one says so). PostgreSQL locks the rows in byte
     /// order of their ids, so two transactions locking overlapping groups
     /// this way cannot deadlock. Does not change the current session.
-    pub async fn lock_all(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+    pub async fn lock_all(&mut self, ids: &[&str]) -> Result<(), Error> {
         let mut ids: Vec<&str> = ids.iter().copied().filter(|id| !self.sessions.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -139,7 +139,7 @@ impl SessionTx {
     /// go, so that [`SessionTx::find_call`] answers them without a query
     /// each. Only for sessions locked in this transaction (an unlocked
     /// session could gain entries meanwhile); other pairs are skipped.
-    pub async fn prefetch_calls(&mut self, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+    pub async fn prefetch_calls(&mut self, pairs: &[(&str, &str)]) -> Result<(), Error> {
         let mut wanted: Vec<(&str, &str)> = pairs
             .iter()
             .copied()
@@ -176,9 +176,9 @@ impl SessionTx {
 
     /// Locks the sessions `ids` ([`SessionTx::lock_all`]) and looks up the
     /// calls `pairs` ([`SessionTx::prefetch_calls`]). Not for snapshots.
-    pub async fn lock_and_prefetch(&mut self, ids: &[&str], pairs: &[(&str, &str)]) -> Result<(), StoreError> {
+    pub async fn lock_and_prefetch(&mut self, ids: &[&str], pairs: &[(&str, &str)]) -> Result<(), Error> {
         if self.read_only {
-            return Err(StoreError::ReadOnly("a snapshot locks nothing".to_owned()));
+            return Err(Error::ReadOnly("a snapshot locks nothing".to_owned()));
         }
         self.lock_all(ids).await?;
         self.prefetch_calls(pairs).await
@@ -204,24 +204,24 @@ impl SessionTx {
     }
 
     /// The session `id`, if it is the one the calls work on.
-    fn locked(&mut self, id: &str) -> Result<&mut Locked, StoreError> {
+    fn locked(&mut self, id: &str) -> Result<&mut Locked, Error> {
         match (&self.current, self.sessions.get_mut(id)) {
             (Some(current), Some(locked)) if current == id => Ok(locked),
-            _ => Err(StoreError::NoSession(format!("{id} (not the session locked in this transaction)"))),
+            _ => Err(Error::NoSession(format!("{id} (not the session locked in this transaction)"))),
         }
     }
 
     /// The locked session as it is now.
-    pub fn info(&self) -> Result<&SessionInfo, StoreError> {
+    pub fn info(&self) -> Result<&SessionInfo, Error> {
         self.current
             .as_ref()
             .and_then(|id| self.sessions.get(id))
             .map(|l| &l.info)
-            .ok_or_else(|| StoreError::NoSession("(none locked in this transaction)".to_owned()))
+            .ok_or_else(|| Error::NoSession("(none locked in this transaction)".to_owned()))
     }
 
     /// The session's checkpoint (the newest, appended in this transaction or stored).
-    pub async fn checkpoint(&mut self, id: &str) -> Result<Option<Checkpoint>, StoreError> {
+    pub async fn checkpoint(&mut self, id: &str) -> Result<Option<Checkpoint>, Error> {
         if let Some((seq, state)) = self.pending.checkpoints.get(id) {
             return Ok(Some(Checkpoint { seq: *seq, state: state.clone() }));
         }
@@ -237,7 +237,7 @@ impl SessionTx {
     }
 
     /// Journal entries after `seq`, in order (stored, then appended in this transaction).
-    pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, StoreError> {
+    pub async fn journal_after(&mut self, id: &str, seq: i64) -> Result<Vec<JournalEntry>, Error> {
         let mut rows = match &mut self.inner {
             TxInner::Sqlite(c) => c.rows(SELECT_JOURNAL_AFTER, &[Bind::Text(id), Bind::Int(seq)], native_entry)?,
             TxInner::Postgres(c) => {
@@ -251,7 +251,7 @@ impl SessionTx {
     }
 
     /// The first journal entry of `kind` for call `call_id`, if any.
-    pub async fn find_call(&mut self, id: &str, call_id: &str, kind: &str) -> Result<Option<JournalEntry>, StoreError> {
+    pub async fn find_call(&mut self, id: &str, call_id: &str, kind: &str) -> Result<Option<JournalEntry>, Error> {
         if let Some(entries) = self.calls.get(id).and_then(|calls| calls.get(call_id)) {
             return Ok(entries.iter().find(|entry| entry.kind == kind).cloned());
         }
@@ -292,11 +292,9 @@ impl SessionTx {
         entries: &[NewEntry],
         audits: &[NewAudit],
         checkpoint: Option<&str>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<i64, Error> {
         if self.read_only {
-            return Err(StoreError::ReadOnly(format!(
-                "session {id} was read from a snapshot; nothing can be appended"
-            )));
+            return Err(Error::ReadOnly(format!("session {id} was read from a snapshot; nothing can be appended")));
         }
         let locked = self.locked(id)?;
         let (mut seq, mut session_audit) = (locked.info.last_seq, locked.audit.clone());
@@ -335,7 +333,7 @@ impl SessionTx {
     /// Writes everything appended, the changed session rows and the audit
     /// head, then commits: everything appended is durable when this returns.
     /// (SQLite: writes and `COMMIT` on one blocking thread, `native.rs`.)
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(self) -> Result<(), Error> {
         let SessionTx { inner, sessions, head, pending, .. } = self;
         let Pending { journal, audit, checkpoints } = pending;
         let mut dirty: Vec<Locked> = sessions.into_values().filter(|l| l.dirty).collect();
@@ -380,7 +378,7 @@ impl Written {
     /// connection a statement costs no round trip, and these short ones
     /// cost less than the multi-row forms (`UPDATE … FROM (VALUES …)`
     /// above all).
-    fn write_sqlite(&self, writer: &mut crate::native::Writer<'_>) -> Result<(), StoreError> {
+    fn write_sqlite(&self, writer: &mut crate::native::Writer<'_>) -> Result<(), Error> {
         const JOURNAL: &str = "INSERT INTO tollgate_journal (session_id, seq, kind, call_id, body, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
         const AUDIT: &str = "INSERT INTO tollgate_audit (seq, session_id, session_seq, kind, body, at_ms, prev_hash, \
                              session_prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";

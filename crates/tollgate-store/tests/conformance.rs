@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use tollgate_store::testing::{postgres_schema_url, sqlite_url};
-use tollgate_store::{AuditHead, NewAudit, NewEntry, NewSession, SCHEMA_VERSION, Store, StoreError, StoredWorkflow};
+use tollgate_store::{AuditHead, Error, NewAudit, NewEntry, NewSession, SCHEMA_VERSION, Store, StoredWorkflow};
 
 /// Runs `test` on a fresh SQLite store and a fresh PostgreSQL store.
 async fn on_both<F, Fut>(test: F)
@@ -50,11 +50,7 @@ fn audit(body: &str) -> NewAudit {
 
 /// Runs raw SQL on the store's database (to damage it on purpose).
 async fn raw(store: &Store, sql: &str) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match store {
-        Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
-        Store::Postgres(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
-    }
+    tollgate_store::testing::execute(store, sql).await.unwrap();
 }
 
 #[tokio::test]
@@ -71,12 +67,12 @@ async fn sessions_are_created_once_and_listed() {
                 created_ms: 2_000,
             })
             .await;
-        assert!(matches!(again, Err(StoreError::SessionExists(_))), "{} {again:?}", store.backend());
+        assert!(matches!(again, Err(Error::SessionExists(_))), "{} {again:?}", store.backend());
         let info = store.session("s1").await.unwrap().unwrap();
         assert_eq!((info.created_ms, info.last_seq, info.workflow_version), (1_000, 0, 1));
         assert_eq!(store.sessions(10).await.unwrap().len(), 1);
         assert!(store.session("nope").await.unwrap().is_none());
-        assert!(matches!(store.lock_session("nope").await, Err(StoreError::NoSession(_))));
+        assert!(matches!(store.lock_session("nope").await, Err(Error::NoSession(_))));
         assert_eq!(store.workflow("h1").await.unwrap().unwrap().text, "[workflow]");
     })
     .await;
@@ -318,7 +314,7 @@ async fn reopening_keeps_everything_and_a_newer_schema_is_refused_untouched() {
         .await;
     store.close().await;
     match Store::open(&url).await {
-        Err(StoreError::NewerSchema { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(Error::NewerSchema { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
         other => panic!("a newer schema must be refused: {other:?}"),
     }
     if let Some(pg) = postgres_schema_url().await {
@@ -326,7 +322,7 @@ async fn reopening_keeps_everything_and_a_newer_schema_is_refused_untouched() {
         six_records(&store).await;
         raw(&store, &format!("UPDATE tollgate_meta SET value = '{}' WHERE key = 'schema_version'", SCHEMA_VERSION + 1))
             .await;
-        assert!(matches!(Store::open(&pg).await, Err(StoreError::NewerSchema { .. })));
+        assert!(matches!(Store::open(&pg).await, Err(Error::NewerSchema { .. })));
         assert_eq!(store.journal("s1").await.unwrap().len(), 0);
         assert_eq!(store.verify_audit().await.unwrap().records, 6, "refusing must leave the data intact");
     }
@@ -339,13 +335,13 @@ async fn a_corrupt_file_or_a_bad_url_is_a_clear_error_and_nothing_is_written() {
     let garbage = b"this is not an SQLite database, but it is somebody's data".repeat(100);
     std::fs::write(&path, &garbage).unwrap();
     let error = Store::open(&path.display().to_string()).await.unwrap_err();
-    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    assert!(matches!(error, Error::Open { .. }), "{error:?}");
     assert!(error.to_string().contains("tollgate.db"), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), garbage, "the file must be left as it was");
 
     for url in ["postgres://nobody@127.0.0.1:1/none", "mysql://localhost/db", ""] {
         let error = Store::open(url).await.unwrap_err();
-        assert!(matches!(error, StoreError::Open { .. } | StoreError::BadUrl { .. }), "{url}: {error:?}");
+        assert!(matches!(error, Error::Open { .. } | Error::BadUrl { .. }), "{url}: {error:?}");
     }
     let head = AuditHead { seq: 0, hash: "0".repeat(64) };
     assert_eq!(tollgate_store::verify_records(&[], &head).problem, None);
@@ -425,7 +421,7 @@ async fn sessions_and_calls_read_in_one_go_behave_as_read_apart() {
         tx.lock_and_prefetch(&["s2", "s1", "ghost", "s1"], &pairs).await.unwrap();
         assert_eq!(tx.find_call("s1", "c1", "decision").await.unwrap().unwrap().seq, 1);
         assert!(tx.find_call("s2", "c1", "decision").await.unwrap().is_none());
-        assert!(matches!(tx.lock("ghost").await, Err(StoreError::NoSession(_))), "{}", store.backend());
+        assert!(matches!(tx.lock("ghost").await, Err(Error::NoSession(_))), "{}", store.backend());
         for session in ["s2", "s1"] {
             tx.lock(session).await.unwrap();
             tx.append(session, &[entry("decision", Some("c2"), "{}")], &[audit("{}")], None).await.unwrap();

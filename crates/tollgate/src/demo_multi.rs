@@ -162,7 +162,7 @@ async fn run_stored(paint: Paint, db: &str, options: &Options) -> Result<ExitCod
     let handle = engine.register_workflow(MULTI_CONCERN, "examples/multi-concern.toml").await?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let parent = options.session.clone().unwrap_or_else(|| format!("case-{stamp}"));
-    let resumed = match engine.store().session(&parent).await? {
+    let resumed = match engine.session(&parent).await? {
         Some(info) if info.workflow_hash != handle.hash => {
             bail!("session {parent} exists under another workflow; pick another --session")
         }
@@ -280,7 +280,11 @@ async fn run_stored(paint: Paint, db: &str, options: &Options) -> Result<ExitCod
 /// one had joined them already (`Engine::join` gives that join back and
 /// journals nothing a second time).
 async fn join_once(engine: &Engine, parent: &str) -> Result<(tollgate_core::Join, bool)> {
-    let joined_before = engine.store().journal(parent).await?.iter().any(|entry| entry.kind == "joined");
+    let joined_before = engine
+        .journal(parent)
+        .await?
+        .iter()
+        .any(|entry| matches!(entry.record, tollgate_engine::journal::Record::Joined(_)));
     Ok((engine.join(parent).await?, joined_before))
 }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tollgate_core::{ToolCall, ToolOutcome};
 use tollgate_engine::{Engine, WorkflowHandle};
-use tollgate_store::{NewAudit, NewSession, Store, StoredWorkflow};
+use tollgate_store::{Location, NewAudit, NewSession, Store, StoredWorkflow};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -87,23 +87,24 @@ enum RawCommit {
 
 /// A connection of its own to the store's SQLite file, committing as the
 /// store's do (WAL, `synchronous=FULL`).
-fn open_beside(pool: &sqlx::SqlitePool) -> Result<rusqlite::Connection> {
-    let db = rusqlite::Connection::open(pool.connect_options().get_filename())?;
+fn open_beside(path: &std::path::Path) -> Result<rusqlite::Connection> {
+    let db = rusqlite::Connection::open(path)?;
     db.pragma_update(None, "synchronous", "FULL")?;
     Ok(db)
 }
 
 impl RawCommit {
     async fn open(store: &Store) -> Result<RawCommit> {
-        Ok(match store {
-            Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) => {
-                let db = open_beside(pool)?;
+        Ok(match store.location() {
+            Location::Sqlite(path) => {
+                let db = open_beside(path)?;
                 db.execute_batch("DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (n BIGINT, body TEXT)")?;
                 RawCommit::Sqlite(db, 0)
             }
-            Store::Postgres(pool) => {
-                sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)").execute(pool).await?;
-                RawCommit::Postgres(pool.clone(), 0)
+            Location::Postgres(url) => {
+                let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
+                sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (n BIGINT, body TEXT)").execute(&pool).await?;
+                RawCommit::Postgres(pool, 0)
             }
         })
     }
@@ -245,7 +246,8 @@ impl Target {
 /// directory; a PostgreSQL server: a new schema on it, dropped at the end)
 /// and prints the figures, as text or as one JSON object.
 pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
-    let dir = tollgate_store::testing::temp_dir("tollgate_bench").context("cannot make a temporary directory")?;
+    let dir = std::env::temp_dir().join(format!("tollgate_bench_{}_{}", std::process::id(), now_ms()));
+    std::fs::create_dir_all(&dir).context("cannot make a temporary directory")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let target = runtime.block_on(Target::new(url, &dir))?;
     let url = target.url().to_owned();
@@ -283,19 +285,19 @@ pub fn durable_bench(url: Option<String>, json_out: bool) -> Result<ExitCode> {
 
 /// Every figure, measured on the store at `url`.
 async fn measure(url: &str, tag: &str, fsync: Duration) -> Result<Json> {
-    let engine = Engine::open(url).await?;
-    let store = engine.store().clone();
-    let figures = measure_on(engine, tag, fsync).await;
+    let store = Store::open(url).await?;
+    let engine = Engine::new(store.clone());
+    let figures = measure_on(engine, &store, tag, fsync).await;
     // Closed however it went, so nothing holds the schema a clean-up drops.
     store.close().await;
     figures
 }
 
-async fn measure_on(engine: Engine, tag: &str, fsync: Duration) -> Result<Json> {
-    let mut raw = RawCommit::open(engine.store()).await?;
+async fn measure_on(engine: Engine, store: &Store, tag: &str, fsync: Duration) -> Result<Json> {
+    let mut raw = RawCommit::open(store).await?;
     // This benchmark's runtime is multi-threaded: SQLite commits block in
     // place (a server's would too). One step figure is also taken without.
-    engine.store().commit_in_place(true);
+    engine.commit_in_place(true);
     let workflow = engine.register_workflow(crate::demo::SUPPORT_REFUNDS, "support-refunds.toml").await?;
 
     // One engine step.
@@ -303,9 +305,9 @@ async fn measure_on(engine: Engine, tag: &str, fsync: Duration) -> Result<Json> 
     engine.create_session(&workflow, &step_session, None).await?;
     three_steps(&engine, &step_session, 1e9, None).await?;
     let step = steps(&engine, &step_session, "r", &mut raw).await?;
-    engine.store().commit_in_place(false);
+    engine.commit_in_place(false);
     let step_pool = steps(&engine, &step_session, "p", &mut raw).await?;
-    engine.store().commit_in_place(true);
+    engine.commit_in_place(true);
 
     // The three-step workflow, one session each, decide and result apart,
     // then as an agent loop; a raw commit before each run, per step.
@@ -331,8 +333,8 @@ async fn measure_on(engine: Engine, tag: &str, fsync: Duration) -> Result<Json> 
 
     let concurrent = concurrent_decisions(Arc::new(engine), &workflow, tag).await?;
     let engine = concurrent.0;
-    let (floor, template) = store_floor(&engine, &workflow, tag).await?;
-    let disk_floor = disk_floor(engine.store(), tag, template).await?;
+    let (floor, template) = store_floor(&engine, store, &workflow, tag).await?;
+    let disk_floor = disk_floor(store, tag, template).await?;
 
     let mut samples = Vec::new();
     for n in 0..200 {
@@ -342,10 +344,10 @@ async fn measure_on(engine: Engine, tag: &str, fsync: Duration) -> Result<Json> 
     }
     let resume = median(samples);
 
-    let (records, verify) = audit_verify(engine.store(), tag).await?;
+    let (records, verify) = audit_verify(store, tag).await?;
     engine.close().await;
     Ok(json!({
-        "store": engine.store().backend(),
+        "store": engine.backend(),
         "raw_fsync_us": us(fsync),
         "raw_commit_us": us(median(raw_all)),
         "engine_step_us": step.engine_us(),
@@ -463,8 +465,7 @@ async fn concurrent_decisions(
 /// other, as 64 sessions each waiting for its decision allow. No engine: no
 /// deciding, no queue. Decisions per second; the ceiling of
 /// [`concurrent_decisions`] on this store and disk.
-async fn store_floor(engine: &Engine, workflow: &WorkflowHandle, tag: &str) -> Result<(f64, String)> {
-    let store = engine.store();
+async fn store_floor(engine: &Engine, store: &Store, workflow: &WorkflowHandle, tag: &str) -> Result<(f64, String)> {
     let template = store
         .journal(&format!("{tag}-c0"))
         .await?
@@ -512,8 +513,8 @@ async fn store_floor(engine: &Engine, workflow: &WorkflowHandle, tag: &str) -> R
 /// (session, number); nothing else: no audit copy, no session rows, no
 /// checkpoints, no call lookup. Decisions per second, over every commit.
 async fn disk_floor(store: &Store, tag: &str, body: String) -> Result<Option<f64>> {
-    let Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) = store else { return Ok(None) };
-    let db = open_beside(pool)?;
+    let Location::Sqlite(path) = store.location() else { return Ok(None) };
+    let db = open_beside(path)?;
     let sessions: Vec<String> = (0..64).map(|n| format!("{tag}-f{n}")).collect();
     let group = tokio::task::spawn_blocking(move || -> Result<Duration> {
         db.execute_batch(
@@ -570,4 +571,9 @@ async fn audit_verify(store: &Store, tag: &str) -> Result<(u64, Duration)> {
         anyhow::bail!("the benchmark's own audit log does not verify: {}", problem.message);
     }
     Ok((report.records, elapsed))
+}
+
+/// Milliseconds since the Unix epoch, to name this run's files.
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }

@@ -55,7 +55,7 @@ pub fn run(workflow_path: &Path, script_path: &Path, durable: Option<Durable>) -
 async fn run_durable(text: &str, file: &str, steps: &[Step], durable: &Durable) -> Result<ExitCode> {
     let engine = tollgate_engine::Engine::open(&durable.db).await?;
     let handle = engine.register_workflow(text, file).await?;
-    match engine.store().session(&durable.session).await? {
+    match engine.session(&durable.session).await? {
         Some(info) if info.workflow_hash != handle.hash => {
             bail!("session {} runs under another version of the workflow ({})", durable.session, info.workflow_hash)
         }

@@ -5,22 +5,17 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use tollgate_engine::Engine;
-use tollgate_store::Store;
 
 /// Opens a store these read-only commands inspect: a missing SQLite file is
 /// an error, not a new empty store (which would "verify" as intact).
-async fn open_existing(db: &str) -> Result<Store> {
-    let path = db.strip_prefix("sqlite://").or_else(|| db.strip_prefix("sqlite:")).unwrap_or(db);
-    if !db.starts_with("postgres://") && !db.starts_with("postgresql://") && !Path::new(path).exists() {
-        anyhow::bail!("no store at {db}");
-    }
-    Ok(Store::open(db).await?)
+async fn open_existing(db: &str) -> Result<Engine> {
+    Ok(Engine::open_existing(db).await?)
 }
 
 /// `sessions list`: newest first.
 pub async fn list(db: &str, limit: i64) -> Result<ExitCode> {
-    let store = open_existing(db).await?;
-    let sessions = store.sessions(limit).await?;
+    let engine = open_existing(db).await?;
+    let sessions = engine.sessions(limit).await?;
     if sessions.is_empty() {
         out!("no sessions in {db}");
     }
@@ -34,25 +29,26 @@ pub async fn list(db: &str, limit: i64) -> Result<ExitCode> {
             s.parent_id.map(|p| format!("  (investigation of {p})")).unwrap_or_default()
         );
     }
-    store.close().await;
+    engine.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `sessions show ID`: the session and its journal.
 pub async fn show(db: &str, id: &str) -> Result<ExitCode> {
-    let store = open_existing(db).await?;
-    let info = store.session(id).await?.with_context(|| format!("no session '{id}' in {db}"))?;
+    let engine = open_existing(db).await?;
+    let info = engine.session(id).await?.with_context(|| format!("no session '{id}' in {db}"))?;
     out!("session {}: workflow {} v{} ({})", info.id, info.workflow_name, info.workflow_version, info.workflow_hash);
-    for entry in store.journal(id).await? {
-        out!("{:>5} {:<9} {:<12} {}", entry.seq, entry.kind, entry.call_id.unwrap_or_default(), entry.body);
+    for entry in engine.journal(id).await? {
+        let record = &entry.record;
+        out!("{:>5} {:<9} {:<12} {}", entry.seq, record.kind(), record.index_key().unwrap_or_default(), record.body());
     }
-    store.close().await;
+    engine.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `sessions resume ID`: where the session stands and which calls are in doubt.
 pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
-    let engine = Engine::new(open_existing(db).await?);
+    let engine = open_existing(db).await?;
     let resume = engine.resume(id).await?;
     out!(
         "session {} resumes after journal entry {}: {} allowed, {} blocked, {} escalated",
@@ -82,9 +78,9 @@ pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
 
 /// `audit verify`: both chains, every record.
 pub async fn verify(db: &str) -> Result<ExitCode> {
-    let store = open_existing(db).await?;
-    let report = store.verify_audit().await?;
-    store.close().await;
+    let engine = open_existing(db).await?;
+    let report = engine.verify_audit().await?;
+    engine.close().await;
     match report.problem {
         None => {
             out!("audit log intact: {} records in {} sessions", report.records, report.sessions);
@@ -105,7 +101,7 @@ pub async fn verify(db: &str) -> Result<ExitCode> {
 
 /// `audit export`: every record as one JSON line.
 pub async fn export(db: &str, output: Option<&Path>) -> Result<ExitCode> {
-    let store = open_existing(db).await?;
+    let engine = open_existing(db).await?;
     let mut out: Box<dyn Write> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -114,7 +110,7 @@ pub async fn export(db: &str, output: Option<&Path>) -> Result<ExitCode> {
     };
     let mut after = 0;
     loop {
-        let batch = store.audit_records(after, 10_000).await?;
+        let batch = engine.audit_records(after, 10_000).await?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for r in &batch {
@@ -139,6 +135,6 @@ pub async fn export(db: &str, output: Option<&Path>) -> Result<ExitCode> {
     {
         return Err(error.into());
     }
-    store.close().await;
+    engine.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -167,9 +167,8 @@ fn stored_sessions_and_the_audit_log_are_inspectable_and_tampering_is_caught() {
     // Alter one stored record behind Tollgate's back.
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
         let store = tollgate_store::Store::open(&db).await.unwrap();
-        if let tollgate_store::Store::Sqlite(tollgate_store::SqliteStore { pool, .. }) = &store {
-            sqlx::query("UPDATE tollgate_audit SET body = '{}' WHERE seq = 5").execute(pool).await.unwrap();
-        }
+        let sql = "UPDATE tollgate_audit SET body = '{}' WHERE seq = 5";
+        assert_eq!(tollgate_store::testing::execute(&store, sql).await.unwrap(), 1);
         store.close().await;
     });
     let verify = tollgate(&["audit", "verify", "--db", &db]);

@@ -96,10 +96,11 @@ fn sessions_killed_at_random_points_resume_without_losing_or_doubling_anything()
         let engine = tollgate_engine::Engine::open(&db.display().to_string()).await.unwrap();
         for n in 0..sessions {
             let session = format!("s{n}");
-            let journal = engine.store().journal(&session).await.unwrap();
+            let journal = engine.journal(&session).await.unwrap();
             let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
             for entry in &journal {
-                *seen.entry((entry.kind.clone(), entry.call_id.clone().unwrap_or_default())).or_default() += 1;
+                let key = (entry.record.kind().to_string(), entry.record.index_key().unwrap_or_default());
+                *seen.entry(key).or_default() += 1;
             }
             for ((kind, call), count) in &seen {
                 assert_eq!(*count, 1, "session {session}: {kind} of call {call} recorded {count} times");

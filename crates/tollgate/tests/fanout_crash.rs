@@ -116,8 +116,11 @@ fn run_through_kills(db: &Path, session: &str, rng: &mut Lcg, kills: &mut usize,
 
 /// The journal entries of `session`, as (kind, call id, body).
 async fn journal(engine: &tollgate_engine::Engine, session: &str) -> Vec<(String, Option<String>, Json)> {
-    let entries = engine.store().journal(session).await.unwrap();
-    entries.into_iter().map(|e| (e.kind, e.call_id, serde_json::from_str(&e.body).unwrap())).collect()
+    let entries = engine.journal(session).await.unwrap();
+    entries
+        .into_iter()
+        .map(|e| (e.record.kind().to_string(), e.record.index_key(), serde_json::from_str(&e.record.body()).unwrap()))
+        .collect()
 }
 
 /// Per call id of `session`: the recorded verdict.

@@ -3,15 +3,14 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-mod common;
-
-use common::on_both;
+use crate::common::on_both;
 use serde_json::json;
 use std::sync::Arc;
 use tollgate_core::{ToolCall, ToolOutcome, Verdict};
-use tollgate_engine::{Engine, EngineError, WorkflowHandle};
+use tollgate_engine::journal::Kind;
+use tollgate_engine::{Engine, Error, WorkflowHandle};
 
-const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+const REFERENCE: &str = include_str!("../../../../examples/support-refunds.toml");
 
 async fn engine(url: &str) -> (Engine, WorkflowHandle) {
     let engine = Engine::open(url).await.unwrap();
@@ -88,9 +87,9 @@ async fn decisions_persist_and_the_checkpoint_equals_the_replay_at_every_step() 
             Verdict::Allow
         );
 
-        let journal = again.store().journal("s1").await.unwrap();
-        assert_eq!(journal.iter().filter(|e| e.kind == "decision").count(), 6);
-        let report = again.store().verify_audit().await.unwrap();
+        let journal = again.journal("s1").await.unwrap();
+        assert_eq!(journal.iter().filter(|e| e.record.kind() == Kind::Decision).count(), 6);
+        let report = again.verify_audit().await.unwrap();
         assert_eq!(report.problem, None);
         assert_eq!(report.records, 6 + 3, "one audit record per decision and per recorded result");
     })
@@ -109,11 +108,11 @@ async fn a_result_counts_once_and_a_resent_call_gets_its_original_decision() {
         assert_eq!(first.json["idempotency_key"], "s1/process_refund:r1");
 
         // The agent re-sends the same call (say, after a crash): same decision, nothing new stored.
-        let before = engine.store().journal("s1").await.unwrap().len();
+        let before = engine.journal("s1").await.unwrap().len();
         let again = engine.decide("s1", &ToolCall::new("r1", "process_refund", args.clone())).await.unwrap();
         assert!(again.replayed);
         assert_eq!(again.json, first.json);
-        assert_eq!(engine.store().journal("s1").await.unwrap().len(), before);
+        assert_eq!(engine.journal("s1").await.unwrap().len(), before);
 
         // The same id for a different call is refused, audited, and changes no state.
         let reused = engine
@@ -141,7 +140,7 @@ async fn a_result_counts_once_and_a_resent_call_gets_its_original_decision() {
             Verdict::Allow
         );
         assert_checkpoint_is_replay(&engine, "s1").await;
-        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+        assert_eq!(engine.verify_audit().await.unwrap().problem, None);
     })
     .await;
 }
@@ -185,7 +184,9 @@ async fn resume_and_state_read_a_snapshot_without_waiting_for_writers() {
         verified(&engine, "s1").await;
         call(&engine, "s1", "r1", "process_refund", json!({"order_id": "#W1", "amount": 50.0})).await;
 
-        let mut writer = engine.store().lock_session("s1").await.unwrap();
+        // A writer of its own: another store on the same database, as another process would be.
+        let store = tollgate_store::Store::open(&url).await.unwrap();
+        let mut writer = store.lock_session("s1").await.unwrap();
         let entry = tollgate_store::NewEntry {
             kind: "refused".into(),
             call_id: None,
@@ -197,7 +198,7 @@ async fn resume_and_state_read_a_snapshot_without_waiting_for_writers() {
         // timeout is 30 s, PostgreSQL's row lock forever.
         let patience = std::time::Duration::from_secs(10);
         let resume = tokio::time::timeout(patience, engine.resume("s1")).await.expect("resume waited").unwrap();
-        assert_eq!(resume.session.last_seq, 5, "{}", engine.store().backend());
+        assert_eq!(resume.session.last_seq, 5, "{}", engine.backend());
         assert_eq!(resume.in_doubt.len(), 1);
         let (_, state) = tokio::time::timeout(patience, engine.state("s1")).await.expect("state waited").unwrap();
         assert_eq!(state, engine.replay("s1").await.unwrap().1);
@@ -205,11 +206,12 @@ async fn resume_and_state_read_a_snapshot_without_waiting_for_writers() {
         assert_eq!(engine.resume("s1").await.unwrap().session.last_seq, 6);
 
         // A snapshot cannot be written to.
-        let mut snapshot = engine.store().snapshot("s1").await.unwrap();
+        let mut snapshot = store.snapshot("s1").await.unwrap();
         let refused = snapshot.append("s1", &[], &[], None).await;
-        assert!(matches!(refused, Err(tollgate_store::StoreError::ReadOnly(_))), "{refused:?}");
+        assert!(matches!(refused, Err(tollgate_store::Error::ReadOnly(_))), "{refused:?}");
         drop(snapshot);
-        assert!(matches!(engine.store().snapshot("nobody").await, Err(tollgate_store::StoreError::NoSession(_))));
+        assert!(matches!(store.snapshot("nobody").await, Err(tollgate_store::Error::NoSession(_))));
+        store.close().await;
     })
     .await;
 }
@@ -250,37 +252,41 @@ async fn bad_ids_and_unknown_sessions_are_clear_errors_that_store_nothing() {
         let badly_named = REFERENCE.replacen("name = \"support-refunds\"", "name = \"a\\u0000b\"", 1);
         assert_ne!(badly_named, REFERENCE);
         let refused = engine_only.register_workflow(&badly_named, "w.toml").await;
-        assert!(matches!(refused, Err(EngineError::Workflow(ref m)) if m.contains("workflow.name")), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::BadRequest { ref message }) if message.contains("workflow.name")),
+            "{refused:?}"
+        );
         drop(engine_only);
         let (engine, workflow) = engine(&url).await;
         let error = engine.create_session(&workflow, "bad id with spaces", None).await.unwrap_err();
-        assert!(matches!(error, EngineError::BadId(_)), "{error}");
+        assert!(matches!(error, Error::BadRequest { .. }), "{error}");
         let error = engine.decide("nope", &ToolCall::new("c", "get_customer", json!({}))).await.unwrap_err();
-        assert!(error.to_string().contains("no session 'nope'"), "{error}");
+        assert!(matches!(error, Error::NotFound { .. }) && error.to_string().contains("no session 'nope'"), "{error}");
         engine.create_session(&workflow, "s1", None).await.unwrap();
         let odd = engine.decide("s1", &ToolCall::new("x".repeat(500), "get_customer", json!({}))).await.unwrap();
         assert_eq!(odd.json["reasons"][0]["rule_id"], "tollgate.call_id");
         assert!(engine.register_workflow("[workflow]\nname = 1", "bad.toml").await.is_err());
         let forged = engine.record_result("s1", &"x".repeat(10_000), &json!({}), ToolOutcome::Succeeded).await;
-        assert!(matches!(forged, Err(EngineError::BadId(_))), "{forged:?}");
+        assert!(matches!(forged, Err(Error::BadRequest { .. })), "{forged:?}");
         let next = ToolCall::new("n1", "get_customer", json!({"email": "a@example.com", "zip": "94107"}));
         let forged =
             engine.record_and_decide("s1", &"x".repeat(10_000), &json!({}), ToolOutcome::Succeeded, &next).await;
-        assert!(matches!(forged, Err(EngineError::BadId(_))), "{forged:?}");
+        assert!(matches!(forged, Err(Error::BadRequest { .. })), "{forged:?}");
         // A session claiming a parent it does not belong to (wrong id, no
         // such parent, no concern after the colon) is not created.
         for (id, parent) in [("other", "s1"), ("ghost:x", "ghost"), ("s1:", "s1")] {
             let refused = engine.create_session(&workflow, id, Some(parent)).await;
-            assert!(matches!(refused, Err(EngineError::Investigation(_))), "{id} under {parent}: {refused:?}");
+            assert!(matches!(refused, Err(Error::BadRequest { .. })), "{id} under {parent}: {refused:?}");
         }
         // A session with nothing to join is refused, and nothing is written.
         let refused = engine.join("s1").await;
         assert!(
-            matches!(refused, Err(EngineError::Investigation(ref m)) if m.contains("no investigations")),
+            matches!(refused, Err(Error::BadRequest { ref message }) if message.contains("no investigations")),
             "{refused:?}"
         );
-        assert!(engine.store().journal("s1").await.unwrap().iter().all(|e| e.kind == "refused"), "only the refusal");
-        assert_eq!(engine.store().sessions(10).await.unwrap().len(), 1);
+        let journal = engine.journal("s1").await.unwrap();
+        assert!(journal.iter().all(|e| e.record.kind() == Kind::Refused), "only the refusal");
+        assert_eq!(engine.sessions(10).await.unwrap().len(), 1);
         assert_checkpoint_is_replay(&engine, "s1").await;
     })
     .await;
@@ -334,9 +340,9 @@ async fn concurrent_calls_on_many_sessions_share_commits() {
         assert_eq!(calls, 32);
         assert!(groups < 32, "32 concurrent calls took {groups} commits: nothing was grouped");
         for n in 0..32 {
-            assert_eq!(engine.store().journal(&format!("s{n}")).await.unwrap().len(), 1);
+            assert_eq!(engine.journal(&format!("s{n}")).await.unwrap().len(), 1);
         }
-        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+        assert_eq!(engine.verify_audit().await.unwrap().problem, None);
     })
     .await;
 }
@@ -347,8 +353,10 @@ async fn oversized_arguments_and_results_are_refused_or_withheld_and_never_store
         let (engine, workflow) = engine(&url).await;
         engine.create_session(&workflow, "s1", None).await.unwrap();
         verified(&engine, "s1").await;
-        let stored = |engine: &Engine| {
-            let store = engine.store().clone();
+        // What is stored, read through a store of its own.
+        let store = tollgate_store::Store::open(&url).await.unwrap();
+        let stored = |_: &Engine| {
+            let store = store.clone();
             async move { store.journal("s1").await.unwrap().iter().map(|e| e.body.len()).sum::<usize>() }
         };
         let before = stored(&engine).await;
@@ -377,7 +385,7 @@ async fn oversized_arguments_and_results_are_refused_or_withheld_and_never_store
         let (workflow, state) = (&workflow.workflow, state);
         assert!(!state.facts(workflow).iter().any(|(fact, key, _)| *fact == "order" && *key == Some("#W2")));
         assert_eq!(state.blocked_calls(), 1, "the withheld result counts as blocked; refused calls do not touch the state");
-        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+        assert_eq!(engine.verify_audit().await.unwrap().problem, None);
     })
     .await;
 }
@@ -500,7 +508,8 @@ async fn the_agents_summary_is_journaled_with_the_call_and_its_escalation_replay
             .with_summary("y".repeat(16 * 1024 + 1));
         let refused = engine.decide("hs", &long).await.unwrap();
         assert_eq!(refused.decision.reasons()[0].rule_id, "tollgate.limits.text_bytes_max");
-        let journal = engine.store().journal("hs").await.unwrap();
+        let store = tollgate_store::Store::open(&url).await.unwrap();
+        let journal = store.journal("hs").await.unwrap();
         assert!(journal.iter().all(|entry| !entry.body.contains("yyyy")), "the long summary was stored");
     })
     .await;

@@ -5,15 +5,14 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-mod common;
-
-use common::on_both;
+use crate::common::on_both;
 use serde_json::json;
 use std::sync::Arc;
 use tollgate_core::{Effect, FindingStatus, ToolCall, ToolOutcome, Verdict};
-use tollgate_engine::{Concern, Engine, EngineError, WorkflowHandle};
+use tollgate_engine::journal::{Kind, Record};
+use tollgate_engine::{Concern, Conflict, Engine, Error, WorkflowHandle};
 
-const MULTI: &str = include_str!("../../../examples/multi-concern.toml");
+const MULTI: &str = include_str!("../../../../examples/multi-concern.toml");
 
 async fn engine(url: &str) -> (Engine, WorkflowHandle) {
     let engine = Engine::open(url).await.unwrap();
@@ -88,15 +87,15 @@ async fn an_investigation_inherits_the_verified_customer_and_cannot_forge_it() {
             .await
             .unwrap();
         assert_eq!(opened.iter().map(|o| o.session.as_str()).collect::<Vec<_>>(), ["p:refund", "p:address"]);
-        assert_eq!(engine.store().session("p:refund").await.unwrap().unwrap().parent_id.as_deref(), Some("p"));
+        assert_eq!(engine.session("p:refund").await.unwrap().unwrap().parent_id.as_deref(), Some("p"));
 
         // The customer is in the child's state from its first entry, and the replay agrees.
-        let journal = engine.store().journal("p:refund").await.unwrap();
-        assert_eq!(journal[0].kind, "opened");
-        assert!(journal[0].body.contains("refund order #W1"), "{}", journal[0].body);
+        let journal = engine.journal("p:refund").await.unwrap();
+        let Record::Opened(opened) = &journal[0].record else { panic!("{:?}", journal[0]) };
+        assert_eq!(opened.concern, "refund order #W1");
         assert_eq!(customer_id(&engine.state("p:refund").await.unwrap()).as_deref(), Some("c_42"));
         assert_checkpoint_is_replay(&engine, "p:refund").await;
-        assert_eq!(engine.store().journal("p").await.unwrap().last().unwrap().kind, "investigations");
+        assert_eq!(engine.journal("p").await.unwrap().last().unwrap().record.kind(), Kind::Investigations);
 
         // A lookup in the child claiming another customer changes nothing.
         let d =
@@ -139,13 +138,13 @@ async fn an_investigation_inherits_the_verified_customer_and_cannot_forge_it() {
         assert_eq!(again.len(), 1);
         assert!(matches!(
             engine.open_investigations("p", &[concern("refund", "something else", None)]).await,
-            Err(EngineError::Investigation(_))
+            Err(Error::Conflict(Conflict::State(_)))
         ));
         assert!(matches!(
             engine.open_investigations("p:refund", &[concern("x", "nested", None)]).await,
-            Err(EngineError::Investigation(_))
+            Err(Error::BadRequest { .. })
         ));
-        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+        assert_eq!(engine.verify_audit().await.unwrap().problem, None);
     })
     .await;
 }
@@ -174,7 +173,9 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         let message = d.json["reasons"][0]["message"].as_str().unwrap();
         assert!(message.contains("refund, charge, address"), "{message}");
         match engine.join("p").await {
-            Err(EngineError::Running { running, .. }) => assert_eq!(running, ["refund", "charge", "address"]),
+            Err(Error::Conflict(Conflict::Running { running, .. })) => {
+                assert_eq!(running, ["refund", "charge", "address"])
+            }
             other => panic!("{other:?}"),
         }
 
@@ -200,14 +201,14 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         // An ended investigation takes no more calls and cannot be concluded.
         let d = decide(&engine, "p:charge", "c3", "lookup_charges", json!({"order_id": "#W2"})).await;
         assert_eq!(d.json["reasons"][0]["rule_id"], "tollgate.investigation.ended");
-        assert!(matches!(engine.conclude("p:charge", "done").await, Err(EngineError::Investigation(_))));
+        assert!(matches!(engine.conclude("p:charge", "done").await, Err(Error::Conflict(Conflict::State(_)))));
 
         // One still runs: the parent still may not answer, and the join names it alone.
         let d = decide(&engine, "p", "reply2", "reply_to_customer", reply.clone()).await;
         assert_eq!(d.decision.verdict(), Verdict::Block);
         assert!(d.json["reasons"][0]["message"].as_str().unwrap().contains(": refund;"), "{}", d.json);
         match engine.join("p").await {
-            Err(EngineError::Running { running, .. }) => assert_eq!(running, ["refund"]),
+            Err(Error::Conflict(Conflict::Running { running, .. })) => assert_eq!(running, ["refund"]),
             other => panic!("{other:?}"),
         }
 
@@ -223,13 +224,14 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         let join = engine.join("p").await.unwrap();
         let order: Vec<&str> = join.findings.iter().map(|f| f.concern_id.as_str()).collect();
         assert_eq!(order, ["refund", "charge", "address"]);
-        let journal = engine.store().journal("p").await.unwrap().len();
-        let audit = engine.store().verify_audit().await.unwrap().records;
+        let journal = engine.journal("p").await.unwrap().len();
+        let audit = engine.verify_audit().await.unwrap().records;
         assert_eq!(join, engine.join("p").await.unwrap(), "the join is deterministic");
         // Joined again: the same join, and nothing written a second time.
-        assert_eq!(engine.store().journal("p").await.unwrap().len(), journal);
-        assert_eq!(engine.store().verify_audit().await.unwrap().records, audit);
-        assert_eq!(engine.store().journal("p").await.unwrap().iter().filter(|e| e.kind == "joined").count(), 1);
+        assert_eq!(engine.journal("p").await.unwrap().len(), journal);
+        assert_eq!(engine.verify_audit().await.unwrap().records, audit);
+        let joins = engine.journal("p").await.unwrap().iter().filter(|e| matches!(e.record, Record::Joined(_))).count();
+        assert_eq!(joins, 1);
         let [refund, charge, address] = &join.findings[..] else { panic!("{join:?}") };
         assert_eq!(
             (refund.status, charge.status, address.status),
@@ -257,13 +259,12 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         for session in ["p", "p:refund", "p:charge", "p:address"] {
             assert_checkpoint_is_replay(&engine, session).await;
         }
-        let audit = engine.store().audit_records(0, 1000).await.unwrap();
-        for kind in
-            ["investigations.opened", "investigation.opened", "investigation.concluded", "investigations.joined"]
-        {
+        let audit = engine.audit_records(0, 1000).await.unwrap();
+        // Named as the journal names them: one spelling of each event.
+        for kind in ["investigations", "opened", "concluded", "joined"] {
             assert!(audit.iter().any(|r| r.kind == kind), "no audit record {kind}");
         }
-        assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+        assert_eq!(engine.verify_audit().await.unwrap().problem, None);
     })
     .await;
 }
@@ -317,8 +318,8 @@ async fn the_case_refund_limit_holds_under_concurrent_investigations() {
                 assert_checkpoint_is_replay(&second, &child.session).await;
             }
             assert_eq!(total, 400.0);
-            first.store().close().await;
-            second.store().close().await;
+            first.close().await;
+            second.close().await;
         }
     })
     .await;
@@ -331,13 +332,16 @@ async fn a_refused_opening_opens_nothing() {
         verified_parent(&engine, &handle, "q").await;
         // The same concern twice is refused before anything is stored.
         let twice = engine.open_investigations("q", &[concern("a", "one", None), concern("a", "two", None)]).await;
-        assert!(matches!(twice, Err(EngineError::Investigation(ref m)) if m.contains("given twice")), "{twice:?}");
+        assert!(
+            matches!(twice, Err(Error::BadRequest { ref message }) if message.contains("given twice")),
+            "{twice:?}"
+        );
         // A session that already holds a child's id makes the whole opening
         // fail, and its sibling is not left half opened.
         engine.create_session(&handle, "q:taken", None).await.unwrap();
         let clash =
             engine.open_investigations("q", &[concern("free", "first", None), concern("taken", "second", None)]).await;
-        assert!(matches!(clash, Err(EngineError::Investigation(_))), "{clash:?}");
+        assert!(matches!(clash, Err(Error::Conflict(Conflict::State(_)))), "{clash:?}");
         let (_, free) = engine.state("q:free").await.unwrap();
         assert!(free.concern().is_none(), "the sibling was not opened");
         let (_, parent) = engine.state("q").await.unwrap();
@@ -348,20 +352,20 @@ async fn a_refused_opening_opens_nothing() {
         // Free text over the workflow's limit (16 KiB by default), a concern
         // or an outcome, is refused and nothing of it is stored.
         let long = "x".repeat(16 * 1024 + 1);
-        let before = engine.store().journal("q").await.unwrap().len();
+        let before = engine.journal("q").await.unwrap().len();
         let refused = engine.open_investigations("q", &[concern("long", &long, None)]).await;
         assert!(
-            matches!(refused, Err(EngineError::Investigation(ref m)) if m.contains("over the limit")),
+            matches!(refused, Err(Error::BadRequest { ref message }) if message.contains("over the limit")),
             "{refused:?}"
         );
-        assert!(engine.store().session("q:long").await.unwrap().is_none(), "no child row for a refused concern");
+        assert!(engine.session("q:long").await.unwrap().is_none(), "no child row for a refused concern");
         let refused = engine.conclude("q:free", &long).await;
         assert!(
-            matches!(refused, Err(EngineError::Investigation(ref m)) if m.contains("over the limit")),
+            matches!(refused, Err(Error::BadRequest { ref message }) if message.contains("over the limit")),
             "{refused:?}"
         );
-        assert_eq!(engine.store().journal("q:free").await.unwrap().len(), 1, "only its opening");
-        assert_eq!(engine.store().journal("q").await.unwrap().len(), before);
+        assert_eq!(engine.journal("q:free").await.unwrap().len(), 1, "only its opening");
+        assert_eq!(engine.journal("q").await.unwrap().len(), before);
         engine.conclude("q:free", &"x".repeat(16 * 1024)).await.unwrap();
     })
     .await;

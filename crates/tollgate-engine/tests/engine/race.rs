@@ -16,7 +16,7 @@ use tollgate_core::{ToolCall, ToolOutcome, Verdict};
 use tollgate_engine::Engine;
 use tollgate_store::testing::{postgres_schema_url, sqlite_url};
 
-const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+const REFERENCE: &str = include_str!("../../../../examples/support-refunds.toml");
 const CALLERS: usize = 32;
 
 /// The worker half: only does something when started by `two_processes_race`.
@@ -64,7 +64,7 @@ async fn race(url: &str) {
         .iter()
         .map(|prefix| {
             Command::new(&exe)
-                .args(["--exact", "race_worker", "--nocapture", "--test-threads", "1"])
+                .args(["--exact", "race::race_worker", "--nocapture", "--test-threads", "1"])
                 .env("TOLLGATE_RACE_DB", url)
                 .env("TOLLGATE_RACE_PREFIX", prefix)
                 .stdout(Stdio::piped())
@@ -88,7 +88,7 @@ async fn race(url: &str) {
     let (_, replayed) = engine.replay("race").await.unwrap();
     assert_eq!(state, replayed);
     assert_eq!(state.allowed_calls(), 2 + 7);
-    assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+    assert_eq!(engine.verify_audit().await.unwrap().problem, None);
 }
 
 #[tokio::test]

@@ -15,9 +15,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tollgate_core::{ToolCall, ToolOutcome, Verdict};
-use tollgate_engine::{Engine, EngineError};
+use tollgate_engine::{Engine, Error};
 
-const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+const REFERENCE: &str = include_str!("../../../../examples/support-refunds.toml");
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct SmallDisk {
@@ -95,8 +95,8 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
     let workflow = engine.register_workflow(REFERENCE, "support-refunds.toml").await.unwrap();
     engine.create_session(&workflow, "s1", None).await.unwrap();
     verified(&engine, "s1").await;
-    let journal_before = engine.store().journal("s1").await.unwrap();
-    let audit_before = engine.store().verify_audit().await.unwrap();
+    let journal_before = engine.journal("s1").await.unwrap();
+    let audit_before = engine.verify_audit().await.unwrap();
     assert_eq!(audit_before.problem, None);
 
     let filler = disk.fill();
@@ -107,7 +107,7 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
     for n in 0..20 {
         let refund = call(&format!("r{n}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0, "note": note}));
         match engine.decide("s1", &refund).await {
-            Err(EngineError::Commit(message)) => {
+            Err(Error::Storage { message, .. }) => {
                 assert!(says_disk_is_full(&message), "not clear about the full disk: {message}");
                 refused += 1;
             }
@@ -118,15 +118,15 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
 
     std::fs::remove_file(&filler).unwrap();
     // Nothing of the refused decisions was stored; what was stored is intact.
-    assert_eq!(engine.store().journal("s1").await.unwrap(), journal_before);
-    let audit_after = engine.store().verify_audit().await.unwrap();
+    assert_eq!(engine.journal("s1").await.unwrap(), journal_before);
+    let audit_after = engine.verify_audit().await.unwrap();
     assert_eq!((audit_after.records, audit_after.problem), (audit_before.records, None));
     // With room again the same call goes through, decided on the state as it was.
     let refund = call("r0", "process_refund", json!({"order_id": "#W1", "amount": 25.0}));
     assert_eq!(engine.decide("s1", &refund).await.unwrap().decision.verdict(), Verdict::Allow);
     let (_, state) = engine.state("s1").await.unwrap();
     assert_eq!(state, engine.replay("s1").await.unwrap().1, "checkpoint and replay differ after the full disk");
-    assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
+    assert_eq!(engine.verify_audit().await.unwrap().problem, None);
     engine.close().await;
     drop(engine);
 
@@ -140,7 +140,7 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
             // Opened (the WAL index fitted): then its first write must fail clearly.
             let refund = call("r9", "process_refund", json!({"order_id": "#W1", "amount": 1.0, "note": note}));
             match engine.decide("s1", &refund).await {
-                Err(EngineError::Commit(message)) => assert!(says_disk_is_full(&message), "{message}"),
+                Err(Error::Storage { message, .. }) => assert!(says_disk_is_full(&message), "{message}"),
                 other => panic!("a decision on a full disk must fail to commit, got {other:?}"),
             }
             engine.close().await;
@@ -148,15 +148,15 @@ async fn a_full_disk_is_a_clear_error_that_stores_nothing_and_the_session_goes_o
     }
     std::fs::remove_file(&filler).unwrap();
     let engine = Engine::open(&url).await.unwrap();
-    assert_eq!(engine.store().verify_audit().await.unwrap().problem, None);
-    assert_eq!(engine.store().journal("s1").await.unwrap().len(), journal_stored);
+    assert_eq!(engine.verify_audit().await.unwrap().problem, None);
+    assert_eq!(engine.journal("s1").await.unwrap().len(), journal_stored);
     assert_eq!(journal_stored, journal_before.len() + 1);
     engine.close().await;
 }
 
 async fn engine_journal_len(url: &str) -> usize {
     let engine = Engine::open(url).await.unwrap();
-    let len = engine.store().journal("s1").await.unwrap().len();
+    let len = engine.journal("s1").await.unwrap().len();
     engine.close().await;
     len
 }

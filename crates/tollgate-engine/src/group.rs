@@ -1,0 +1,255 @@
+//! Group commit: concurrent calls queue while one transaction is being
+//! written; the caller that takes the lock next commits the whole queue (up
+//! to [`GROUP_MAX`]) in one transaction, and every caller hears its answer
+//! only after that commit. A database error fails the whole group (nothing
+//! of it is stored); a bad call fails alone.
+
+use crate::calls::CallDecision;
+use crate::calls::Recorded;
+use crate::investigations::{Concern, Investigation};
+use crate::sessions::{CACHED_SESSIONS_MAX, Cached};
+use crate::{Engine, Error, check_id};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::PoisonError;
+use tollgate_core::{ToolCall, ToolOutcome};
+use tollgate_store::SessionTx;
+
+/// A call or result waiting to be committed with its group.
+pub(crate) enum Job {
+    Decide { session: String, call: ToolCall },
+    Record { session: String, call_id: String, result: Json, outcome: ToolOutcome },
+    Open { parent: String, concerns: Vec<Concern> },
+    Conclude { session: String, outcome: String },
+    Join { parent: String },
+}
+
+impl Job {
+    fn session(&self) -> &str {
+        match self {
+            Job::Decide { session, .. } | Job::Record { session, .. } | Job::Conclude { session, .. } => session,
+            Job::Open { parent, .. } | Job::Join { parent } => parent,
+        }
+    }
+}
+
+/// A job's answer.
+pub(crate) enum Reply {
+    Decided(CallDecision),
+    Recorded(Recorded),
+    Opened(Vec<Investigation>),
+    Concluded,
+    Joined(tollgate_core::Join),
+}
+
+pub(crate) struct Queued {
+    job: Job,
+    reply: tokio::sync::oneshot::Sender<Result<Reply, Error>>,
+}
+
+/// Calls committed in one transaction at most.
+pub(crate) const GROUP_MAX: usize = 512;
+
+/// Why a group's callers hear nothing: it was abandoned.
+fn abandoned() -> Error {
+    Error::storage("the group this call was in was abandoned; nothing of it was stored")
+}
+
+/// A group that failed to commit: nothing of it was stored.
+fn not_committed(message: &str) -> Error {
+    Error::storage(format!("the call could not be committed, so nothing of it was stored: {message}"))
+}
+
+impl Engine {
+    /// Queues a job and waits for its answer, committing the queue itself
+    /// when no one else is (leader and followers).
+    ///
+    /// If the leader's caller goes away mid-group (its future dropped), the
+    /// group's other callers get a storage error; the group may or may
+    /// not have been committed. Sending the same call again with the same id
+    /// is always safe: it gets the recorded decision back if there is one.
+    pub(crate) async fn submit(&self, job: Job) -> Result<Reply, Error> {
+        self.submit_all(vec![job]).await.pop().unwrap_or_else(|| Err(not_committed("no answer")))
+    }
+
+    /// Queues jobs together (in this order, so they land in one group unless
+    /// the queue already holds a full group) and waits for every answer.
+    pub(crate) async fn submit_all(&self, jobs: Vec<Job>) -> Vec<Result<Reply, Error>> {
+        let mut receivers = Vec::with_capacity(jobs.len());
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            for job in jobs {
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                queue.push(Queued { job, reply: sender });
+                receivers.push(receiver);
+            }
+        }
+        let mut answers: Vec<Option<Result<Reply, Error>>> = receivers.iter().map(|_| None).collect();
+        let collect = |receivers: &mut [tokio::sync::oneshot::Receiver<Result<Reply, Error>>],
+                       answers: &mut [Option<Result<Reply, Error>>]| {
+            for (receiver, answer) in receivers.iter_mut().zip(answers.iter_mut()) {
+                if answer.is_none() {
+                    *answer = match receiver.try_recv() {
+                        Ok(reply) => Some(reply),
+                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(abandoned())),
+                    };
+                }
+            }
+            answers.iter().all(Option::is_some)
+        };
+        loop {
+            if collect(&mut receivers, &mut answers) {
+                break;
+            }
+            // Wait for the next answer missing or for the turn to commit the
+            // queue, whichever comes first: a caller whose group was just
+            // committed by another hears its answer at once, rather than
+            // after waiting its turn behind the next group's commit.
+            let Some(waiting) = answers.iter().position(Option::is_none) else { break };
+            let Some(receiver) = receivers.get_mut(waiting) else { break };
+            tokio::select! {
+                biased;
+                reply = receiver => {
+                    if let Some(answer) = answers.get_mut(waiting) {
+                        *answer = Some(reply.unwrap_or_else(|_| Err(abandoned())));
+                    }
+                }
+                leader = self.leader.lock() => {
+                    if collect(&mut receivers, &mut answers) {
+                        break;
+                    }
+                    let jobs: Vec<Queued> = {
+                        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+                        let take = queue.len().min(GROUP_MAX);
+                        queue.drain(..take).collect()
+                    };
+                    if !jobs.is_empty() {
+                        self.commit_group(jobs).await;
+                    }
+                    drop(leader);
+                }
+            }
+        }
+        answers.into_iter().map(|a| a.unwrap_or_else(|| Err(not_committed("no answer")))).collect()
+    }
+
+    /// Runs a group of jobs in one transaction and answers each.
+    async fn commit_group(&self, jobs: Vec<Queued>) {
+        let fail_all = |jobs: Vec<Queued>, message: String| {
+            for queued in jobs {
+                let _ = queued.reply.send(Err(not_committed(&message)));
+            }
+        };
+        let mut tx = match self.store.begin().await {
+            Ok(tx) => tx,
+            Err(error) => return fail_all(jobs, error.to_string()),
+        };
+        // Lock the group's sessions (PostgreSQL: in id order, so two
+        // processes' groups never wait for each other in a cycle) and look
+        // up the group's call ids, so a job asks the database nothing when
+        // its session is cached (SQLite: both and the audit head in one
+        // statement).
+        // An investigation's decisions read its case (the parent and the
+        // siblings) under the parent's lock: `{parent}:{concern}` sorts
+        // after `{parent}`, so locking both in one sorted statement keeps
+        // parents before children across processes. An opening locks its
+        // children with the group too: every session lock is taken before
+        // the audit head's (PostgreSQL: the head row is locked at the first
+        // append), so no two groups can wait for each other's locks.
+        let children: Vec<String> = jobs
+            .iter()
+            .flat_map(|q| match &q.job {
+                Job::Open { parent, concerns } => concerns.iter().map(|c| format!("{parent}:{}", c.id)).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let ids: Vec<&str> = jobs
+            .iter()
+            .flat_map(|q| {
+                let session = q.job.session();
+                std::iter::once(session).chain(session.rsplit_once(':').map(|(parent, _)| parent))
+            })
+            .chain(children.iter().map(String::as_str))
+            .collect();
+        let calls: Vec<(&str, &str)> = jobs
+            .iter()
+            .map(|q| match &q.job {
+                Job::Decide { session, call } => (session.as_str(), call.id.as_str()),
+                Job::Record { session, call_id, .. } => (session.as_str(), call_id.as_str()),
+                Job::Open { parent, .. } | Job::Join { parent } => (parent.as_str(), ""),
+                Job::Conclude { session, .. } => (session.as_str(), ""),
+            })
+            .filter(|(_, call)| check_id("call", call).is_ok())
+            .collect();
+        if let Err(error) = tx.lock_and_prefetch(&ids, &calls).await {
+            return fail_all(jobs, error.to_string());
+        }
+        let mut overlay: HashMap<String, Cached> = HashMap::new();
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut senders = Vec::with_capacity(jobs.len());
+        for queued in jobs {
+            let outcome = self.run_job(&mut tx, &mut overlay, &queued.job).await;
+            if let Err(error) = &outcome
+                && error.is_database()
+            {
+                // The transaction is broken: nothing of the group is kept.
+                let message = error.to_string();
+                senders.push(queued.reply);
+                for sender in senders {
+                    let _ = sender.send(Err(not_committed(&message)));
+                }
+                return;
+            }
+            answers.push(outcome);
+            senders.push(queued.reply);
+        }
+        if let Err(error) = tx.commit().await {
+            let message = error.to_string();
+            for sender in senders {
+                let _ = sender.send(Err(not_committed(&message)));
+            }
+            return;
+        }
+        {
+            let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+            if sessions.len() + overlay.len() > CACHED_SESSIONS_MAX {
+                sessions.clear();
+            }
+            sessions.extend(overlay);
+        }
+        self.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.grouped.fetch_add(senders.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for (sender, answer) in senders.into_iter().zip(answers) {
+            let _ = sender.send(answer);
+        }
+    }
+
+    /// Group commits so far: (transactions committed, calls and results in them).
+    pub fn commit_stats(&self) -> (u64, u64) {
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+        (load(&self.groups), load(&self.grouped))
+    }
+
+    /// One job inside a group's transaction. Its writes become visible to
+    /// later jobs of the group (same transaction, and `overlay`); only
+    /// database errors leave the transaction unusable.
+    async fn run_job(
+        &self,
+        tx: &mut SessionTx,
+        overlay: &mut HashMap<String, Cached>,
+        job: &Job,
+    ) -> Result<Reply, Error> {
+        match job {
+            Job::Decide { session, call } => self.decide_in(tx, overlay, session, call).await.map(Reply::Decided),
+            Job::Record { session, call_id, result, outcome } => {
+                self.record_in(tx, overlay, session, call_id, result, *outcome).await.map(Reply::Recorded)
+            }
+            Job::Open { parent, concerns } => self.open_in(tx, overlay, parent, concerns).await.map(Reply::Opened),
+            Job::Conclude { session, outcome } => {
+                self.conclude_in(tx, overlay, session, outcome).await.map(|()| Reply::Concluded)
+            }
+            Job::Join { parent } => self.join_in(tx, overlay, parent).await.map(Reply::Joined),
+        }
+    }
+}

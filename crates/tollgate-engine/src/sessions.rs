@@ -1,0 +1,320 @@
+//! Sessions: creating them, loading their state (the engine's cache, else
+//! checkpoint plus journal tail), folding a journal, appending a record, and
+//! the read-only views (state, replay, resume, the journal).
+
+use crate::calls::{case_in, with_session_key};
+use crate::journal::{Entry, Record};
+use crate::{Engine, Error, WorkflowHandle, check_id};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+use tollgate_core::{Event, SessionState, Workflow, apply, decide_in_case};
+use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionTx};
+
+/// A session as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: String,
+    /// SHA-256 of the workflow text the session runs under.
+    pub workflow_hash: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// The workflow's version.
+    pub workflow_version: i64,
+    /// The parent session, for investigations.
+    pub parent_id: Option<String>,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// The number of the last journal entry (0: none yet).
+    pub last_seq: i64,
+}
+
+impl From<tollgate_store::SessionInfo> for SessionInfo {
+    fn from(row: tollgate_store::SessionInfo) -> SessionInfo {
+        SessionInfo {
+            id: row.id,
+            workflow_hash: row.workflow_hash,
+            workflow_name: row.workflow_name,
+            workflow_version: row.workflow_version,
+            parent_id: row.parent_id,
+            created_ms: row.created_ms,
+            last_seq: row.last_seq,
+        }
+    }
+}
+
+/// A call that was allowed but whose result was never recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InDoubt {
+    /// The call's id.
+    pub call_id: String,
+    /// The tool.
+    pub tool: String,
+    /// The key to re-drive it with (side effects only).
+    pub idempotency_key: Option<String>,
+}
+
+/// Where a session stands, to continue it.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// The session.
+    pub session: SessionInfo,
+    /// Its current state (checkpoint plus journal tail).
+    pub state: SessionState,
+    /// Its workflow.
+    pub workflow: Arc<Workflow>,
+    /// Calls allowed whose results were never recorded, oldest first.
+    pub in_doubt: Vec<InDoubt>,
+}
+
+/// A session's state as this engine last committed it.
+pub(crate) struct Cached {
+    last_seq: i64,
+    checkpoint_seq: i64,
+    workflow_hash: String,
+    pub(crate) state: SessionState,
+}
+
+/// Sessions kept in the engine's cache at most; beyond, it starts afresh.
+pub(crate) const CACHED_SESSIONS_MAX: usize = 10_000;
+
+/// A session loaded under its lock.
+pub(crate) struct Loaded {
+    pub(crate) workflow: Arc<Workflow>,
+    pub(crate) state: SessionState,
+    pub(crate) info: tollgate_store::SessionInfo,
+    /// The journal entry the checkpoint folds in (0: no checkpoint).
+    pub(crate) checkpoint_seq: i64,
+}
+
+/// A checkpoint is written once the journal has grown this many entries past
+/// the last one, so loading a session folds at most this many (each a
+/// decision of a few microseconds) and a step does not rewrite the whole
+/// state every time.
+pub const CHECKPOINT_EVERY: i64 = 16;
+
+/// Whether the entry about to be appended (after `info.last_seq`) should
+/// carry a checkpoint.
+pub(crate) fn checkpoint_due(info: &tollgate_store::SessionInfo, checkpoint_seq: i64) -> bool {
+    info.last_seq + 1 - checkpoint_seq >= CHECKPOINT_EVERY
+}
+
+/// A session's state as committed at journal entry `last_seq`.
+pub(crate) fn cached(
+    info: &tollgate_store::SessionInfo,
+    last_seq: i64,
+    checkpoint_seq: i64,
+    state: SessionState,
+) -> Cached {
+    Cached { last_seq, checkpoint_seq, workflow_hash: info.workflow_hash.clone(), state }
+}
+
+/// Appends one record to `session` (the transaction's current session) with
+/// its audit record: named by the record's event, with the record's body
+/// unless `audit_body` says otherwise. Returns the entry's number.
+pub(crate) async fn append(
+    tx: &mut SessionTx,
+    session: &str,
+    record: &Record,
+    audit_body: Option<String>,
+    at_ms: i64,
+    checkpoint: Option<&str>,
+) -> Result<i64, Error> {
+    let body = record.body();
+    let audit = NewAudit { kind: record.audit_event(), body: audit_body.unwrap_or_else(|| body.clone()), at_ms };
+    let entry = NewEntry { kind: record.kind().as_str().to_owned(), call_id: record.index_key(), body, at_ms };
+    Ok(tx.append(session, &[entry], &[audit], checkpoint).await?)
+}
+
+/// Folds journal entries into a state, decoding each strictly and
+/// re-deciding each recorded call, checking the decision is the one recorded.
+pub(crate) fn fold(
+    workflow: &Workflow,
+    session: &str,
+    state: &mut SessionState,
+    entries: &[JournalEntry],
+) -> Result<(), Error> {
+    for stored in entries {
+        let entry = Entry::decode(session, stored)?;
+        match &entry.record {
+            Record::Decision(decided) => {
+                let call = decided.call.to_call();
+                let case = case_in(decided, session, entry.seq)?;
+                let decision = with_session_key(decide_in_case(workflow, state, &case, &call), session);
+                if decision.to_json() != decided.decision {
+                    return Err(Error::diverged(
+                        session,
+                        entry.seq,
+                        format!("the workflow now decides call {} differently from the journal's record", call.id),
+                    ));
+                }
+                apply(workflow, state, Event::Decided { call: &call, decision: &decision });
+            }
+            Record::Result(result) => {
+                let call = result.call_id();
+                let outcome = result.outcome.into();
+                let event = match (&result.result_bytes, outcome) {
+                    (Some(_), tollgate_core::ToolOutcome::Succeeded) => Event::ResultTooLarge { call: &call },
+                    _ => Event::ResultRecorded {
+                        call: &call,
+                        result: result.result.as_ref().unwrap_or(&Json::Null),
+                        outcome,
+                    },
+                };
+                apply(workflow, state, event);
+            }
+            Record::Opened(_) | Record::Investigations(_) | Record::Concluded(_) => {
+                crate::investigations::fold_record(workflow, state, &entry.record);
+            }
+            // Refused calls (bad or reused ids) and joins never touch the state.
+            Record::Refused(_) | Record::Joined(_) => {}
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Starts a session under a registered workflow. A session with a
+    /// `parent` is one of its investigations: its id must be
+    /// `{parent}:{concern}`, and the parent a session of the same workflow
+    /// that is no investigation itself (the case a decision reads, and the
+    /// order sessions are locked in, follow from that).
+    pub async fn create_session(
+        &self,
+        workflow: &WorkflowHandle,
+        id: &str,
+        parent: Option<&str>,
+    ) -> Result<SessionInfo, Error> {
+        check_id("session", id)?;
+        if let Some(parent) = parent {
+            let named = id.rsplit_once(':').is_some_and(|(prefix, concern)| prefix == parent && !concern.is_empty());
+            let info = self.store.session(parent).await?;
+            let fits = info.as_ref().is_some_and(|p| p.parent_id.is_none() && p.workflow_hash == workflow.hash);
+            if !named || !fits {
+                return Err(Error::bad_request(format!(
+                    "session {id} cannot be an investigation of {parent}: its id must be {parent}:<concern>, \
+                     and {parent} a session of the same workflow that is no investigation itself"
+                )));
+            }
+        }
+        self.store
+            .create_session(&NewSession {
+                id: id.to_owned(),
+                workflow_hash: workflow.hash.clone(),
+                workflow_name: workflow.workflow.name().to_owned(),
+                workflow_version: i64::from(workflow.workflow.version()),
+                parent_id: parent.map(str::to_owned),
+                created_ms: self.clock.now_ms(),
+            })
+            .await?;
+        self.session(id).await?.ok_or_else(|| Error::no_session(id))
+    }
+
+    /// One session, if it exists.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionInfo>, Error> {
+        Ok(self.store.session(id).await?.map(SessionInfo::from))
+    }
+
+    /// Sessions, newest first, at most `limit`.
+    pub async fn sessions(&self, limit: i64) -> Result<Vec<SessionInfo>, Error> {
+        Ok(self.store.sessions(limit).await?.into_iter().map(SessionInfo::from).collect())
+    }
+
+    /// A session's whole journal, in order, each record decoded strictly.
+    pub async fn journal(&self, session: &str) -> Result<Vec<Entry>, Error> {
+        let stored = self.store.journal(session).await?;
+        stored.iter().map(|entry| Entry::decode(session, entry)).collect()
+    }
+
+    /// The session's current state as stored: its checkpoint plus the
+    /// journal after it (never the engine's cache), read from one snapshot
+    /// without holding up writers.
+    pub async fn state(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), Error> {
+        let mut tx = self.store.snapshot(session).await?;
+        let Loaded { workflow, state, .. } = self.load_locked(&mut tx, session, None).await?;
+        drop(tx);
+        Ok((workflow, state))
+    }
+
+    /// The session's state folded from its whole journal, ignoring the
+    /// checkpoint: what the checkpoint must equal.
+    pub async fn replay(&self, session: &str) -> Result<(Arc<Workflow>, SessionState), Error> {
+        let info = self.store.session(session).await?.ok_or_else(|| Error::no_session(session))?;
+        let workflow = self.workflow(&info.workflow_hash).await?;
+        let journal = self.store.journal(session).await?;
+        let mut state = SessionState::new(&workflow);
+        fold(&workflow, session, &mut state, &journal)?;
+        Ok((workflow, state))
+    }
+
+    /// Where a session stands: its state and the calls in doubt, read from
+    /// one snapshot (a resume never waits for, nor holds up, the session's
+    /// writers in this process or another).
+    pub async fn resume(&self, session: &str) -> Result<Resume, Error> {
+        check_id("session", session)?;
+        let mut tx = self.store.snapshot(session).await?;
+        let Loaded { workflow, state, info, .. } = self.load_locked(&mut tx, session, None).await?;
+        let mut in_doubt = Vec::new();
+        for call in state.pending_calls() {
+            let Some((seq, decided)) = self.find_decision(&mut tx, session, call.as_str()).await? else { continue };
+            let idempotency_key = decided.idempotency_key().map(str::to_owned);
+            in_doubt.push((seq, InDoubt { call_id: call.to_string(), tool: decided.call.tool, idempotency_key }));
+        }
+        drop(tx);
+        in_doubt.sort_by_key(|(seq, _)| *seq);
+        Ok(Resume { session: info.into(), state, workflow, in_doubt: in_doubt.into_iter().map(|(_, d)| d).collect() })
+    }
+
+    /// Loads a locked session: its workflow, its state (taken out of the
+    /// group's overlay or the engine's cache if `overlay` is given and the
+    /// entry is current, else checkpoint plus the journal after it) and its
+    /// row. A state taken out is put back into the overlay by the job once it
+    /// has appended (or decided not to); if the job or its group fails, the
+    /// session is simply loaded from the store next time.
+    pub(crate) async fn load_locked(
+        &self,
+        tx: &mut SessionTx,
+        session: &str,
+        overlay: Option<&mut HashMap<String, Cached>>,
+    ) -> Result<Loaded, Error> {
+        let info = tx.info()?.clone();
+        let workflow = self.workflow(&info.workflow_hash).await?;
+        if let Some(overlay) = overlay {
+            let entry = match overlay.remove(session) {
+                Some(entry) => Some(entry),
+                None => self.sessions.lock().unwrap_or_else(PoisonError::into_inner).remove(session),
+            };
+            // INVARIANT: the cached state is used only while the stored journal
+            // (read under the session's lock) ends where the cache does.
+            if let Some(entry) = entry.filter(|e| e.last_seq == info.last_seq && e.workflow_hash == info.workflow_hash)
+            {
+                return Ok(Loaded { workflow, state: entry.state, info, checkpoint_seq: entry.checkpoint_seq });
+            }
+        }
+        let (state, checkpoint_seq) = load_stored(tx, &workflow, session).await?;
+        Ok(Loaded { workflow, state, info, checkpoint_seq })
+    }
+}
+
+/// A session's state from the store as this transaction sees it: checkpoint
+/// plus the journal after it; with the checkpoint's entry number.
+pub(crate) async fn load_stored(
+    tx: &mut SessionTx,
+    workflow: &Workflow,
+    session: &str,
+) -> Result<(SessionState, i64), Error> {
+    let (mut state, after) = match tx.checkpoint(session).await? {
+        Some(checkpoint) => {
+            let document: Json = serde_json::from_str(&checkpoint.state)
+                .map_err(|e| Error::diverged(session, checkpoint.seq, format!("the checkpoint does not parse: {e}")))?;
+            let state = SessionState::from_checkpoint(workflow, &document)
+                .map_err(|message| Error::diverged(session, checkpoint.seq, message))?;
+            (state, checkpoint.seq)
+        }
+        None => (SessionState::new(workflow), 0),
+    };
+    let tail = tx.journal_after(session, after).await?;
+    fold(workflow, session, &mut state, &tail)?;
+    Ok((state, after))
+}
