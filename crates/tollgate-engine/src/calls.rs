@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use tollgate_core::{
     CallId, Case, Decision, Event, ToolCall, ToolOutcome, Workflow, apply, decide_in_case, json_bytes,
 };
+use tollgate_protocol::{decision_json, effect_json};
 use tollgate_store::SessionTx;
 
 /// Arguments of a refused call larger than this are recorded by size only.
@@ -35,7 +36,7 @@ pub struct Recorded {
     /// was recorded before (a result counts once).
     pub recorded: bool,
     /// The effects on the session (facts established or updated, a result
-    /// withheld, ...); `Effect::to_json` gives their JSON form.
+    /// withheld, ...); `tollgate_protocol::effect_json` gives their JSON form.
     pub effects: Vec<tollgate_core::Effect>,
     /// Why nothing changed, when `recorded` is false.
     pub note: Option<String>,
@@ -179,15 +180,15 @@ impl Engine {
                 .map(|message| refusal("tollgate.limits.text_bytes_max", message))
         };
         if let Some(decision) = refused {
-            let record = Record::Refused(Refused { call: refused_call(call), decision: decision.to_json() });
+            let record = Record::Refused(Refused { call: refused_call(call), decision: decision_json(&decision) });
             let seq = append(tx, session, &record, None, now, None).await?;
             overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
-            return Ok(CallDecision { json: decision.to_json(), decision, replayed: false });
+            return Ok(CallDecision { json: decision_json(&decision), decision, replayed: false });
         }
         let case = self.case_of(tx, overlay, &workflow, &info, &state).await?;
         let decision = with_session_key(decide_in_case(&workflow, &state, &case, call), session);
         apply(&workflow, &mut state, Event::Decided { call, decision: &decision });
-        let decision_json = decision.to_json();
+        let wire = decision_json(&decision);
         let record = Record::Decision(Decided {
             call: CallRecord {
                 args: call.args.clone(),
@@ -201,13 +202,13 @@ impl Engine {
             // The case totals and running investigations this call was
             // decided with, so a replay decides it the same way.
             case: (!case.is_empty()).then(|| case.to_json()),
-            decision: decision_json.clone(),
+            decision: wire.clone(),
         });
         let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
         let seq = append(tx, session, &record, None, now, checkpoint.as_deref()).await?;
         let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
-        Ok(CallDecision { decision, json: decision_json, replayed: false })
+        Ok(CallDecision { decision, json: wire, replayed: false })
     }
 
     /// The decision recorded for `call_id` in this session, with its place.
@@ -267,7 +268,7 @@ impl Engine {
             Event::ResultRecorded { call: &call, result, outcome }
         };
         let effects = apply(&workflow, &mut state, event);
-        let effects_json: Vec<Json> = effects.iter().map(tollgate_core::Effect::to_json).collect();
+        let effects_json: Vec<Json> = effects.iter().map(effect_json).collect();
         let record = Record::Result(ResultRecorded {
             call: call_id.to_owned(),
             outcome: Outcome::from(outcome),
@@ -309,7 +310,7 @@ async fn original_decision(
     fold(workflow, session, &mut then, &before)?;
     let case = case_in(recorded, session, seq)?;
     let decision = with_session_key(decide_in_case(workflow, &then, &case, &recorded.call.to_call()), session);
-    if decision.to_json() != recorded.decision {
+    if decision_json(&decision) != recorded.decision {
         return Err(Error::diverged(
             session,
             seq,

@@ -274,7 +274,7 @@ impl Engine {
                 return Err(Conflict::Running { parent: parent.to_owned(), running }.into());
             }
         };
-        let record = Record::Joined(join.to_json());
+        let record = Record::Joined(tollgate_protocol::join_json(&join));
         // Journaled once per set of investigations: ended investigations do
         // not change, and none is ever removed, so the join of the first n
         // is always the same. Joining again (a resumed caller, a retry)

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 use tollgate_core::{Event, SessionState, Workflow, apply, decide_in_case};
+use tollgate_protocol::decision_json;
 use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionTx};
 
 /// A session as stored.
@@ -142,7 +143,7 @@ pub(crate) fn fold(
                 let call = decided.call.to_call();
                 let case = case_in(decided, session, entry.seq)?;
                 let decision = with_session_key(decide_in_case(workflow, state, &case, &call), session);
-                if decision.to_json() != decided.decision {
+                if decision_json(&decision) != decided.decision {
                     return Err(Error::diverged(
                         session,
                         entry.seq,

@@ -139,7 +139,8 @@ impl Steps {
         if recorded.recorded {
             self.announce(session, &format!("recorded {}", call.id));
         }
-        let effects: Vec<String> = recorded.effects.iter().map(|e| e.to_json().to_string()).collect();
+        let effects: Vec<String> =
+            recorded.effects.iter().map(|e| tollgate_protocol::effect_json(e).to_string()).collect();
         Ok(Step { decision: decided.decision, replayed: decided.replayed, result: Some((result, effects)) })
     }
 }
