@@ -26,8 +26,6 @@ pub struct SessionTx {
     sessions: HashMap<String, Locked>,
     /// The session the calls work on.
     current: Option<String>,
-    /// The global audit chain's head, once read under lock (written back at commit).
-    head: Option<(i64, String)>,
     /// What was appended, to be written at commit.
     pending: Pending,
     /// For (session, call id) pairs looked up in one go: every journal entry
@@ -53,8 +51,12 @@ struct Locked {
 struct Pending {
     /// Journal entries, with their session.
     journal: Vec<(String, JournalEntry)>,
-    /// Audit records, chained, in global order.
-    audit: Vec<AuditRecord>,
+    /// Audit records with their session, in global order, not yet chained:
+    /// they are chained at commit, after every session lock of the
+    /// transaction is taken, so the audit head's lock (PostgreSQL: its row)
+    /// is always the last one a transaction takes and two transactions can
+    /// never wait for each other's locks in a cycle.
+    audit: Vec<(String, NewAudit)>,
     /// The newest checkpoint of each session: (seq, state).
     checkpoints: BTreeMap<String, (i64, String)>,
 }
@@ -65,7 +67,6 @@ impl SessionTx {
             inner,
             sessions: HashMap::new(),
             current: None,
-            head: None,
             pending: Pending::default(),
             calls: HashMap::new(),
             read_only: false,
@@ -283,9 +284,9 @@ impl SessionTx {
     }
 
     /// Appends journal entries after the session's last one and audit
-    /// records to both chains, and replaces the checkpoint if one is given.
-    /// Returns the sequence number of the last entry appended. Nothing is
-    /// written before [`SessionTx::commit`].
+    /// records (chained into both chains at commit), and replaces the
+    /// checkpoint if one is given. Returns the sequence number of the last
+    /// entry appended. Nothing is written before [`SessionTx::commit`].
     pub async fn append(
         &mut self,
         id: &str,
@@ -297,10 +298,7 @@ impl SessionTx {
             return Err(Error::ReadOnly(format!("session {id} was read from a snapshot; nothing can be appended")));
         }
         let locked = self.locked(id)?;
-        let (mut seq, mut session_audit) = (locked.info.last_seq, locked.audit.clone());
-        if !audits.is_empty() && self.head.is_none() {
-            self.head = Some(audit::read_head(&mut self.inner).await?);
-        }
+        let mut seq = locked.info.last_seq;
         for new in entries {
             seq += 1;
             let entry = JournalEntry {
@@ -317,25 +315,38 @@ impl SessionTx {
             }
             self.pending.journal.push((id.to_owned(), entry));
         }
-        if let Some(head) = &mut self.head {
-            audit::chain(id, head, &mut session_audit, audits, &mut self.pending.audit);
-        }
+        self.pending.audit.extend(audits.iter().map(|audit| (id.to_owned(), audit.clone())));
         if let Some(state) = checkpoint {
             self.pending.checkpoints.insert(id.to_owned(), (seq, state.to_owned()));
         }
         let locked = self.locked(id)?;
         locked.info.last_seq = seq;
-        locked.audit = session_audit;
         locked.dirty = true;
         Ok(seq)
     }
 
-    /// Writes everything appended, the changed session rows and the audit
-    /// head, then commits: everything appended is durable when this returns.
+    /// Chains the audit records appended (locking the audit head: the last
+    /// lock the transaction takes), writes everything appended, the changed
+    /// session rows and the head, then commits: everything appended is
+    /// durable when this returns.
     /// (SQLite: writes and `COMMIT` on one blocking thread, `native.rs`.)
     pub async fn commit(self) -> Result<(), Error> {
-        let SessionTx { inner, sessions, head, pending, .. } = self;
-        let Pending { journal, audit, checkpoints } = pending;
+        let SessionTx { mut inner, mut sessions, pending, .. } = self;
+        let Pending { journal, audit: unchained, checkpoints } = pending;
+        // INVARIANT: the audit head is locked here, after every session row
+        // this transaction locks, never in between (see `Pending::audit`).
+        let mut head = None;
+        let mut audit = Vec::with_capacity(unchained.len());
+        if !unchained.is_empty() {
+            let mut chain_head = audit::read_head(&mut inner).await?;
+            for (id, record) in &unchained {
+                let Some(locked) = sessions.get_mut(id) else {
+                    return Err(Error::NoSession(format!("{id} (an audit record for a session not locked)")));
+                };
+                audit::chain(id, &mut chain_head, &mut locked.audit, std::slice::from_ref(record), &mut audit);
+            }
+            head = Some(chain_head);
+        }
         let mut dirty: Vec<Locked> = sessions.into_values().filter(|l| l.dirty).collect();
         dirty.sort_unstable_by(|a, b| a.info.id.cmp(&b.info.id));
         let written = Written { journal, audit, checkpoints: checkpoints.into_iter().collect(), dirty, head };

@@ -596,3 +596,42 @@ async fn a_schema_1_store_is_migrated_keeping_every_record() {
     assert!(sql.contains("seq INTEGER PRIMARY KEY"), "{sql}");
     assert_eq!(version, SCHEMA_VERSION.to_string());
 }
+
+/// Regression: on PostgreSQL the audit head's row used to be locked at a
+/// transaction's first append, before the sessions it locked afterwards. Two
+/// transactions each holding one session and reaching for the other's, one
+/// of them holding the head, waited for each other in a cycle until the
+/// server killed one ("deadlock detected"). The head is now locked at
+/// commit, after every session lock, so both commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_transactions_crossing_sessions_and_the_audit_head_do_not_deadlock() {
+    let Some(url) = postgres_schema_url().await else { return };
+    let (first, second) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    with_session(&first, "a").await;
+    with_session(&first, "b").await;
+    let (a_appended, wait_for_a) = tokio::sync::oneshot::channel::<()>();
+    let (b_locked, wait_for_b) = tokio::sync::oneshot::channel::<()>();
+    let one = tokio::spawn(async move {
+        let mut tx = first.lock_session("a").await?;
+        tx.append("a", &[entry("decision", Some("c1"), "{}")], &[audit("{\"a\":1}")], None).await?;
+        a_appended.send(()).ok();
+        wait_for_b.await.ok();
+        // Waits for the other transaction's lock on b.
+        tx.lock("b").await?;
+        tx.append("b", &[entry("decision", Some("c2"), "{}")], &[audit("{\"b\":1}")], None).await?;
+        tx.commit().await
+    });
+    let two = tokio::spawn(async move {
+        wait_for_a.await.ok();
+        let mut tx = second.lock_session("b").await?;
+        b_locked.send(()).ok();
+        tx.append("b", &[entry("decision", Some("c3"), "{}")], &[audit("{\"b\":2}")], None).await?;
+        tx.commit().await
+    });
+    let (one, two) = (one.await.unwrap(), two.await.unwrap());
+    assert!(one.is_ok() && two.is_ok(), "{one:?} {two:?}");
+    let store = Store::open(&url).await.unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!((report.records, report.problem), (3, None));
+    assert_eq!(store.journal("b").await.unwrap().len(), 2);
+}
