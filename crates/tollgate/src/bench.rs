@@ -174,17 +174,17 @@ pub fn decide_bench(calls: usize, only: Option<&str>) -> Result<ExitCode> {
     }
     let mut clock = clock;
     clock.sort();
-    println!(
+    out!(
         "decide on the reference workflow, {} calls ({} per case), each timed alone",
         per_case * cases.len(),
         per_case
     );
-    println!("clock overhead (included below): median {} ns", ns(percentile(&clock, 0.5)));
-    println!("{:<44} {:>10} {:>10} {:>10}", "case", "median ns", "p99 ns", "p99.9 ns");
+    out!("clock overhead (included below): median {} ns", ns(percentile(&clock, 0.5)));
+    out!("{:<44} {:>10} {:>10} {:>10}", "case", "median ns", "p99 ns", "p99.9 ns");
     let mut all = Vec::with_capacity(per_case * cases.len());
     for (case, samples) in cases.iter().zip(by_case.iter_mut()) {
         samples.sort();
-        println!(
+        out!(
             "{:<44} {:>10} {:>10} {:>10}",
             case.name,
             ns(percentile(samples, 0.5)),
@@ -194,7 +194,7 @@ pub fn decide_bench(calls: usize, only: Option<&str>) -> Result<ExitCode> {
         all.extend_from_slice(samples);
     }
     all.sort();
-    println!(
+    out!(
         "{:<44} {:>10} {:>10} {:>10}",
         "all cases",
         ns(percentile(&all, 0.5)),
@@ -271,20 +271,20 @@ pub fn replay_bench(workflow: &Path, traces: &[PathBuf], runs: usize, now: Optio
     }
     rates.sort_by(f64::total_cmp);
     rates_from_json.sort_by(f64::total_cmp);
-    println!(
+    out!(
         "replay under workflow {} v{}: {} traces, {calls} decided calls ({allowed} allowed, {blocked} blocked, \
          {escalated} escalated) per pass",
         workflow.name(),
         workflow.version(),
         traces.len()
     );
-    println!("{runs} runs of {repeats} passes ({} calls each), one thread, input parsed beforehand", repeats * calls);
+    out!("{runs} runs of {repeats} passes ({} calls each), one thread, input parsed beforehand", repeats * calls);
     let median = |rates: &[f64]| rates.get(rates.len() / 2).copied().unwrap_or_default();
     let range = |rates: &[f64]| (rates.first().copied().unwrap_or_default(), rates.last().copied().unwrap_or_default());
     let (low, high) = range(&rates);
-    println!("median: {:.0} calls/s (range {low:.0} to {high:.0})", median(&rates));
+    out!("median: {:.0} calls/s (range {low:.0} to {high:.0})", median(&rates));
     let (low, high) = range(&rates_from_json);
-    println!(
+    out!(
         "converting each result from JSON on every pass: median {:.0} calls/s (range {low:.0} to {high:.0})",
         median(&rates_from_json)
     );

@@ -42,7 +42,7 @@ pub fn run(workflow_path: &Path, script_path: &Path, durable: Option<Durable>) -
     }
     let mut state = SessionState::new(&workflow);
     for step in &steps {
-        println!("{}", run_step(&workflow, &mut state, step));
+        out!("{}", run_step(&workflow, &mut state, step));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,7 @@ pub fn run(files: &[std::path::PathBuf]) -> Result<ExitCode> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) => {
-                println!("{}: cannot read the file: {error}", path.display());
+                out!("{}: cannot read the file: {error}", path.display());
                 failed = true;
                 continue;
             }
@@ -33,21 +33,21 @@ pub fn run(files: &[std::path::PathBuf]) -> Result<ExitCode> {
         match tollgate_core::compile(&text, &path.display().to_string()) {
             Ok(workflow) if let Some(problem) = tollgate_core::workflow_name_problem(workflow.name()) => {
                 failed = true;
-                println!("{}: {problem}", path.display());
-                println!("{}: 1 problem(s)", path.display());
+                out!("{}: {problem}", path.display());
+                out!("{}: 1 problem(s)", path.display());
             }
             Ok(workflow) => {
-                print!("{}", summary(&workflow));
+                out!("{}", summary(&workflow).trim_end_matches('\n'));
                 for warning in workflow.warnings() {
-                    println!("{}:{}:{}: warning: {}", warning.file, warning.line, warning.column, warning.message);
+                    out!("{}:{}:{}: warning: {}", warning.file, warning.line, warning.column, warning.message);
                 }
             }
             Err(problems) => {
                 failed = true;
                 for problem in &problems {
-                    println!("{problem}");
+                    out!("{problem}");
                 }
-                println!("{}: {} problem(s)", path.display(), problems.len());
+                out!("{}: {} problem(s)", path.display(), problems.len());
             }
         }
     }

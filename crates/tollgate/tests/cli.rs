@@ -205,22 +205,47 @@ fn a_reader_that_stops_early_ends_the_output_quietly() {
         "long",
     ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let mut child = command()
+    let child = command()
         .args(["sessions", "show", "long", "--db", &db])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Read one line, then close the pipe, as `| head -1` does.
+    read_a_little_then_close(child, "session long");
+    // The same for validate (many files) and a run in memory.
+    let many: Vec<&str> = std::iter::repeat_n("examples/tau2-airline.toml", 200).collect();
+    let child = command()
+        .arg("validate")
+        .args(&many)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    read_a_little_then_close(child, "workflow tau2-airline");
+    let child = command()
+        .args(["run", "--workflow", "examples/support-refunds.toml", &script.display().to_string()])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    read_a_little_then_close(child, "{\"call\":\"c0\"");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Reads the start of a command's output, then closes the pipe as `| head
+/// -1` does: the command must end quietly with success, not panic.
+fn read_a_little_then_close(mut child: std::process::Child, starts_with: &str) {
     let mut first = [0u8; 64];
     let read = std::io::Read::read(child.stdout.as_mut().unwrap(), &mut first).unwrap();
-    assert!(String::from_utf8_lossy(&first[..read]).starts_with("session long"));
+    let text = String::from_utf8_lossy(&first[..read]).into_owned();
+    assert!(text.starts_with(starts_with), "{text}");
     drop(child.stdout.take());
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
