@@ -264,13 +264,27 @@ impl Store {
                 .map_err(|e| Error::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
             // One direct connection first: a wrong host, port or database is
             // reported at once instead of after the pool's retries time out.
-            let probe = sqlx::PgConnection::connect_with(&options)
+            let mut probe = sqlx::PgConnection::connect_with(&options)
                 .await
                 .map_err(|e| Error::Open { url: url.to_owned(), reason: e.to_string() })?;
+            let durable = durability(&mut probe).await;
             drop(probe.close().await);
+            if let Some(reason) = durable.map_err(|e| Error::Open { url: url.to_owned(), reason: e.to_string() })? {
+                return Err(Error::Open { url: url.to_owned(), reason });
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                // A decision is heard only once it is on disk: every
+                // connection commits synchronously, whatever the server's,
+                // role's or URL's default (`synchronous_commit = off` would
+                // acknowledge a commit a crash can still lose).
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("SET synchronous_commit TO on").execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                })
                 .connect_with(options)
                 .await
                 .map_err(|e| Error::Open { url: url.to_owned(), reason: e.to_string() })?;
@@ -662,4 +676,18 @@ fn open_error(url: &str, error: &sqlx::Error) -> Error {
         _ => "",
     };
     Error::Open { url: url.to_owned(), reason: format!("{error}{hint}") }
+}
+
+/// Why a PostgreSQL server's commits would not be durable, if they would
+/// not: `fsync = off` (the server may lose committed data in a crash) is
+/// refused; `synchronous_commit` is set on each connection of the store.
+async fn durability(conn: &mut sqlx::PgConnection) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT current_setting('fsync') AS fsync").fetch_one(&mut *conn).await?;
+    let fsync: String = row.try_get("fsync")?;
+    Ok((fsync != "on").then(|| {
+        format!(
+            "the server runs with fsync = {fsync}, so a commit it acknowledges can be lost in a crash; \
+             Tollgate needs durable commits (set fsync = on)"
+        )
+    }))
 }

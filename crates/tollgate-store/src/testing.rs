@@ -91,3 +91,18 @@ pub async fn execute(store: &crate::Store, sql: &str) -> Result<u64, crate::Erro
     };
     Ok(affected)
 }
+
+/// The first column of the first row of one SQL query on the store's own
+/// pool, as text (`SHOW synchronous_commit`, say).
+pub async fn fetch_text(store: &crate::Store, sql: &str) -> Result<Option<String>, crate::Error> {
+    use sqlx::Row;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    let row = match store.backend_ref() {
+        crate::Backend::Sqlite(sqlite) => sqlx::query(sql).fetch_optional(&sqlite.pool).await?,
+        crate::Backend::Postgres(pool) => {
+            let row = sqlx::query(sql).fetch_optional(pool).await?;
+            return Ok(row.map(|row| row.try_get::<String, _>(0)).transpose()?);
+        }
+    };
+    Ok(row.map(|row| row.try_get::<String, _>(0)).transpose()?)
+}

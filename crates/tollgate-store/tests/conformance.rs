@@ -635,3 +635,23 @@ async fn two_transactions_crossing_sessions_and_the_audit_head_do_not_deadlock()
     assert_eq!((report.records, report.problem), (3, None));
     assert_eq!(store.journal("b").await.unwrap().len(), 2);
 }
+
+/// A connection that would acknowledge commits before they are on disk
+/// (`synchronous_commit = off`, from the URL here; a role or server default
+/// does the same) is not what the store commits on: its connections commit
+/// synchronously whatever they were given.
+#[tokio::test]
+async fn postgres_commits_are_synchronous_whatever_the_connection_was_given() {
+    let Some(url) = postgres_schema_url().await else { return };
+    let asynchronous = format!("{url}%20-c%20synchronous_commit%3Doff");
+    let plain = sqlx::PgPool::connect(&asynchronous).await.unwrap();
+    let given: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&plain).await.unwrap();
+    assert_eq!(given, "off", "the URL does turn it off for a plain connection");
+    plain.close().await;
+    let store = Store::open(&asynchronous).await.unwrap();
+    for _ in 0..3 {
+        let setting = tollgate_store::testing::fetch_text(&store, "SHOW synchronous_commit").await.unwrap();
+        assert_eq!(setting.as_deref(), Some("on"));
+    }
+    store.close().await;
+}
