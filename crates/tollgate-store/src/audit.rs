@@ -218,11 +218,6 @@ pub(crate) struct Verifier {
 }
 
 impl Verifier {
-    /// The number of the last record checked (0: none).
-    pub(crate) fn last_seq(&self) -> i64 {
-        self.last_seq
-    }
-
     /// Records a problem found outside the chain checks (a record that
     /// cannot be read as one): at `seq`, or the record after the last one
     /// checked when it has no number.
@@ -316,13 +311,6 @@ impl Verifier {
         None
     }
 
-    /// The report, with the end of the log taken as where the reading ended
-    /// (a log still growing, see [`crate::Store::verify_audit`]).
-    pub(crate) fn finish_at_last(self) -> VerifyReport {
-        let head = AuditHead { seq: self.last_seq, hash: self.last_hash.clone() };
-        self.finish(&head)
-    }
-
     /// The report, checking the end of the log against the stored head.
     pub(crate) fn finish(self, head: &AuditHead) -> VerifyReport {
         let mut problem = self.problem;
@@ -377,10 +365,6 @@ pub fn verify_records(records: &[AuditRecord], head: &AuditHead) -> VerifyReport
 /// buffers are reused by the allocator rather than mapped fresh each time
 /// (at 8,192, page faults took a third of verifying).
 pub(crate) const PACKED_RECORDS_MAX: i64 = 1024;
-
-/// Times `verify` reads on after the head moved while it read (a live
-/// log); each round reads at least one record more.
-pub(crate) const CATCH_UP_ROUNDS_MAX: u32 = 1000;
 
 /// Packed chunks read at once while one is hashed (each on a connection of its own).
 pub(crate) const CHUNKS_AHEAD: usize = 3;

@@ -487,19 +487,20 @@ impl Store {
 
     /// Checks the whole audit log: every record's hash, both chains (global
     /// and per session), and that its end is the head the store wrote
-    /// (nothing removed from the end, nothing appended past it). A log being
-    /// written meanwhile is checked up to where its head is once the reading
-    /// has caught up with it.
+    /// (nothing removed from the end, nothing appended past it). The head
+    /// and the records are read from one snapshot, so a log being written
+    /// meanwhile is checked exactly as it stood at that moment.
     ///
-    /// SQLite: read straight from the file in one snapshot, head and
-    /// records, on a thread of its own while another hashes
-    /// (`audit_sqlite.rs`). PostgreSQL: records are read in packed chunks
-    /// (one row each), while the chunk before them is hashed. [`audit::CHUNKS_AHEAD`] chunks are read at
-    /// once, on as many connections: a chunk's start is its predecessor's
-    /// last record, which an intact log numbers without gaps, so the next
-    /// start is guessed as this one plus a chunk; when the guess is wrong (a
-    /// gap, the end), the reads ahead are dropped and read again from where
-    /// the chunk really ended.
+    /// SQLite: read straight from the file in one read transaction, on a
+    /// thread of its own while another hashes (`audit_sqlite.rs`).
+    /// PostgreSQL: a `REPEATABLE READ` transaction exports its snapshot and
+    /// reads the head; the records are read in packed chunks (one row each)
+    /// on other connections that import that snapshot, [`audit::CHUNKS_AHEAD`]
+    /// at once while the chunk before them is hashed. A chunk's start is its
+    /// predecessor's last record, which an intact log numbers without gaps,
+    /// so the next start is guessed as this one plus a chunk; when the guess
+    /// is wrong (a gap, the end), the reads ahead are dropped and read again
+    /// from where the chunk really ended.
     pub async fn verify_audit(&self) -> Result<VerifyReport, Error> {
         let pool = match &self.backend {
             Backend::Sqlite(SqliteStore { pool, .. }) => {
@@ -510,32 +511,20 @@ impl Store {
             }
             Backend::Postgres(pool) => pool,
         };
-        let mut verifier = audit::Verifier::default();
-        feed_audit(pool, &mut verifier, 0).await?;
-        // The log may be live: records committed while it was read move the
-        // head past where the reading ended. The head is read after the
-        // records (a commit writes both, so it is never behind a record
-        // already read), and the reading catches up while the head moves.
-        let mut rounds = 0;
-        loop {
-            let head = self.audit_head().await?;
-            let read = verifier.last_seq();
-            if verifier.failed() || head.seq <= read {
-                return Ok(verifier.finish(&head));
-            }
-            if rounds == audit::CATCH_UP_ROUNDS_MAX {
-                // Written faster than it is read: every round found records
-                // that chain on, so nothing is missing; what was read is
-                // checked, up to its last record.
-                return Ok(verifier.finish_at_last());
-            }
-            feed_audit(pool, &mut verifier, read).await?;
-            if verifier.last_seq() == read {
-                // Nothing more to read: records are missing at the end.
-                return Ok(verifier.finish(&head));
-            }
-            rounds += 1;
+        let mut lead = pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+        let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut *lead).await?;
+        // The snapshot's name goes into SQL text (SET TRANSACTION SNAPSHOT
+        // takes no parameters): only the characters PostgreSQL names them with.
+        if snapshot.is_empty() || !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(Error::Damaged(format!("the server named its snapshot {snapshot:?}")));
         }
+        let row = sqlx::query("SELECT seq, hash FROM tollgate_audit_head WHERE id = 1").fetch_one(&mut *lead).await?;
+        let head = AuditHead { seq: row.try_get("seq")?, hash: row.try_get("hash")? };
+        let mut verifier = audit::Verifier::default();
+        // The exporting transaction stays open while the chunks are read.
+        feed_audit(pool, &snapshot, &mut verifier).await?;
+        lead.commit().await?;
+        Ok(verifier.finish(&head))
     }
 
     /// Locks session `id` for changes (waiting for any other holder, in this
@@ -627,38 +616,52 @@ pub(crate) enum TxInner {
     Postgres(Transaction<'static, Postgres>),
 }
 
-/// Feeds the records after `start` to `verifier` until the log ends or it
-/// finds a problem (PostgreSQL; see [`Store::verify_audit`]).
-async fn feed_audit(pool: &sqlx::PgPool, verifier: &mut audit::Verifier, start: i64) -> Result<(), Error> {
+/// Feeds every record to `verifier`, read in the snapshot `snapshot`, until
+/// the log ends or it finds a problem (PostgreSQL; see [`Store::verify_audit`]).
+async fn feed_audit(pool: &sqlx::PgPool, snapshot: &str, verifier: &mut audit::Verifier) -> Result<(), Error> {
     let mut reading: std::collections::VecDeque<(i64, tokio::task::JoinHandle<_>)> = std::collections::VecDeque::new();
-    let mut next_start = start;
+    let mut next_start = 0;
     loop {
         while reading.len() < audit::CHUNKS_AHEAD {
-            reading.push_back((next_start, tokio::spawn(packed_audit(pool.clone(), next_start))));
+            let read = tokio::spawn(packed_audit(pool.clone(), snapshot.to_owned(), next_start));
+            reading.push_back((next_start, read));
             next_start += audit::PACKED_RECORDS_MAX;
         }
         let Some((_, read)) = reading.pop_front() else { break };
         let chunk = read.await.map_err(|e| Error::Damaged(format!("reading the audit log failed: {e}")))??;
         let Some((last, packed)) = chunk else { break };
         if reading.front().is_some_and(|(start, _)| *start != last) {
-            for (_, read) in reading.drain(..) {
-                read.abort();
-            }
+            finish_reads(reading.drain(..)).await;
             next_start = last;
         }
         if audit::feed_packed(verifier, &packed)? {
             break;
         }
     }
-    for (_, read) in reading {
-        read.abort();
-    }
+    finish_reads(reading.drain(..)).await;
     Ok(())
 }
 
-/// The audit records after `after`, packed (`audit::SELECT_PACKED`), with the last one's number.
-async fn packed_audit(pool: sqlx::PgPool, after: i64) -> Result<Option<(i64, String)>, Error> {
-    let row = sqlx::query(audit::SELECT_PACKED).bind(after).bind(audit::PACKED_RECORDS_MAX).fetch_one(&pool).await?;
+/// Lets reads ahead that are no longer wanted end, their results unused.
+/// Not aborted: a read cancelled between `BEGIN` and its transaction's
+/// guard would hand its connection back to the pool inside an open
+/// read-only transaction, and the next writer on it would fail.
+async fn finish_reads(
+    reads: impl Iterator<Item = (i64, tokio::task::JoinHandle<Result<Option<(i64, String)>, Error>>)>,
+) {
+    for (_, read) in reads {
+        let _unused = read.await;
+    }
+}
+
+/// The audit records after `after`, packed (`audit::SELECT_PACKED`), with
+/// the last one's number, read in the exported snapshot `snapshot`.
+async fn packed_audit(pool: sqlx::PgPool, snapshot: String, after: i64) -> Result<Option<(i64, String)>, Error> {
+    let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+    let import = format!("SET TRANSACTION SNAPSHOT '{snapshot}'");
+    sqlx::query(sqlx::AssertSqlSafe(import)).execute(&mut *tx).await?;
+    let row = sqlx::query(audit::SELECT_PACKED).bind(after).bind(audit::PACKED_RECORDS_MAX).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
     Ok(match (row.try_get::<Option<i64>, _>("last")?, row.try_get::<Option<String>, _>("packed")?) {
         (Some(last), Some(packed)) => Some((last, packed)),
         _ => None,
