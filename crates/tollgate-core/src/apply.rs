@@ -2,12 +2,13 @@
 //! Session state is the fold of its events, so replaying a journal through
 //! `apply` rebuilds exactly the state a live session had.
 
+use crate::call::{CallId, HistoryEntry, ToolCall};
 use crate::decide::gate_key;
 use crate::decision::{Decision, Reason};
 use crate::expr::{Bindings, Evaluator};
 use crate::investigation::{Ending, Scope};
 use crate::limits::json_bytes;
-use crate::state::{CallId, FactInstances, HistoryEntry, PendingCall, SessionState, ToolCall};
+use crate::state::{FactInstances, PendingCall, SessionState};
 use crate::value::{Map, Value};
 use crate::workflow::{FactId, FieldType, Mapping, Tool, Workflow};
 use std::sync::Arc;

@@ -3,12 +3,13 @@
 //! fails decides, reporting every reason it found. Any evaluation error is a
 //! block that names the rule; nothing fails open.
 
+use crate::call::ToolCall;
 use crate::decision::{Allowed, Decision, Missing, Reason, Stage};
 use crate::expr::{Bindings, Evaluator};
 use crate::handoff;
 use crate::investigation::{Case, Ending, NO_CASE};
 use crate::limits::json_bytes;
-use crate::state::{SessionState, ToolCall};
+use crate::state::SessionState;
 use crate::value::Value;
 use crate::workflow::{Gate, Tool, Workflow};
 

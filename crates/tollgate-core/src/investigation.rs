@@ -4,9 +4,10 @@
 //! investigations it opened) and compiles the join from the children's
 //! states; the engine loads those states, under the case's lock.
 
+use crate::call::HistoryEntry;
 use crate::decision::{FactSnapshot, Reason};
 use crate::handoff::{fact_snapshots, verified_customer_id};
-use crate::state::{AggregateState, HistoryEntry, SessionState};
+use crate::state::{AggregateState, SessionState};
 use crate::workflow::Workflow;
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -30,6 +30,7 @@
 //! ```
 
 mod apply;
+mod call;
 mod checkpoint;
 mod decide;
 mod decision;
@@ -44,12 +45,13 @@ mod value;
 pub mod workflow;
 
 pub use apply::{Effect, Event, ToolOutcome, apply};
+pub use call::{CallId, HistoryEntry, ToolCall};
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use decide::{decide, decide_in_case};
 pub use decision::{Allowed, Blocked, Decision, Escalation, FactSnapshot, Handoff, Missing, Reason, Stage, Verdict};
 pub use expr::{Rule, evaluate_standalone};
 pub use investigation::{Case, Ending, Finding, FindingStatus, Join, JoinedHandoff, Opened, join};
 pub use limits::{Limits, json_bytes};
-pub use state::{CallId, HistoryEntry, SessionState, ToolCall};
+pub use state::SessionState;
 pub use value::Value;
 pub use workflow::{Problem, Workflow, compile, name_problem as workflow_name_problem};
