@@ -382,7 +382,7 @@ fn result_check_failures(
         }
     }
     let mut evaluator = Evaluator::new(
-        Bindings { args, result, facts: &facts, session: state, now_ms: None, case: &crate::investigation::NO_CASE },
+        Bindings { args, result, facts: &facts, session: state, now_ms: None, case: &crate::case::NO_CASE },
         workflow.limits.evaluation_steps_max,
     );
     let mut reasons = Vec::new();

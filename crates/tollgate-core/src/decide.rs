@@ -4,10 +4,11 @@
 //! block that names the rule; nothing fails open.
 
 use crate::call::ToolCall;
+use crate::case::{Case, NO_CASE};
 use crate::decision::{Allowed, Decision, Missing, Reason, Stage};
 use crate::expr::{Bindings, Evaluator};
 use crate::handoff;
-use crate::investigation::{Case, Ending, NO_CASE};
+use crate::investigation::Ending;
 use crate::limits::json_bytes;
 use crate::state::SessionState;
 use crate::value::Value;

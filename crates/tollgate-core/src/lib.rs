@@ -31,12 +31,14 @@
 
 mod apply;
 mod call;
+mod case;
 mod checkpoint;
 mod decide;
 mod decision;
 mod expr;
 mod handoff;
 mod investigation;
+mod join;
 mod limits;
 pub mod script;
 mod state;
@@ -46,11 +48,13 @@ pub mod workflow;
 
 pub use apply::{Effect, Event, ToolOutcome, apply};
 pub use call::{CallId, HistoryEntry, ToolCall};
+pub use case::Case;
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use decide::{decide, decide_in_case};
 pub use decision::{Allowed, Blocked, Decision, Escalation, FactSnapshot, Handoff, Missing, Reason, Stage, Verdict};
 pub use expr::{Rule, evaluate_standalone};
-pub use investigation::{Case, Ending, Finding, FindingStatus, Join, JoinedHandoff, Opened, join};
+pub use investigation::{Ending, Opened};
+pub use join::{Finding, FindingStatus, Join, JoinedHandoff, join};
 pub use limits::{Limits, json_bytes};
 pub use state::SessionState;
 pub use value::Value;

@@ -3,6 +3,7 @@
 //! counters rules read, and a short history for handoffs.
 
 use crate::call::{CallId, HistoryEntry};
+use crate::investigation::{Ending, Opened, Scope};
 use crate::value::{Map, Value};
 use crate::workflow::{FactId, ToolId, Workflow};
 use std::collections::{BTreeMap, VecDeque};
@@ -46,11 +47,11 @@ pub struct SessionState {
     pub(crate) aggregates: Vec<AggregateState>,
     pub(crate) history: VecDeque<Arc<HistoryEntry>>,
     /// For an investigation: its concern and tool subset.
-    pub(crate) scope: Option<crate::investigation::Scope>,
+    pub(crate) scope: Option<Scope>,
     /// For an investigation: how it ended (`None` while it runs).
-    pub(crate) ending: Option<crate::investigation::Ending>,
+    pub(crate) ending: Option<Ending>,
     /// For a parent: the investigations it opened, in order.
-    pub(crate) investigations: Vec<crate::investigation::Opened>,
+    pub(crate) investigations: Vec<Opened>,
 }
 
 impl SessionState {
@@ -166,5 +167,39 @@ impl SessionState {
                 self.calls_by_tool.insert(tool.to_owned(), 1);
             }
         }
+    }
+}
+
+// What the session knows of its place in a case (see `investigation`).
+impl SessionState {
+    /// The investigations this session opened, in the order it opened them.
+    pub fn investigations(&self) -> &[Opened] {
+        &self.investigations
+    }
+    /// The concern this session investigates, if it is an investigation.
+    pub fn concern(&self) -> Option<&str> {
+        self.scope.as_ref().map(|s| s.concern.as_str())
+    }
+    /// The tools this investigation may call (`None`: every tool).
+    pub fn concern_tools(&self) -> Option<&[String]> {
+        self.scope.as_ref().and_then(|s| s.tools.as_deref())
+    }
+    /// How this investigation ended; `None` while it runs.
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+    /// The session's identity facts (the verified customer), as (fact name,
+    /// fields as JSON): what an investigation it opens inherits.
+    pub fn identity_facts(&self, workflow: &Workflow) -> Vec<(String, serde_json::Value)> {
+        workflow
+            .facts
+            .iter()
+            .zip(&self.facts)
+            .filter(|(decl, _)| decl.identity)
+            .filter_map(|(decl, instances)| match instances {
+                FactInstances::Single(Some(value)) => Some((decl.name.to_string(), value.to_json())),
+                _ => None,
+            })
+            .collect()
     }
 }

@@ -19,14 +19,14 @@ pub(crate) struct Bindings<'a> {
     /// The session clock (`now`), in milliseconds since the Unix epoch.
     pub now_ms: Option<i64>,
     /// The other sessions of the case (`case.<aggregate>`).
-    pub case: &'a crate::investigation::Case,
+    pub case: &'a crate::case::Case,
 }
 
 impl<'a> Bindings<'a> {
     /// Arguments, a result and the session; no bound facts, no clock, no
     /// case: what key expressions, fact mappings and aggregates read.
     pub(crate) fn plain(args: &'a serde_json::Value, result: &'a Value, session: &'a SessionState) -> Bindings<'a> {
-        Bindings { args, result, facts: &[], session, now_ms: None, case: &crate::investigation::NO_CASE }
+        Bindings { args, result, facts: &[], session, now_ms: None, case: &crate::case::NO_CASE }
     }
 }
 
