@@ -2,8 +2,14 @@
 //! a decision knows beyond its own session (the other sessions' aggregate
 //! totals, the investigations still running) is a [`Case`], read by the
 //! engine under the case's lock and journalled with the decision.
+//!
+//! A session and its case together are what rules read: [`InCase`] is the
+//! view the evaluator's [`Session`] trait asks for, provided from here so
+//! that `expr` knows nothing of how session state is stored.
 
-use crate::state::{AggregateState, SessionState};
+use crate::expr::{Fact, Session};
+use crate::state::{AggregateState, FactInstances, SessionState};
+use crate::value::Value;
 use crate::workflow::Workflow;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -94,5 +100,74 @@ impl Case {
             .map(|r| r.as_str().map(str::to_owned).ok_or_else(bad))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Case { others, running })
+    }
+}
+
+/// A session as its rules read it: its own state and the rest of its case.
+/// Two references, copied into each evaluation; every read is a field of
+/// one of them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InCase<'a> {
+    state: &'a SessionState,
+    case: &'a Case,
+}
+
+impl<'a> InCase<'a> {
+    /// A session in `case`.
+    #[inline]
+    pub(crate) fn new(state: &'a SessionState, case: &'a Case) -> InCase<'a> {
+        InCase { state, case }
+    }
+
+    /// A session on its own (or read as if it were: results, fact mappings
+    /// and aggregate amounts do not read the case).
+    #[inline]
+    pub(crate) fn alone(state: &'a SessionState) -> InCase<'a> {
+        InCase { state, case: &NO_CASE }
+    }
+}
+
+// Each read is a field or two; `#[inline]` lets the evaluator (generic over
+// `Session`, so compiled wherever it is used) inline them across codegen
+// units. Without it `tollgate bench decide` measured about 2% slower.
+impl Session for InCase<'_> {
+    #[inline]
+    fn blocked_calls(&self) -> i64 {
+        self.state.blocked_calls
+    }
+    #[inline]
+    fn allowed_calls(&self) -> i64 {
+        self.state.allowed_calls
+    }
+    #[inline]
+    fn escalations(&self) -> i64 {
+        self.state.escalations
+    }
+    #[inline]
+    fn calls_by_tool(&self) -> Value {
+        self.state.calls_by_tool()
+    }
+    #[inline]
+    fn fact(&self, id: usize) -> Option<Fact<'_>> {
+        Some(match self.state.facts.get(id)? {
+            FactInstances::Single(value) => Fact::Single(value.as_ref()),
+            FactInstances::Keyed(instances) => Fact::Keyed(instances),
+        })
+    }
+    #[inline]
+    fn aggregate_total(&self, index: usize) -> f64 {
+        self.state.aggregate_total(index)
+    }
+    #[inline]
+    fn aggregate_by(&self, index: usize, key: &str) -> f64 {
+        self.state.aggregate_by(index, key)
+    }
+    #[inline]
+    fn case_total(&self, index: usize) -> f64 {
+        self.case.total(index)
+    }
+    #[inline]
+    fn case_by(&self, index: usize, key: &str) -> f64 {
+        self.case.by(index, key)
     }
 }

@@ -2,6 +2,7 @@
 //! An escalation whose handoff lacks a required field is itself blocked.
 
 use crate::call::ToolCall;
+use crate::case::InCase;
 use crate::decision::{Decision, Escalation, FactSnapshot, Handoff, Reason, Stage};
 use crate::expr::Evaluator;
 use crate::state::{FactInstances, SessionState};
@@ -14,7 +15,7 @@ pub(crate) fn escalate(
     state: &SessionState,
     call: &ToolCall,
     matched: Vec<&EscalationRule>,
-    evaluator: &mut Evaluator<'_>,
+    evaluator: &mut Evaluator<'_, InCase<'_>>,
 ) -> Decision {
     let reasons: Vec<Reason> = matched
         .iter()

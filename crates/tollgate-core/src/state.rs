@@ -69,22 +69,13 @@ impl SessionState {
                     }
                 })
                 .collect(),
-            aggregates: vec![AggregateState::default(); workflow.aggregates.len()],
-            ..SessionState::empty()
-        }
-    }
-
-    /// A state with no facts, counters or aggregates (for standalone rules).
-    pub(crate) fn empty() -> SessionState {
-        SessionState {
-            facts: Vec::new(),
             fact_count: 0,
             pending: BTreeMap::new(),
             blocked_calls: 0,
             allowed_calls: 0,
             escalations: 0,
             calls_by_tool: BTreeMap::new(),
-            aggregates: Vec::new(),
+            aggregates: vec![AggregateState::default(); workflow.aggregates.len()],
             history: VecDeque::new(),
             scope: None,
             ending: None,
