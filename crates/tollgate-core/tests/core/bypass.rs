@@ -9,16 +9,15 @@
 //! belongs to that customer; refunds per order never exceed its total and
 //! each is at most $500 (above that, escalate).
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
-
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use tollgate_core::{
     CallId, Decision, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, compile, decide,
 };
 
-const REFERENCE: &str = include_str!("../../../examples/support-refunds.toml");
+const REFERENCE: &str = include_str!("../../../../examples/support-refunds.toml");
 
 /// Tools as the generator picks them: the refund path more often.
 const WEIGHTED_TOOLS: [&str; 14] = [
@@ -370,6 +369,10 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("TOLLGATE_BYPASS_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000),
         max_shrink_iters: 2_000,
+        // Beside this file, as `bypass.proptest-regressions`: proptest's
+        // default looks for a `main.rs` above the source, finds this test
+        // binary's and would read `tests/proptest-regressions/bypass.txt`.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     })]
 
@@ -724,6 +727,7 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("TOLLGATE_BYPASS_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000) / 4,
         max_shrink_iters: 2_000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     })]
 

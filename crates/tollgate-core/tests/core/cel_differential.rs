@@ -48,8 +48,6 @@
 //! of the cases evaluate to a value, and sometimes any type, so that type
 //! errors are compared too.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
-
 use cel::objects::{Key, Map as CelMap};
 use cel::{Context, Env, Value as Cel};
 use proptest::prelude::*;
