@@ -7,6 +7,25 @@
 //! arrive inside calls and events, so the same workflow and the same events
 //! always give byte-identical decisions.
 //!
+//! The modules read bottom-up: each imports only modules on its own line or
+//! an earlier one, and no two import each other.
+//!
+//! 1. `value`, `limits`, `call`: the values rules compute with, the limits,
+//!    and a tool call and its line in a session's history.
+//! 2. `expr`: CEL lowered and evaluated. It reads a session only through
+//!    `expr::Session`, a view it defines, so it knows no session state.
+//! 3. `workflow`: the workflow language (file model, `compile`, analysis,
+//!    message templates), written in `expr`.
+//! 4. `decision`, `investigation`: a decision as a value; what a session
+//!    knows of its own place in a case.
+//! 5. `state`: a session's state, the fold of its events.
+//! 6. `case`: the rest of a session's case, and `InCase`, the session and
+//!    its case as rules read them (it implements `expr::Session`).
+//! 7. `handoff`, `join`: handoffs compiled from state; the join of a case.
+//! 8. `decide`, `apply`, `checkpoint`: the decision, the fold, checkpoints.
+//! 9. `trace`, `script`: recorded traces and scripted sessions, which drive
+//!    `decide` and `apply`.
+//!
 //! ```
 //! use tollgate_core::{compile, decide, SessionState, ToolCall, Verdict};
 //! let workflow = compile(r#"

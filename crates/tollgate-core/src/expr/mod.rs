@@ -8,8 +8,8 @@
 //! for `order.customer_id == customer.id` on this machine, which alone would
 //! spend the whole 1 µs decision budget on three rules. Lowering also lets
 //! `validate` reject a rule that names an unknown field *before* it runs.
-//! A differential property test (`tests/cel_differential.rs`) checks that the
-//! lowered evaluator agrees with the `cel` crate's interpreter.
+//! A differential property test (`tests/core/cel_differential.rs`) checks
+//! that the lowered evaluator agrees with the `cel` crate's interpreter.
 //!
 //! This module sits below the workflow and the session state: it imports
 //! only `value`. Rules read their session through [`Session`], a view it
