@@ -2,12 +2,14 @@
 //! Session state is the fold of its events, so replaying a journal through
 //! `apply` rebuilds exactly the state a live session had.
 
+use crate::call::{CallId, HistoryEntry, ToolCall};
+use crate::case::InCase;
 use crate::decide::gate_key;
 use crate::decision::{Decision, Reason};
 use crate::expr::{Bindings, Evaluator};
 use crate::investigation::{Ending, Scope};
 use crate::limits::json_bytes;
-use crate::state::{CallId, FactInstances, HistoryEntry, PendingCall, SessionState, ToolCall};
+use crate::state::{FactInstances, PendingCall, SessionState};
 use crate::value::{Map, Value};
 use crate::workflow::{FactId, FieldType, Mapping, Tool, Workflow};
 use std::sync::Arc;
@@ -266,8 +268,10 @@ fn reserve(
         if aggregate.tool != tool.id {
             continue;
         }
-        let mut evaluator =
-            Evaluator::new(Bindings::plain(args, &Value::Null, state), workflow.limits.evaluation_steps_max);
+        let mut evaluator = Evaluator::new(
+            Bindings::plain(args, &Value::Null, InCase::alone(state)),
+            workflow.limits.evaluation_steps_max,
+        );
         // decide() blocks calls whose amount is not a finite number.
         let amount = evaluator
             .evaluate(aggregate.sum.expr())
@@ -381,7 +385,7 @@ fn result_check_failures(
         }
     }
     let mut evaluator = Evaluator::new(
-        Bindings { args, result, facts: &facts, session: state, now_ms: None, case: &crate::investigation::NO_CASE },
+        Bindings { args, result, facts: &facts, session: InCase::alone(state), now_ms: None },
         workflow.limits.evaluation_steps_max,
     );
     let mut reasons = Vec::new();
@@ -412,7 +416,8 @@ fn map_fields(
     args: &serde_json::Value,
     result: &Value,
 ) -> Result<Option<Map>, String> {
-    let mut evaluator = Evaluator::new(Bindings::plain(args, result, state), workflow.limits.evaluation_steps_max);
+    let mut evaluator =
+        Evaluator::new(Bindings::plain(args, result, InCase::alone(state)), workflow.limits.evaluation_steps_max);
     if let Some(when) = &mapping.when {
         match evaluator.evaluate_bool(when.expr()) {
             Ok(true) => {}
@@ -504,8 +509,10 @@ fn update(
     let not_recorded = |reason: String| Some(Effect::FactNotRecorded { fact: decl.name.to_string(), reason });
     let key = match &mapping.key {
         Some(rule) => {
-            let mut evaluator =
-                Evaluator::new(Bindings::plain(args, result, state), workflow.limits.evaluation_steps_max);
+            let mut evaluator = Evaluator::new(
+                Bindings::plain(args, result, InCase::alone(state)),
+                workflow.limits.evaluation_steps_max,
+            );
             match evaluator.key_text(rule.expr()) {
                 Ok(key) => Some(key.into_owned()),
                 Err(error) => return not_recorded(format!("its key {} failed: {error}", rule.source())),

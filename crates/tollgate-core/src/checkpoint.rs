@@ -5,9 +5,10 @@
 //! name and version; anything that does not fit is an error, never a
 //! half-restored state.
 
+use crate::call::{CallId, HistoryEntry};
 use crate::decision::Reason;
 use crate::investigation::{Ending, Opened, Scope};
-use crate::state::{AggregateState, CallId, FactInstances, HistoryEntry, PendingCall, SessionState};
+use crate::state::{AggregateState, FactInstances, PendingCall, SessionState};
 use crate::value::Value;
 use crate::workflow::Workflow;
 use serde::{Deserialize, Serialize};

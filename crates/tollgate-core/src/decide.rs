@@ -3,14 +3,16 @@
 //! fails decides, reporting every reason it found. Any evaluation error is a
 //! block that names the rule; nothing fails open.
 
+use crate::call::ToolCall;
+use crate::case::{Case, InCase, NO_CASE};
 use crate::decision::{Allowed, Decision, Missing, Reason, Stage};
 use crate::expr::{Bindings, Evaluator};
 use crate::handoff;
-use crate::investigation::{Case, Ending, NO_CASE};
+use crate::investigation::Ending;
 use crate::limits::json_bytes;
-use crate::state::{SessionState, ToolCall};
+use crate::state::SessionState;
 use crate::value::Value;
-use crate::workflow::{Gate, Tool, Workflow};
+use crate::workflow::{EscalationRule, Gate, Tool, Workflow};
 
 /// Decides one tool call against the session's current state.
 pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Decision {
@@ -48,7 +50,7 @@ pub fn decide_in_case(workflow: &Workflow, state: &SessionState, case: &Case, ca
         Err(blocked) => return blocked,
     };
     let mut evaluator = Evaluator::new(
-        Bindings { args, result: &Value::Null, facts: &facts, session: state, now_ms: call.now_ms, case },
+        Bindings { args, result: &Value::Null, facts: &facts, session: InCase::new(state, case), now_ms: call.now_ms },
         workflow.limits.evaluation_steps_max,
     );
     if let Some(blocked) = gate_conditions(tool, &mut evaluator) {
@@ -207,7 +209,7 @@ pub(crate) fn gate_key<'a>(
 ) -> Result<Option<std::borrow::Cow<'a, str>>, String> {
     let Some(rule) = &gate.key else { return Ok(None) };
     let mut evaluator =
-        Evaluator::new(Bindings::plain(args, &Value::Null, state), workflow.limits.evaluation_steps_max);
+        Evaluator::new(Bindings::plain(args, &Value::Null, InCase::alone(state)), workflow.limits.evaluation_steps_max);
     evaluator
         .key_text(rule.expr())
         .map(Some)
@@ -246,7 +248,7 @@ fn mentions(args: &serde_json::Value, key: &str) -> bool {
     args.as_object().is_some_and(|object| object.values().any(|v| v.as_str() == Some(key)))
 }
 
-fn gate_conditions(tool: &Tool, evaluator: &mut Evaluator<'_>) -> Option<Decision> {
+fn gate_conditions(tool: &Tool, evaluator: &mut Evaluator<'_, InCase<'_>>) -> Option<Decision> {
     let mut reasons = Vec::new();
     for gate in &tool.gates {
         let Some(condition) = &gate.condition else { continue };
@@ -263,7 +265,7 @@ fn gate_conditions(tool: &Tool, evaluator: &mut Evaluator<'_>) -> Option<Decisio
     (!reasons.is_empty()).then(|| Decision::block(Stage::Gates, reasons, Vec::new()))
 }
 
-fn checks(workflow: &Workflow, tool: &Tool, evaluator: &mut Evaluator<'_>) -> Option<Decision> {
+fn checks(workflow: &Workflow, tool: &Tool, evaluator: &mut Evaluator<'_, InCase<'_>>) -> Option<Decision> {
     let mut reasons = Vec::new();
     for check in &tool.checks {
         match evaluator.evaluate_bool(check.rule.expr()) {
@@ -309,8 +311,8 @@ fn checks(workflow: &Workflow, tool: &Tool, evaluator: &mut Evaluator<'_>) -> Op
 /// The escalation rules that match, or a block if one cannot be evaluated.
 fn escalations<'t>(
     tool: &'t Tool,
-    evaluator: &mut Evaluator<'_>,
-) -> Result<Option<Vec<&'t crate::workflow::EscalationRule>>, Decision> {
+    evaluator: &mut Evaluator<'_, InCase<'_>>,
+) -> Result<Option<Vec<&'t EscalationRule>>, Decision> {
     let mut matched = Vec::new();
     let mut errors = Vec::new();
     for rule in &tool.escalations {

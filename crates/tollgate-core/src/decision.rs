@@ -1,8 +1,8 @@
 //! A decision is a value: allow, block with reasons, or escalate with a
 //! handoff. Each variant carries exactly the data that makes sense for it.
 
-use crate::state::{CallId, HistoryEntry};
-use crate::value::Value;
+use crate::call::{CallId, HistoryEntry};
+use crate::value::{Value, compact_json};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -146,7 +146,7 @@ pub struct FactSnapshot {
 impl FactSnapshot {
     /// The fact as one line: `order[#W1] = {"total":84.5,...}`.
     pub fn line(&self) -> String {
-        let fields = crate::handoff::compact_json(&self.fields.to_json());
+        let fields = compact_json(&self.fields.to_json());
         match &self.key {
             Some(key) => format!("{}[{key}] = {fields}", self.fact),
             None => format!("{} = {fields}", self.fact),

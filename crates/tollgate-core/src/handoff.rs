@@ -1,10 +1,12 @@
 //! Handoffs: compiled from the session, never taken on the model's word.
 //! An escalation whose handoff lacks a required field is itself blocked.
 
+use crate::call::ToolCall;
+use crate::case::InCase;
 use crate::decision::{Decision, Escalation, FactSnapshot, Handoff, Reason, Stage};
 use crate::expr::Evaluator;
-use crate::state::{FactInstances, SessionState, ToolCall};
-use crate::value::{Value, format_number};
+use crate::state::{FactInstances, SessionState};
+use crate::value::{Value, compact_json};
 use crate::workflow::{EscalationRule, Workflow};
 
 /// The escalation for matched escalation rules.
@@ -13,7 +15,7 @@ pub(crate) fn escalate(
     state: &SessionState,
     call: &ToolCall,
     matched: Vec<&EscalationRule>,
-    evaluator: &mut Evaluator<'_>,
+    evaluator: &mut Evaluator<'_, InCase<'_>>,
 ) -> Decision {
     let reasons: Vec<Reason> = matched
         .iter()
@@ -212,13 +214,4 @@ pub(crate) fn fact_snapshots(workflow: &Workflow, state: &SessionState) -> Vec<F
         }
     }
     out
-}
-
-/// JSON on one line with numbers written as people write money.
-pub(crate) fn compact_json(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), format_number),
-        // serde_json writes bytes directly; its Display goes through fmt.
-        other => serde_json::to_string(other).unwrap_or_default(),
-    }
 }

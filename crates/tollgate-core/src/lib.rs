@@ -7,6 +7,25 @@
 //! arrive inside calls and events, so the same workflow and the same events
 //! always give byte-identical decisions.
 //!
+//! The modules read bottom-up: each imports only modules on its own line or
+//! an earlier one, and no two import each other.
+//!
+//! 1. `value`, `limits`, `call`: the values rules compute with, the limits,
+//!    and a tool call and its line in a session's history.
+//! 2. `expr`: CEL lowered and evaluated. It reads a session only through
+//!    `expr::Session`, a view it defines, so it knows no session state.
+//! 3. `workflow`: the workflow language (file model, `compile`, analysis,
+//!    message templates), written in `expr`.
+//! 4. `decision`, `investigation`: a decision as a value; what a session
+//!    knows of its own place in a case.
+//! 5. `state`: a session's state, the fold of its events.
+//! 6. `case`: the rest of a session's case, and `InCase`, the session and
+//!    its case as rules read them (it implements `expr::Session`).
+//! 7. `handoff`, `join`: handoffs compiled from state; the join of a case.
+//! 8. `decide`, `apply`, `checkpoint`: the decision, the fold, checkpoints.
+//! 9. `trace`, `script`: recorded traces and scripted sessions, which drive
+//!    `decide` and `apply`.
+//!
 //! ```
 //! use tollgate_core::{compile, decide, SessionState, ToolCall, Verdict};
 //! let workflow = compile(r#"
@@ -30,12 +49,15 @@
 //! ```
 
 mod apply;
+mod call;
+mod case;
 mod checkpoint;
 mod decide;
 mod decision;
 mod expr;
 mod handoff;
 mod investigation;
+mod join;
 mod limits;
 pub mod script;
 mod state;
@@ -44,12 +66,15 @@ mod value;
 pub mod workflow;
 
 pub use apply::{Effect, Event, ToolOutcome, apply};
+pub use call::{CallId, HistoryEntry, ToolCall};
+pub use case::Case;
 pub use checkpoint::CHECKPOINT_FORMAT;
 pub use decide::{decide, decide_in_case};
 pub use decision::{Allowed, Blocked, Decision, Escalation, FactSnapshot, Handoff, Missing, Reason, Stage, Verdict};
 pub use expr::{Rule, evaluate_standalone};
-pub use investigation::{Case, Ending, Finding, FindingStatus, Join, JoinedHandoff, Opened, join};
+pub use investigation::{Ending, Opened};
+pub use join::{Finding, FindingStatus, Join, JoinedHandoff, join};
 pub use limits::{Limits, json_bytes};
-pub use state::{CallId, HistoryEntry, SessionState, ToolCall};
+pub use state::SessionState;
 pub use value::Value;
 pub use workflow::{Problem, Workflow, compile, name_problem as workflow_name_problem};

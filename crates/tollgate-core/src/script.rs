@@ -14,8 +14,9 @@
 //! handoff quotes beside the one compiled from the session: `"summary": "..."`.
 
 use crate::apply::{Effect, Event, ToolOutcome, apply};
+use crate::call::{CallId, ToolCall};
 use crate::decide::decide;
-use crate::state::{CallId, SessionState, ToolCall};
+use crate::state::SessionState;
 use crate::workflow::Workflow;
 use serde_json::{Value as Json, json};
 

@@ -2,74 +2,12 @@
 //! established from results, the calls allowed but not yet answered, the
 //! counters rules read, and a short history for handoffs.
 
+use crate::call::{CallId, HistoryEntry};
+use crate::investigation::{Ending, Opened, Scope};
 use crate::value::{Map, Value};
 use crate::workflow::{FactId, ToolId, Workflow};
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 use std::sync::Arc;
-
-/// The id of one tool call within a session, given by the caller.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CallId(String);
-
-impl CallId {
-    /// Wraps a caller-given id.
-    pub fn new(id: impl Into<String>) -> CallId {
-        CallId(id.into())
-    }
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CallId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// One tool call proposed by the agent.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ToolCall {
-    /// The caller's id for this call (unique within the session).
-    pub id: CallId,
-    /// The tool's name, as the agent sent it.
-    pub tool: String,
-    /// The arguments, as the agent sent them.
-    pub args: serde_json::Value,
-    /// The session clock when the call was made, in milliseconds since the
-    /// Unix epoch: what rules read as `now`. The core never reads a clock;
-    /// the engine sets this from its own (or a replay from the trace), and
-    /// records it with the decision so a replay decides the same way. A rule
-    /// that reads `now` when it is unset fails, and so blocks.
-    pub now_ms: Option<i64>,
-    /// The agent's own summary of the conversation so far, if it sends one
-    /// with the call. An escalation of this call puts it in the handoff
-    /// beside the summary compiled from the session (never instead of it).
-    pub summary: Option<String>,
-}
-
-impl ToolCall {
-    /// A call with the given id, tool and arguments, and no clock.
-    pub fn new(id: impl Into<String>, tool: impl Into<String>, args: serde_json::Value) -> ToolCall {
-        ToolCall { id: CallId::new(id), tool: tool.into(), args, now_ms: None, summary: None }
-    }
-
-    /// The same call, with the agent's summary of the conversation so far.
-    #[must_use]
-    pub fn with_summary(mut self, summary: impl Into<String>) -> ToolCall {
-        self.summary = Some(summary.into());
-        self
-    }
-
-    /// The same call, made at `now_ms` (milliseconds since the Unix epoch).
-    #[must_use]
-    pub fn at(mut self, now_ms: i64) -> ToolCall {
-        self.now_ms = Some(now_ms);
-        self
-    }
-}
 
 /// The instances of one declared fact.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,26 +26,6 @@ pub(crate) struct PendingCall {
     pub args: serde_json::Value,
     /// Amounts this call holds against aggregates: (aggregate, key, amount).
     pub reservations: Vec<(usize, Option<String>, f64)>,
-}
-
-impl HistoryEntry {
-    /// The entry as one line: `call-3 get_customer allow: allowed`.
-    pub fn line(&self) -> String {
-        format!("{} {} {}: {}", self.call, self.tool, self.event, self.summary)
-    }
-}
-
-/// One line of the session's recent history, for handoffs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HistoryEntry {
-    /// The call's id.
-    pub call: CallId,
-    /// The tool called.
-    pub tool: String,
-    /// `allow`, `block`, `escalate`, `result`, `failed` or `withheld`.
-    pub event: &'static str,
-    /// A one-line description.
-    pub summary: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -129,11 +47,11 @@ pub struct SessionState {
     pub(crate) aggregates: Vec<AggregateState>,
     pub(crate) history: VecDeque<Arc<HistoryEntry>>,
     /// For an investigation: its concern and tool subset.
-    pub(crate) scope: Option<crate::investigation::Scope>,
+    pub(crate) scope: Option<Scope>,
     /// For an investigation: how it ended (`None` while it runs).
-    pub(crate) ending: Option<crate::investigation::Ending>,
+    pub(crate) ending: Option<Ending>,
     /// For a parent: the investigations it opened, in order.
-    pub(crate) investigations: Vec<crate::investigation::Opened>,
+    pub(crate) investigations: Vec<Opened>,
 }
 
 impl SessionState {
@@ -151,22 +69,13 @@ impl SessionState {
                     }
                 })
                 .collect(),
-            aggregates: vec![AggregateState::default(); workflow.aggregates.len()],
-            ..SessionState::empty()
-        }
-    }
-
-    /// A state with no facts, counters or aggregates (for standalone rules).
-    pub(crate) fn empty() -> SessionState {
-        SessionState {
-            facts: Vec::new(),
             fact_count: 0,
             pending: BTreeMap::new(),
             blocked_calls: 0,
             allowed_calls: 0,
             escalations: 0,
             calls_by_tool: BTreeMap::new(),
-            aggregates: Vec::new(),
+            aggregates: vec![AggregateState::default(); workflow.aggregates.len()],
             history: VecDeque::new(),
             scope: None,
             ending: None,
@@ -249,5 +158,39 @@ impl SessionState {
                 self.calls_by_tool.insert(tool.to_owned(), 1);
             }
         }
+    }
+}
+
+// What the session knows of its place in a case (see `investigation`).
+impl SessionState {
+    /// The investigations this session opened, in the order it opened them.
+    pub fn investigations(&self) -> &[Opened] {
+        &self.investigations
+    }
+    /// The concern this session investigates, if it is an investigation.
+    pub fn concern(&self) -> Option<&str> {
+        self.scope.as_ref().map(|s| s.concern.as_str())
+    }
+    /// The tools this investigation may call (`None`: every tool).
+    pub fn concern_tools(&self) -> Option<&[String]> {
+        self.scope.as_ref().and_then(|s| s.tools.as_deref())
+    }
+    /// How this investigation ended; `None` while it runs.
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+    /// The session's identity facts (the verified customer), as (fact name,
+    /// fields as JSON): what an investigation it opens inherits.
+    pub fn identity_facts(&self, workflow: &Workflow) -> Vec<(String, serde_json::Value)> {
+        workflow
+            .facts
+            .iter()
+            .zip(&self.facts)
+            .filter(|(decl, _)| decl.identity)
+            .filter_map(|(decl, instances)| match instances {
+                FactInstances::Single(Some(value)) => Some((decl.name.to_string(), value.to_json())),
+                _ => None,
+            })
+            .collect()
     }
 }

@@ -268,6 +268,15 @@ pub fn format_number(value: f64) -> String {
     out
 }
 
+/// JSON on one line with numbers written as people write money.
+pub(crate) fn compact_json(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), format_number),
+        // serde_json writes bytes directly; its Display goes through fmt.
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
 fn write_number(out: &mut String, value: f64) -> std::fmt::Result {
     use std::fmt::Write;
     if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {

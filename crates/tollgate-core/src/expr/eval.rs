@@ -1,38 +1,38 @@
 //! Evaluation of lowered expressions. Errors are values the caller turns into
 //! a block; nothing here panics on any input.
 
+use super::session::{Fact, Session};
 use super::{Arithmetic, Comparison, Comprehension, Expr, Function, SessionField};
-use crate::state::{FactInstances, SessionState};
 use crate::value::{Map, Value};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-/// What the names of a rule refer to during one evaluation.
+/// What the names of a rule refer to during one evaluation. `S` is the
+/// session it reads ([`Session`]), a small `Copy` view held by value.
 #[derive(Clone, Copy)]
-pub(crate) struct Bindings<'a> {
+pub(crate) struct Bindings<'a, S> {
     /// The call's arguments, read as JSON: only the fields a rule touches are
     /// converted, which is most of the cost of a decision otherwise.
     pub args: &'a serde_json::Value,
     pub result: &'a Value,
     pub facts: &'a [&'a Value],
-    pub session: &'a SessionState,
+    /// The session, and the other sessions of its case (`case.<aggregate>`).
+    pub session: S,
     /// The session clock (`now`), in milliseconds since the Unix epoch.
     pub now_ms: Option<i64>,
-    /// The other sessions of the case (`case.<aggregate>`).
-    pub case: &'a crate::investigation::Case,
 }
 
-impl<'a> Bindings<'a> {
-    /// Arguments, a result and the session; no bound facts, no clock, no
-    /// case: what key expressions, fact mappings and aggregates read.
-    pub(crate) fn plain(args: &'a serde_json::Value, result: &'a Value, session: &'a SessionState) -> Bindings<'a> {
-        Bindings { args, result, facts: &[], session, now_ms: None, case: &crate::investigation::NO_CASE }
+impl<'a, S> Bindings<'a, S> {
+    /// Arguments, a result and the session; no bound facts, no clock: what
+    /// key expressions, fact mappings and aggregates read.
+    pub(crate) fn plain(args: &'a serde_json::Value, result: &'a Value, session: S) -> Bindings<'a, S> {
+        Bindings { args, result, facts: &[], session, now_ms: None }
     }
 }
 
 /// Evaluates expressions against bindings, within a step budget.
-pub(crate) struct Evaluator<'a> {
-    bindings: Bindings<'a>,
+pub(crate) struct Evaluator<'a, S> {
+    bindings: Bindings<'a, S>,
     /// Comprehension variables. The accumulator can hold an error: CEL
     /// treats errors as values that a later `false` in `all` (or `true` in
     /// `exists`) absorbs, exactly as `&&` and `||` do.
@@ -42,8 +42,8 @@ pub(crate) struct Evaluator<'a> {
 
 type Outcome = Result<Value, String>;
 
-impl<'a> Evaluator<'a> {
-    pub(crate) fn new(bindings: Bindings<'a>, steps_max: u32) -> Evaluator<'a> {
+impl<'a, S: Session + Copy> Evaluator<'a, S> {
+    pub(crate) fn new(bindings: Bindings<'a, S>, steps_max: u32) -> Evaluator<'a, S> {
         Evaluator { bindings, locals: Vec::new(), steps_left: steps_max }
     }
 
@@ -79,22 +79,21 @@ impl<'a> Evaluator<'a> {
                     .ok_or_else(|| "the session clock is out of range".to_owned()),
                 None => Err("the session clock (now) is not set for this call".to_owned()),
             },
-            Expr::FactTable(id) => match self.bindings.session.facts.get(*id) {
-                Some(FactInstances::Single(Some(value))) => Ok(value.clone()),
-                Some(FactInstances::Single(None)) => Err("the fact is not established in this session".to_owned()),
-                Some(FactInstances::Keyed(instances)) => Ok(Value::Map(instances.clone())),
+            Expr::FactTable(id) => match self.bindings.session.fact(*id) {
+                Some(Fact::Single(Some(value))) => Ok(value.clone()),
+                Some(Fact::Single(None)) => Err("the fact is not established in this session".to_owned()),
+                Some(Fact::Keyed(instances)) => Ok(Value::Map(instances.clone())),
                 None => Err("no such fact".to_owned()),
             },
-            Expr::FactPresent(id) => Ok(Value::Bool(match self.bindings.session.facts.get(*id) {
-                Some(FactInstances::Single(value)) => value.is_some(),
-                Some(FactInstances::Keyed(instances)) => !instances.is_empty(),
+            Expr::FactPresent(id) => Ok(Value::Bool(match self.bindings.session.fact(*id) {
+                Some(Fact::Single(value)) => value.is_some(),
+                Some(Fact::Keyed(instances)) => !instances.is_empty(),
                 None => false,
             })),
             Expr::CaseAggregateBy(index, key) => {
                 let key = self.key_text(key)?;
-                Ok(Value::Double(
-                    self.bindings.session.aggregate_by(*index, &key) + self.bindings.case.by(*index, &key),
-                ))
+                let session = self.bindings.session;
+                Ok(Value::Double(session.aggregate_by(*index, &key) + session.case_by(*index, &key)))
             }
             Expr::AggregateBy(index, key) => {
                 let key = self.key_text(key)?;
@@ -234,9 +233,7 @@ impl<'a> Evaluator<'a> {
             SessionField::Escalations => Value::Int(session.escalations()),
             SessionField::Calls => session.calls_by_tool(),
             SessionField::AggregateTotal(index) => Value::Double(session.aggregate_total(index)),
-            SessionField::CaseTotal(index) => {
-                Value::Double(session.aggregate_total(index) + self.bindings.case.total(index))
-            }
+            SessionField::CaseTotal(index) => Value::Double(session.aggregate_total(index) + session.case_total(index)),
         }
     }
 
@@ -329,7 +326,7 @@ impl<'a> Evaluator<'a> {
 /// The value of a constant, a bound fact or result, or a field of one,
 /// borrowed rather than cloned: the common operands of comparisons.
 /// `None` means "evaluate it the ordinary way" (including errors).
-fn borrow<'e>(bindings: Bindings<'e>, expr: &'e Expr) -> Option<&'e Value> {
+fn borrow<'e, S>(bindings: Bindings<'e, S>, expr: &'e Expr) -> Option<&'e Value> {
     match expr {
         Expr::Const(value) => Some(value),
         Expr::Fact(index) => bindings.facts.get(*index).copied(),

@@ -8,14 +8,20 @@
 //! for `order.customer_id == customer.id` on this machine, which alone would
 //! spend the whole 1 µs decision budget on three rules. Lowering also lets
 //! `validate` reject a rule that names an unknown field *before* it runs.
-//! A differential property test (`tests/cel_differential.rs`) checks that the
-//! lowered evaluator agrees with the `cel` crate's interpreter.
+//! A differential property test (`tests/core/cel_differential.rs`) checks
+//! that the lowered evaluator agrees with the `cel` crate's interpreter.
+//!
+//! This module sits below the workflow and the session state: it imports
+//! only `value`. Rules read their session through [`Session`], a view it
+//! defines and the session state provides from above (`case::InCase`).
 
 mod eval;
 mod lower;
+mod session;
 
 pub(crate) use eval::{Bindings, Evaluator};
 pub(crate) use lower::{Scope, lower, on_parser_stack};
+pub(crate) use session::{Fact, NoSession, Session};
 
 use crate::value::Value;
 use std::sync::Arc;
@@ -206,11 +212,9 @@ pub fn evaluate_standalone(
     args: &serde_json::Value,
     result: &serde_json::Value,
 ) -> Result<Value, String> {
-    static EMPTY: std::sync::OnceLock<crate::state::SessionState> = std::sync::OnceLock::new();
     let scope = Scope { args: Some(None), result: true, ..Scope::default() };
     let expr = lower(source, &scope).map_err(|e| e.message)?;
-    let session = EMPTY.get_or_init(crate::state::SessionState::empty);
     let result = Value::from_json(result);
-    let mut evaluator = Evaluator::new(Bindings::plain(args, &result, session), 100_000);
+    let mut evaluator = Evaluator::new(Bindings::plain(args, &result, NoSession), 100_000);
     evaluator.evaluate(&expr)
 }

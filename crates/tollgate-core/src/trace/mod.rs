@@ -15,10 +15,11 @@ mod parse;
 mod time;
 
 use crate::apply::{Effect, Event, ToolOutcome, apply};
+use crate::call::ToolCall;
 use crate::decide::decide;
 use crate::decision::{Decision, Reason, Verdict};
 use crate::limits::json_bytes;
-use crate::state::{SessionState, ToolCall};
+use crate::state::SessionState;
 use crate::value::Value;
 use crate::workflow::Workflow;
 use serde_json::Value as Json;

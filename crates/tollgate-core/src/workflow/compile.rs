@@ -1,15 +1,16 @@
 //! `compile`: from workflow text to a [`Workflow`], or every problem found,
-//! each with its line and column.
+//! each with its line and column. This file holds the entry point and the
+//! workflow-wide parts (limits, facts, aggregates, handoff); one tool is
+//! compiled in `compile_tool`, invariants in `invariants`, and the context
+//! they all report into is `compiler`.
 
+use super::compiler::{Compiler, Names, Problem, schema_fields};
 use super::file::{ToolFile, WorkflowFile};
 use super::invariants::InvariantNames;
-use super::{Aggregate, FactDecl, FactId, FieldType, HandoffSpec, Template, Tool, ToolId, Workflow, analysis};
-use crate::expr::{Rule, Scope, lower};
+use super::{Aggregate, FactDecl, FactId, FieldType, HandoffSpec, Tool, ToolId, Workflow, analysis};
+use crate::expr::Scope;
 use crate::limits::Limits;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::ops::Range;
-use toml::Spanned;
 
 /// Longest workflow name accepted, in bytes.
 const WORKFLOW_NAME_MAX: usize = 128;
@@ -28,28 +29,9 @@ pub fn name_problem(name: &str) -> Option<String> {
     })
 }
 
-/// A problem in a workflow file, positioned for a person to find it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The file name given to `compile`.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong, as one lowercase sentence.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
-    }
-}
-
 /// Compiles workflow text. `file` names the source in problems.
 pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
-    let mut compiler = Compiler { text, file, problems: Vec::new(), warnings: Vec::new() };
+    let mut compiler = Compiler::new(text, file);
     let defaults = Limits::default();
     if text.len() > defaults.workflow_bytes_max {
         compiler.problem_at(
@@ -60,7 +42,7 @@ pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
                 defaults.workflow_bytes_max
             ),
         );
-        return Err(compiler.problems);
+        return Err(compiler.into_problems());
     }
     let parsed: WorkflowFile = match toml::from_str(text) {
         Ok(parsed) => parsed,
@@ -68,7 +50,7 @@ pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
             let offset = error.span().map_or(0, |s| s.start);
             let message = error.message().trim().to_owned();
             compiler.problem_at(offset, format!("malformed workflow: {message}"));
-            return Err(compiler.problems);
+            return Err(compiler.into_problems());
         }
     };
     // One thread with a parser-sized stack for every rule of the workflow.
@@ -79,99 +61,15 @@ pub fn compile(text: &str, file: &str) -> Result<Workflow, Vec<Problem>> {
     let (workflow, compiler) = match built {
         Ok(built) => built,
         Err(message) => {
-            let mut compiler = Compiler { text, file, problems: Vec::new(), warnings: Vec::new() };
+            let mut compiler = Compiler::new(text, file);
             compiler.problem_at(0, message);
-            return Err(compiler.problems);
+            return Err(compiler.into_problems());
         }
     };
-    match workflow {
-        Some(mut workflow) if compiler.problems.is_empty() => {
-            workflow.warnings = compiler.warnings;
-            Ok(workflow)
-        }
-        _ => Err(compiler.problems),
-    }
-}
-
-pub(super) struct Compiler<'a> {
-    text: &'a str,
-    file: &'a str,
-    problems: Vec<Problem>,
-    warnings: Vec<Problem>,
-}
-
-/// Names known before rules are compiled.
-pub(super) struct Names {
-    pub(super) facts: BTreeMap<String, FactId>,
-    pub(super) tools: BTreeMap<String, ToolId>,
-    pub(super) aggregates: Vec<String>,
-    pub(super) urgency_levels: Vec<String>,
+    compiler.finish(workflow)
 }
 
 impl Compiler<'_> {
-    pub(super) fn problem_at(&mut self, offset: usize, message: String) {
-        let problem = self.positioned(offset, message);
-        self.problems.push(problem);
-    }
-
-    fn positioned(&self, offset: usize, message: String) -> Problem {
-        let before = self.text.get(..offset.min(self.text.len())).unwrap_or_default();
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        Problem { file: self.file.to_owned(), line, column, message }
-    }
-
-    pub(super) fn problem(&mut self, span: &Range<usize>, message: String) {
-        self.problem_at(span.start, message);
-    }
-
-    /// Warns where a key may not be computable for some calls (which
-    /// `decide` then blocks, naming `rule_id`).
-    pub(super) fn key_warning(
-        &mut self,
-        span: &Range<usize>,
-        what: &str,
-        key: &Rule,
-        schema: Option<&serde_json::Value>,
-        rule_id: &str,
-    ) {
-        let hazards = super::keys::hazards(key.expr(), schema);
-        if hazards.is_empty() {
-            return;
-        }
-        let message = format!(
-            "{what} is keyed by {}, which cannot always be computed ({}); such calls are blocked by {rule_id}",
-            key.source(),
-            hazards.join("; ")
-        );
-        let warning = self.positioned(span.start, message);
-        self.warnings.push(warning);
-    }
-
-    /// Lowers a rule written as a TOML string; a CEL error is positioned at
-    /// its column inside the string.
-    pub(super) fn rule(&mut self, source: &Spanned<String>, scope: &Scope, what: &str) -> Option<Rule> {
-        match lower(source.get_ref(), scope) {
-            Ok(expr) => Some(Rule::new(source.get_ref(), expr)),
-            Err(error) => {
-                // +1 skips the opening quote of a basic string.
-                let column = error.column.map_or(0, |c| c.saturating_sub(1) as usize);
-                self.problem_at(source.span().start + 1 + column, format!("{what}: {}", error.message));
-                None
-            }
-        }
-    }
-
-    pub(super) fn template(&mut self, text: &Spanned<String>, scope: &Scope, what: &str) -> Option<Template> {
-        match Template::compile(text.get_ref(), scope) {
-            Ok(template) => Some(template),
-            Err(message) => {
-                self.problem(&text.span(), format!("{what}: {message}"));
-                None
-            }
-        }
-    }
-
     fn build(&mut self, parsed: WorkflowFile) -> Option<Workflow> {
         let limits = self.limits(&parsed);
         let facts = self.facts(&parsed);
@@ -405,8 +303,4 @@ impl Compiler<'_> {
 fn declared_arg_fields(tool: &ToolFile) -> Option<BTreeSet<String>> {
     let args = tool.args.as_ref()?;
     serde_json::to_value(args.get_ref()).ok().map(|json| schema_fields(&json))
-}
-
-pub(super) fn schema_fields(json: &serde_json::Value) -> BTreeSet<String> {
-    json.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default()
 }

@@ -1,7 +1,7 @@
 //! Compiling one tool: its argument schema, gates, checks, escalation
 //! rules, result checks and fact mappings.
 
-use super::compile::{Compiler, Names, schema_fields};
+use super::compiler::{Compiler, Names, schema_fields};
 use super::file::{CheckFile, EscalateFile, GateFile, MappingFile, ToolFile};
 use super::{ArgsSchema, Check, EscalationRule, FactDecl, FactId, Gate, Mapping, Policy, Tool, ToolId, Urgency};
 use crate::expr::Scope;

@@ -11,7 +11,7 @@
 //! `session.<aggregate>` (totals before the call), `<aggregate>(key)`, `now`
 //! (the call's session clock) and `sum(list)`.
 
-use super::compile::Compiler;
+use super::compiler::Compiler;
 use super::file::InvariantFile;
 use super::{FactDecl, ToolId};
 use cel::common::ast::{EntryExpr, Expr as CelExpr, IdedExpr};

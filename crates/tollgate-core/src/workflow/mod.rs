@@ -4,13 +4,15 @@
 mod analysis;
 mod compile;
 mod compile_tool;
+mod compiler;
 mod file;
 mod invariants;
 mod keys;
 mod template;
 
 pub use analysis::{Analysis, GuardedTool};
-pub use compile::{Problem, compile, name_problem};
+pub use compile::{compile, name_problem};
+pub use compiler::Problem;
 pub use invariants::Invariant;
 pub(crate) use template::Template;
 

@@ -1,7 +1,7 @@
 //! Message templates: text with `{cel expression}` holes, such as
 //! `"refund of {args.amount} on order {args.order_id}"`.
 
-use crate::expr::{Evaluator, Expr, Scope, lower};
+use crate::expr::{Evaluator, Expr, Scope, Session, lower};
 
 /// A compiled message template.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ impl Template {
 
     /// Renders the template; a hole that fails to evaluate is shown as
     /// written, so a message is never lost to an evaluation error.
-    pub(crate) fn render(&self, evaluator: &mut Evaluator<'_>) -> String {
+    pub(crate) fn render<S: Session + Copy>(&self, evaluator: &mut Evaluator<'_, S>) -> String {
         let mut out = String::with_capacity(self.length_hint);
         for part in &self.parts {
             match part {

@@ -12,8 +12,6 @@
 //! problem names the file it was given, has a non-empty message, a line in
 //! `1..=lines + 1` and a column in `1..=(length of that line in chars) + 1`.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
-
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::strategy::ValueTree;

@@ -3,8 +3,6 @@
 //! user action, clock and expectation. Absent, the test says it skips;
 //! under `CI=true` that is a failure.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
-
 use std::path::{Path, PathBuf};
 use tollgate_core::trace::{self, Format, TraceEvent};
 
@@ -22,7 +20,7 @@ fn tau_traces() -> Option<PathBuf> {
 fn every_recorded_trace_reads_with_its_calls_clock_and_expectations() {
     let Some(dir) = tau_traces() else { return };
     let workflow =
-        tollgate_core::compile(include_str!("../../../examples/support-refunds.toml"), "support-refunds.toml")
+        tollgate_core::compile(include_str!("../../../../examples/support-refunds.toml"), "support-refunds.toml")
             .unwrap_or_else(|p| panic!("{p:?}"));
     // (file, sessions, agent calls, user actions, sessions with expected blocks)
     let files = [

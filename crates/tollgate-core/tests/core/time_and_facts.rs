@@ -1,8 +1,6 @@
 //! The session clock (`now`, timestamps, durations), the `facts` table, and
 //! keyed facts whose key comes from the call's arguments.
 
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
-
 use serde_json::json;
 use tollgate_core::{
     CallId, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, compile, decide, evaluate_standalone,
