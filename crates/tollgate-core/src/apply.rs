@@ -7,6 +7,7 @@ use crate::case::InCase;
 use crate::decide::gate_key;
 use crate::decision::{Decision, Reason};
 use crate::expr::{Bindings, Evaluator};
+use crate::human::{self, HandoffState, HandoffStatus, HumanAction};
 use crate::investigation::{Ending, Scope};
 use crate::limits::json_bytes;
 use crate::state::{FactInstances, PendingCall, SessionState};
@@ -90,6 +91,16 @@ pub enum Event<'a> {
         /// The outcome.
         outcome: &'a str,
     },
+    /// A person (or the clock) acted on the handoff the escalation of `call`
+    /// opened, at session clock `now_ms`.
+    Human {
+        /// The call whose handoff it is.
+        call: &'a CallId,
+        /// What was done.
+        action: &'a HumanAction,
+        /// When, on the session clock.
+        now_ms: i64,
+    },
 }
 
 /// What an event changed, as data.
@@ -147,6 +158,20 @@ pub enum Effect {
         /// The call.
         call: CallId,
     },
+    /// A handoff moved: opened by an escalation, or acted on.
+    HandoffChanged {
+        /// The call whose handoff it is.
+        call: CallId,
+        /// Where it stands now: `open`, `claimed`, `approved`, ...
+        status: &'static str,
+    },
+    /// An action on a handoff that its state does not allow: nothing moved.
+    HandoffUnchanged {
+        /// The call whose handoff it is.
+        call: CallId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Applies one event to the state.
@@ -184,7 +209,37 @@ pub fn apply(workflow: &Workflow, state: &mut SessionState, event: Event<'_>) ->
             }
             Vec::new()
         }
+        Event::Human { call, action, now_ms } => human_acted(state, call, action, now_ms),
     }
+}
+
+/// A person's (or the clock's) action on a handoff; one the handoff's state
+/// does not allow changes nothing (the engine refuses it before journaling,
+/// so a journal never holds one; a replay of a damaged one stays harmless).
+fn human_acted(state: &mut SessionState, call: &CallId, action: &HumanAction, now_ms: i64) -> Vec<Effect> {
+    let unchanged = |reason: String| vec![Effect::HandoffUnchanged { call: call.clone(), reason }];
+    let Some(handoff) = state.handoffs.iter_mut().find(|h| &h.call == call) else {
+        return unchanged(human::Refusal::NoHandoff.to_string());
+    };
+    match human::transition(handoff, action, now_ms) {
+        Ok(status) => {
+            handoff.status = status;
+            vec![Effect::HandoffChanged { call: call.clone(), status: handoff.status.as_str() }]
+        }
+        Err(refusal) => unchanged(refusal.to_string()),
+    }
+}
+
+/// Opens the handoff of an escalated call (or a handoff tool's call that runs).
+fn open_handoff(state: &mut SessionState, call: &ToolCall) -> Effect {
+    state.handoffs.push(HandoffState {
+        call: call.id.clone(),
+        tool: call.tool.clone(),
+        args_hash: human::args_hash(&call.args),
+        opened_ms: call.now_ms,
+        status: HandoffStatus::Open,
+    });
+    Effect::HandoffChanged { call: call.id.clone(), status: HandoffStatus::Open.as_str() }
 }
 
 /// An identity fact inherited from the parent: only identity facts, only
@@ -205,7 +260,7 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
     let limit = workflow.limits.history_entries_max;
     let first_reason = || decision.reasons().first().map(|r| r.message.clone()).unwrap_or_default();
     match decision {
-        Decision::Allow(_) => {
+        Decision::Allow(allowed) => {
             let Some(tool) = workflow.tool(&call.tool) else {
                 return Vec::new();
             };
@@ -213,16 +268,28 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
             let reservations = reserve(workflow, state, tool, &args);
             state.allowed_calls += 1;
             state.pending.insert(call.id.clone(), PendingCall { tool: tool.id, args, reservations });
+            let mut effects = vec![Effect::CallPending { call: call.id.clone() }];
+            let summary = match &allowed.approved_by {
+                // INVARIANT: an approval lets one call through: it is used up
+                // by the decision that relies on it, in the same event.
+                Some(handoff) => {
+                    if let Some(HandoffState { status: HandoffStatus::Approved { consumed, .. }, .. }) =
+                        state.handoffs.iter_mut().find(|h| &h.call == handoff)
+                    {
+                        *consumed = true;
+                    }
+                    format!("allowed: a person approved it (handoff of call {handoff})")
+                }
+                None => "allowed".into(),
+            };
+            if allowed.handoff.is_some() {
+                effects.push(open_handoff(state, call));
+            }
             state.push_history(
-                HistoryEntry {
-                    call: call.id.clone(),
-                    tool: call.tool.clone(),
-                    event: "allow",
-                    summary: "allowed".into(),
-                },
+                HistoryEntry { call: call.id.clone(), tool: call.tool.clone(), event: "allow", summary },
                 limit,
             );
-            vec![Effect::CallPending { call: call.id.clone() }]
+            effects
         }
         Decision::Block(_) => {
             state.blocked_calls += 1;
@@ -249,7 +316,7 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
                 HistoryEntry { call: call.id.clone(), tool: call.tool.clone(), event: "escalate", summary },
                 limit,
             );
-            vec![Effect::CallRefused { call: call.id.clone() }]
+            vec![Effect::CallRefused { call: call.id.clone() }, open_handoff(state, call)]
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::call::{CallId, HistoryEntry};
 use crate::decision::Reason;
+use crate::human::{HandoffState, HandoffStatus};
 use crate::investigation::{Ending, Opened, Scope};
 use crate::state::{AggregateState, FactInstances, PendingCall, SessionState};
 use crate::value::Value;
@@ -15,8 +16,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-/// The checkpoint format this build writes and reads.
-pub const CHECKPOINT_FORMAT: &str = "tollgate.checkpoint/v1";
+/// The checkpoint format this build writes and reads. (v2 added the
+/// session's handoffs; a checkpoint of an older format is a stale cache:
+/// the engine folds the journal instead, see [`is_current_checkpoint`].)
+pub const CHECKPOINT_FORMAT: &str = "tollgate.checkpoint/v2";
+
+/// Whether a checkpoint document is of the format this build writes. One of
+/// an earlier format is no error (the journal it caches is intact), just of
+/// no use: the session is folded from its journal instead.
+pub fn is_current_checkpoint(document: &serde_json::Value) -> bool {
+    document.get("format").and_then(serde_json::Value::as_str) == Some(CHECKPOINT_FORMAT)
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +53,60 @@ struct Checkpoint {
     /// A parent's investigations, in order: (concern id, session, concern).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     investigations: Vec<(String, String, String)>,
+    /// The handoffs the session's escalations opened, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    handoffs: Vec<CheckpointHandoff>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointHandoff {
+    call: String,
+    tool: String,
+    args_hash: String,
+    opened_ms: Option<i64>,
+    status: CheckpointHandoffStatus,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "status", rename_all = "snake_case")]
+enum CheckpointHandoffStatus {
+    Open,
+    Claimed { reviewer: String },
+    Approved { reviewer: String, expires_ms: i64, consumed: bool },
+    Denied { reviewer: String, reason: String },
+    Resolved { reviewer: String, note: String },
+    Expired,
+}
+
+impl From<&HandoffStatus> for CheckpointHandoffStatus {
+    fn from(status: &HandoffStatus) -> CheckpointHandoffStatus {
+        match status.clone() {
+            HandoffStatus::Open => CheckpointHandoffStatus::Open,
+            HandoffStatus::Claimed { reviewer } => CheckpointHandoffStatus::Claimed { reviewer },
+            HandoffStatus::Approved { reviewer, expires_ms, consumed } => {
+                CheckpointHandoffStatus::Approved { reviewer, expires_ms, consumed }
+            }
+            HandoffStatus::Denied { reviewer, reason } => CheckpointHandoffStatus::Denied { reviewer, reason },
+            HandoffStatus::Resolved { reviewer, note } => CheckpointHandoffStatus::Resolved { reviewer, note },
+            HandoffStatus::Expired => CheckpointHandoffStatus::Expired,
+        }
+    }
+}
+
+impl From<CheckpointHandoffStatus> for HandoffStatus {
+    fn from(status: CheckpointHandoffStatus) -> HandoffStatus {
+        match status {
+            CheckpointHandoffStatus::Open => HandoffStatus::Open,
+            CheckpointHandoffStatus::Claimed { reviewer } => HandoffStatus::Claimed { reviewer },
+            CheckpointHandoffStatus::Approved { reviewer, expires_ms, consumed } => {
+                HandoffStatus::Approved { reviewer, expires_ms, consumed }
+            }
+            CheckpointHandoffStatus::Denied { reviewer, reason } => HandoffStatus::Denied { reviewer, reason },
+            CheckpointHandoffStatus::Resolved { reviewer, note } => HandoffStatus::Resolved { reviewer, note },
+            CheckpointHandoffStatus::Expired => HandoffStatus::Expired,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -147,6 +211,17 @@ impl SessionState {
                 .iter()
                 .map(|o| (o.concern_id.clone(), o.session.clone(), o.concern.clone()))
                 .collect(),
+            handoffs: self
+                .handoffs
+                .iter()
+                .map(|h| CheckpointHandoff {
+                    call: h.call.as_str().to_owned(),
+                    tool: h.tool.clone(),
+                    args_hash: h.args_hash.clone(),
+                    opened_ms: h.opened_ms,
+                    status: CheckpointHandoffStatus::from(&h.status),
+                })
+                .collect(),
         };
         serde_json::to_value(checkpoint).unwrap_or(serde_json::Value::Null)
     }
@@ -233,6 +308,17 @@ impl SessionState {
                 .investigations
                 .into_iter()
                 .map(|(concern_id, session, concern)| Opened { concern_id, session, concern })
+                .collect(),
+            handoffs: checkpoint
+                .handoffs
+                .into_iter()
+                .map(|h| HandoffState {
+                    call: CallId::new(h.call),
+                    tool: h.tool,
+                    args_hash: h.args_hash,
+                    opened_ms: h.opened_ms,
+                    status: h.status.into(),
+                })
                 .collect(),
         })
     }

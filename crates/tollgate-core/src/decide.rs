@@ -8,6 +8,7 @@ use crate::case::{Case, InCase, NO_CASE};
 use crate::decision::{Allowed, Decision, Missing, Reason, Stage};
 use crate::expr::{Bindings, Evaluator};
 use crate::handoff;
+use crate::human::{self, Coverage};
 use crate::investigation::Ending;
 use crate::limits::json_bytes;
 use crate::state::SessionState;
@@ -59,13 +60,65 @@ pub fn decide_in_case(workflow: &Workflow, state: &SessionState, case: &Case, ca
     if let Some(blocked) = checks(workflow, tool, &mut evaluator) {
         return blocked;
     }
+    let key = || tool.side_effect.then(|| idempotency_key(tool, call));
     if tool.is_handoff {
-        return handoff::requested(workflow, state, call);
+        return match handoff::requested(workflow, state, call) {
+            // Declared to run: the call goes through, its handoff to the queue.
+            Decision::Escalate(escalation) if workflow.handoff.as_ref().is_some_and(|h| h.tool_runs) => {
+                Decision::Allow(Allowed { handoff: Some(Box::new(escalation.handoff)), ..Allowed::plain(key()) })
+            }
+            other => other,
+        };
     }
     match escalations(tool, &mut evaluator) {
-        Ok(None) => Decision::Allow(Allowed { idempotency_key: tool.side_effect.then(|| idempotency_key(tool, call)) }),
-        Ok(Some(matched)) => handoff::escalate(workflow, state, call, matched, &mut evaluator),
+        Ok(None) => Decision::Allow(Allowed::plain(key())),
+        Ok(Some(matched)) => human_decision(workflow, state, tool, call, key).unwrap_or_else(|note| {
+            let mut decision = handoff::escalate(workflow, state, call, matched, &mut evaluator);
+            if let (Decision::Escalate(escalation), Some(note)) = (&mut decision, note) {
+                escalation.reasons.push(Reason { rule_id: "tollgate.handoff.not_covered".into(), message: note });
+            }
+            decision
+        }),
         Err(blocked) => blocked,
+    }
+}
+
+/// What a person already decided about a call that needs one: the newest
+/// handoff of the same tool and arguments in this session. `Err`: nobody
+/// decided it (escalate), with why an approval of the tool does not cover
+/// it, if one exists.
+fn human_decision(
+    workflow: &Workflow,
+    state: &SessionState,
+    tool: &Tool,
+    call: &ToolCall,
+    key: impl Fn() -> Option<String>,
+) -> Result<Decision, Option<String>> {
+    let hash = human::args_hash(&call.args);
+    let block = |rule: &str, message: String| {
+        Decision::block(Stage::Escalation, vec![Reason { rule_id: rule.into(), message }], Vec::new())
+    };
+    match human::coverage(&state.handoffs, &tool.name, &hash, call.now_ms, workflow.handoff_expires_after_ms()) {
+        Coverage::Uncovered { note } => Err(note),
+        Coverage::Approved { handoff } => {
+            Ok(Decision::Allow(Allowed { approved_by: Some(handoff.clone()), ..Allowed::plain(key()) }))
+        }
+        Coverage::Waiting { handoff, status } => Ok(block(
+            "tollgate.handoff.waiting",
+            format!(
+                "this call waits for a person: the handoff of call {handoff} is {}; wait for its outcome instead of \
+                 calling again",
+                status.as_str()
+            ),
+        )),
+        Coverage::Denied { handoff, reviewer, reason } => Ok(block(
+            "tollgate.handoff.denied",
+            format!("{reviewer} denied this call (handoff of call {handoff}): {reason}"),
+        )),
+        Coverage::Resolved { handoff, reviewer, note } => Ok(block(
+            "tollgate.handoff.resolved",
+            format!("{reviewer} dealt with this call another way (handoff of call {handoff}): {note}"),
+        )),
     }
 }
 

@@ -79,11 +79,23 @@ pub struct Missing {
 }
 
 /// The decision for an allowed call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Allowed {
     /// For side-effecting tools: the key the tool must be run under so that a
     /// retry never repeats the effect.
     pub idempotency_key: Option<String>,
+    /// A call that needed a person runs because one approved it: the call
+    /// whose handoff holds the approval (used up by this call).
+    pub approved_by: Option<CallId>,
+    /// The handoff tool's call runs, and its handoff goes to the queue.
+    pub handoff: Option<Box<Handoff>>,
+}
+
+impl Allowed {
+    /// An allowed call with nothing but (for a side effect) its key.
+    pub fn plain(idempotency_key: Option<String>) -> Allowed {
+        Allowed { idempotency_key, approved_by: None, handoff: None }
+    }
 }
 
 /// The decision for a blocked call.
@@ -201,8 +213,16 @@ impl Decision {
         match self {
             Decision::Allow(allowed) => {
                 let mut value = json!({"verdict": "allow"});
-                if let (Some(key), Some(object)) = (&allowed.idempotency_key, value.as_object_mut()) {
-                    object.insert("idempotency_key".into(), json!(key));
+                if let Some(object) = value.as_object_mut() {
+                    if let Some(key) = &allowed.idempotency_key {
+                        object.insert("idempotency_key".into(), json!(key));
+                    }
+                    if let Some(call) = &allowed.approved_by {
+                        object.insert("approved_by".into(), json!(call.as_str()));
+                    }
+                    if let Some(handoff) = &allowed.handoff {
+                        object.insert("handoff".into(), handoff.to_json());
+                    }
                 }
                 value
             }

@@ -111,6 +111,8 @@ impl Effect {
             }),
             Effect::CallFailed { call } => json!({"failed": call.as_str()}),
             Effect::ResultIgnored { call } => json!({"ignored": call.as_str()}),
+            Effect::HandoffChanged { call, status } => json!({"handoff": call.as_str(), "status": status}),
+            Effect::HandoffUnchanged { call, reason } => json!({"handoff": call.as_str(), "unchanged": reason}),
         }
     }
 }

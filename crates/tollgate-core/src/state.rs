@@ -3,6 +3,7 @@
 //! counters rules read, and a short history for handoffs.
 
 use crate::call::{CallId, HistoryEntry};
+use crate::human::HandoffState;
 use crate::investigation::{Ending, Opened, Scope};
 use crate::value::{Map, Value};
 use crate::workflow::{FactId, ToolId, Workflow};
@@ -52,6 +53,8 @@ pub struct SessionState {
     pub(crate) ending: Option<Ending>,
     /// For a parent: the investigations it opened, in order.
     pub(crate) investigations: Vec<Opened>,
+    /// The handoffs its escalations opened, oldest first, and where each stands.
+    pub(crate) handoffs: Vec<HandoffState>,
 }
 
 impl SessionState {
@@ -80,6 +83,7 @@ impl SessionState {
             scope: None,
             ending: None,
             investigations: Vec::new(),
+            handoffs: Vec::new(),
         }
     }
 
@@ -107,6 +111,14 @@ impl SessionState {
         out
     }
 
+    /// The handoffs the session's escalations opened, oldest first.
+    pub fn handoffs(&self) -> &[HandoffState] {
+        &self.handoffs
+    }
+    /// The handoff the escalation of call `call` opened.
+    pub fn handoff(&self, call: &CallId) -> Option<&HandoffState> {
+        self.handoffs.iter().find(|h| &h.call == call)
+    }
     /// Calls blocked so far (including withheld results).
     pub fn blocked_calls(&self) -> i64 {
         self.blocked_calls

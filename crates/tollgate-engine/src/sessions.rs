@@ -305,13 +305,22 @@ pub(crate) async fn load_stored(
     workflow: &Workflow,
     session: &str,
 ) -> Result<(SessionState, i64), Error> {
-    let (mut state, after) = match tx.checkpoint(session).await? {
+    let stored = match tx.checkpoint(session).await? {
         Some(checkpoint) => {
             let document: Json = serde_json::from_str(&checkpoint.state)
                 .map_err(|e| Error::diverged(session, checkpoint.seq, format!("the checkpoint does not parse: {e}")))?;
+            // One of an earlier format is a stale cache, not damage: the
+            // journal it caches is folded instead (and the next checkpoint
+            // written is of this format).
+            tollgate_core::is_current_checkpoint(&document).then_some((checkpoint.seq, document))
+        }
+        None => None,
+    };
+    let (mut state, after) = match stored {
+        Some((seq, document)) => {
             let state = SessionState::from_checkpoint(workflow, &document)
-                .map_err(|message| Error::diverged(session, checkpoint.seq, message))?;
-            (state, checkpoint.seq)
+                .map_err(|message| Error::diverged(session, seq, message))?;
+            (state, seq)
         }
         None => (SessionState::new(workflow), 0),
     };

@@ -16,6 +16,13 @@ pub enum Decision {
         /// never repeats the effect.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         idempotency_key: Option<String>,
+        /// The call (of this session) whose handoff a person approved, when
+        /// this call runs on that approval (used up by it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approved_by: Option<String>,
+        /// The handoff tool's call runs, and this handoff goes to the queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handoff: Option<Handoff>,
     },
     /// The call may not run.
     Block {
@@ -114,7 +121,11 @@ impl From<&tollgate_core::Decision> for Decision {
         use tollgate_core::Decision as Core;
         let reasons = || decision.reasons().iter().map(Reason::from).collect();
         match decision {
-            Core::Allow(allowed) => Decision::Allow { idempotency_key: allowed.idempotency_key.clone() },
+            Core::Allow(allowed) => Decision::Allow {
+                idempotency_key: allowed.idempotency_key.clone(),
+                approved_by: allowed.approved_by.as_ref().map(|call| call.as_str().to_owned()),
+                handoff: allowed.handoff.as_deref().map(Handoff::from),
+            },
             Core::Block(blocked) => Decision::Block {
                 stage: blocked.stage.as_str().to_owned(),
                 reasons: reasons(),

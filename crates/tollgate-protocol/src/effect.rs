@@ -59,6 +59,20 @@ pub enum Effect {
         /// The call.
         ignored: String,
     },
+    /// A handoff moved: opened by an escalation, or acted on.
+    HandoffChanged {
+        /// The call whose handoff it is.
+        handoff: String,
+        /// Where it stands now.
+        status: String,
+    },
+    /// An action a handoff's state does not allow: nothing moved.
+    HandoffUnchanged {
+        /// The call whose handoff it is.
+        handoff: String,
+        /// Why.
+        unchanged: String,
+    },
 }
 
 impl From<&tollgate_core::Effect> for Effect {
@@ -79,6 +93,12 @@ impl From<&tollgate_core::Effect> for Effect {
             }
             Core::CallFailed { call } => Effect::Failed { failed: call.to_string() },
             Core::ResultIgnored { call } => Effect::Ignored { ignored: call.to_string() },
+            Core::HandoffChanged { call, status } => {
+                Effect::HandoffChanged { handoff: call.to_string(), status: (*status).to_owned() }
+            }
+            Core::HandoffUnchanged { call, reason } => {
+                Effect::HandoffUnchanged { handoff: call.to_string(), unchanged: reason.clone() }
+            }
         }
     }
 }

@@ -290,10 +290,26 @@ impl Compiler<'_> {
         if handoff.urgency_levels.is_empty() {
             self.problem(&spanned.span(), "handoff urgency_levels must name at least one level".into());
         }
+        let expires_after_ms = match &handoff.expires_after {
+            None => super::HANDOFF_EXPIRES_AFTER_MS,
+            Some(text) => match crate::value::parse_duration(text.get_ref()) {
+                Ok(nanos) if nanos > 0 => nanos / 1_000_000,
+                Ok(_) => {
+                    self.problem(&text.span(), "handoff expires_after must be longer than zero".into());
+                    super::HANDOFF_EXPIRES_AFTER_MS
+                }
+                Err(error) => {
+                    self.problem(&text.span(), format!("handoff expires_after: {error}"));
+                    super::HANDOFF_EXPIRES_AFTER_MS
+                }
+            },
+        };
         Some(HandoffSpec {
             tool,
             required: handoff.required.iter().map(|f| f.get_ref().clone()).collect(),
             urgency_levels: handoff.urgency_levels.clone(),
+            tool_runs: handoff.tool_runs,
+            expires_after_ms,
         })
     }
 }

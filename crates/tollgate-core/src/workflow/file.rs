@@ -213,6 +213,11 @@ pub(crate) struct HandoffFile {
     pub required: Vec<Spanned<String>>,
     #[serde(default = "default_urgency_levels")]
     pub urgency_levels: Vec<String>,
+    /// The handoff tool's call goes through (runs) and its handoff is queued.
+    #[serde(default)]
+    pub tool_runs: bool,
+    /// How long a handoff waits for a person before it expires (`24h`).
+    pub expires_after: Option<Spanned<String>>,
 }
 
 fn default_urgency_levels() -> Vec<String> {

@@ -83,6 +83,11 @@ impl Workflow {
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.tool_index.get(name).and_then(|id| self.tools.get(id.0))
     }
+    /// How long a handoff waits for a person before it expires, in
+    /// milliseconds (`[handoff] expires_after`, a day by default).
+    pub fn handoff_expires_after_ms(&self) -> i64 {
+        self.handoff.as_ref().map_or(HANDOFF_EXPIRES_AFTER_MS, |h| h.expires_after_ms)
+    }
     /// The handoff requirements, if the workflow declares them.
     pub fn handoff(&self) -> Option<&HandoffSpec> {
         self.handoff.as_ref()
@@ -416,7 +421,13 @@ pub struct HandoffSpec {
     pub(crate) tool: ToolId,
     pub(crate) required: Vec<String>,
     pub(crate) urgency_levels: Vec<String>,
+    pub(crate) tool_runs: bool,
+    pub(crate) expires_after_ms: i64,
 }
+
+/// How long a handoff waits for a person before it expires, when the
+/// workflow does not say: a day.
+pub const HANDOFF_EXPIRES_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
 impl HandoffSpec {
     /// The tool the agent calls to ask for a human.
@@ -430,5 +441,10 @@ impl HandoffSpec {
     /// Urgency levels, lowest first.
     pub fn urgency_levels(&self) -> &[String] {
         &self.urgency_levels
+    }
+    /// Whether the handoff tool's call runs (its handoff is queued) rather
+    /// than being escalated itself.
+    pub fn tool_runs(&self) -> bool {
+        self.tool_runs
     }
 }

@@ -10,6 +10,7 @@
 mod bypass;
 mod cel_differential;
 mod decisions;
+mod handoffs;
 mod parser_robustness;
 mod tau_traces;
 mod time_and_facts;

@@ -166,6 +166,9 @@ struct Model {
     orders: BTreeMap<String, (String, f64, String)>,
     refunded: BTreeMap<String, f64>,
     pending: BTreeMap<String, (&'static str, Json)>,
+    /// Refunds handed to a person, by their arguments' JSON: the same call
+    /// again waits for that person (blocked), it does not open another.
+    escalated: std::collections::BTreeSet<String>,
 }
 
 impl Model {
@@ -189,7 +192,7 @@ impl Model {
         Some(if !ok {
             Verdict::Block
         } else if amount > 500.0 {
-            Verdict::Escalate
+            if self.escalated.contains(&args.to_string()) { Verdict::Block } else { Verdict::Escalate }
         } else {
             Verdict::Allow
         })
@@ -320,6 +323,9 @@ pub(super) fn check_sequence(workflow: &Workflow, actions: &[Action]) -> Result<
                     _ => {}
                 }
                 apply(workflow, &mut state, Event::Decided { call: &call, decision: &decision });
+                if verdict == Verdict::Escalate && *tool == "process_refund" {
+                    model.escalated.insert(args.to_string());
+                }
                 if verdict == Verdict::Allow {
                     if *tool == "process_refund"
                         && let (Some(o), Some(a)) = (args["order_id"].as_str(), args["amount"].as_f64())
