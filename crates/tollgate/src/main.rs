@@ -18,7 +18,6 @@ macro_rules! out {
 
 mod bench;
 mod demo;
-mod demo_backend;
 mod demo_multi;
 mod durable_bench;
 mod paint;
@@ -305,12 +304,13 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo { color, scenario: Scenario::MultiConcern, db, session, latency_ms, progress } => {
-            let options = demo_multi::Options {
+            let options = tollgate_demo::multi_concern::Options {
                 session,
-                latency: latency_ms.map_or(demo_multi::TOOL_LATENCY, std::time::Duration::from_millis),
-                progress: if progress { demo_multi::Progress::Lines } else { demo_multi::Progress::Quiet },
+                latency: latency_ms
+                    .map_or(tollgate_demo::multi_concern::TOOL_LATENCY, std::time::Duration::from_millis),
             };
-            demo_multi::run(paint::Paint::new(color), &db.url(), &options)
+            let steps = if progress { demo_multi::Steps::Lines } else { demo_multi::Steps::Quiet };
+            demo_multi::run(paint::Paint::new(color), &db.url(), &options, steps)
         }
     };
     match outcome {

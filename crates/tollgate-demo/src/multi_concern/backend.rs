@@ -1,4 +1,4 @@
-//! The multi-concern demo's simulated tool backend, with a ledger of the
+//! The multi-concern case's simulated tool backend, with a ledger of the
 //! side effects it has carried out.
 //!
 //! A real payment or CRM API that honours idempotency keys remembers, on its
@@ -14,19 +14,20 @@
 //! Each line is `{"key", "tool", "args", "result"}` for an execution, or
 //! `{"key", "repeat": true}` for a request answered from the ledger.
 
-use crate::demo_multi::Progress;
-use anyhow::{Context, Result};
+use super::{Event, Progress, Step};
+use crate::{Error, Observer};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The simulated backend: answers after `latency`; side effects run once per key.
-pub struct Backend {
+pub(crate) struct Backend {
     latency: Duration,
-    progress: Progress,
+    /// Told of each side effect the moment it is executed and on the ledger.
+    observer: Arc<dyn Observer<Event>>,
     ledger: Mutex<Ledger>,
 }
 
@@ -49,7 +50,7 @@ pub fn ledger_path(db: &str) -> PathBuf {
 
 impl Backend {
     /// Opens (or starts) the ledger of the store at `db`.
-    pub fn open(db: &str, latency: Duration, progress: Progress) -> Result<Backend> {
+    pub(crate) fn open(db: &str, latency: Duration, observer: Arc<dyn Observer<Event>>) -> Result<Backend, Error> {
         let path = ledger_path(db);
         let mut done = BTreeMap::new();
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -64,46 +65,50 @@ impl Backend {
             .create(true)
             .append(true)
             .open(&path)
-            .with_context(|| format!("cannot open the demo backend's ledger {}", path.display()))?;
-        Ok(Backend { latency, progress, ledger: Mutex::new(Ledger { file, done }) })
+            .map_err(|source| Error::Ledger { path: path.clone(), source })?;
+        Ok(Backend { latency, observer, ledger: Mutex::new(Ledger { file, done }) })
     }
 
     /// What one call costs.
-    pub fn latency(&self) -> Duration {
+    pub(crate) fn latency(&self) -> Duration {
         self.latency
     }
 
-    /// Runs `tool`. With an idempotency key (a side effect), a key executed
-    /// before gets its first answer back and nothing runs again; a new key
-    /// is executed and written to the ledger before the answer comes back.
-    pub async fn call(&self, tool: &str, args: &Json, key: Option<&str>) -> Result<Json, String> {
+    /// Runs `tool`; `Err` is a tool failure, with its message. With an
+    /// idempotency key (a side effect), a key executed before gets its first
+    /// answer back and nothing runs again; a new key is executed and written
+    /// to the ledger before the answer comes back.
+    pub(crate) async fn call(&self, tool: &str, args: &Json, key: Option<&str>) -> Result<Json, String> {
         let Some(key) = key else {
             tokio::time::sleep(self.latency).await;
             return answer(tool, args);
         };
-        let answered = {
+        let (result, executed) = {
             let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
             match ledger.done.get(key).cloned() {
                 Some(result) => {
                     ledger.write(&json!({"key": key, "repeat": true}))?;
-                    Ok(result)
+                    (result, false)
                 }
                 None => {
                     let result = answer(tool, args)?;
                     ledger.write(&json!({"key": key, "tool": tool, "args": args, "result": result}))?;
                     ledger.done.insert(key.to_owned(), result.clone());
-                    if self.progress == Progress::Lines {
-                        let session = key.split_once('/').map_or(key, |(session, _)| session);
-                        println!("step {session} executed {key}");
-                    }
-                    Ok(result)
+                    (result, true)
                 }
             }
         };
+        if executed {
+            let session = key.split_once('/').map_or(key, |(session, _)| session);
+            self.observer.event(Event::Progress(Progress {
+                session: session.to_owned(),
+                step: Step::Executed { key: key.to_owned() },
+            }));
+        }
         // The answer travels back after the effect: a crash in this window
         // leaves an executed side effect whose result the journal lacks.
         tokio::time::sleep(self.latency).await;
-        answered
+        Ok(result)
     }
 }
 
