@@ -103,7 +103,7 @@ fn happened_line(paint: Paint, happened: &Happened) -> String {
             before_restart(paint, *origin)
         ),
         Happened::Answered { result, effects, attempt } => {
-            let effects: Vec<String> = effects.iter().map(|e| e.to_json().to_string()).collect();
+            let effects: Vec<String> = effects.iter().map(|e| tollgate_protocol::effect_json(e).to_string()).collect();
             let again = match attempt {
                 Attempt::ReDriven => " (in doubt after the restart, re-driven with its key)",
                 Attempt::First => "",
