@@ -2,15 +2,12 @@
 //! queue a job for the group commit (`group.rs`); the jobs run here inside
 //! the group's transaction, under the session's lock.
 
-use crate::group::{Job, Reply};
 use crate::journal::{CallRecord, Decided, Outcome, Record, Refused, RefusedCall, ResultRecorded};
-use crate::sessions::{Cached, Loaded, append, cached, checkpoint_due, fold};
+use crate::sessions::{Cached, Loaded, append, cached, checkpoint_due, fold, with_session_key};
 use crate::{Engine, Error, ID_MAX, check_id};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
-use tollgate_core::{
-    CallId, Case, Decision, Event, ToolCall, ToolOutcome, Workflow, apply, decide_in_case, json_bytes,
-};
+use tollgate_core::{CallId, Decision, Event, ToolCall, ToolOutcome, Workflow, apply, decide_in_case, json_bytes};
 use tollgate_protocol::{decision_json, effect_json};
 use tollgate_store::SessionTx;
 
@@ -42,94 +39,7 @@ pub struct Recorded {
     pub note: Option<String>,
 }
 
-/// The engine answered a job with another job's kind of answer: a bug, said
-/// as a storage error so the caller retries rather than acts.
-fn mismatched(what: &str) -> Error {
-    Error::storage(format!("the engine answered {what} with something else; nothing was acted on"))
-}
-
 impl Engine {
-    /// Decides one tool call on a session, durably: when this returns, the
-    /// decision and its audit record (and a checkpoint, when one is due) are
-    /// committed. A call id decided before with the same tool and arguments
-    /// gets its original decision back (`replayed`); with different ones, a
-    /// block.
-    ///
-    /// Concurrent calls are committed in groups: while one transaction is
-    /// being written, the calls that arrive queue up and the next
-    /// transaction takes them all, so many decisions share one durable
-    /// write. Each caller still hears its answer only after that commit.
-    pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, Error> {
-        check_id("session", session)?;
-        match self.submit(Job::Decide { session: session.to_owned(), call: self.timed(call) }).await? {
-            Reply::Decided(decided) => Ok(decided),
-            _ => Err(mismatched("a decision")),
-        }
-    }
-
-    /// Records the result of an allowed call: result checks run, facts are
-    /// derived, a checkpoint is written when due, all committed before this
-    /// returns (in a group, as [`Engine::decide`]). A result for a call that
-    /// was not allowed, or recorded before, changes nothing.
-    pub async fn record_result(
-        &self,
-        session: &str,
-        call_id: &str,
-        result: &Json,
-        outcome: ToolOutcome,
-    ) -> Result<Recorded, Error> {
-        check_id("session", session)?;
-        // No call was ever decided under an id that is not one: refused here,
-        // before anything is queued or stored.
-        check_id("call", call_id)?;
-        let job =
-            Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome };
-        match self.submit(job).await? {
-            Reply::Recorded(recorded) => Ok(recorded),
-            _ => Err(mismatched("a result")),
-        }
-    }
-
-    /// Records the result of the session's last allowed call and decides
-    /// its next call, in one commit: what an agent loop does between two
-    /// tool calls (a `PostToolUse` then a `PreToolUse`). Exactly
-    /// [`Engine::record_result`] followed by [`Engine::decide`] (the next
-    /// call is decided on the state with the result folded in), with one
-    /// durable write instead of two. If the process dies before the commit,
-    /// neither is stored: the earlier call is reported in doubt with its
-    /// idempotency key, and the next call was never decided.
-    pub async fn record_and_decide(
-        &self,
-        session: &str,
-        call_id: &str,
-        result: &Json,
-        outcome: ToolOutcome,
-        next: &ToolCall,
-    ) -> Result<(Recorded, CallDecision), Error> {
-        check_id("session", session)?;
-        // As `record_result`: no call was ever decided under an id that is not one.
-        check_id("call", call_id)?;
-        let jobs = vec![
-            Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome },
-            Job::Decide { session: session.to_owned(), call: self.timed(next) },
-        ];
-        let mut answers = self.submit_all(jobs).await.into_iter();
-        match (answers.next(), answers.next()) {
-            (Some(Ok(Reply::Recorded(recorded))), Some(Ok(Reply::Decided(decided)))) => Ok((recorded, decided)),
-            (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
-            _ => Err(mismatched("a result and a decision")),
-        }
-    }
-
-    /// The call as it is queued: with the engine's clock when it brings none.
-    fn timed(&self, call: &ToolCall) -> ToolCall {
-        let mut call = call.clone();
-        if call.now_ms.is_none() {
-            call.now_ms = Some(self.clock.now_ms());
-        }
-        call
-    }
-
     pub(crate) async fn decide_in(
         &self,
         tx: &mut SessionTx,
@@ -308,7 +218,7 @@ async fn original_decision(
     let before: Vec<_> = tx.journal_after(session, 0).await?.into_iter().filter(|e| e.seq < seq).collect();
     let mut then = tollgate_core::SessionState::new(workflow);
     fold(workflow, session, &mut then, &before)?;
-    let case = case_in(recorded, session, seq)?;
+    let case = recorded.case(session, seq)?;
     let decision = with_session_key(decide_in_case(workflow, &then, &case, &recorded.call.to_call()), session);
     if decision_json(&decision) != recorded.decision {
         return Err(Error::diverged(
@@ -318,24 +228,6 @@ async fn original_decision(
         ));
     }
     Ok(decision)
-}
-
-/// The case a journaled decision was made in (none if it was alone).
-pub(crate) fn case_in(recorded: &Decided, session: &str, seq: i64) -> Result<Case, Error> {
-    match &recorded.case {
-        None => Ok(Case::default()),
-        Some(case) => Case::from_json(case).map_err(|message| Error::diverged(session, seq, message)),
-    }
-}
-
-/// Gives an allowed side effect its store-wide key: `session/tool:call`.
-pub(crate) fn with_session_key(mut decision: Decision, session: &str) -> Decision {
-    if let Decision::Allow(allowed) = &mut decision
-        && let Some(key) = &mut allowed.idempotency_key
-    {
-        *key = format!("{session}/{key}");
-    }
-    decision
 }
 
 /// Why `text`, free text from the agent (`what`), is refused, if it is

@@ -1,8 +1,11 @@
-//! Group commit: concurrent calls queue while one transaction is being
-//! written; the caller that takes the lock next commits the whole queue (up
-//! to [`GROUP_MAX`]) in one transaction, and every caller hears its answer
-//! only after that commit. A database error fails the whole group (nothing
-//! of it is stored); a bad call fails alone.
+//! The engine's calls that change sessions, and the group commit they go
+//! through. `decide`, `record_result`, `record_and_decide` and the
+//! investigation calls queue a job and wait; concurrent jobs queue while one
+//! transaction is being written, and the caller that takes the lock next
+//! commits the whole queue (up to [`GROUP_MAX`]) in one transaction, running
+//! each job (`calls.rs`, `investigations.rs`) under its sessions' locks.
+//! Every caller hears its answer only after that commit. A database error
+//! fails the whole group (nothing of it is stored); a bad call fails alone.
 
 use crate::calls::CallDecision;
 use crate::calls::Recorded;
@@ -55,12 +58,139 @@ fn abandoned() -> Error {
     Error::storage("the group this call was in was abandoned; nothing of it was stored")
 }
 
+/// The engine answered a job with another job's kind of answer: a bug, said
+/// as a storage error so the caller retries rather than acts.
+fn mismatched(what: &str) -> Error {
+    Error::storage(format!("the engine answered {what} with something else; nothing was acted on"))
+}
+
 /// A group that failed to commit: nothing of it was stored.
 fn not_committed(message: &str) -> Error {
     Error::storage(format!("the call could not be committed, so nothing of it was stored: {message}"))
 }
 
 impl Engine {
+    /// Decides one tool call on a session, durably: when this returns, the
+    /// decision and its audit record (and a checkpoint, when one is due) are
+    /// committed. A call id decided before with the same tool and arguments
+    /// gets its original decision back (`replayed`); with different ones, a
+    /// block.
+    ///
+    /// Concurrent calls are committed in groups: while one transaction is
+    /// being written, the calls that arrive queue up and the next
+    /// transaction takes them all, so many decisions share one durable
+    /// write. Each caller still hears its answer only after that commit.
+    pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, Error> {
+        check_id("session", session)?;
+        match self.submit(Job::Decide { session: session.to_owned(), call: self.timed(call) }).await? {
+            Reply::Decided(decided) => Ok(decided),
+            _ => Err(mismatched("a decision")),
+        }
+    }
+
+    /// Records the result of an allowed call: result checks run, facts are
+    /// derived, a checkpoint is written when due, all committed before this
+    /// returns (in a group, as [`Engine::decide`]). A result for a call that
+    /// was not allowed, or recorded before, changes nothing.
+    pub async fn record_result(
+        &self,
+        session: &str,
+        call_id: &str,
+        result: &Json,
+        outcome: ToolOutcome,
+    ) -> Result<Recorded, Error> {
+        check_id("session", session)?;
+        // No call was ever decided under an id that is not one: refused here,
+        // before anything is queued or stored.
+        check_id("call", call_id)?;
+        let job =
+            Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome };
+        match self.submit(job).await? {
+            Reply::Recorded(recorded) => Ok(recorded),
+            _ => Err(mismatched("a result")),
+        }
+    }
+
+    /// Records the result of the session's last allowed call and decides
+    /// its next call, in one commit: what an agent loop does between two
+    /// tool calls (a `PostToolUse` then a `PreToolUse`). Exactly
+    /// [`Engine::record_result`] followed by [`Engine::decide`] (the next
+    /// call is decided on the state with the result folded in), with one
+    /// durable write instead of two. If the process dies before the commit,
+    /// neither is stored: the earlier call is reported in doubt with its
+    /// idempotency key, and the next call was never decided.
+    pub async fn record_and_decide(
+        &self,
+        session: &str,
+        call_id: &str,
+        result: &Json,
+        outcome: ToolOutcome,
+        next: &ToolCall,
+    ) -> Result<(Recorded, CallDecision), Error> {
+        check_id("session", session)?;
+        // As `record_result`: no call was ever decided under an id that is not one.
+        check_id("call", call_id)?;
+        let jobs = vec![
+            Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome },
+            Job::Decide { session: session.to_owned(), call: self.timed(next) },
+        ];
+        let mut answers = self.submit_all(jobs).await.into_iter();
+        match (answers.next(), answers.next()) {
+            (Some(Ok(Reply::Recorded(recorded))), Some(Ok(Reply::Decided(decided)))) => Ok((recorded, decided)),
+            (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
+            _ => Err(mismatched("a result and a decision")),
+        }
+    }
+
+    /// The call as it is queued: with the engine's clock when it brings none.
+    fn timed(&self, call: &ToolCall) -> ToolCall {
+        let mut call = call.clone();
+        if call.now_ms.is_none() {
+            call.now_ms = Some(self.clock.now_ms());
+        }
+        call
+    }
+
+    /// Opens one investigation (child session) per concern of `parent`, in
+    /// this order: each child inherits the parent's identity facts
+    /// (journaled as its first entry, so they are write-once there too) and
+    /// is limited to its concern's tools. The opening is journaled and
+    /// audited in the parent and in each child, in one commit. Opening a
+    /// concern again with the same text returns it as it is (a re-run after
+    /// a crash); with other text it is refused.
+    pub async fn open_investigations(&self, parent: &str, concerns: &[Concern]) -> Result<Vec<Investigation>, Error> {
+        self.prepare_opening(parent, concerns).await?;
+        match self.submit(Job::Open { parent: parent.to_owned(), concerns: concerns.to_vec() }).await? {
+            Reply::Opened(opened) => Ok(opened),
+            _ => Err(Error::storage("the engine answered an opening with something else; nothing was acted on")),
+        }
+    }
+
+    /// Ends an investigation with its outcome (resolved), journaled and
+    /// audited. An investigation that ended (concluded, or escalated by one
+    /// of its calls) cannot be concluded again.
+    pub async fn conclude(&self, session: &str, outcome: &str) -> Result<(), Error> {
+        check_id("session", session)?;
+        match self.submit(Job::Conclude { session: session.to_owned(), outcome: outcome.to_owned() }).await? {
+            Reply::Concluded => Ok(()),
+            _ => Err(Error::storage("the engine answered a conclusion with something else; nothing was acted on")),
+        }
+    }
+
+    /// Joins the investigations of `parent`: every finding in the order the
+    /// concerns were opened, and, if any escalated, a handoff with every
+    /// concern. Fails with [`Error::Running`] while any has not
+    /// ended. The join is journaled and audited in the parent once: joining
+    /// the same investigations again gives the same join back and writes
+    /// nothing.
+    pub async fn join(&self, parent: &str) -> Result<tollgate_core::Join, Error> {
+        check_id("session", parent)?;
+        match self.submit(Job::Join { parent: parent.to_owned() }).await? {
+            Reply::Joined(join) => Ok(join),
+            _ => Err(Error::storage("the engine answered a join with something else; nothing was acted on")),
+        }
+    }
+
     /// Queues a job and waits for its answer, committing the queue itself
     /// when no one else is (leader and followers).
     ///

@@ -10,7 +10,6 @@
 
 use crate::calls::over_text_limit;
 use crate::error::Conflict;
-use crate::group::{Job, Reply};
 use crate::journal::{Concluded, InvestigationOpened, InvestigationsOpened, Kind, OpenedConcern, Record, join_key};
 use crate::sessions::{Cached, Loaded, append, cached, load_stored};
 use crate::{Engine, Error, check_id};
@@ -34,14 +33,9 @@ pub struct Concern {
 pub type Investigation = Opened;
 
 impl Engine {
-    /// Opens one investigation (child session) per concern of `parent`, in
-    /// this order: each child inherits the parent's identity facts
-    /// (journaled as its first entry, so they are write-once there too) and
-    /// is limited to its concern's tools. The opening is journaled and
-    /// audited in the parent and in each child, in one commit. Opening a
-    /// concern again with the same text returns it as it is (a re-run after
-    /// a crash); with other text it is refused.
-    pub async fn open_investigations(&self, parent: &str, concerns: &[Concern]) -> Result<Vec<Investigation>, Error> {
+    /// Checks an opening before it is queued (ids, texts, tools) and makes
+    /// the child rows it needs.
+    pub(crate) async fn prepare_opening(&self, parent: &str, concerns: &[Concern]) -> Result<(), Error> {
         check_id("session", parent)?;
         let info = self.store.session(parent).await?.ok_or_else(|| Error::no_session(parent))?;
         if info.parent_id.is_some() {
@@ -93,35 +87,7 @@ impl Engine {
                     .await?;
             }
         }
-        match self.submit(Job::Open { parent: parent.to_owned(), concerns: concerns.to_vec() }).await? {
-            Reply::Opened(opened) => Ok(opened),
-            _ => Err(Error::storage("the engine answered an opening with something else; nothing was acted on")),
-        }
-    }
-
-    /// Ends an investigation with its outcome (resolved), journaled and
-    /// audited. An investigation that ended (concluded, or escalated by one
-    /// of its calls) cannot be concluded again.
-    pub async fn conclude(&self, session: &str, outcome: &str) -> Result<(), Error> {
-        check_id("session", session)?;
-        match self.submit(Job::Conclude { session: session.to_owned(), outcome: outcome.to_owned() }).await? {
-            Reply::Concluded => Ok(()),
-            _ => Err(Error::storage("the engine answered a conclusion with something else; nothing was acted on")),
-        }
-    }
-
-    /// Joins the investigations of `parent`: every finding in the order the
-    /// concerns were opened, and, if any escalated, a handoff with every
-    /// concern. Fails with [`Error::Running`] while any has not
-    /// ended. The join is journaled and audited in the parent once: joining
-    /// the same investigations again gives the same join back and writes
-    /// nothing.
-    pub async fn join(&self, parent: &str) -> Result<tollgate_core::Join, Error> {
-        check_id("session", parent)?;
-        match self.submit(Job::Join { parent: parent.to_owned() }).await? {
-            Reply::Joined(join) => Ok(join),
-            _ => Err(Error::storage("the engine answered a join with something else; nothing was acted on")),
-        }
+        Ok(())
     }
 
     pub(crate) async fn open_in(
@@ -342,38 +308,5 @@ impl Engine {
             return Ok(entry.state.clone());
         }
         Ok(load_stored(tx, workflow, session).await?.0)
-    }
-}
-
-/// Folds an investigation record of the journal into the state.
-pub(crate) fn fold_record(workflow: &Workflow, state: &mut SessionState, record: &Record) {
-    match record {
-        Record::Opened(opened) => {
-            apply(
-                workflow,
-                state,
-                Event::InvestigationOpened {
-                    concern: &opened.concern,
-                    tools: opened.tools.as_deref(),
-                    inherited: &opened.inherited,
-                },
-            );
-        }
-        Record::Investigations(investigations) => {
-            let opened: Vec<Opened> = investigations
-                .opened
-                .iter()
-                .map(|o| Opened {
-                    concern_id: o.concern_id.clone(),
-                    session: o.session.clone(),
-                    concern: o.concern.clone(),
-                })
-                .collect();
-            apply(workflow, state, Event::InvestigationsOpened { opened: &opened });
-        }
-        Record::Concluded(concluded) => {
-            apply(workflow, state, Event::Concluded { outcome: &concluded.outcome });
-        }
-        Record::Decision(_) | Record::Result(_) | Record::Refused(_) | Record::Joined(_) => {}
     }
 }

@@ -149,6 +149,17 @@ impl Decided {
         }
     }
 
+    /// The case's totals and running investigations the call was decided
+    /// with (none outside a case); `session` and `seq` place an error.
+    pub(crate) fn case(&self, session: &str, seq: i64) -> Result<tollgate_core::Case, Error> {
+        match &self.case {
+            None => Ok(tollgate_core::Case::default()),
+            Some(case) => {
+                tollgate_core::Case::from_json(case).map_err(|message| Error::diverged(session, seq, message))
+            }
+        }
+    }
+
     /// The idempotency key of an allowed side effect.
     pub fn idempotency_key(&self) -> Option<&str> {
         self.decision.get("idempotency_key").and_then(Json::as_str)

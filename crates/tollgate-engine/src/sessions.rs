@@ -2,13 +2,12 @@
 //! checkpoint plus journal tail), folding a journal, appending a record, and
 //! the read-only views (state, replay, resume, the journal).
 
-use crate::calls::{case_in, with_session_key};
 use crate::journal::{Entry, Record};
 use crate::{Engine, Error, WorkflowHandle, check_id};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
-use tollgate_core::{Event, SessionState, Workflow, apply, decide_in_case};
+use tollgate_core::{Decision, Event, Opened, SessionState, Workflow, apply, decide_in_case};
 use tollgate_protocol::decision_json;
 use tollgate_store::{JournalEntry, NewAudit, NewEntry, NewSession, SessionTx};
 
@@ -141,7 +140,7 @@ pub(crate) fn fold(
         match &entry.record {
             Record::Decision(decided) => {
                 let call = decided.call.to_call();
-                let case = case_in(decided, session, entry.seq)?;
+                let case = decided.case(session, entry.seq)?;
                 let decision = with_session_key(decide_in_case(workflow, state, &case, &call), session);
                 if decision_json(&decision) != decided.decision {
                     return Err(Error::diverged(
@@ -166,7 +165,7 @@ pub(crate) fn fold(
                 apply(workflow, state, event);
             }
             Record::Opened(_) | Record::Investigations(_) | Record::Concluded(_) => {
-                crate::investigations::fold_record(workflow, state, &entry.record);
+                fold_investigation(workflow, state, &entry.record);
             }
             // Refused calls (bad or reused ids) and joins never touch the state.
             Record::Refused(_) | Record::Joined(_) => {}
@@ -327,4 +326,47 @@ pub(crate) async fn load_stored(
     let tail = tx.journal_after(session, after).await?;
     fold(workflow, session, &mut state, &tail)?;
     Ok((state, after))
+}
+
+/// Gives an allowed side effect its store-wide key: `session/tool:call`.
+pub(crate) fn with_session_key(mut decision: Decision, session: &str) -> Decision {
+    if let Decision::Allow(allowed) = &mut decision
+        && let Some(key) = &mut allowed.idempotency_key
+    {
+        *key = format!("{session}/{key}");
+    }
+    decision
+}
+
+/// Folds an investigation record of the journal into the state.
+fn fold_investigation(workflow: &Workflow, state: &mut SessionState, record: &Record) {
+    match record {
+        Record::Opened(opened) => {
+            apply(
+                workflow,
+                state,
+                Event::InvestigationOpened {
+                    concern: &opened.concern,
+                    tools: opened.tools.as_deref(),
+                    inherited: &opened.inherited,
+                },
+            );
+        }
+        Record::Investigations(investigations) => {
+            let opened: Vec<Opened> = investigations
+                .opened
+                .iter()
+                .map(|o| Opened {
+                    concern_id: o.concern_id.clone(),
+                    session: o.session.clone(),
+                    concern: o.concern.clone(),
+                })
+                .collect();
+            apply(workflow, state, Event::InvestigationsOpened { opened: &opened });
+        }
+        Record::Concluded(concluded) => {
+            apply(workflow, state, Event::Concluded { outcome: &concluded.outcome });
+        }
+        Record::Decision(_) | Record::Result(_) | Record::Refused(_) | Record::Joined(_) => {}
+    }
 }
