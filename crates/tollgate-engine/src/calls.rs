@@ -98,6 +98,7 @@ impl Engine {
         let case = self.case_of(tx, overlay, &workflow, &info, &state).await?;
         let decision = with_session_key(decide_in_case(&workflow, &state, &case, call), session);
         apply(&workflow, &mut state, Event::Decided { call, decision: &decision });
+        self.handoffs_of_decision(tx, &workflow, &info, &state, call, &decision).await?;
         let wire = decision_json(&decision);
         let record = Record::Decision(Decided {
             call: CallRecord {

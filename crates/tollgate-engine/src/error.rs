@@ -65,6 +65,8 @@ pub enum Missing {
     Session,
     /// A stored workflow, by hash.
     Workflow,
+    /// A handoff.
+    Handoff,
 }
 
 impl std::fmt::Display for Missing {
@@ -72,6 +74,7 @@ impl std::fmt::Display for Missing {
         f.write_str(match self {
             Missing::Session => "session",
             Missing::Workflow => "stored workflow with hash",
+            Missing::Handoff => "handoff",
         })
     }
 }
@@ -90,6 +93,10 @@ pub enum Conflict {
         /// The concern ids still running, in the order they were opened.
         running: Vec<String>,
     },
+    /// An action a handoff's state does not allow (claimed by another,
+    /// decided already, not claimed first).
+    #[error("{0}")]
+    Handoff(String),
     /// A state change the session's current state does not allow (an
     /// investigation concluded twice, a concern opened again with other
     /// text).

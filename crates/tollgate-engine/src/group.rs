@@ -9,12 +9,14 @@
 
 use crate::calls::CallDecision;
 use crate::calls::Recorded;
+use crate::handoffs::Handoff;
 use crate::investigations::{Concern, Investigation};
 use crate::sessions::{CACHED_SESSIONS_MAX, Cached};
 use crate::{Engine, Error, check_id};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::PoisonError;
+use tollgate_core::human::HumanAction;
 use tollgate_core::{ToolCall, ToolOutcome};
 use tollgate_store::SessionTx;
 
@@ -25,12 +27,16 @@ pub(crate) enum Job {
     Open { parent: String, concerns: Vec<Concern> },
     Conclude { session: String, outcome: String },
     Join { parent: String },
+    Human { session: String, call: String, handoff: String, action: HumanAction },
 }
 
 impl Job {
     fn session(&self) -> &str {
         match self {
-            Job::Decide { session, .. } | Job::Record { session, .. } | Job::Conclude { session, .. } => session,
+            Job::Decide { session, .. }
+            | Job::Record { session, .. }
+            | Job::Conclude { session, .. }
+            | Job::Human { session, .. } => session,
             Job::Open { parent, .. } | Job::Join { parent } => parent,
         }
     }
@@ -43,10 +49,15 @@ pub(crate) enum Reply {
     Opened(Vec<Investigation>),
     Concluded,
     Joined(tollgate_core::Join),
+    Human(Handoff),
 }
 
 pub(crate) struct Queued {
     job: Job,
+    /// The tenant the caller acts for (`None`: the engine's own caller, who
+    /// may touch every tenant's sessions): a job on another tenant's session
+    /// is refused as if the session did not exist.
+    tenant: Option<String>,
     reply: tokio::sync::oneshot::Sender<Result<Reply, Error>>,
 }
 
@@ -81,8 +92,17 @@ impl Engine {
     /// transaction takes them all, so many decisions share one durable
     /// write. Each caller still hears its answer only after that commit.
     pub async fn decide(&self, session: &str, call: &ToolCall) -> Result<CallDecision, Error> {
+        self.decide_as(None, session, call).await
+    }
+
+    pub(crate) async fn decide_as(
+        &self,
+        tenant: Option<&str>,
+        session: &str,
+        call: &ToolCall,
+    ) -> Result<CallDecision, Error> {
         check_id("session", session)?;
-        match self.submit(Job::Decide { session: session.to_owned(), call: self.timed(call) }).await? {
+        match self.submit(tenant, Job::Decide { session: session.to_owned(), call: self.timed(call) }).await? {
             Reply::Decided(decided) => Ok(decided),
             _ => Err(mismatched("a decision")),
         }
@@ -99,13 +119,24 @@ impl Engine {
         result: &Json,
         outcome: ToolOutcome,
     ) -> Result<Recorded, Error> {
+        self.record_result_as(None, session, call_id, result, outcome).await
+    }
+
+    pub(crate) async fn record_result_as(
+        &self,
+        tenant: Option<&str>,
+        session: &str,
+        call_id: &str,
+        result: &Json,
+        outcome: ToolOutcome,
+    ) -> Result<Recorded, Error> {
         check_id("session", session)?;
         // No call was ever decided under an id that is not one: refused here,
         // before anything is queued or stored.
         check_id("call", call_id)?;
         let job =
             Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome };
-        match self.submit(job).await? {
+        match self.submit(tenant, job).await? {
             Reply::Recorded(recorded) => Ok(recorded),
             _ => Err(mismatched("a result")),
         }
@@ -127,6 +158,18 @@ impl Engine {
         outcome: ToolOutcome,
         next: &ToolCall,
     ) -> Result<(Recorded, CallDecision), Error> {
+        self.record_and_decide_as(None, session, call_id, result, outcome, next).await
+    }
+
+    pub(crate) async fn record_and_decide_as(
+        &self,
+        tenant: Option<&str>,
+        session: &str,
+        call_id: &str,
+        result: &Json,
+        outcome: ToolOutcome,
+        next: &ToolCall,
+    ) -> Result<(Recorded, CallDecision), Error> {
         check_id("session", session)?;
         // As `record_result`: no call was ever decided under an id that is not one.
         check_id("call", call_id)?;
@@ -134,7 +177,7 @@ impl Engine {
             Job::Record { session: session.to_owned(), call_id: call_id.to_owned(), result: result.clone(), outcome },
             Job::Decide { session: session.to_owned(), call: self.timed(next) },
         ];
-        let mut answers = self.submit_all(jobs).await.into_iter();
+        let mut answers = self.submit_all(tenant, jobs).await.into_iter();
         match (answers.next(), answers.next()) {
             (Some(Ok(Reply::Recorded(recorded))), Some(Ok(Reply::Decided(decided)))) => Ok((recorded, decided)),
             (Some(Err(error)), _) | (_, Some(Err(error))) => Err(error),
@@ -159,8 +202,17 @@ impl Engine {
     /// concern again with the same text returns it as it is (a re-run after
     /// a crash); with other text it is refused.
     pub async fn open_investigations(&self, parent: &str, concerns: &[Concern]) -> Result<Vec<Investigation>, Error> {
-        self.prepare_opening(parent, concerns).await?;
-        match self.submit(Job::Open { parent: parent.to_owned(), concerns: concerns.to_vec() }).await? {
+        self.open_investigations_as(None, parent, concerns).await
+    }
+
+    pub(crate) async fn open_investigations_as(
+        &self,
+        tenant: Option<&str>,
+        parent: &str,
+        concerns: &[Concern],
+    ) -> Result<Vec<Investigation>, Error> {
+        self.prepare_opening(tenant, parent, concerns).await?;
+        match self.submit(tenant, Job::Open { parent: parent.to_owned(), concerns: concerns.to_vec() }).await? {
             Reply::Opened(opened) => Ok(opened),
             _ => Err(Error::storage("the engine answered an opening with something else; nothing was acted on")),
         }
@@ -170,8 +222,13 @@ impl Engine {
     /// audited. An investigation that ended (concluded, or escalated by one
     /// of its calls) cannot be concluded again.
     pub async fn conclude(&self, session: &str, outcome: &str) -> Result<(), Error> {
+        self.conclude_as(None, session, outcome).await
+    }
+
+    pub(crate) async fn conclude_as(&self, tenant: Option<&str>, session: &str, outcome: &str) -> Result<(), Error> {
         check_id("session", session)?;
-        match self.submit(Job::Conclude { session: session.to_owned(), outcome: outcome.to_owned() }).await? {
+        let job = Job::Conclude { session: session.to_owned(), outcome: outcome.to_owned() };
+        match self.submit(tenant, job).await? {
             Reply::Concluded => Ok(()),
             _ => Err(Error::storage("the engine answered a conclusion with something else; nothing was acted on")),
         }
@@ -184,10 +241,33 @@ impl Engine {
     /// the same investigations again gives the same join back and writes
     /// nothing.
     pub async fn join(&self, parent: &str) -> Result<tollgate_core::Join, Error> {
+        self.join_as(None, parent).await
+    }
+
+    pub(crate) async fn join_as(&self, tenant: Option<&str>, parent: &str) -> Result<tollgate_core::Join, Error> {
         check_id("session", parent)?;
-        match self.submit(Job::Join { parent: parent.to_owned() }).await? {
+        match self.submit(tenant, Job::Join { parent: parent.to_owned() }).await? {
             Reply::Joined(join) => Ok(join),
             _ => Err(Error::storage("the engine answered a join with something else; nothing was acted on")),
+        }
+    }
+
+    /// A person's (or the clock's) action on handoff `handoff` (of call
+    /// `call` in `session`), committed with its journal entry and audit
+    /// record through the group.
+    pub(crate) async fn submit_human(
+        &self,
+        tenant: Option<&str>,
+        session: &str,
+        call: &str,
+        handoff: &str,
+        action: HumanAction,
+    ) -> Result<Handoff, Error> {
+        let job =
+            Job::Human { session: session.to_owned(), call: call.to_owned(), handoff: handoff.to_owned(), action };
+        match self.submit(tenant, job).await? {
+            Reply::Human(handoff) => Ok(handoff),
+            _ => Err(mismatched("an action on a handoff")),
         }
     }
 
@@ -198,19 +278,19 @@ impl Engine {
     /// group's other callers get a storage error; the group may or may
     /// not have been committed. Sending the same call again with the same id
     /// is always safe: it gets the recorded decision back if there is one.
-    pub(crate) async fn submit(&self, job: Job) -> Result<Reply, Error> {
-        self.submit_all(vec![job]).await.pop().unwrap_or_else(|| Err(not_committed("no answer")))
+    pub(crate) async fn submit(&self, tenant: Option<&str>, job: Job) -> Result<Reply, Error> {
+        self.submit_all(tenant, vec![job]).await.pop().unwrap_or_else(|| Err(not_committed("no answer")))
     }
 
     /// Queues jobs together (in this order, so they land in one group unless
     /// the queue already holds a full group) and waits for every answer.
-    pub(crate) async fn submit_all(&self, jobs: Vec<Job>) -> Vec<Result<Reply, Error>> {
+    pub(crate) async fn submit_all(&self, tenant: Option<&str>, jobs: Vec<Job>) -> Vec<Result<Reply, Error>> {
         let mut receivers = Vec::with_capacity(jobs.len());
         {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             for job in jobs {
                 let (sender, receiver) = tokio::sync::oneshot::channel();
-                queue.push(Queued { job, reply: sender });
+                queue.push(Queued { job, tenant: tenant.map(str::to_owned), reply: sender });
                 receivers.push(receiver);
             }
         }
@@ -308,7 +388,7 @@ impl Engine {
                 Job::Decide { session, call } => (session.as_str(), call.id.as_str()),
                 Job::Record { session, call_id, .. } => (session.as_str(), call_id.as_str()),
                 Job::Open { parent, .. } | Job::Join { parent } => (parent.as_str(), ""),
-                Job::Conclude { session, .. } => (session.as_str(), ""),
+                Job::Conclude { session, .. } | Job::Human { session, .. } => (session.as_str(), ""),
             })
             .filter(|(_, call)| check_id("call", call).is_ok())
             .collect();
@@ -319,7 +399,7 @@ impl Engine {
         let mut answers = Vec::with_capacity(jobs.len());
         let mut senders = Vec::with_capacity(jobs.len());
         for queued in jobs {
-            let outcome = self.run_job(&mut tx, &mut overlay, &queued.job).await;
+            let outcome = self.run_job(&mut tx, &mut overlay, &queued).await;
             if let Err(error) = &outcome
                 && error.is_database()
             {
@@ -348,6 +428,9 @@ impl Engine {
             }
             sessions.extend(overlay);
         }
+        if self.handoffs_moved.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.handoffs_changed.notify_waiters();
+        }
         self.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.grouped.fetch_add(senders.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (sender, answer) in senders.into_iter().zip(answers) {
@@ -368,8 +451,19 @@ impl Engine {
         &self,
         tx: &mut SessionTx,
         overlay: &mut HashMap<String, Cached>,
-        job: &Job,
+        queued: &Queued,
     ) -> Result<Reply, Error> {
+        let job = &queued.job;
+        // INVARIANT: a caller acting for a tenant reaches that tenant's
+        // sessions only; another's is answered as no session at all, so its
+        // existence is not revealed. Read under the session's lock, with the
+        // row the job is about to read anyway.
+        if let Some(tenant) = &queued.tenant {
+            tx.lock(job.session()).await.map_err(|_| Error::no_session(job.session()))?;
+            if &tx.info()?.tenant != tenant {
+                return Err(Error::no_session(job.session()));
+            }
+        }
         match job {
             Job::Decide { session, call } => self.decide_in(tx, overlay, session, call).await.map(Reply::Decided),
             Job::Record { session, call_id, result, outcome } => {
@@ -380,6 +474,9 @@ impl Engine {
                 self.conclude_in(tx, overlay, session, outcome).await.map(|()| Reply::Concluded)
             }
             Job::Join { parent } => self.join_in(tx, overlay, parent).await.map(Reply::Joined),
+            Job::Human { session, call, handoff, action } => {
+                self.human_in(tx, overlay, session, call, handoff, action).await.map(Reply::Human)
+            }
         }
     }
 }

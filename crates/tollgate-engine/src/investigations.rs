@@ -35,9 +35,19 @@ pub type Investigation = Opened;
 impl Engine {
     /// Checks an opening before it is queued (ids, texts, tools) and makes
     /// the child rows it needs.
-    pub(crate) async fn prepare_opening(&self, parent: &str, concerns: &[Concern]) -> Result<(), Error> {
+    pub(crate) async fn prepare_opening(
+        &self,
+        tenant: Option<&str>,
+        parent: &str,
+        concerns: &[Concern],
+    ) -> Result<(), Error> {
         check_id("session", parent)?;
-        let info = self.store.session(parent).await?.ok_or_else(|| Error::no_session(parent))?;
+        let info = self
+            .store
+            .session(parent)
+            .await?
+            .filter(|info| tenant.is_none_or(|tenant| info.tenant == tenant))
+            .ok_or_else(|| Error::no_session(parent))?;
         if info.parent_id.is_some() {
             return Err(Error::bad_request(format!(
                 "session {parent} is an investigation itself; investigations are not nested"
@@ -83,6 +93,8 @@ impl Engine {
                         workflow_version: info.workflow_version,
                         parent_id: Some(parent.to_owned()),
                         created_ms: self.clock.now_ms(),
+                        // An investigation belongs to its parent's tenant.
+                        tenant: info.tenant.clone(),
                     })
                     .await?;
             }

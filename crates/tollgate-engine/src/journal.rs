@@ -16,6 +16,7 @@
 use crate::error::Error;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value as Json;
+use tollgate_core::human::HumanAction;
 use tollgate_core::{CallId, ToolCall, ToolOutcome, Verdict};
 
 /// The kind of a journal record, as the store's `kind` column holds it.
@@ -37,11 +38,13 @@ pub enum Kind {
     Concluded,
     /// A parent's investigations joined.
     Joined,
+    /// A person (or the clock) acted on a handoff of the session.
+    Human,
 }
 
 impl Kind {
     /// Every kind, in the order they are documented.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Decision,
         Kind::Result,
         Kind::Refused,
@@ -49,6 +52,7 @@ impl Kind {
         Kind::Investigations,
         Kind::Concluded,
         Kind::Joined,
+        Kind::Human,
     ];
 
     /// The kind's name, as stored and as the audit log names the event.
@@ -61,6 +65,7 @@ impl Kind {
             Kind::Investigations => "investigations",
             Kind::Concluded => "concluded",
             Kind::Joined => "joined",
+            Kind::Human => "human",
         }
     }
 
@@ -93,6 +98,72 @@ pub enum Record {
     Concluded(Concluded),
     /// A parent's join, as the join's JSON.
     Joined(Json),
+    /// A person's (or the clock's) action on a handoff.
+    Human(HumanActed),
+}
+
+/// `human`: what a person (or the clock) did to a handoff of the session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HumanActed {
+    /// `claim`, `release`, `approve`, `deny`, `resolve` or `expire`.
+    pub action: String,
+    /// The call whose handoff it is.
+    pub call: String,
+    /// For an approval: until when (session clock, ms) it covers the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
+    /// The handoff's id.
+    pub handoff: String,
+    /// For a resolution: what was done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When, on the session clock (ms since the Unix epoch).
+    pub now_ms: i64,
+    /// For a denial: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who (absent for the clock's expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+}
+
+impl HumanActed {
+    /// The record of `action` on the handoff `handoff` of call `call`.
+    pub fn new(handoff: &str, call: &str, action: &HumanAction, now_ms: i64) -> HumanActed {
+        let (mut expires_ms, mut note, mut reason) = (None, None, None);
+        match action {
+            HumanAction::Approve { expires_ms: until, .. } => expires_ms = Some(*until),
+            HumanAction::Deny { reason: why, .. } => reason = Some(why.clone()),
+            HumanAction::Resolve { note: what, .. } => note = Some(what.clone()),
+            HumanAction::Claim { .. } | HumanAction::Release { .. } | HumanAction::Expire => {}
+        }
+        HumanActed {
+            action: action.as_str().to_owned(),
+            call: call.to_owned(),
+            expires_ms,
+            handoff: handoff.to_owned(),
+            note,
+            now_ms,
+            reason,
+            reviewer: action.reviewer().map(str::to_owned),
+        }
+    }
+
+    /// The action, as the core folds it; `None` if the record does not
+    /// name one completely (a damaged record).
+    pub fn action(&self) -> Option<HumanAction> {
+        let reviewer = || self.reviewer.clone();
+        Some(match self.action.as_str() {
+            "claim" => HumanAction::Claim { reviewer: reviewer()? },
+            "release" => HumanAction::Release { reviewer: reviewer()? },
+            "approve" => HumanAction::Approve { reviewer: reviewer()?, expires_ms: self.expires_ms? },
+            "deny" => HumanAction::Deny { reviewer: reviewer()?, reason: self.reason.clone()? },
+            "resolve" => HumanAction::Resolve { reviewer: reviewer()?, note: self.note.clone()? },
+            "expire" => HumanAction::Expire,
+            _ => return None,
+        })
+    }
 }
 
 /// A call as journaled with its decision.
@@ -306,6 +377,7 @@ impl Record {
             Record::Investigations(_) => Kind::Investigations,
             Record::Concluded(_) => Kind::Concluded,
             Record::Joined(_) => Kind::Joined,
+            Record::Human(_) => Kind::Human,
         }
     }
 
@@ -330,6 +402,7 @@ impl Record {
                 Some(verdict) => format!("{}.{verdict}", Kind::Decision),
                 None => Kind::Decision.to_string(),
             },
+            Record::Human(acted) => format!("{}.{}", Kind::Human, acted.action),
             other => other.kind().to_string(),
         }
     }
@@ -345,6 +418,7 @@ impl Record {
             Record::Investigations(body) => serde_json::to_string(body),
             Record::Concluded(body) => serde_json::to_string(body),
             Record::Joined(body) => serde_json::to_string(body),
+            Record::Human(body) => serde_json::to_string(body),
         };
         text.unwrap_or_default()
     }
@@ -364,6 +438,13 @@ impl Record {
             Kind::Opened => Record::Opened(serde_json::from_str(body).map_err(damaged)?),
             Kind::Investigations => Record::Investigations(serde_json::from_str(body).map_err(damaged)?),
             Kind::Concluded => Record::Concluded(serde_json::from_str(body).map_err(damaged)?),
+            Kind::Human => {
+                let acted: HumanActed = serde_json::from_str(body).map_err(damaged)?;
+                if acted.action().is_none() {
+                    return Err(Error::diverged(session, seq, "the human record does not name a whole action"));
+                }
+                Record::Human(acted)
+            }
             Kind::Joined => {
                 let join: Json = serde_json::from_str(body).map_err(damaged)?;
                 if !join.get("findings").is_some_and(Json::is_array) || join.get("handoff").is_none() {

@@ -30,16 +30,21 @@ mod calls;
 mod clock;
 mod error;
 mod group;
+mod handoffs;
 mod investigations;
 pub mod journal;
 mod sessions;
+mod tenant;
 
 pub use audit::{AuditProblem, AuditRecord, AuditReport};
 pub use calls::{CallDecision, Recorded};
 pub use clock::Clock;
 pub use error::{Conflict, Error, ErrorKind, Missing};
+pub use handoffs::{APPROVAL_MAX_MS, Handoff, HandoffFilter, handoff_id};
 pub use investigations::{Concern, Investigation};
 pub use sessions::{CHECKPOINT_EVERY, InDoubt, Resume, SessionInfo};
+pub use tenant::Tenant;
+pub use tollgate_core::human::HumanAction;
 use tollgate_store::Store;
 
 use sha2::{Digest, Sha256};
@@ -74,7 +79,15 @@ pub struct Engine {
     /// Groups committed, and the calls and results in them.
     groups: std::sync::atomic::AtomicU64,
     grouped: std::sync::atomic::AtomicU64,
+    /// Set by a job that moves a handoff; the group's commit then wakes
+    /// whoever waits on [`Engine::wait_for_handoff`].
+    handoffs_moved: std::sync::atomic::AtomicBool,
+    handoffs_changed: tokio::sync::Notify,
 }
+
+/// The tenant of sessions created without one (the CLI's, and every
+/// session stored before tenants existed).
+pub const DEFAULT_TENANT: &str = "default";
 
 /// Longest session or call id accepted.
 pub(crate) const ID_MAX: usize = 128;
@@ -111,6 +124,8 @@ impl Engine {
             leader: tokio::sync::Mutex::new(()),
             groups: std::sync::atomic::AtomicU64::new(0),
             grouped: std::sync::atomic::AtomicU64::new(0),
+            handoffs_moved: std::sync::atomic::AtomicBool::new(false),
+            handoffs_changed: tokio::sync::Notify::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! the read-only views (state, replay, resume, the journal).
 
 use crate::journal::{Entry, Record};
-use crate::{Engine, Error, WorkflowHandle, check_id};
+use crate::{DEFAULT_TENANT, Engine, Error, WorkflowHandle, check_id};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -28,6 +28,8 @@ pub struct SessionInfo {
     pub created_ms: i64,
     /// The number of the last journal entry (0: none yet).
     pub last_seq: i64,
+    /// The tenant it belongs to.
+    pub tenant: String,
 }
 
 impl From<tollgate_store::SessionInfo> for SessionInfo {
@@ -40,6 +42,7 @@ impl From<tollgate_store::SessionInfo> for SessionInfo {
             parent_id: row.parent_id,
             created_ms: row.created_ms,
             last_seq: row.last_seq,
+            tenant: row.tenant,
         }
     }
 }
@@ -167,6 +170,13 @@ pub(crate) fn fold(
             Record::Opened(_) | Record::Investigations(_) | Record::Concluded(_) => {
                 fold_investigation(workflow, state, &entry.record);
             }
+            Record::Human(acted) => {
+                // Decoding checked the action is whole.
+                if let Some(action) = acted.action() {
+                    let call = tollgate_core::CallId::new(acted.call.as_str());
+                    apply(workflow, state, Event::Human { call: &call, action: &action, now_ms: acted.now_ms });
+                }
+            }
             // Refused calls (bad or reused ids) and joins never touch the state.
             Record::Refused(_) | Record::Joined(_) => {}
         }
@@ -186,11 +196,27 @@ impl Engine {
         id: &str,
         parent: Option<&str>,
     ) -> Result<SessionInfo, Error> {
+        self.create_session_for(DEFAULT_TENANT, workflow, id, parent).await
+    }
+
+    /// [`Engine::create_session`] for a tenant: the session, its handoffs and
+    /// its investigations belong to it. An investigation's parent must be
+    /// the tenant's too.
+    pub async fn create_session_for(
+        &self,
+        tenant: &str,
+        workflow: &WorkflowHandle,
+        id: &str,
+        parent: Option<&str>,
+    ) -> Result<SessionInfo, Error> {
         check_id("session", id)?;
+        check_id("tenant", tenant)?;
         if let Some(parent) = parent {
             let named = id.rsplit_once(':').is_some_and(|(prefix, concern)| prefix == parent && !concern.is_empty());
             let info = self.store.session(parent).await?;
-            let fits = info.as_ref().is_some_and(|p| p.parent_id.is_none() && p.workflow_hash == workflow.hash);
+            let fits = info
+                .as_ref()
+                .is_some_and(|p| p.parent_id.is_none() && p.workflow_hash == workflow.hash && p.tenant == tenant);
             if !named || !fits {
                 return Err(Error::bad_request(format!(
                     "session {id} cannot be an investigation of {parent}: its id must be {parent}:<concern>, \
@@ -206,6 +232,7 @@ impl Engine {
                 workflow_version: i64::from(workflow.workflow.version()),
                 parent_id: parent.map(str::to_owned),
                 created_ms: self.clock.now_ms(),
+                tenant: tenant.to_owned(),
             })
             .await?;
         self.session(id).await?.ok_or_else(|| Error::no_session(id))
@@ -367,6 +394,6 @@ fn fold_investigation(workflow: &Workflow, state: &mut SessionState, record: &Re
         Record::Concluded(concluded) => {
             apply(workflow, state, Event::Concluded { outcome: &concluded.outcome });
         }
-        Record::Decision(_) | Record::Result(_) | Record::Refused(_) | Record::Joined(_) => {}
+        Record::Decision(_) | Record::Result(_) | Record::Refused(_) | Record::Joined(_) | Record::Human(_) => {}
     }
 }

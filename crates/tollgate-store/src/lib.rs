@@ -18,15 +18,19 @@
 mod audit;
 mod audit_sqlite;
 mod batch;
+mod handoffs;
 mod native;
 mod packed;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod tx;
 
 pub use audit::{AuditHead, AuditProblem, AuditRecord, VerifyReport, record_hash, verify_records};
+pub use handoffs::{HandoffQuery, HandoffRow};
 pub use schema::SCHEMA_VERSION;
+pub use tokens::TokenRow;
 pub use tx::SessionTx;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -114,6 +118,8 @@ pub struct SessionInfo {
     pub created_ms: i64,
     /// The sequence number of the last journal entry (0: none yet).
     pub last_seq: i64,
+    /// The tenant the session belongs to.
+    pub tenant: String,
 }
 
 /// A session to create.
@@ -131,6 +137,8 @@ pub struct NewSession {
     pub parent_id: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// The tenant the session belongs to.
+    pub tenant: String,
 }
 
 /// One entry of a session's journal.
@@ -235,7 +243,7 @@ macro_rules! select_sessions {
     ($rest:literal) => {
         concat!(
             "SELECT id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, last_seq, audit_seq, \
-             audit_hash FROM tollgate_sessions",
+             audit_hash, tenant FROM tollgate_sessions",
             $rest
         )
     };
@@ -417,8 +425,8 @@ impl Store {
     /// Creates a session. Fails if the id is taken.
     pub async fn create_session(&self, session: &NewSession) -> Result<(), Error> {
         const SQL: &str = "INSERT INTO tollgate_sessions \
-            (id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, last_seq, audit_seq, audit_hash) \
-            VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7) ON CONFLICT (id) DO NOTHING";
+            (id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, last_seq, audit_seq, audit_hash, \
+            tenant) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8) ON CONFLICT (id) DO NOTHING";
         let inserted = on_pool!(self, pool => sqlx::query(SQL)
             .bind(&session.id)
             .bind(&session.workflow_hash)
@@ -427,6 +435,7 @@ impl Store {
             .bind(&session.parent_id)
             .bind(session.created_ms)
             .bind(audit::GENESIS)
+            .bind(&session.tenant)
             .execute(pool)
             .await?
             .rows_affected());
@@ -579,6 +588,7 @@ where
         parent_id: row.try_get("parent_id")?,
         created_ms: row.try_get("created_ms")?,
         last_seq: row.try_get("last_seq")?,
+        tenant: row.try_get("tenant")?,
     })
 }
 

@@ -7,7 +7,7 @@ use crate::{Error, Store, audit};
 use sqlx::Row;
 
 /// The newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One migration: its statements on both backends, then SQLite's own.
 struct Migration {
@@ -44,6 +44,44 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE tollgate_audit_v2 RENAME TO tollgate_audit",
         ],
     },
+    // Handoffs as work items and who may do what: every session belongs to
+    // a tenant (sessions from before belong to `default`); the handoff queue
+    // is an index of the handoffs the journals hold, kept in the same
+    // transactions; API tokens are stored by the SHA-256 of their secret.
+    Migration { both: V3, sqlite: &[] },
+];
+
+/// Version 3, the same SQL on both backends.
+const V3: &[&str] = &[
+    "ALTER TABLE tollgate_sessions ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
+    "CREATE TABLE tollgate_handoffs (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        session_id TEXT NOT NULL REFERENCES tollgate_sessions (id),
+        call_id TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        status TEXT NOT NULL,
+        urgency TEXT NOT NULL,
+        urgency_rank BIGINT NOT NULL,
+        customer_id TEXT,
+        claimed_by TEXT,
+        consumed_by TEXT,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        body TEXT NOT NULL
+    )",
+    "CREATE INDEX tollgate_handoffs_queue ON tollgate_handoffs (tenant, status, urgency_rank, created_ms)",
+    "CREATE UNIQUE INDEX tollgate_handoffs_call ON tollgate_handoffs (session_id, call_id)",
+    "CREATE TABLE tollgate_tokens (
+        id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_ms BIGINT NOT NULL,
+        revoked_ms BIGINT
+    )",
 ];
 
 /// Version 1, the same SQL on both backends.

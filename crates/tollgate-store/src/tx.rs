@@ -59,6 +59,8 @@ struct Pending {
     audit: Vec<(String, NewAudit)>,
     /// The newest checkpoint of each session: (seq, state).
     checkpoints: BTreeMap<String, (i64, String)>,
+    /// Handoff rows to write, in order (a later one of an id replaces an earlier).
+    handoffs: Vec<crate::handoffs::HandoffRow>,
 }
 
 impl SessionTx {
@@ -77,6 +79,27 @@ impl SessionTx {
     /// locks nothing (see [`crate::Store::snapshot`]).
     pub(crate) fn snapshot(inner: TxInner) -> SessionTx {
         SessionTx { read_only: true, ..SessionTx::new(inner) }
+    }
+
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether session `id` is locked in this transaction.
+    pub(crate) fn holds(&self, id: &str) -> bool {
+        self.sessions.contains_key(id)
+    }
+
+    pub(crate) fn queue_handoff(&mut self, row: crate::handoffs::HandoffRow) {
+        self.pending.handoffs.push(row);
+    }
+
+    pub(crate) fn put_handoffs(&self) -> &[crate::handoffs::HandoffRow] {
+        &self.pending.handoffs
+    }
+
+    pub(crate) fn inner_mut(&mut self) -> &mut TxInner {
+        &mut self.inner
     }
 
     /// Locks session `id` (PostgreSQL: its row, until the transaction ends;
@@ -332,7 +355,7 @@ impl SessionTx {
     /// (SQLite: writes and `COMMIT` on one blocking thread, `native.rs`.)
     pub async fn commit(self) -> Result<(), Error> {
         let SessionTx { mut inner, mut sessions, pending, .. } = self;
-        let Pending { journal, audit: unchained, checkpoints } = pending;
+        let Pending { journal, audit: unchained, checkpoints, handoffs } = pending;
         // INVARIANT: the audit head is locked here, after every session row
         // this transaction locks, never in between (see `Pending::audit`).
         let mut head = None;
@@ -349,11 +372,15 @@ impl SessionTx {
         }
         let mut dirty: Vec<Locked> = sessions.into_values().filter(|l| l.dirty).collect();
         dirty.sort_unstable_by(|a, b| a.info.id.cmp(&b.info.id));
-        let written = Written { journal, audit, checkpoints: checkpoints.into_iter().collect(), dirty, head };
+        let written = Written { journal, audit, checkpoints: checkpoints.into_iter().collect(), dirty, head, handoffs };
         match inner {
             TxInner::Sqlite(tx) => tx.commit(move |writer| written.write_sqlite(writer)).await,
             TxInner::Postgres(mut tx) => {
                 batch::execute_postgres(&mut tx, &written.statements()).await?;
+                for row in &written.handoffs {
+                    let statement = sqlx::query(crate::handoffs::UPSERT);
+                    bind_all!(statement, &crate::handoffs::binds(row)).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -370,6 +397,8 @@ struct Written {
     /// Changed session rows, in id order.
     dirty: Vec<Locked>,
     head: Option<(i64, String)>,
+    /// Handoff rows, in order.
+    handoffs: Vec<crate::handoffs::HandoffRow>,
 }
 
 impl Written {
@@ -412,6 +441,10 @@ impl Written {
         }
         if let Some(h) = &self.head {
             writer.execute(HEAD, &head_binds(h))?;
+        }
+        let upsert = crate::handoffs::UPSERT.replace('$', "?");
+        for row in &self.handoffs {
+            writer.execute(&upsert, &crate::handoffs::binds(row))?;
         }
         Ok(())
     }
@@ -458,7 +491,7 @@ fn audit_binds(r: &AuditRecord) -> [Bind<'_>; 9] {
 
 /// A session's row (SQLite, direct connection).
 const SQLITE_SESSION: &str = "SELECT id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, \
-                              last_seq, audit_seq, audit_hash FROM tollgate_sessions WHERE id = ?1";
+                              last_seq, audit_seq, audit_hash, tenant FROM tollgate_sessions WHERE id = ?1";
 
 /// A call's journal entries (SQLite, direct connection), found through the
 /// call index. Not `ORDER BY seq`: SQLite would then walk the session's
@@ -478,6 +511,7 @@ fn native_locked(row: &rusqlite::Row<'_>) -> rusqlite::Result<Locked> {
             parent_id: row.get(4)?,
             created_ms: row.get(5)?,
             last_seq: row.get(6)?,
+            tenant: row.get(9)?,
         },
         audit: (row.get(7)?, row.get(8)?),
         dirty: false,

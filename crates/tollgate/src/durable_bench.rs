@@ -552,6 +552,7 @@ async fn audit_verify(store: &Store, tag: &str) -> Result<(u64, Duration)> {
         workflow_version: 1,
         parent_id: None,
         created_ms: 0,
+        tenant: "default".into(),
     };
     store.create_session(&session).await?;
     let body = json!({"call": {"id": "c1", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 1.0}},

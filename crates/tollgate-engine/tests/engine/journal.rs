@@ -59,7 +59,9 @@ async fn a_store_written_before_the_typed_journal_replays_and_goes_on() {
             let (_, replayed) = engine.replay(session).await.unwrap();
             assert_eq!(state, replayed, "{session}: checkpoint + tail == replay");
         }
-        let every: std::collections::BTreeSet<&str> = Kind::ALL.iter().map(|kind| kind.as_str()).collect();
+        // Every kind the Tollgate before wrote (people's actions came after).
+        let every: std::collections::BTreeSet<&str> =
+            Kind::ALL.iter().filter(|kind| **kind != Kind::Human).map(|kind| kind.as_str()).collect();
         assert_eq!(kinds, every, "the fixture holds a record of every kind");
         assert_eq!(engine.verify_audit().await.unwrap().problem, None);
 

@@ -5,6 +5,7 @@
 
 mod common;
 mod disk_full;
+mod handoffs;
 mod investigations;
 mod journal;
 mod race;
