@@ -9,7 +9,7 @@
 //! strings; `now` (the call's session clock), `timestamp(...)` and
 //! `duration(...)` are seconds (see `functions.rs`).
 
-use anyhow::{Result, anyhow};
+use crate::Error;
 use cel::objects::{Key, Map as CelMap};
 use cel::{Context, Env, Program, Value as Cel};
 use serde_json::Value as Json;
@@ -66,14 +66,15 @@ pub struct Oracle {
 
 impl Oracle {
     /// Parses the workflow's invariants (and gate keys) with the `cel` crate.
-    pub fn new(workflow: &Workflow) -> Result<Oracle> {
+    pub fn new(workflow: &Workflow) -> Result<Oracle, Error> {
         let env = Arc::new(Env::stdlib());
         let mut by_tool: BTreeMap<String, Vec<Declared>> = BTreeMap::new();
         for invariant in workflow.invariants() {
             for tool in invariant.tool_names() {
-                let program = env
-                    .compile(invariant.rule())
-                    .map_err(|e| anyhow!("invariant {} does not parse: {e}", invariant.id()))?;
+                let program = env.compile(invariant.rule()).map_err(|e| Error::Oracle {
+                    what: format!("invariant {}", invariant.id()),
+                    message: e.to_string(),
+                })?;
                 by_tool.entry(tool.clone()).or_default().push(Declared {
                     id: invariant.id().to_owned(),
                     message: invariant.message().to_owned(),
@@ -91,7 +92,11 @@ impl Oracle {
                     .position(|f| Some(f.name()) == workflow.fact(gate.fact()).map(|d| d.name()));
                 let key = match gate.key_source() {
                     Some(source) => {
-                        Some(env.compile(source).map_err(|e| anyhow!("gate key {source} does not parse: {e}"))?)
+                        let parsed = env.compile(source);
+                        Some(parsed.map_err(|e| Error::Oracle {
+                            what: format!("gate key {source}"),
+                            message: e.to_string(),
+                        })?)
                     }
                     None => None,
                 };
@@ -185,7 +190,7 @@ impl Oracle {
         if let Some(now_ms) = call.now_ms {
             context.add_variable_from_value("now", Cel::Float(now_ms as f64 / 1000.0));
         }
-        super::functions::add(&mut context)?;
+        crate::functions::add(&mut context)?;
         context.add_variable_from_value("facts", view.facts.clone());
         context.add_variable_from_value("session", view.session.clone());
         for (name, by_key) in &view.by_key {

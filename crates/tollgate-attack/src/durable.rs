@@ -7,28 +7,29 @@
 //! an idempotency key twice, count each result once, and store exactly the
 //! state its decisions fold to.
 
-use super::corpus::Trace;
-use super::minimise::minimise;
-use super::mutate::{Ids, MUTATIONS, Mutator};
-use super::oracle::{self, Broken, Oracle};
-use super::rng::Rng;
-use super::{Finding, identities, identity_changed};
-use anyhow::{Context, Result};
+use crate::corpus::Trace;
+use crate::minimise::minimise;
+use crate::mutate::{Ids, MUTATIONS, Mutator};
+use crate::oracle::{self, Broken, Oracle};
+use crate::rng::Rng;
+use crate::{EngineTally as Tally, Error, Finding, FindingKind, SourceFile, Via, identities, identity_changed};
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_core::script::Step;
 use tollgate_core::{Event, SessionState, ToolCall, Verdict, Workflow, apply};
-use tollgate_engine::{Clock, Engine, WorkflowHandle};
+use tollgate_engine::{Clock, Engine, EngineError, WorkflowHandle};
 
 /// The engine's time for calls without one: 2024-01-01T00:00:00Z.
 const ENGINE_CLOCK_MS: i64 = 1_704_067_200_000;
 
-/// Counts of what the engine did.
-#[derive(Default)]
-pub struct Tally {
-    pub decided: u64,
-    pub results: u64,
-    pub replayed: u64,
-    pub reused_refused: u64,
+/// Any engine error, as the report shows it: its text. The engine's error
+/// type is being reworked into kinds; the hunt treats every kind alike.
+fn failed(error: EngineError) -> Error {
+    Error::Engine { message: error.to_string() }
+}
+
+/// An error setting up the engine attempts.
+fn setup(what: &str) -> impl FnOnce(EngineError) -> Error + '_ {
+    move |error| Error::EngineSetup { what: what.to_owned(), message: error.to_string() }
 }
 
 /// The engine-side mutations.
@@ -44,30 +45,37 @@ struct Durable<'a> {
     sessions: u64,
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the hunt's context")]
+/// Runs `attempts` engine attempts, adding what they find to `findings`.
 pub fn hunt(
-    text: &str,
-    file: &str,
+    file: &SourceFile,
     workflow: &Workflow,
     oracle: &Oracle,
     mutator: &Mutator<'_>,
     rng: &mut Rng,
     attempts: u64,
     findings: &mut BTreeMap<String, Finding>,
-) -> Result<Tally> {
+) -> Result<Tally, Error> {
     let mut tally = Tally::default();
     if attempts == 0 {
         return Ok(tally);
     }
     let dir = std::env::temp_dir().join(format!("tollgate-attack-{}-{}", std::process::id(), rng.next_u64()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::EngineSetup { what: format!("cannot create {}", dir.display()), message: e.to_string() })?;
     let outcome = (|| {
-        let runtime = crate::runtime()?;
+        // A runtime of its own: the library is called from plain threads.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::EngineSetup { what: "no async runtime".into(), message: e.to_string() })?;
         let url = dir.join("attack.db").display().to_string();
         // A fixed clock for calls that carry no time of their own: the
         // output must follow from the seed, not from when it runs.
-        let engine = runtime.block_on(Engine::open(&url))?.with_clock(Clock::Fixed(ENGINE_CLOCK_MS));
-        let handle = runtime.block_on(engine.register_workflow(text, file))?;
+        let engine = runtime.block_on(Engine::open(&url)).map_err(setup("cannot open the store"))?;
+        let engine = engine.with_clock(Clock::Fixed(ENGINE_CLOCK_MS));
+        let handle = runtime
+            .block_on(engine.register_workflow(&file.text, &file.name))
+            .map_err(setup("cannot register the workflow"))?;
         let mut durable = Durable { runtime, engine, handle, workflow, oracle, sessions: 0 };
         for attempt in 0..attempts {
             let (steps, mutations, origin) = sequence(mutator, mutator.traces, rng);
@@ -76,7 +84,7 @@ pub fn hunt(
                 && !findings.contains_key(&broken.invariant)
             {
                 let target = broken.invariant.clone();
-                let mut failure: Option<anyhow::Error> = None;
+                let mut failure: Option<Error> = None;
                 let minimal = minimise(&steps, &mut |candidate| match durable.run(candidate, &mut Tally::default()) {
                     Ok(found) => found.is_some_and(|(_, b)| b.invariant == target),
                     Err(error) => {
@@ -91,11 +99,11 @@ pub fn hunt(
                 findings.insert(
                     broken.invariant.clone(),
                     Finding {
-                        broken,
+                        kind: FindingKind::Bypass { invariant: broken.invariant, message: broken.message },
                         attempt: attempt + 1,
-                        via: "the engine".into(),
+                        via: Via::Engine,
                         mutations,
-                        origin,
+                        session: origin,
                         original_steps: steps.len(),
                         steps: minimal,
                         at,
@@ -180,10 +188,10 @@ fn engine_mutation(mutator: &Mutator<'_>, rng: &mut Rng, steps: &mut Vec<Step>, 
 
 impl Durable<'_> {
     /// Runs a sequence as a new session; the first broken invariant, if any.
-    fn run(&mut self, steps: &[Step], tally: &mut Tally) -> Result<Option<(usize, Broken)>> {
+    fn run(&mut self, steps: &[Step], tally: &mut Tally) -> Result<Option<(usize, Broken)>, Error> {
         self.sessions += 1;
         let session = format!("attack-{}", self.sessions);
-        self.runtime.block_on(self.engine.create_session(&self.handle, &session, None))?;
+        self.runtime.block_on(self.engine.create_session(&self.handle, &session, None)).map_err(failed)?;
         let mut shadow = SessionState::new(self.workflow);
         let mut keys: BTreeMap<String, Option<String>> = BTreeMap::new();
         let mut executed: BTreeSet<String> = BTreeSet::new();
@@ -221,7 +229,7 @@ impl Durable<'_> {
                 return Ok(Some((index, broken)));
             }
         }
-        let (_, stored) = self.runtime.block_on(self.engine.state(&session))?;
+        let (_, stored) = self.runtime.block_on(self.engine.state(&session)).map_err(failed)?;
         if stored != shadow {
             return Ok(Some((
                 steps.len().saturating_sub(1),
