@@ -21,15 +21,36 @@ use tollgate_engine::{Clock, Engine, EngineError, WorkflowHandle};
 /// The engine's time for calls without one: 2024-01-01T00:00:00Z.
 const ENGINE_CLOCK_MS: i64 = 1_704_067_200_000;
 
-/// Any engine error, as the report shows it: its text. The engine's error
-/// type is being reworked into kinds; the hunt treats every kind alike.
-fn failed(error: EngineError) -> Error {
-    Error::Engine { message: error.to_string() }
-}
-
 /// An error setting up the engine attempts.
 fn setup(what: &str) -> impl FnOnce(EngineError) -> Error + '_ {
     move |error| Error::EngineSetup { what: what.to_owned(), message: error.to_string() }
+}
+
+/// What one run of a sequence through the engine came to.
+enum Run {
+    /// Nothing broke.
+    Held,
+    /// An invariant broke at this step.
+    Broken(usize, Broken),
+    /// The engine answered this step with an error: its text. The engine's
+    /// error type is being reworked into kinds; every kind is a finding alike.
+    Failed(usize, String),
+}
+
+/// A bypass an attempt found, minimised.
+struct Bypass {
+    broken: Broken,
+    /// The minimised steps.
+    steps: Vec<Step>,
+    /// The step that got through.
+    at: usize,
+}
+
+/// A run the engine failed: its steps, the step it answered with an error, the error.
+struct Failure {
+    steps: Vec<Step>,
+    at: usize,
+    error: String,
 }
 
 /// The engine-side mutations.
@@ -45,7 +66,9 @@ struct Durable<'a> {
     sessions: u64,
 }
 
-/// Runs `attempts` engine attempts, adding what they find to `findings`.
+/// Runs `attempts` engine attempts, adding the bypasses they find to
+/// `findings`; returns the engine's counts and the first engine error met,
+/// as a finding.
 pub fn hunt(
     file: &SourceFile,
     workflow: &Workflow,
@@ -54,10 +77,9 @@ pub fn hunt(
     rng: &mut Rng,
     attempts: u64,
     findings: &mut BTreeMap<String, Finding>,
-) -> Result<Tally, Error> {
-    let mut tally = Tally::default();
+) -> Result<(Tally, Option<Finding>), Error> {
     if attempts == 0 {
-        return Ok(tally);
+        return Ok((Tally::default(), None));
     }
     let dir = std::env::temp_dir().join(format!("tollgate-attack-{}-{}", std::process::id(), rng.next_u64()));
     std::fs::create_dir_all(&dir)
@@ -77,42 +99,35 @@ pub fn hunt(
             .block_on(engine.register_workflow(&file.text, &file.name))
             .map_err(setup("cannot register the workflow"))?;
         let mut durable = Durable { runtime, engine, handle, workflow, oracle, sessions: 0 };
+        let mut tally = Tally::default();
+        let mut engine_error: Option<Finding> = None;
         for attempt in 0..attempts {
             let (steps, mutations, origin) = sequence(mutator, mutator.traces, rng);
-            let broken = durable.run(&steps, &mut tally)?;
-            if let Some((_, broken)) = broken
-                && !findings.contains_key(&broken.invariant)
-            {
-                let target = broken.invariant.clone();
-                let mut failure: Option<Error> = None;
-                let minimal = minimise(&steps, &mut |candidate| match durable.run(candidate, &mut Tally::default()) {
-                    Ok(found) => found.is_some_and(|(_, b)| b.invariant == target),
-                    Err(error) => {
-                        failure.get_or_insert(error);
-                        false
-                    }
-                });
-                if let Some(error) = failure {
-                    return Err(error);
-                }
-                let at = durable.run(&minimal, &mut Tally::default())?.map_or(0, |(at, _)| at);
-                findings.insert(
-                    broken.invariant.clone(),
-                    Finding {
-                        kind: FindingKind::Bypass { invariant: broken.invariant, message: broken.message },
-                        attempt: attempt + 1,
-                        via: Via::Engine,
-                        mutations,
-                        session: origin,
-                        original_steps: steps.len(),
-                        steps: minimal,
-                        at,
-                    },
-                );
+            let found = |kind, steps: Vec<Step>, at| Finding {
+                kind,
+                attempt: attempt + 1,
+                via: Via::Engine,
+                mutations: mutations.clone(),
+                session: origin.clone(),
+                original_steps: steps.len(),
+                steps,
+                at,
+            };
+            let (bypass, failure) = durable.attempt(&steps, findings, &mut tally);
+            if let Some(Bypass { broken, steps: minimal, at }) = bypass {
+                let kind = FindingKind::Bypass { invariant: broken.invariant.clone(), message: broken.message };
+                findings.insert(broken.invariant, Finding { original_steps: steps.len(), ..found(kind, minimal, at) });
+            }
+            if let Some(Failure { steps: failed, at, error }) = failure {
+                tally.errors += 1;
+                // The steps after the one that failed never ran.
+                let ran = failed.get(..=at).map_or_else(|| failed.clone(), <[Step]>::to_vec);
+                let kind = FindingKind::EngineError { message: error };
+                engine_error.get_or_insert(Finding { original_steps: failed.len(), ..found(kind, ran, at) });
             }
         }
         durable.runtime.block_on(durable.engine.close());
-        Ok(tally)
+        Ok((tally, engine_error))
     })();
     std::fs::remove_dir_all(&dir).ok();
     outcome
@@ -187,11 +202,44 @@ fn engine_mutation(mutator: &Mutator<'_>, rng: &mut Rng, steps: &mut Vec<Step>, 
 }
 
 impl Durable<'_> {
-    /// Runs a sequence as a new session; the first broken invariant, if any.
-    fn run(&mut self, steps: &[Step], tally: &mut Tally) -> Result<Option<(usize, Broken)>, Error> {
+    /// One attempt: runs `steps` and, if they break an invariant not found
+    /// before, minimises them. The bypass (invariant, minimal steps, the step
+    /// that got through) and the first run of the attempt that failed, if any.
+    fn attempt(
+        &mut self,
+        steps: &[Step],
+        findings: &BTreeMap<String, Finding>,
+        tally: &mut Tally,
+    ) -> (Option<Bypass>, Option<Failure>) {
+        let broken = match self.run(steps, tally) {
+            Run::Held => return (None, None),
+            Run::Failed(at, error) => return (None, Some(Failure { steps: steps.to_vec(), at, error })),
+            Run::Broken(_, broken) if findings.contains_key(&broken.invariant) => return (None, None),
+            Run::Broken(_, broken) => broken,
+        };
+        let mut failure: Option<Failure> = None;
+        let mut still_breaks =
+            |durable: &mut Self, candidate: &[Step]| match durable.run(candidate, &mut Tally::default()) {
+                Run::Broken(at, b) if b.invariant == broken.invariant => Some(at),
+                Run::Broken(..) | Run::Held => None,
+                Run::Failed(at, error) => {
+                    failure.get_or_insert(Failure { steps: candidate.to_vec(), at, error });
+                    None
+                }
+            };
+        let minimal = minimise(steps, &mut |candidate| still_breaks(self, candidate).is_some());
+        let at = still_breaks(self, &minimal).unwrap_or(0);
+        (Some(Bypass { broken, steps: minimal, at }), failure)
+    }
+
+    /// Runs a sequence as a new session: the first broken invariant, or the
+    /// first step the engine answered with an error.
+    fn run(&mut self, steps: &[Step], tally: &mut Tally) -> Run {
         self.sessions += 1;
         let session = format!("attack-{}", self.sessions);
-        self.runtime.block_on(self.engine.create_session(&self.handle, &session, None)).map_err(failed)?;
+        if let Err(error) = self.runtime.block_on(self.engine.create_session(&self.handle, &session, None)) {
+            return Run::Failed(0, format!("cannot create session {session}: {error}"));
+        }
         let mut shadow = SessionState::new(self.workflow);
         let mut keys: BTreeMap<String, Option<String>> = BTreeMap::new();
         let mut executed: BTreeSet<String> = BTreeSet::new();
@@ -199,15 +247,18 @@ impl Durable<'_> {
         for (index, step) in steps.iter().enumerate() {
             let broken = match step {
                 Step::Call(call) => {
-                    let Ok(answer) = self.runtime.block_on(self.engine.decide(&session, call)) else { continue };
+                    let answer = match self.runtime.block_on(self.engine.decide(&session, call)) {
+                        Ok(answer) => answer,
+                        Err(error) => return Run::Failed(index, error.to_string()),
+                    };
                     tally.decided += 1;
                     self.judge_call(call, &answer, &mut shadow, &mut keys, &mut executed, tally)
                 }
                 Step::Result { call, result, outcome } => {
-                    let Ok(answer) =
-                        self.runtime.block_on(self.engine.record_result(&session, call.as_str(), result, *outcome))
-                    else {
-                        continue;
+                    let recording = self.engine.record_result(&session, call.as_str(), result, *outcome);
+                    let answer = match self.runtime.block_on(recording) {
+                        Ok(answer) => answer,
+                        Err(error) => return Run::Failed(index, error.to_string()),
                     };
                     tally.results += 1;
                     if !answer.recorded {
@@ -226,20 +277,19 @@ impl Durable<'_> {
                 }
             };
             if let Some(broken) = broken {
-                return Ok(Some((index, broken)));
+                return Run::Broken(index, broken);
             }
         }
-        let (_, stored) = self.runtime.block_on(self.engine.state(&session)).map_err(failed)?;
+        let last = steps.len().saturating_sub(1);
+        let stored = match self.runtime.block_on(self.engine.state(&session)) {
+            Ok((_, stored)) => stored,
+            Err(error) => return Run::Failed(last, format!("cannot read the state of session {session}: {error}")),
+        };
         if stored != shadow {
-            return Ok(Some((
-                steps.len().saturating_sub(1),
-                Broken {
-                    invariant: oracle::RESULT_COUNTS_ONCE.into(),
-                    message: "the engine's stored state is not the fold of its decisions and first results".into(),
-                },
-            )));
+            let message = "the engine's stored state is not the fold of its decisions and first results";
+            return Run::Broken(last, Broken { invariant: oracle::RESULT_COUNTS_ONCE.into(), message: message.into() });
         }
-        Ok(None)
+        Run::Held
     }
 
     fn judge_call(

@@ -130,12 +130,6 @@ pub enum Error {
         /// Its error.
         message: String,
     },
-    /// The engine failed during an attempt.
-    #[error("the engine failed: {message}")]
-    Engine {
-        /// The engine's error.
-        message: String,
-    },
 }
 
 /// A sequence to attack with: its steps, the fresh ids its mutations have
@@ -209,8 +203,10 @@ pub fn hunt(input: &Input) -> Result<Report, Error> {
         }
     }
 
-    let engine =
+    let (engine, engine_error) =
         durable::hunt(&input.workflow, &workflow, &oracle, &mutator, &mut rng, input.engine_attempts, &mut findings)?;
+    let mut findings: Vec<Finding> = findings.into_values().collect();
+    findings.extend(engine_error);
 
     Ok(Report {
         workflow_name: workflow.name().to_owned(),
@@ -225,7 +221,7 @@ pub fn hunt(input: &Input) -> Result<Report, Error> {
         core,
         engine,
         mutations: MUTATIONS.iter().zip(used).map(|(name, count)| MutationCount { name, count }).collect(),
-        findings: findings.into_values().collect(),
+        findings,
     })
 }
 

@@ -118,6 +118,8 @@ pub struct EngineTally {
     pub replayed: u64,
     /// Call ids refused (reused for another call, or not an id at all).
     pub reused_refused: u64,
+    /// Attempts ended by an engine error (the first is a finding).
+    pub errors: u64,
 }
 
 /// How often one mutation changed an attempt.
@@ -159,6 +161,13 @@ pub enum FindingKind {
         /// The invariant's id (declared, or one of [`crate::BUILT_IN`]).
         invariant: String,
         /// Its message and what the oracle saw.
+        message: String,
+    },
+    /// The engine answered a step of an engine attempt with an error instead
+    /// of a decision or a recorded result: the hunt cannot judge what it
+    /// cannot see, so it fails closed. The first one met is reported.
+    EngineError {
+        /// The engine's error, as its `Display` says it.
         message: String,
     },
 }
@@ -239,11 +248,15 @@ impl fmt::Display for Report {
             core.decided, core.judged, core.blocked, core.escalated
         )?;
         let engine = &self.engine;
-        writeln!(
+        write!(
             f,
             "  engine: {} decisions, {} results, {} re-sent calls answered from the journal, {} reused ids refused",
             engine.decided, engine.results, engine.replayed, engine.reused_refused
         )?;
+        if engine.errors > 0 {
+            write!(f, ", {} attempt(s) ended by an engine error", engine.errors)?;
+        }
+        writeln!(f)?;
         let mix: Vec<String> = self.mutations.iter().map(|m| format!("{} {}", m.name, m.count)).collect();
         writeln!(f, "  mutations: {}", mix.join(", "))?;
         if self.findings.is_empty() {
@@ -254,7 +267,9 @@ impl fmt::Display for Report {
             write!(f, "{finding}")?;
         }
         writeln!(f)?;
-        write!(f, "{} bypass(es) found in {} attempts", self.findings.len(), self.total_attempts())
+        let bypasses = self.findings.iter().filter(|f| matches!(f.kind, FindingKind::Bypass { .. })).count();
+        let also = if bypasses < self.findings.len() { " and an engine error" } else { "" };
+        write!(f, "{bypasses} bypass(es){also} found in {} attempts", self.total_attempts())
     }
 }
 
@@ -262,23 +277,28 @@ impl fmt::Display for Report {
 /// one line each (every line ends with a newline).
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let FindingKind::Bypass { invariant, message } = &self.kind;
-        writeln!(f, "BYPASS {invariant}: {message}")?;
         let via = if self.mutations.is_empty() {
             "the trace as recorded".to_owned()
         } else {
             format!("mutations {}", self.mutations.join(", "))
         };
-        writeln!(
-            f,
-            "  found by attempt {} through {} (session {}, {via}); minimised from {} to {} steps; step {} got through:",
-            self.attempt,
-            self.via,
-            self.session,
-            self.original_steps,
-            self.steps.len(),
-            self.at + 1
-        )?;
+        let found = format!("found by attempt {} through {} (session {}, {via})", self.attempt, self.via, self.session);
+        match &self.kind {
+            FindingKind::Bypass { invariant, message } => {
+                writeln!(f, "BYPASS {invariant}: {message}")?;
+                writeln!(
+                    f,
+                    "  {found}; minimised from {} to {} steps; step {} got through:",
+                    self.original_steps,
+                    self.steps.len(),
+                    self.at + 1
+                )?;
+            }
+            FindingKind::EngineError { message } => {
+                writeln!(f, "ENGINE ERROR: {message}")?;
+                writeln!(f, "  {found}; step {} of {} failed:", self.at + 1, self.original_steps)?;
+            }
+        }
         for step in &self.steps {
             writeln!(f, "  {}", step_line(step))?;
         }

@@ -180,6 +180,39 @@ fn bad_input_is_a_clear_error() {
     assert!(matches!(error, Error::NoCalls { .. }), "{error:?}");
 }
 
+/// A session whose call ids the engine does not accept (a space in them):
+/// the pure core decides such calls as any other, the engine refuses the call
+/// as a block (`tollgate.call_id`) and its result as an error.
+fn bad_call_ids() -> SourceFile {
+    let text = [
+        r#"{"session": "spaces-in-ids"}"#,
+        r#"{"call": {"id": "c 1", "tool": "get_customer", "args": {"email": "alice@example.com", "zip": "94107"}}}"#,
+        r#"{"result": {"id": "c 1", "result": {"verified": true, "customer_id": "c_42", "email": "alice@example.com", "tier": "gold"}}}"#,
+    ];
+    SourceFile { name: "bad-call-ids.jsonl".into(), text: text.join("\n") }
+}
+
+/// An engine error during an engine attempt was skipped (the step was left
+/// out and the attempt went on); it is a finding now, with the attempt's
+/// steps up to the one the engine failed and the engine's own words.
+#[test]
+fn an_engine_error_in_an_engine_attempt_is_a_finding() {
+    let report = run(&Input { attempts: 20, engine_attempts: 5, ..input(file(WORKFLOW), Some(bad_call_ids())) });
+    assert!(report.found_anything(), "{report}");
+    let finding = report.findings.last().unwrap();
+    let FindingKind::EngineError { message } = &finding.kind else { panic!("no engine error:\n{report}") };
+    assert!(message.contains(r#"call id "c 1" is not 1 to 128 characters"#), "{report}");
+    assert_eq!(finding.via, Via::Engine);
+    assert_eq!(finding.at, finding.steps.len() - 1, "the steps end with the one that failed:\n{report}");
+    assert!(matches!(&finding.steps[finding.at], Step::Result { call, .. } if call.as_str() == "c 1"), "{report}");
+    assert!(report.engine.errors >= 1 && report.engine.errors <= 5, "{report}");
+    // Only the engine error: the core judged the same calls and found nothing.
+    assert_eq!(report.findings.len(), 1, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("\nENGINE ERROR: call id \"c 1\""), "{text}");
+    assert!(text.ends_with("0 bypass(es) and an engine error found in 25 attempts"), "{text}");
+}
+
 /// The recorded τ traces (`shared/tau/traces/`, beside the repository); `None`
 /// (after saying so) when absent, except under `CI=true`, where that is a failure.
 fn tau2_ground_truth() -> Option<SourceFile> {

@@ -49,6 +49,25 @@ fn attack_prints_the_report_and_exits_1_on_a_bypass_0_without() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A call id the engine refuses makes recording its result an engine error:
+/// a finding, so the command exits 1 as on a bypass.
+#[test]
+fn attack_exits_1_on_an_engine_error() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_attack_cli").unwrap();
+    let traces = dir.join("bad-call-ids.jsonl");
+    let lines = [
+        r#"{"call": {"id": "c 1", "tool": "get_customer", "args": {"email": "alice@example.com", "zip": "94107"}}}"#,
+        r#"{"result": {"id": "c 1", "result": {"verified": true, "customer_id": "c_42", "email": "alice@example.com", "tier": "gold"}}}"#,
+    ];
+    std::fs::write(&traces, lines.join("\n")).unwrap();
+    let traces = traces.display().to_string();
+    let output =
+        tollgate(&["attack", "--workflow", WORKFLOW, "--traces", &traces, "--attempts", "5", "--engine-attempts", "5"]);
+    assert_eq!(output.status.code(), Some(1), "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("\nENGINE ERROR: call id \"c 1\""), "{}", stdout(&output));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn attack_cannot_read_what_is_not_there() {
     let missing = tollgate(&["attack", "--workflow", WORKFLOW, "--traces", "no/such/traces.jsonl"]);
