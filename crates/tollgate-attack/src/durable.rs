@@ -2,12 +2,15 @@
 //! attacked too. The engine attempts re-send a side effect (same call id)
 //! after its decision and after its result, reuse a call id for other
 //! arguments, and record results twice. Besides the declared invariants
-//! (judged on a shadow fold of the engine's own fresh decisions), the
-//! engine must never allow a side-effecting call id twice, never hand out
-//! an idempotency key twice, count each result once, and store exactly the
-//! state its decisions fold to.
+//! (judged on the oracle's own fold of the engine's fresh decisions and of
+//! every result sent), the engine must never allow a side-effecting call id
+//! twice, never hand out an idempotency key twice, count each result once,
+//! and store exactly the state the core folds its decisions to. An engine
+//! error in an attempt ends it and is a finding: the hunt cannot judge what
+//! the engine would not answer.
 
 use crate::corpus::Trace;
+use crate::fold::Fold;
 use crate::minimise::minimise;
 use crate::mutate::{Ids, MUTATIONS, Mutator};
 use crate::oracle::{self, Broken, Oracle};
@@ -201,6 +204,21 @@ fn engine_mutation(mutator: &Mutator<'_>, rng: &mut Rng, steps: &mut Vec<Step>, 
     true
 }
 
+/// What a run through the engine keeps beside it.
+struct Watch<'o> {
+    /// The core's fold of the engine's fresh decisions and first results:
+    /// what the engine's stored state must equal.
+    shadow: SessionState,
+    /// The oracle's own fold of the same events: what invariants are judged by.
+    fold: Fold<'o>,
+    /// The idempotency key each allowed call id was given.
+    keys: BTreeMap<String, Option<String>>,
+    /// Idempotency keys handed out for execution.
+    executed: BTreeSet<String>,
+    /// Calls whose result the engine counted.
+    recorded: BTreeSet<String>,
+}
+
 impl Durable<'_> {
     /// One attempt: runs `steps` and, if they break an invariant not found
     /// before, minimises them. The bypass (invariant, minimal steps, the step
@@ -240,10 +258,13 @@ impl Durable<'_> {
         if let Err(error) = self.runtime.block_on(self.engine.create_session(&self.handle, &session, None)) {
             return Run::Failed(0, format!("cannot create session {session}: {error}"));
         }
-        let mut shadow = SessionState::new(self.workflow);
-        let mut keys: BTreeMap<String, Option<String>> = BTreeMap::new();
-        let mut executed: BTreeSet<String> = BTreeSet::new();
-        let mut recorded: BTreeSet<String> = BTreeSet::new();
+        let mut watch = Watch {
+            shadow: SessionState::new(self.workflow),
+            fold: self.oracle.fold(),
+            keys: BTreeMap::new(),
+            executed: BTreeSet::new(),
+            recorded: BTreeSet::new(),
+        };
         for (index, step) in steps.iter().enumerate() {
             let broken = match step {
                 Step::Call(call) => {
@@ -252,7 +273,7 @@ impl Durable<'_> {
                         Err(error) => return Run::Failed(index, error.to_string()),
                     };
                     tally.decided += 1;
-                    self.judge_call(call, &answer, &mut shadow, &mut keys, &mut executed, tally)
+                    self.judge_call(call, &answer, &mut watch, tally)
                 }
                 Step::Result { call, result, outcome } => {
                     let recording = self.engine.record_result(&session, call.as_str(), result, *outcome);
@@ -261,18 +282,22 @@ impl Durable<'_> {
                         Err(error) => return Run::Failed(index, error.to_string()),
                     };
                     tally.results += 1;
+                    // The oracle folds every result it sends, as sent: what
+                    // counts is for its own fold to say.
+                    watch.fold.recorded(call, result, *outcome);
                     if !answer.recorded {
                         continue;
                     }
-                    if !recorded.insert(call.to_string()) {
+                    if !watch.recorded.insert(call.to_string()) {
                         Some(Broken {
                             invariant: oracle::RESULT_COUNTS_ONCE.into(),
                             message: format!("the result of call {call} was recorded twice"),
                         })
                     } else {
-                        let before = identities(self.workflow, &shadow);
-                        apply(self.workflow, &mut shadow, Event::ResultRecorded { call, result, outcome: *outcome });
-                        identity_changed(&before, &identities(self.workflow, &shadow))
+                        let shadow = &mut watch.shadow;
+                        let before = identities(self.workflow, shadow);
+                        apply(self.workflow, shadow, Event::ResultRecorded { call, result, outcome: *outcome });
+                        identity_changed(&before, &identities(self.workflow, shadow))
                     }
                 }
             };
@@ -285,7 +310,7 @@ impl Durable<'_> {
             Ok((_, stored)) => stored,
             Err(error) => return Run::Failed(last, format!("cannot read the state of session {session}: {error}")),
         };
-        if stored != shadow {
+        if stored != watch.shadow {
             let message = "the engine's stored state is not the fold of its decisions and first results";
             return Run::Broken(last, Broken { invariant: oracle::RESULT_COUNTS_ONCE.into(), message: message.into() });
         }
@@ -296,9 +321,7 @@ impl Durable<'_> {
         &self,
         call: &ToolCall,
         answer: &tollgate_engine::CallDecision,
-        shadow: &mut SessionState,
-        keys: &mut BTreeMap<String, Option<String>>,
-        executed: &mut BTreeSet<String>,
+        watch: &mut Watch<'_>,
         tally: &mut Tally,
     ) -> Option<Broken> {
         let allowed = answer.decision.verdict() == Verdict::Allow;
@@ -309,7 +332,7 @@ impl Durable<'_> {
         if answer.replayed {
             tally.replayed += 1;
             // The original answer again: the same key, nothing executes anew.
-            return match keys.get(call.id.as_str()) {
+            return match watch.keys.get(call.id.as_str()) {
                 Some(original) if allowed && *original != key => Some(Broken {
                     invariant: oracle::KEY_EXECUTES_ONCE.into(),
                     message: format!("call {} re-sent got another idempotency key", call.id),
@@ -323,28 +346,29 @@ impl Durable<'_> {
         }
         if allowed {
             let side_effect = self.workflow.tool(&call.tool).is_some_and(|t| t.is_side_effect());
-            if side_effect && keys.contains_key(call.id.as_str()) {
+            if side_effect && watch.keys.contains_key(call.id.as_str()) {
                 return Some(Broken {
                     invariant: oracle::CALL_ID_ONCE.into(),
                     message: format!("side-effecting call id {} was allowed a second time", call.id),
                 });
             }
             if let Some(key) = &key
-                && !executed.insert(key.clone())
+                && !watch.executed.insert(key.clone())
             {
                 return Some(Broken {
                     invariant: oracle::KEY_EXECUTES_ONCE.into(),
                     message: format!("idempotency key {key} was handed out for a second execution"),
                 });
             }
-            keys.insert(call.id.to_string(), key);
-            if let Some(broken) = self.oracle.check_allowed(self.workflow, shadow, call) {
+            watch.keys.insert(call.id.to_string(), key);
+            if let Some(broken) = self.oracle.check_allowed(&watch.fold, call) {
                 return Some(broken);
             }
         }
         // The engine decided the call at its own time when it carried none.
         let timed = call.clone().at(call.now_ms.unwrap_or(ENGINE_CLOCK_MS));
-        apply(self.workflow, shadow, Event::Decided { call: &timed, decision: &answer.decision });
+        apply(self.workflow, &mut watch.shadow, Event::Decided { call: &timed, decision: &answer.decision });
+        watch.fold.decided(&timed, answer.decision.verdict());
         None
     }
 }

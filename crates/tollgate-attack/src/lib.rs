@@ -1,20 +1,25 @@
 //! Tollgate's bypass hunter, behind `tollgate attack`. It owns the starting
 //! sessions (recorded traces, or sessions generated from the workflow), the
 //! mutations an attacker makes to them, the oracle that judges every allowed
-//! call by the workflow's `[[invariants]]` and the built-in ones, ddmin for
+//! call by the workflow's `[[invariants]]` and the built-in ones over a fold
+//! of the session's events of its own (`fold.rs`, `spec.rs`), ddmin for
 //! what got through, and a few attempts through the engine on a temporary
 //! SQLite file to attack exactly-once as well (a side effect re-sent after its
 //! decision, a reused call id, a result recorded twice). [`hunt`] returns a
 //! typed [`Report`]; its `Display` is the text `tollgate attack` prints.
 //!
-//! It must not depend on the core's evaluator: the oracle evaluates every rule
-//! with the `cel` crate's own interpreter (`oracle.rs`, `functions.rs`), so a
-//! mistake in the core's evaluation cannot judge itself. Nor does it depend on
-//! the binary or on the terminal: everything in the report follows from the
-//! input (workflow, traces, seed), and timing is the caller's business.
+//! It must not depend on the core's evaluator nor on the core's session state:
+//! the oracle evaluates every rule, invariants and fact mappings alike, with
+//! the `cel` crate's own interpreter (`oracle.rs`, `fold.rs`, `functions.rs`)
+//! over facts and totals it folds itself from the events it feeds the core,
+//! so a mistake in the core's evaluation or in its `apply` cannot judge
+//! itself. Nor does it depend on the binary or on the terminal: everything in
+//! the report follows from the input (workflow, traces, seed), and timing is
+//! the caller's business.
 
 mod corpus;
 mod durable;
+mod fold;
 mod functions;
 mod generate;
 mod minimise;
@@ -23,6 +28,7 @@ mod oracle;
 mod recorded;
 mod report;
 mod rng;
+mod spec;
 
 pub use oracle::BUILT_IN;
 pub use report::{CoreTally, EngineTally, Finding, FindingKind, MutationCount, Report, Start, Via, step_line};
@@ -34,7 +40,7 @@ use rng::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tollgate_core::script::Step;
-use tollgate_core::{Event, SessionState, Verdict, Workflow, apply, decide};
+use tollgate_core::{Event, SessionState, Verdict, Workflow, decide};
 
 /// A text and the name it is known by (a file path as the user gave it).
 #[derive(Clone, Debug)]
@@ -149,7 +155,7 @@ pub fn hunt(input: &Input) -> Result<Report, Error> {
     if input.attempts == 0 {
         return Err(Error::NoAttempts);
     }
-    let oracle = Oracle::new(&workflow)?;
+    let oracle = Oracle::new(&workflow, &input.workflow.text)?;
     let mut rng = Rng::new(input.seed);
     let rule_numbers = rule_numbers(&workflow);
     let (traces, book, start) = match &input.traces {
@@ -276,7 +282,25 @@ fn next_sequence(
 /// skipped, as the engine answers it with the recorded decision (the engine
 /// attempts check that it does).
 fn run_core(workflow: &Workflow, oracle: &Oracle, steps: &[Step], tally: &mut CoreTally) -> Option<(usize, Broken)> {
+    run_with(tollgate_core::apply, workflow, oracle, steps, tally)
+}
+
+/// The core's `apply`, or (in tests) one with a bug planted in it.
+type Apply = fn(&Workflow, &mut SessionState, Event<'_>) -> Vec<tollgate_core::Effect>;
+
+/// [`run_core`] with the `apply` the core under attack folds its state with.
+/// The oracle folds the same events itself, so whatever `apply` gets wrong, it
+/// judges the allowed calls by what the events say.
+fn run_with(
+    apply: Apply,
+    workflow: &Workflow,
+    oracle: &Oracle,
+    steps: &[Step],
+    tally: &mut CoreTally,
+) -> Option<(usize, Broken)> {
     let mut state = SessionState::new(workflow);
+    // What the oracle judges with: its own fold of the events fed in, never `state`.
+    let mut fold = oracle.fold();
     let mut decided: Vec<&str> = Vec::new();
     for (index, step) in steps.iter().enumerate() {
         match step {
@@ -291,7 +315,7 @@ fn run_core(workflow: &Workflow, oracle: &Oracle, steps: &[Step], tally: &mut Co
                     Verdict::Allow => {
                         tally.allowed += 1;
                         tally.judged += 1;
-                        if let Some(broken) = oracle.check_allowed(workflow, &state, call) {
+                        if let Some(broken) = oracle.check_allowed(&fold, call) {
                             return Some((index, broken));
                         }
                     }
@@ -299,10 +323,12 @@ fn run_core(workflow: &Workflow, oracle: &Oracle, steps: &[Step], tally: &mut Co
                     Verdict::Escalate => tally.escalated += 1,
                 }
                 apply(workflow, &mut state, Event::Decided { call, decision: &decision });
+                fold.decided(call, decision.verdict());
             }
             Step::Result { call, result, outcome } => {
                 let before = identities(workflow, &state);
                 apply(workflow, &mut state, Event::ResultRecorded { call, result, outcome: *outcome });
+                fold.recorded(call, result, *outcome);
                 if let Some(broken) = identity_changed(&before, &identities(workflow, &state)) {
                     return Some((index, broken));
                 }
@@ -312,20 +338,22 @@ fn run_core(workflow: &Workflow, oracle: &Oracle, steps: &[Step], tally: &mut Co
     None
 }
 
-/// Identity facts held, as (name, key, fields as JSON text).
-fn identities(workflow: &Workflow, state: &SessionState) -> Vec<(String, Option<String>, String)> {
+/// An identity fact instance the core holds: (name, key, fields).
+type Identity = (String, Option<String>, tollgate_core::Value);
+
+/// Identity facts the core holds.
+fn identities(workflow: &Workflow, state: &SessionState) -> Vec<Identity> {
     state
         .facts(workflow)
         .into_iter()
         .filter(|(name, _, _)| workflow.facts().iter().any(|f| f.name() == *name && f.is_identity()))
-        .map(|(name, key, value)| (name.to_owned(), key.map(str::to_owned), value.to_json().to_string()))
+        .map(|(name, key, value)| (name.to_owned(), key.map(str::to_owned), value.clone()))
         .collect()
 }
 
-fn identity_changed(
-    before: &[(String, Option<String>, String)],
-    after: &[(String, Option<String>, String)],
-) -> Option<Broken> {
+/// The built-in identity invariant, judged on what the core holds before and
+/// after a result: an identity fact, once held, stays as it was.
+fn identity_changed(before: &[Identity], after: &[Identity]) -> Option<Broken> {
     for (name, key, value) in before {
         match after.iter().find(|(n, k, _)| n == name && k == key) {
             Some((_, _, now)) if now == value => {}
@@ -333,8 +361,9 @@ fn identity_changed(
                 return Some(Broken {
                     invariant: oracle::IDENTITY_UNCHANGED.into(),
                     message: format!(
-                        "identity fact {name} changed from {value} to {}",
-                        now.map_or("nothing", |(_, _, v)| v.as_str())
+                        "identity fact {name} changed from {} to {}",
+                        value.to_json(),
+                        now.map_or_else(|| "nothing".to_owned(), |(_, _, v)| v.to_json().to_string())
                     ),
                 });
             }
@@ -365,3 +394,6 @@ fn rule_numbers(workflow: &Workflow) -> Vec<f64> {
 fn file_name(name: &str) -> String {
     Path::new(name).file_name().map_or_else(|| name.to_owned(), |n| n.to_string_lossy().into_owned())
 }
+
+#[cfg(test)]
+mod tests;
