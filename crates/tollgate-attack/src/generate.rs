@@ -5,8 +5,8 @@
 //! across tools as often as an attacker would make them, plus the string
 //! and number literals written in the workflow's rules.
 
-use super::corpus::{Book, Trace};
-use super::rng::Rng;
+use crate::corpus::{Book, Trace};
+use crate::rng::Rng;
 use serde_json::{Map, Value as Json};
 use tollgate_core::script::Step;
 use tollgate_core::workflow::FieldType;
@@ -329,7 +329,7 @@ fn quantifier(rng: &mut Rng, chars: &[char], at: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::{from_pattern, result_paths};
-    use crate::attack::rng::Rng;
+    use crate::rng::Rng;
     use serde_json::json;
 
     #[test]

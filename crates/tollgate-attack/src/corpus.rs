@@ -2,7 +2,7 @@
 //! results the real tools returned; read in `recorded.rs`), the results it
 //! may hand to mutated calls, and the pool of values it swaps in.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use tollgate_core::script::Step;

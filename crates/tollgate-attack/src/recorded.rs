@@ -10,10 +10,9 @@
 //! workflow blocks (or whose result it withholds), so every starting point
 //! is a sequence of calls the workflow allows or escalates to a human.
 
-use super::corpus::Trace;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::corpus::Trace;
+use crate::{Error, SourceFile, Start};
 use serde_json::Value as Json;
-use std::path::Path;
 use tollgate_core::script::Step;
 use tollgate_core::trace::{self, TraceEvent};
 use tollgate_core::{CallId, Event, SessionState, Verdict, Workflow, apply, decide};
@@ -39,15 +38,16 @@ pub struct Corpus {
     pub refused_first: usize,
 }
 
-/// Reads the file and keeps what the workflow allows.
-pub fn read(path: &Path, workflow: &Workflow) -> Result<Corpus> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (sessions, format) = if is_script(&text) {
-        let sessions = read_script(&text, path)?.into_iter().map(|trace| (None, trace)).collect();
+/// Reads the traces and keeps what the workflow allows.
+pub fn read(file: &SourceFile, workflow: &Workflow) -> Result<Corpus, Error> {
+    let text = &file.text;
+    let (sessions, format) = if is_script(text) {
+        let sessions = read_script(text, &file.name)?.into_iter().map(|trace| (None, trace)).collect();
         (sessions, "script lines".to_owned())
     } else {
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let traces = trace::parse(&text, &name).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let name = crate::file_name(&file.name);
+        let traces =
+            trace::parse(text, &name).map_err(|e| Error::Traces { file: file.name.clone(), message: e.to_string() })?;
         let mut formats: Vec<&str> = traces.iter().map(|t| t.format.as_str()).collect();
         formats.sort_unstable();
         formats.dedup();
@@ -55,7 +55,7 @@ pub fn read(path: &Path, workflow: &Workflow) -> Result<Corpus> {
         (traces.iter().map(|t| (t.domain.clone(), from_recorded(t))).collect::<Vec<_>>(), format)
     };
     if sessions.iter().all(|(_, t)| t.steps.is_empty()) {
-        bail!("{} holds no calls", path.display());
+        return Err(Error::NoCalls { file: file.name.clone() });
     }
     let domain = domain_of(workflow, &sessions);
     let mut corpus = Corpus { traces: Vec::new(), format, domain: domain.clone(), ..Corpus::default() };
@@ -85,6 +85,23 @@ pub fn read(path: &Path, workflow: &Workflow) -> Result<Corpus> {
         corpus.traces.push(session);
     }
     Ok(corpus)
+}
+
+impl Corpus {
+    /// What the report says about the starting sessions read from `file`.
+    pub fn start(&self, file: &str) -> Start {
+        Start::Recorded {
+            sessions: self.traces.len(),
+            file: file.to_owned(),
+            format: self.format.clone(),
+            domain: self.domain.clone(),
+            other_domain: self.other_domain,
+            no_calls: self.no_calls,
+            unknown_tools: self.unknown_tools,
+            refused_first: self.refused_first,
+            cut: self.cut,
+        }
+    }
 }
 
 /// Whether the workflow declares every tool the session calls.
@@ -121,20 +138,20 @@ fn is_script(text: &str) -> bool {
 }
 
 /// Script lines; a line `{"session": "name"}` starts the next session.
-fn read_script(text: &str, path: &Path) -> Result<Vec<Trace>> {
+fn read_script(text: &str, file: &str) -> Result<Vec<Trace>, Error> {
     let mut traces: Vec<Trace> = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let json: Json =
-            serde_json::from_str(line).with_context(|| format!("{}:{}: malformed JSON", path.display(), number + 1))?;
+        let bad_line = |message: String| Error::TraceLine { file: file.to_owned(), line: number + 1, message };
+        let json: Json = serde_json::from_str(line).map_err(|e| bad_line(format!("malformed JSON: {e}")))?;
         if let Some(name) = json.get("session") {
             let name = name.as_str().map_or_else(|| name.to_string(), str::to_owned);
             traces.push(Trace { name, steps: Vec::new() });
             continue;
         }
-        let step = Step::from_json(&json).map_err(|message| anyhow!("{}:{}: {message}", path.display(), number + 1))?;
+        let step = Step::from_json(&json).map_err(bad_line)?;
         if traces.is_empty() {
             traces.push(Trace { name: "session-1".into(), steps: Vec::new() });
         }

@@ -2,8 +2,8 @@
 //! any workflow: it knows tools, their side effects and the facts they
 //! establish, and takes values from the traces' pool, never a domain's names.
 
-use super::corpus::{Book, Trace};
-use super::rng::Rng;
+use crate::corpus::{Book, Trace};
+use crate::rng::Rng;
 use serde_json::Value as Json;
 use tollgate_core::script::Step;
 use tollgate_core::{CallId, ToolCall, ToolOutcome, Workflow};
