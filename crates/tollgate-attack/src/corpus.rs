@@ -5,8 +5,8 @@
 use crate::rng::Rng;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
-use tollgate_core::script::Step;
 use tollgate_core::{ToolCall, ToolOutcome};
+use tollgate_protocol::script::Step;
 
 /// One recorded session.
 #[derive(Clone, Debug)]

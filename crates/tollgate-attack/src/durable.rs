@@ -17,9 +17,9 @@ use crate::oracle::{self, Broken, Oracle};
 use crate::rng::Rng;
 use crate::{EngineTally as Tally, Error, Finding, FindingKind, SourceFile, Via, identities, identity_changed};
 use std::collections::{BTreeMap, BTreeSet};
-use tollgate_core::script::Step;
 use tollgate_core::{Event, SessionState, ToolCall, Verdict, Workflow, apply};
 use tollgate_engine::{Clock, Engine, WorkflowHandle};
+use tollgate_protocol::script::Step;
 
 /// The engine's time for calls without one: 2024-01-01T00:00:00Z.
 const ENGINE_CLOCK_MS: i64 = 1_704_067_200_000;

@@ -8,9 +8,9 @@
 use crate::corpus::{Book, Trace};
 use crate::rng::Rng;
 use serde_json::{Map, Value as Json};
-use tollgate_core::script::Step;
 use tollgate_core::workflow::FieldType;
 use tollgate_core::{ToolCall, ToolOutcome, Workflow};
+use tollgate_protocol::script::Step;
 
 /// How many sessions to generate, and the most calls in each.
 const SESSIONS: usize = 48;

@@ -39,8 +39,8 @@ use oracle::{Broken, Oracle};
 use rng::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
-use tollgate_core::script::Step;
 use tollgate_core::{Event, SessionState, Verdict, Workflow, decide};
+use tollgate_protocol::script::Step;
 
 /// A text and the name it is known by (a file path as the user gave it).
 #[derive(Clone, Debug)]

@@ -1,7 +1,7 @@
 //! Delta debugging: the shortest sequence that still breaks the same
 //! invariant, by dropping calls (each with its results) and then single steps.
 
-use tollgate_core::script::Step;
+use tollgate_protocol::script::Step;
 
 /// Steps grouped by call: a call and every result for its id form one unit.
 fn units(steps: &[Step]) -> Vec<Vec<Step>> {
@@ -100,7 +100,7 @@ mod tests {
     use super::minimise;
     use serde_json::json;
     use tollgate_core::ToolCall;
-    use tollgate_core::script::Step;
+    use tollgate_protocol::script::Step;
 
     #[test]
     fn keeps_only_what_the_failure_needs() {

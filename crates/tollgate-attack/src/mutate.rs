@@ -5,8 +5,8 @@
 use crate::corpus::{Book, Trace};
 use crate::rng::Rng;
 use serde_json::Value as Json;
-use tollgate_core::script::Step;
 use tollgate_core::{CallId, ToolCall, ToolOutcome, Workflow};
+use tollgate_protocol::script::Step;
 
 /// The mutations, by name, in the order `apply` numbers them.
 pub const MUTATIONS: [&str; 15] = [

@@ -13,9 +13,9 @@
 use crate::corpus::Trace;
 use crate::{Error, SourceFile, Start};
 use serde_json::Value as Json;
-use tollgate_core::script::Step;
 use tollgate_core::trace::{self, TraceEvent};
 use tollgate_core::{CallId, Event, SessionState, Verdict, Workflow, apply, decide};
+use tollgate_protocol::script::Step;
 
 /// The starting sessions and what was left out of the file.
 #[derive(Default)]

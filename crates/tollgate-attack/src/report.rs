@@ -5,7 +5,7 @@
 use serde_json::json;
 use std::fmt;
 use tollgate_core::ToolOutcome;
-use tollgate_core::script::Step;
+use tollgate_protocol::script::Step;
 
 /// The outcome of a hunt. Everything in it follows from the input: the same
 /// workflow, traces and seed give an equal report.

@@ -5,10 +5,10 @@
 
 use super::{CoreTally, Oracle, run_core, run_with};
 use serde_json::json;
-use tollgate_core::script::Step;
 use tollgate_core::{
     Allowed, CallId, Decision, Effect, Event, SessionState, ToolCall, ToolOutcome, Verdict, Workflow, apply, compile,
 };
+use tollgate_protocol::script::Step;
 
 const REFUNDS: &str = include_str!("../../../examples/support-refunds.toml");
 

@@ -9,8 +9,8 @@
 
 use std::path::PathBuf;
 use tollgate_attack::{Error, Finding, FindingKind, Input, Report, SourceFile, Start, Via, hunt};
-use tollgate_core::script::{self, Step};
 use tollgate_core::{SessionState, compile};
+use tollgate_protocol::script::{self, Step};
 
 const WORKFLOW: &str = "examples/support-refunds.toml";
 const TRACES: &str = "examples/support-refunds.traces.jsonl";

@@ -3,7 +3,6 @@
 
 use crate::call::{CallId, HistoryEntry};
 use crate::value::{Value, compact_json};
-use serde_json::json;
 use std::sync::Arc;
 
 /// The three verdicts.
@@ -203,65 +202,5 @@ impl Decision {
 
     pub(crate) fn block(stage: Stage, reasons: Vec<Reason>, missing: Vec<Missing>) -> Decision {
         Decision::Block(Blocked { stage, reasons, missing })
-    }
-
-    /// The decision as JSON (format `tollgate.decision/v1`), for transcripts,
-    /// the CLI and the tool error an agent receives.
-    pub fn to_json(&self) -> serde_json::Value {
-        let reasons: Vec<serde_json::Value> =
-            self.reasons().iter().map(|r| json!({"rule_id": r.rule_id, "message": r.message})).collect();
-        match self {
-            Decision::Allow(allowed) => {
-                let mut value = json!({"verdict": "allow"});
-                if let Some(object) = value.as_object_mut() {
-                    if let Some(key) = &allowed.idempotency_key {
-                        object.insert("idempotency_key".into(), json!(key));
-                    }
-                    if let Some(call) = &allowed.approved_by {
-                        object.insert("approved_by".into(), json!(call.as_str()));
-                    }
-                    if let Some(handoff) = &allowed.handoff {
-                        object.insert("handoff".into(), handoff.to_json());
-                    }
-                }
-                value
-            }
-            Decision::Block(blocked) => json!({
-                "verdict": "block",
-                "stage": blocked.stage.as_str(),
-                "reasons": reasons,
-                "missing": blocked.missing.iter().map(|m| {
-                    let mut value = json!({"fact": m.fact, "action": m.action});
-                    if let Some(object) = value.as_object_mut() {
-                        if let Some(key) = &m.key { object.insert("key".into(), json!(key)); }
-                        if let Some(call) = &m.pending_call { object.insert("pending_call".into(), json!(call.as_str())); }
-                    }
-                    value
-                }).collect::<Vec<_>>(),
-            }),
-            Decision::Escalate(escalation) => json!({
-                "verdict": "escalate",
-                "reasons": reasons,
-                "urgency": escalation.urgency,
-                "recommended_action": escalation.recommended_action,
-                "handoff": escalation.handoff.to_json(),
-            }),
-        }
-    }
-}
-
-impl Handoff {
-    /// The handoff as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "customer_id": self.customer_id,
-            "conversation_summary": self.conversation_summary,
-            "root_cause": self.root_cause,
-            "recommended_action": self.recommended_action,
-            "urgency": self.urgency,
-            "facts": self.facts.iter().map(FactSnapshot::line).collect::<Vec<_>>(),
-            "timeline": self.timeline.iter().map(|entry| entry.line()).collect::<Vec<_>>(),
-            "pending_calls": self.pending_calls.iter().map(CallId::as_str).collect::<Vec<_>>(),
-        })
     }
 }

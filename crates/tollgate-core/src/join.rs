@@ -9,7 +9,7 @@ use crate::handoff::{fact_snapshots, verified_customer_id};
 use crate::investigation::{Ending, Opened};
 use crate::state::SessionState;
 use crate::workflow::Workflow;
-use serde_json::json;
+
 use std::sync::Arc;
 
 /// Whether a finding's investigation was resolved or escalated.
@@ -152,38 +152,4 @@ pub fn join(
         }
     });
     Ok(Join { findings, handoff })
-}
-
-impl Finding {
-    /// The finding as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "concern_id": self.concern_id,
-            "session": self.session,
-            "concern": self.concern,
-            "status": self.status.as_str(),
-            "outcome": self.outcome,
-            "urgency": self.urgency,
-            "recommended_action": self.recommended_action,
-            "rule_ids": self.rule_ids,
-            "facts": self.facts.iter().map(FactSnapshot::line).collect::<Vec<_>>(),
-            "calls": self.calls.iter().map(|c| c.line()).collect::<Vec<_>>(),
-            "blocks": self.blocks.iter().map(|c| c.line()).collect::<Vec<_>>(),
-        })
-    }
-}
-
-impl Join {
-    /// The join as JSON (what is audited).
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "findings": self.findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
-            "handoff": self.handoff.as_ref().map(|h| json!({
-                "customer_id": h.customer_id,
-                "urgency": h.urgency,
-                "summary": h.summary,
-                "concerns": h.concerns.iter().map(Finding::to_json).collect::<Vec<_>>(),
-            })),
-        })
-    }
 }

@@ -23,8 +23,9 @@
 //!    its case as rules read them (it implements `expr::Session`).
 //! 7. `handoff`, `join`: handoffs compiled from state; the join of a case.
 //! 8. `decide`, `apply`, `checkpoint`: the decision, the fold, checkpoints.
-//! 9. `trace`, `script`: recorded traces and scripted sessions, which drive
-//!    `decide` and `apply`.
+//! 9. `human`: the human half of an escalation (handoff statuses, people's
+//!    actions, how an approval covers a call), read by `decide` and `apply`.
+//! 10. `trace`: recorded traces, which drive `decide` and `apply`.
 //!
 //! ```
 //! use tollgate_core::{compile, decide, SessionState, ToolCall, Verdict};
@@ -60,7 +61,6 @@ pub mod human;
 mod investigation;
 mod join;
 mod limits;
-pub mod script;
 mod state;
 pub mod trace;
 mod value;

@@ -10,6 +10,7 @@
 pub mod decision;
 pub mod effect;
 pub mod join;
+pub mod script;
 
 pub use decision::{Decision, Handoff, Missing, Reason, decision_json};
 pub use effect::{Effect, effect_json};

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use tollgate_core::SessionState;
-use tollgate_core::script::{Step, run_step};
+use tollgate_protocol::script::{Step, run_step};
 
 /// Where a scripted session goes: nowhere (in memory), or a store.
 pub struct Durable {
@@ -82,7 +82,7 @@ async fn run_durable(text: &str, file: &str, steps: &[Step], durable: &Durable) 
                 serde_json::json!({
                     "result": call.as_str(),
                     "recorded": recorded.recorded,
-                    "effects": recorded.effects.iter().map(tollgate_core::Effect::to_json).collect::<Vec<_>>(),
+                    "effects": recorded.effects.iter().map(tollgate_protocol::effect_json).collect::<Vec<_>>(),
                     "note": recorded.note,
                 })
             }

@@ -150,7 +150,7 @@ fn bench_decide_checks_its_cases_and_reports_every_one() {
 fn stored_sessions_and_the_audit_log_are_inspectable_and_tampering_is_caught() {
     let dir = tollgate_store::testing::temp_dir("tollgate_cli").unwrap();
     let db = dir.join("t.db").display().to_string();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-core/tests/scripts/refunds_story.jsonl");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-protocol/tests/scripts/refunds_story.jsonl");
     let workflow = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/support-refunds.toml");
     let run = tollgate(&["run", "--workflow", workflow, "--db", &db, "--session", "s1", script]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 const WORKFLOW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/support-refunds.toml");
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-core/tests/scripts/refunds_story.jsonl");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-protocol/tests/scripts/refunds_story.jsonl");
 
 /// Runs the script in `session`; kills the process after `kill_after` lines
 /// of output (each line is a step already committed; 0: as soon as it has

@@ -10,8 +10,8 @@ use crate::spec::Spec;
 use cel::Value as Cel;
 use cel::objects::Key;
 use serde_json::{Value as Json, json};
-use tollgate_core::script::Step;
 use tollgate_core::{CallId, Event, SessionState, ToolCall, ToolOutcome, Workflow, apply, compile, decide};
+use tollgate_protocol::script::Step;
 
 const EDGES: &str = r#"
 [workflow]

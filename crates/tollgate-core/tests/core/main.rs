@@ -1,9 +1,9 @@
 //! The integration tests of `tollgate-core`, in one binary: every file
 //! directly under `tests/` is a binary of its own, linked separately, and on
 //! a small machine the links cost more than the tests. Each module here was
-//! such a file; the data they read stays where it was (`tests/scripts/`,
-//! `tests/snapshots/`), and `bypass.proptest-regressions` sits beside
-//! `bypass.rs`, where its property test looks for it.
+//! such a file; `bypass.proptest-regressions` sits beside `bypass.rs`, where
+//! its property test looks for it. (The decision transcripts, which test the
+//! wire format, are `tollgate-protocol`'s.)
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
@@ -14,5 +14,4 @@ mod handoffs;
 mod parser_robustness;
 mod tau_traces;
 mod time_and_facts;
-mod transcripts;
 mod validate;

@@ -74,7 +74,7 @@ fn airline() -> Workflow {
 
 /// Milliseconds of an RFC 3339 time.
 fn ms(text: &str) -> i64 {
-    tollgate_core::script::parse_now(&json!(text)).unwrap()
+    tollgate_core::trace::SessionTime::parse(text).unwrap().unix_ms
 }
 
 fn call_and_record(workflow: &Workflow, state: &mut SessionState, call: ToolCall, result: serde_json::Value) {

@@ -13,12 +13,9 @@
 //! and the agent's summary of the conversation, which an escalation's
 //! handoff quotes beside the one compiled from the session: `"summary": "..."`.
 
-use crate::apply::{Effect, Event, ToolOutcome, apply};
-use crate::call::{CallId, ToolCall};
-use crate::decide::decide;
-use crate::state::SessionState;
-use crate::workflow::Workflow;
+use crate::{decision_json, effect_json};
 use serde_json::{Value as Json, json};
+use tollgate_core::{CallId, Event, SessionState, ToolCall, ToolOutcome, Workflow, apply, decide};
 
 /// One step of a script.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,7 +67,7 @@ impl Step {
 /// milliseconds since the Unix epoch.
 pub fn parse_now(now: &Json) -> Result<i64, String> {
     match now {
-        Json::String(text) => crate::trace::SessionTime::parse(text).map(|time| time.unix_ms),
+        Json::String(text) => tollgate_core::trace::SessionTime::parse(text).map(|time| time.unix_ms),
         Json::Number(n) => n.as_i64().ok_or_else(|| format!("\"now\" {n} is not whole milliseconds")),
         other => Err(format!("\"now\" must be RFC 3339 text or milliseconds, not {other}")),
     }
@@ -87,32 +84,11 @@ pub fn run_step(workflow: &Workflow, state: &mut SessionState, step: &Step) -> J
         Step::Call(call) => {
             let decision = decide(workflow, state, call);
             apply(workflow, state, Event::Decided { call, decision: &decision });
-            json!({"call": call.id.as_str(), "tool": call.tool, "decision": decision.to_json()})
+            json!({"call": call.id.as_str(), "tool": call.tool, "decision": decision_json(&decision)})
         }
         Step::Result { call, result, outcome } => {
             let effects = apply(workflow, state, Event::ResultRecorded { call, result, outcome: *outcome });
-            json!({"result": call.as_str(), "effects": effects.iter().map(Effect::to_json).collect::<Vec<_>>()})
-        }
-    }
-}
-
-impl Effect {
-    /// The effect as JSON, for transcripts.
-    pub fn to_json(&self) -> Json {
-        match self {
-            Effect::CallPending { call } => json!({"pending": call.as_str()}),
-            Effect::CallRefused { call } => json!({"refused": call.as_str()}),
-            Effect::FactEstablished { fact, key } => json!({"established": fact, "key": key}),
-            Effect::FactUpdated { fact, key, fields } => json!({"updated": fact, "key": key, "fields": fields}),
-            Effect::FactNotRecorded { fact, reason } => json!({"not_recorded": fact, "reason": reason}),
-            Effect::ResultWithheld { call, reasons } => json!({
-                "withheld": call.as_str(),
-                "reasons": reasons.iter().map(|r| json!({"rule_id": r.rule_id, "message": r.message})).collect::<Vec<_>>(),
-            }),
-            Effect::CallFailed { call } => json!({"failed": call.as_str()}),
-            Effect::ResultIgnored { call } => json!({"ignored": call.as_str()}),
-            Effect::HandoffChanged { call, status } => json!({"handoff": call.as_str(), "status": status}),
-            Effect::HandoffUnchanged { call, reason } => json!({"handoff": call.as_str(), "unchanged": reason}),
+            json!({"result": call.as_str(), "effects": effects.iter().map(effect_json).collect::<Vec<_>>()})
         }
     }
 }

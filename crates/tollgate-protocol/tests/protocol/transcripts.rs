@@ -3,7 +3,7 @@
 //! with the reviewed snapshot in `tests/snapshots/`.
 
 use tollgate_core::SessionState;
-use tollgate_core::script::{Step, run};
+use tollgate_protocol::script::{Step, run};
 
 const REFERENCE: &str = include_str!("../../../../examples/support-refunds.toml");
 
@@ -31,9 +31,10 @@ macro_rules! transcript_test {
         fn $name() {
             let script = include_str!(concat!("../scripts/", stringify!($name), ".jsonl"));
             // insta names a snapshot after the module path, here
-            // `core::transcripts`, beside the source file. The reviewed
+            // `protocol::transcripts`, beside the source file. The reviewed
             // snapshots were named when this file was a test binary of its
-            // own; their name and place are given here so they stay as they are.
+            // own (in tollgate-core); their name and place are given here so
+            // they stay as they are.
             let mut settings = insta::Settings::clone_current();
             settings.set_snapshot_path("../snapshots");
             settings.set_prepend_module_to_snapshot(false);
@@ -47,3 +48,16 @@ transcript_test!(parallel_batch);
 transcript_test!(handoff);
 transcript_test!(delete_account);
 transcript_test!(bad_input);
+
+#[test]
+fn same_workflow_and_events_give_byte_identical_transcripts() {
+    let reference = || tollgate_core::compile(REFERENCE, "support-refunds.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let workflow = reference();
+    let script = include_str!("../scripts/refunds_story.jsonl");
+    let steps: Vec<Step> =
+        script.lines().filter_map(|l| serde_json::from_str(l).ok()).filter_map(|j| Step::from_json(&j).ok()).collect();
+    let first = run(&workflow, &mut SessionState::new(&workflow), &steps);
+    let again = run(&reference(), &mut SessionState::new(&workflow), &steps);
+    assert_eq!(serde_json::to_string(&first).ok(), serde_json::to_string(&again).ok());
+    assert!(first.len() > 10);
+}
