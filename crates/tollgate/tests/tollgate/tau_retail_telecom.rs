@@ -7,9 +7,9 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-mod common;
 
-use common::{tau_traces, text, tollgate};
+
+use crate::common::{tau_traces, text, tollgate};
 
 use serde_json::{Value, json};
 use std::path::Path;

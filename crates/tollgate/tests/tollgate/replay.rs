@@ -5,9 +5,9 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-mod common;
 
-use common::{stderr, stdout, tau_traces, tollgate};
+
+use crate::common::{stderr, stdout, tau_traces, tollgate};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -2,9 +2,9 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-mod common;
 
-use common::{JOINED_CASE_LINES, command, root, stdout, tollgate};
+
+use crate::common::{JOINED_CASE_LINES, command, root, stdout, tollgate};
 use std::io::Write;
 use std::process::Stdio;
 

@@ -4,9 +4,9 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-mod common;
 
-use common::{root, stderr, stdout, tollgate};
+
+use crate::common::{root, stderr, stdout, tollgate};
 use tollgate_attack::{Input, SourceFile, hunt};
 
 const WORKFLOW: &str = "examples/support-refunds.toml";

@@ -15,9 +15,9 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-mod common;
 
-use common::{JOINED_CASE_LINES, Lcg, command};
+
+use crate::common::{JOINED_CASE_LINES, Lcg, command};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

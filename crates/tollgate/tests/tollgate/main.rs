@@ -1,0 +1,14 @@
+//! The `tollgate` command's tests, one binary (each file a module): the
+//! command as a user runs it, its crash and kill tests, replays of recorded
+//! traces, and the attack command's printing.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+mod attack;
+mod cli;
+mod common;
+mod crash;
+mod fanout_crash;
+mod replay;
+mod tau_airline;
+mod tau_retail_telecom;
