@@ -35,6 +35,7 @@ mod investigations;
 pub mod journal;
 mod sessions;
 mod tenant;
+mod tokens;
 
 pub use audit::{AuditProblem, AuditRecord, AuditReport};
 pub use calls::{CallDecision, Recorded};
@@ -44,6 +45,7 @@ pub use handoffs::{APPROVAL_MAX_MS, Handoff, HandoffFilter, handoff_id};
 pub use investigations::{Concern, Investigation};
 pub use sessions::{CHECKPOINT_EVERY, InDoubt, Resume, SessionInfo};
 pub use tenant::Tenant;
+pub use tokens::{Role, Token};
 pub use tollgate_core::human::HumanAction;
 use tollgate_store::Store;
 

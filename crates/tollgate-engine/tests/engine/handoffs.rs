@@ -218,3 +218,40 @@ async fn an_overdue_handoff_expires_and_two_engines_agree_on_one_claim() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tokens_authenticate_until_revoked_and_are_stored_only_as_hashes() {
+    on_both(|url| async move {
+        let (engine, _) = engine_at(&url, T0).await;
+        let (token, secret) = engine.create_token("acme", tollgate_engine::Role::Reviewer, "Ann Lee").await.unwrap();
+        assert!(secret.starts_with(&format!("tg_{}_", token.id)), "{secret}");
+        let found = engine.authenticate(&secret).await.unwrap().unwrap();
+        assert_eq!(
+            (found.tenant.as_str(), found.role, found.name.as_str()),
+            ("acme", tollgate_engine::Role::Reviewer, "Ann Lee")
+        );
+        // A token one character off, a malformed one, or none at all: nobody.
+        let mut wrong = secret.clone();
+        wrong.pop();
+        wrong.push(if secret.ends_with('0') { '1' } else { '0' });
+        for other in [wrong.as_str(), "tg_x", "", "Bearer x", &"a".repeat(10_000)] {
+            assert_eq!(engine.authenticate(other).await.unwrap(), None, "{other}");
+        }
+        // The store holds no secret.
+        let store = tollgate_store::Store::open(&url).await.unwrap();
+        let stored = store.tokens(Some("acme")).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(!stored[0].secret_hash.contains(&secret[20..]) && stored[0].secret_hash.len() == 64);
+        store.close().await;
+        assert!(matches!(
+            engine.create_token("acme", tollgate_engine::Role::Agent, "").await,
+            Err(Error::BadRequest { .. })
+        ));
+        assert!(engine.revoke_token(&token.id).await.unwrap());
+        assert_eq!(engine.authenticate(&secret).await.unwrap(), None, "revoked");
+        assert!(!engine.revoke_token(&token.id).await.unwrap());
+        assert_eq!(engine.tokens(Some("acme")).await.unwrap()[0].revoked_ms, Some(T0));
+        engine.close().await;
+    })
+    .await;
+}

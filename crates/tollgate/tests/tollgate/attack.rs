@@ -4,8 +4,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-
-
 use crate::common::{root, stderr, stdout, tollgate};
 use tollgate_attack::{Input, SourceFile, hunt};
 

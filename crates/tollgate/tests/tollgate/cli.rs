@@ -2,8 +2,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-
-
 use crate::common::{JOINED_CASE_LINES, command, root, stdout, tollgate};
 use std::io::Write;
 use std::process::Stdio;

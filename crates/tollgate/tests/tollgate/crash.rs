@@ -8,8 +8,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-
-
 use crate::common::{Lcg, command};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;

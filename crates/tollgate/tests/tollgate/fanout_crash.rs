@@ -15,8 +15,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-
-
 use crate::common::{JOINED_CASE_LINES, Lcg, command};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;

@@ -5,8 +5,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-
-
 use crate::common::{stderr, stdout, tau_traces, tollgate};
 
 use std::path::{Path, PathBuf};

@@ -10,8 +10,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-
-
 use crate::common::{tau_traces, text, tollgate};
 
 use std::path::Path;

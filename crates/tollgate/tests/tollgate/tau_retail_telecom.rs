@@ -7,8 +7,6 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
-
-
 use crate::common::{tau_traces, text, tollgate};
 
 use serde_json::{Value, json};
