@@ -7,6 +7,7 @@
 //! `tollgate-core` (the model it converts) and nothing else of ours; the
 //! engine and the surfaces depend on it, never the other way.
 
+pub mod api;
 pub mod decision;
 pub mod effect;
 pub mod join;

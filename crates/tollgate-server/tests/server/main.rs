@@ -1,0 +1,7 @@
+//! The server's tests, one binary: the router driven without a socket
+//! (`tower::ServiceExt::oneshot`), on SQLite and PostgreSQL.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
+
+mod common;
+mod sessions;
