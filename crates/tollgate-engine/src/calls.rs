@@ -8,7 +8,7 @@ use crate::{Engine, Error, ID_MAX, check_id};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 use tollgate_core::{CallId, Decision, Event, ToolCall, ToolOutcome, Workflow, apply, decide_in_case, json_bytes};
-use tollgate_protocol::{decision_json, effect_json};
+use tollgate_protocol::decision_json;
 use tollgate_store::SessionTx;
 
 /// Arguments of a refused call larger than this are recorded by size only.
@@ -91,7 +91,7 @@ impl Engine {
         };
         if let Some(decision) = refused {
             let record = Record::Refused(Refused { call: refused_call(call), decision: decision_json(&decision) });
-            let seq = append(tx, session, &record, None, now, None).await?;
+            let seq = append(tx, session, &record, now, None).await?;
             overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
             return Ok(CallDecision { json: decision_json(&decision), decision, replayed: false });
         }
@@ -116,7 +116,7 @@ impl Engine {
             decision: wire.clone(),
         });
         let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
-        let seq = append(tx, session, &record, None, now, checkpoint.as_deref()).await?;
+        let seq = append(tx, session, &record, now, checkpoint.as_deref()).await?;
         let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(CallDecision { decision, json: wire, replayed: false })
@@ -179,16 +179,14 @@ impl Engine {
             Event::ResultRecorded { call: &call, result, outcome }
         };
         let effects = apply(&workflow, &mut state, event);
-        let effects_json: Vec<Json> = effects.iter().map(effect_json).collect();
         let record = Record::Result(ResultRecorded {
             call: call_id.to_owned(),
             outcome: Outcome::from(outcome),
             result: (!oversized).then(|| result.clone()),
             result_bytes: oversized.then_some(result_bytes),
         });
-        let audit = json!({"call": call_id, "outcome": Outcome::from(outcome), "effects": effects_json}).to_string();
         let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
-        let seq = append(tx, session, &record, Some(audit), now, checkpoint.as_deref()).await?;
+        let seq = append(tx, session, &record, now, checkpoint.as_deref()).await?;
         let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(Recorded { recorded: true, effects, note: None })

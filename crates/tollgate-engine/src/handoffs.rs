@@ -336,7 +336,7 @@ impl Engine {
         let acted = HumanActed::new(id, call, action, now);
         let record = Record::Human(acted.clone());
         let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
-        let seq = append(tx, session, &record, None, now, checkpoint.as_deref()).await?;
+        let seq = append(tx, session, &record, now, checkpoint.as_deref()).await?;
         let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
         let mut row =
             tx.handoff(id).await?.ok_or_else(|| Error::NotFound { what: Missing::Handoff, id: id.to_owned() })?;

@@ -172,7 +172,7 @@ impl Engine {
                 parent: parent.to_owned(),
                 tools: tools.clone(),
             });
-            let seq = append(tx, child, &record, None, now, None).await?;
+            let seq = append(tx, child, &record, now, None).await?;
             overlay.insert(child.to_owned(), cached(&info, seq, checkpoint_seq, state));
         }
         tx.lock(parent).await?;
@@ -190,7 +190,7 @@ impl Engine {
                 })
                 .collect(),
         });
-        let seq = append(tx, parent, &record, None, now, None).await?;
+        let seq = append(tx, parent, &record, now, None).await?;
         overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(all)
     }
@@ -221,7 +221,7 @@ impl Engine {
         }
         apply(&workflow, &mut state, Event::Concluded { outcome });
         let record = Record::Concluded(Concluded { outcome: outcome.to_owned() });
-        let seq = append(tx, session, &record, None, self.clock.now_ms(), None).await?;
+        let seq = append(tx, session, &record, self.clock.now_ms(), None).await?;
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(())
     }
@@ -263,7 +263,7 @@ impl Engine {
             overlay.insert(parent.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
             return Ok(join);
         }
-        let seq = append(tx, parent, &record, None, self.clock.now_ms(), None).await?;
+        let seq = append(tx, parent, &record, self.clock.now_ms(), None).await?;
         overlay.insert(parent.to_owned(), cached(&info, seq, checkpoint_seq, state));
         Ok(join)
     }

@@ -37,7 +37,7 @@ mod sessions;
 mod tenant;
 mod tokens;
 
-pub use audit::{AuditProblem, AuditRecord, AuditReport};
+pub use audit::{AuditKey, AuditProblem, AuditRecord, AuditReport, AuditVerifyKey, SignedHead};
 pub use calls::{CallDecision, Recorded};
 pub use clock::Clock;
 pub use error::{Conflict, Error, ErrorKind, Missing};

@@ -114,18 +114,18 @@ pub(crate) fn cached(
 }
 
 /// Appends one record to `session` (the transaction's current session) with
-/// its audit record: named by the record's event, with the record's body
-/// unless `audit_body` says otherwise. Returns the entry's number.
+/// its audit record: named by the record's event, with the record's very
+/// body, so everything a session's state is folded from (results included)
+/// is in the hash chain. Returns the entry's number.
 pub(crate) async fn append(
     tx: &mut SessionTx,
     session: &str,
     record: &Record,
-    audit_body: Option<String>,
     at_ms: i64,
     checkpoint: Option<&str>,
 ) -> Result<i64, Error> {
     let body = record.body();
-    let audit = NewAudit { kind: record.audit_event(), body: audit_body.unwrap_or_else(|| body.clone()), at_ms };
+    let audit = NewAudit { kind: record.audit_event(), body: body.clone(), at_ms };
     let entry = NewEntry { kind: record.kind().as_str().to_owned(), call_id: record.index_key(), body, at_ms };
     Ok(tx.append(session, &[entry], &[audit], checkpoint).await?)
 }

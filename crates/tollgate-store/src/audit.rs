@@ -42,6 +42,27 @@ pub struct AuditHead {
     pub seq: i64,
     /// The last record's hash.
     pub hash: String,
+    /// Who signed this head ([`HeadSigner::signer`]), if it is signed.
+    pub signer: Option<String>,
+    /// The signature of this head ([`HeadSigner::sign`]), if it is signed.
+    pub signature: Option<String>,
+}
+
+impl AuditHead {
+    /// An unsigned head.
+    pub fn unsigned(seq: i64, hash: String) -> AuditHead {
+        AuditHead { seq, hash, signer: None, signature: None }
+    }
+}
+
+/// Signs the audit log's head at every commit that moves it, with a key the
+/// database does not hold: a writer who rewrites the log and recomputes
+/// every hash cannot sign the head it ends at (`audit verify --key`).
+pub trait HeadSigner: Send + Sync + std::fmt::Debug {
+    /// Who signs (a public key, say), stored beside the signature.
+    fn signer(&self) -> String;
+    /// The signature of the head (`seq`, `hash`).
+    fn sign(&self, seq: i64, hash: &str) -> String;
 }
 
 /// The first place a chain breaks.
@@ -65,6 +86,9 @@ pub struct VerifyReport {
     pub sessions: usize,
     /// The first problem, if any.
     pub problem: Option<AuditProblem>,
+    /// The head the log was checked against, as read in the same snapshot
+    /// (with its signature, for a caller holding the key to check).
+    pub head: AuditHead,
 }
 
 /// The SHA-256 of a record's content and both links (everything but its
@@ -349,7 +373,7 @@ impl Verifier {
                 });
             }
         }
-        VerifyReport { records: self.checked, sessions: self.sessions.len(), problem }
+        VerifyReport { records: self.checked, sessions: self.sessions.len(), problem, head: head.clone() }
     }
 }
 
@@ -494,7 +518,7 @@ mod tests {
         for chunk in [packed(&records), packed(&shuffled)] {
             let mut verifier = Verifier::default();
             assert!(!feed_packed(&mut verifier, &chunk).unwrap());
-            let head = AuditHead { seq: 6, hash: records[5].hash.clone() };
+            let head = AuditHead::unsigned(6, records[5].hash.clone());
             let report = verifier.finish(&head);
             assert!(report.problem.is_none(), "{report:?}");
             assert_eq!(report.records, 6);

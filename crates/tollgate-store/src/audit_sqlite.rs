@@ -45,7 +45,7 @@ struct Row {
     ends: [usize; 6],
 }
 
-const SELECT_HEAD: &str = "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1";
+const SELECT_HEAD: &str = "SELECT seq, hash, signer, signature FROM tollgate_audit_head WHERE id = 1";
 const SELECT_RECORDS: &str = "SELECT seq, session_seq, at_ms, session_id, kind, body, prev_hash, \
                               session_prev_hash, hash FROM tollgate_audit ORDER BY seq";
 
@@ -68,7 +68,9 @@ pub(crate) fn verify(path: &Path) -> Result<VerifyReport, Error> {
     // A deferred transaction: its first read fixes the snapshot every later read sees.
     connection.execute_batch("BEGIN").map_err(read_error)?;
     let head = connection
-        .query_row(SELECT_HEAD, [], |row| Ok(AuditHead { seq: row.get(0)?, hash: row.get(1)? }))
+        .query_row(SELECT_HEAD, [], |row| {
+            Ok(AuditHead { seq: row.get(0)?, hash: row.get(1)?, signer: row.get(2)?, signature: row.get(3)? })
+        })
         .map_err(read_error)?;
     let (send, chunks) = mpsc::sync_channel::<Chunk>(CHUNKS_AHEAD);
     let (give_back, spare) = mpsc::channel::<Chunk>();

@@ -53,7 +53,7 @@ impl Shape {
             Shape::Audit => 9,
             Shape::Checkpoints => 3,
             Shape::Sessions => 4,
-            Shape::Head => 2,
+            Shape::Head => 4,
             Shape::LockSessions | Shape::ReadSessions => 1,
             Shape::Calls => 2,
         }
@@ -77,6 +77,10 @@ impl Shape {
                 sql.push_str("UPDATE tollgate_audit_head SET seq = ");
                 placeholders.push(sql);
                 sql.push_str(", hash = ");
+                placeholders.push(sql);
+                sql.push_str(", signer = ");
+                placeholders.push(sql);
+                sql.push_str(", signature = ");
                 placeholders.push(sql);
                 sql.push_str(" WHERE id = 1");
             }

@@ -28,7 +28,7 @@ pub mod testing;
 mod tokens;
 mod tx;
 
-pub use audit::{AuditHead, AuditProblem, AuditRecord, VerifyReport, record_hash, verify_records};
+pub use audit::{AuditHead, AuditProblem, AuditRecord, HeadSigner, VerifyReport, record_hash, verify_records};
 pub use handoffs::{HandoffQuery, HandoffRow};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::TokenRow;
@@ -210,6 +210,8 @@ pub struct StoredWorkflow {
 pub struct Store {
     backend: Backend,
     location: Arc<Location>,
+    /// Signs the audit head at every commit that moves it, if set.
+    signer: Arc<std::sync::RwLock<Option<Arc<dyn HeadSigner>>>>,
 }
 
 /// The database behind a [`Store`].
@@ -346,7 +348,7 @@ impl Store {
             (Backend::Sqlite(SqliteStore { pool, native }), Location::Sqlite(path))
         };
         let (backend, location) = store;
-        let store = Store { backend, location: Arc::new(location) };
+        let store = Store { backend, location: Arc::new(location), signer: Arc::default() };
         schema::migrate(&store).await.map_err(|e| match e {
             Error::Database(db) => open_error(url, &db),
             other => other,
@@ -373,6 +375,16 @@ impl Store {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
+    }
+
+    /// Signs the audit head with `signer` at every commit that moves it, from
+    /// now on, in every clone of this store.
+    pub fn sign_heads(&self, signer: Arc<dyn HeadSigner>) {
+        *self.signer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(signer);
+    }
+
+    pub(crate) fn head_signer(&self) -> Option<Arc<dyn HeadSigner>> {
+        self.signer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Where the data lives: the SQLite file or the PostgreSQL URL.
@@ -487,10 +499,15 @@ impl Store {
 
     /// The head of the global audit chain: the last record's sequence number and hash.
     pub async fn audit_head(&self) -> Result<AuditHead, Error> {
-        const SQL: &str = "SELECT seq, hash FROM tollgate_audit_head WHERE id = 1";
+        const SQL: &str = "SELECT seq, hash, signer, signature FROM tollgate_audit_head WHERE id = 1";
         let head = on_pool!(self, pool => {
             let row = sqlx::query(SQL).fetch_one(pool).await?;
-            AuditHead { seq: row.try_get("seq")?, hash: row.try_get("hash")? }
+            AuditHead {
+                seq: row.try_get("seq")?,
+                hash: row.try_get("hash")?,
+                signer: row.try_get("signer")?,
+                signature: row.try_get("signature")?,
+            }
         });
         Ok(head)
     }
@@ -528,8 +545,15 @@ impl Store {
         if snapshot.is_empty() || !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(Error::Damaged(format!("the server named its snapshot {snapshot:?}")));
         }
-        let row = sqlx::query("SELECT seq, hash FROM tollgate_audit_head WHERE id = 1").fetch_one(&mut *lead).await?;
-        let head = AuditHead { seq: row.try_get("seq")?, hash: row.try_get("hash")? };
+        let row = sqlx::query("SELECT seq, hash, signer, signature FROM tollgate_audit_head WHERE id = 1")
+            .fetch_one(&mut *lead)
+            .await?;
+        let head = AuditHead {
+            seq: row.try_get("seq")?,
+            hash: row.try_get("hash")?,
+            signer: row.try_get("signer")?,
+            signature: row.try_get("signature")?,
+        };
         let mut verifier = audit::Verifier::default();
         // The exporting transaction stays open while the chunks are read.
         audit_postgres::feed(pool, &snapshot, &mut verifier).await?;
@@ -570,7 +594,7 @@ impl Store {
             Backend::Sqlite(sqlite) => TxInner::Sqlite(sqlite.native.begin_write().await?),
             Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(SessionTx::new(inner))
+        Ok(SessionTx::new(inner).signed_by(self.head_signer()))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::{Error, Store, audit};
 use sqlx::Row;
 
 /// The newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// One migration: its statements on both backends, then SQLite's own.
 struct Migration {
@@ -49,6 +49,15 @@ const MIGRATIONS: &[Migration] = &[
     // is an index of the handoffs the journals hold, kept in the same
     // transactions; API tokens are stored by the SHA-256 of their secret.
     Migration { both: V3, sqlite: &[] },
+    // The audit head signed with a key the database does not hold (by the
+    // writers that have it): who signed it and the signature.
+    Migration {
+        both: &[
+            "ALTER TABLE tollgate_audit_head ADD COLUMN signer TEXT",
+            "ALTER TABLE tollgate_audit_head ADD COLUMN signature TEXT",
+        ],
+        sqlite: &[],
+    },
 ];
 
 /// Version 3, the same SQL on both backends.

@@ -35,6 +35,8 @@ pub struct SessionTx {
     /// A snapshot to read ([`crate::Store::snapshot`]): nothing is locked
     /// and nothing may be appended.
     read_only: bool,
+    /// Signs the audit head at commit, if the store has a signer.
+    signer: Option<std::sync::Arc<dyn crate::HeadSigner>>,
 }
 
 /// The row of a session a transaction works on, as locked and as changed since.
@@ -72,7 +74,13 @@ impl SessionTx {
             pending: Pending::default(),
             calls: HashMap::new(),
             read_only: false,
+            signer: None,
         }
+    }
+
+    pub(crate) fn signed_by(mut self, signer: Option<std::sync::Arc<dyn crate::HeadSigner>>) -> SessionTx {
+        self.signer = signer;
+        self
     }
 
     /// A transaction that only reads, from one consistent snapshot, and
@@ -354,7 +362,7 @@ impl SessionTx {
     /// durable when this returns.
     /// (SQLite: writes and `COMMIT` on one blocking thread, `native.rs`.)
     pub async fn commit(self) -> Result<(), Error> {
-        let SessionTx { mut inner, mut sessions, pending, .. } = self;
+        let SessionTx { mut inner, mut sessions, pending, signer, .. } = self;
         let Pending { journal, audit: unchained, checkpoints, handoffs } = pending;
         // INVARIANT: the audit head is locked here, after every session row
         // this transaction locks, never in between (see `Pending::audit`).
@@ -368,7 +376,10 @@ impl SessionTx {
                 };
                 audit::chain(id, &mut chain_head, &mut locked.audit, std::slice::from_ref(record), &mut audit);
             }
-            head = Some(chain_head);
+            // Signed here, once per commit, with the key the database does
+            // not hold; an unsigned head (no signer) clears the signature.
+            let signature = signer.map(|s| (s.signer(), s.sign(chain_head.0, &chain_head.1)));
+            head = Some((chain_head, signature));
         }
         let mut dirty: Vec<Locked> = sessions.into_values().filter(|l| l.dirty).collect();
         dirty.sort_unstable_by(|a, b| a.info.id.cmp(&b.info.id));
@@ -396,7 +407,8 @@ struct Written {
     checkpoints: Vec<(String, (i64, String))>,
     /// Changed session rows, in id order.
     dirty: Vec<Locked>,
-    head: Option<(i64, String)>,
+    /// The new head, and who signed it with what.
+    head: Option<((i64, String), Option<(String, String)>)>,
     /// Handoff rows, in order.
     handoffs: Vec<crate::handoffs::HandoffRow>,
 }
@@ -426,7 +438,8 @@ impl Written {
                                   ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, state = excluded.state";
         const SESSION: &str =
             "UPDATE tollgate_sessions SET last_seq = ?2, audit_seq = ?3, audit_hash = ?4 WHERE id = ?1";
-        const HEAD: &str = "UPDATE tollgate_audit_head SET seq = ?1, hash = ?2 WHERE id = 1";
+        const HEAD: &str =
+            "UPDATE tollgate_audit_head SET seq = ?1, hash = ?2, signer = ?3, signature = ?4 WHERE id = 1";
         for e in &self.journal {
             writer.execute(JOURNAL, &journal_binds(e))?;
         }
@@ -469,9 +482,13 @@ fn session_binds(l: &Locked) -> [Bind<'_>; 4] {
     [Bind::Text(&l.info.id), Bind::Int(l.info.last_seq), Bind::Int(l.audit.0), Bind::Text(&l.audit.1)]
 }
 
-/// The audit head's values: seq, hash.
-fn head_binds((seq, hash): &(i64, String)) -> [Bind<'_>; 2] {
-    [Bind::Int(*seq), Bind::Text(hash)]
+/// The audit head's values: seq, hash, signer, signature.
+fn head_binds(((seq, hash), signed): &((i64, String), Option<(String, String)>)) -> [Bind<'_>; 4] {
+    let (signer, signature) = match signed {
+        Some((signer, signature)) => (Some(signer.as_str()), Some(signature.as_str())),
+        None => (None, None),
+    };
+    [Bind::Int(*seq), Bind::Text(hash), Bind::OptionalText(signer), Bind::OptionalText(signature)]
 }
 
 /// An audit record's values, in its table's column order.

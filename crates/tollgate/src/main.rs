@@ -15,6 +15,7 @@ macro_rules! out {
     }};
 }
 
+mod audit;
 mod bench;
 mod demo;
 mod demo_multi;
@@ -233,6 +234,24 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         db: Db,
+        /// The public key (hex, or a file holding it) the head must be signed by:
+        /// without it a careful rewrite of the whole log, hashes and all, passes.
+        #[arg(long)]
+        key: Option<String>,
+        /// A head published earlier (`audit head`): the log must still hold it.
+        #[arg(long)]
+        head: Option<PathBuf>,
+    },
+    /// Print the log's head and its signature as JSON, to publish elsewhere.
+    Head {
+        #[command(flatten)]
+        db: Db,
+    },
+    /// Make a key to sign the audit head with: written to FILE, its public half printed.
+    Keygen {
+        /// Where to write the signing key (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write every record as JSON lines.
     Export {
@@ -324,7 +343,11 @@ fn main() -> ExitCode {
         }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
         Command::Audit { command } => runtime().and_then(|rt| match command {
-            AuditCommand::Verify { db } => rt.block_on(state::verify(&db.url())),
+            AuditCommand::Verify { db, key, head } => {
+                rt.block_on(audit::verify(&db.url(), key.as_deref(), head.as_deref()))
+            }
+            AuditCommand::Head { db } => rt.block_on(audit::head(&db.url())),
+            AuditCommand::Keygen { out } => audit::keygen(&out),
             AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),
         }),
         Command::Attack { workflow, traces, seed, attempts, engine_attempts } => {

@@ -106,7 +106,7 @@ pub struct Replayed {
 const CONCURRENT_TRACES: usize = 64;
 
 async fn replay_stored(db: &str, text: &str, file: &str, traces: &[Trace], json: bool) -> Result<Vec<Replayed>> {
-    let engine = Engine::open(db).await?;
+    let engine = crate::audit::open_writer(db).await?;
     let handle = engine.register_workflow(text, file).await?;
     let ids = session_ids(traces, &run_tag());
     let events: usize = traces.iter().map(|t| t.events.len()).sum();

@@ -53,7 +53,7 @@ pub fn run(workflow_path: &Path, script_path: &Path, durable: Option<Durable>) -
 /// results recorded before count once, so a run killed at any point and
 /// started again ends where one uninterrupted run ends.
 async fn run_durable(text: &str, file: &str, steps: &[Step], durable: &Durable) -> Result<ExitCode> {
-    let engine = tollgate_engine::Engine::open(&durable.db).await?;
+    let engine = crate::audit::open_writer(&durable.db).await?;
     let handle = engine.register_workflow(text, file).await?;
     match engine.session(&durable.session).await? {
         Some(info) if info.workflow_hash != handle.hash => {

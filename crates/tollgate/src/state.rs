@@ -76,29 +76,6 @@ pub async fn resume(db: &str, id: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `audit verify`: both chains, every record.
-pub async fn verify(db: &str) -> Result<ExitCode> {
-    let engine = open_existing(db).await?;
-    let report = engine.verify_audit().await?;
-    engine.close().await;
-    match report.problem {
-        None => {
-            out!("audit log intact: {} records in {} sessions", report.records, report.sessions);
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(problem) => {
-            out!(
-                "audit log BROKEN at record {}{}: {}",
-                problem.seq,
-                problem.session_id.map(|s| format!(" (session {s})")).unwrap_or_default(),
-                problem.message
-            );
-            out!("{} records before it verified", report.records);
-            Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
 /// `audit export`: every record as one JSON line.
 pub async fn export(db: &str, output: Option<&Path>) -> Result<ExitCode> {
     let engine = open_existing(db).await?;

@@ -46,7 +46,7 @@ async fn a_corrupt_file_or_a_bad_url_is_a_clear_error_and_nothing_is_written() {
         let error = Store::open(url).await.unwrap_err();
         assert!(matches!(error, Error::Open { .. } | Error::BadUrl { .. }), "{url}: {error:?}");
     }
-    let head = AuditHead { seq: 0, hash: "0".repeat(64) };
+    let head = AuditHead::unsigned(0, "0".repeat(64));
     assert_eq!(tollgate_store::verify_records(&[], &head).problem, None);
 }
 
@@ -79,13 +79,16 @@ async fn a_schema_1_store_is_migrated_keeping_every_record() {
     assert_eq!(before.len(), 6);
     store.close().await;
     // Back to schema 1 by hand: the audit table as version 1 made it, and
-    // none of version 3's tenants, handoff queue or tokens.
+    // none of version 3's tenants, handoff queue or tokens, nor version 4's
+    // signed head.
     let db = rusqlite::Connection::open(&url).unwrap();
     db.execute_batch(
         "BEGIN;
          DROP TABLE tollgate_handoffs;
          DROP TABLE tollgate_tokens;
          ALTER TABLE tollgate_sessions DROP COLUMN tenant;
+         ALTER TABLE tollgate_audit_head DROP COLUMN signer;
+         ALTER TABLE tollgate_audit_head DROP COLUMN signature;
          CREATE TABLE v1 (seq BIGINT PRIMARY KEY, session_id TEXT NOT NULL, session_seq BIGINT NOT NULL,
              kind TEXT NOT NULL, body TEXT NOT NULL, at_ms BIGINT NOT NULL, prev_hash TEXT NOT NULL,
              session_prev_hash TEXT NOT NULL, hash TEXT NOT NULL);

@@ -317,3 +317,62 @@ fn bench_durable_refuses_a_store_that_is_there() {
     assert!(error.contains("exists") && error.contains("path that does not exist"), "{error}");
     assert_eq!(stdout(&tollgate(&["audit", "verify", "--db", &db])), stdout(&before), "the store was changed");
 }
+
+#[test]
+fn the_audit_head_is_signed_by_the_writers_key_and_a_rollback_past_a_published_head_is_caught() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_audit_key").unwrap();
+    let db = dir.join("t.db").display().to_string();
+    let key_file = dir.join("audit.key");
+    let keygen = tollgate(&["audit", "keygen", "--out", &key_file.display().to_string()]);
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let public = stdout(&keygen).trim().to_owned();
+    assert_eq!(public.len(), 64, "{public}");
+    assert!(
+        !tollgate(&["audit", "keygen", "--out", &key_file.display().to_string()]).status.success(),
+        "never overwritten"
+    );
+    let workflow = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/support-refunds.toml");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate-protocol/tests/scripts/refunds_story.jsonl");
+    let signed_run = |session: &str| {
+        command()
+            .args(["run", "--workflow", workflow, "--db", &db, "--session", session, script])
+            .env("TOLLGATE_AUDIT_KEY_FILE", &key_file)
+            .output()
+            .unwrap()
+    };
+    assert!(signed_run("s1").status.success());
+    let head_file = dir.join("head.json");
+    let head = stdout(&tollgate(&["audit", "head", "--db", &db]));
+    let published: serde_json::Value = serde_json::from_str(&head).unwrap();
+    assert_eq!(published["signer"], public.as_str());
+    std::fs::write(&head_file, &head).unwrap();
+    assert!(signed_run("s2").status.success());
+
+    let head_arg = head_file.display().to_string();
+    let verify = tollgate(&["audit", "verify", "--db", &db, "--key", &public, "--head", &head_arg]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert!(stdout(&verify).contains(&format!("head signed by {public}")));
+    let unkeyed = tollgate(&["audit", "verify", "--db", &db]);
+    assert!(stdout(&unkeyed).contains("chains only"), "{}", stdout(&unkeyed));
+
+    // Roll the log back to before the published head: the chains hold (it is
+    // a clean prefix) and its head's signature is a real one, an old one.
+    let before = published["seq"].as_i64().unwrap() - 3;
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let store = tollgate_store::Store::open(&db).await.unwrap();
+        let records = store.audit_records(before - 1, 1).await.unwrap();
+        let sql = format!("DELETE FROM tollgate_audit WHERE seq > {before}");
+        tollgate_store::testing::execute(&store, &sql).await.unwrap();
+        let sql = format!("UPDATE tollgate_audit_head SET seq = {before}, hash = '{}' WHERE id = 1", records[0].hash);
+        tollgate_store::testing::execute(&store, &sql).await.unwrap();
+        store.close().await;
+    });
+    let chains = tollgate(&["audit", "verify", "--db", &db]);
+    assert!(chains.status.success(), "{}", stdout(&chains));
+    let rolled = tollgate(&["audit", "verify", "--db", &db, "--head", &head_arg]);
+    assert!(!rolled.status.success());
+    assert!(stdout(&rolled).contains("rolled back"), "{}", stdout(&rolled));
+    let with_key = tollgate(&["audit", "verify", "--db", &db, "--key", &public]);
+    assert!(!with_key.status.success(), "the old head's signature does not cover the rolled-back head");
+    std::fs::remove_dir_all(&dir).ok();
+}
