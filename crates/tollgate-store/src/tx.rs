@@ -408,7 +408,7 @@ struct Written {
     /// Changed session rows, in id order.
     dirty: Vec<Locked>,
     /// The new head, and who signed it with what.
-    head: Option<((i64, String), Option<(String, String)>)>,
+    head: Option<NewHead>,
     /// Handoff rows, in order.
     handoffs: Vec<crate::handoffs::HandoffRow>,
 }
@@ -482,8 +482,11 @@ fn session_binds(l: &Locked) -> [Bind<'_>; 4] {
     [Bind::Text(&l.info.id), Bind::Int(l.info.last_seq), Bind::Int(l.audit.0), Bind::Text(&l.audit.1)]
 }
 
+/// A head written at commit: (seq, hash), and (signer, signature) if signed.
+type NewHead = ((i64, String), Option<(String, String)>);
+
 /// The audit head's values: seq, hash, signer, signature.
-fn head_binds(((seq, hash), signed): &((i64, String), Option<(String, String)>)) -> [Bind<'_>; 4] {
+fn head_binds(((seq, hash), signed): &NewHead) -> [Bind<'_>; 4] {
     let (signer, signature) = match signed {
         Some((signer, signature)) => (Some(signer.as_str()), Some(signature.as_str())),
         None => (None, None),
