@@ -75,7 +75,7 @@ pub use decision::{Allowed, Blocked, Decision, Escalation, FactSnapshot, Handoff
 pub use expr::{Rule, evaluate_standalone};
 pub use investigation::{Ending, Opened};
 pub use join::{Finding, FindingStatus, Join, JoinedHandoff, join};
-pub use limits::{Limits, json_bytes};
+pub use limits::{Limits, escaped_bytes, json_bytes};
 pub use state::SessionState;
 pub use value::Value;
 pub use workflow::{Problem, Workflow, compile, name_problem as workflow_name_problem};

@@ -48,8 +48,9 @@ impl Default for Limits {
 }
 
 /// The size of a JSON value written compactly, computed without writing it.
-/// Counts are exact for ASCII strings without escapes and an upper bound
-/// within a few bytes otherwise; good enough for a limit.
+/// Strings count as written, escapes included (a control character is six
+/// bytes, `\u0000`): a limit on this is a limit on what is stored. Exact
+/// but for doubles, counted at their longest.
 pub fn json_bytes(value: &serde_json::Value) -> usize {
     match value {
         serde_json::Value::Null => 4,
@@ -66,14 +67,31 @@ pub fn json_bytes(value: &serde_json::Value) -> usize {
             // A double never takes more than 24 characters.
             _ => 24,
         },
-        serde_json::Value::String(s) => s.len() + 2,
+        serde_json::Value::String(s) => escaped_bytes(s) + 2,
         serde_json::Value::Array(items) => {
             2 + items.len().saturating_sub(1) + items.iter().map(json_bytes).sum::<usize>()
         }
         serde_json::Value::Object(object) => {
-            2 + object.len().saturating_sub(1) + object.iter().map(|(k, v)| k.len() + 3 + json_bytes(v)).sum::<usize>()
+            2 + object.len().saturating_sub(1)
+                + object.iter().map(|(k, v)| escaped_bytes(k) + 3 + json_bytes(v)).sum::<usize>()
         }
     }
+}
+
+/// The bytes `text` takes inside a JSON string as `serde_json` writes it:
+/// `"` and `\` and the short escapes take two, other control characters six,
+/// everything else its UTF-8 bytes.
+pub fn escaped_bytes(text: &str) -> usize {
+    let plain = text.len();
+    let extra: usize = text
+        .bytes()
+        .map(|byte| match byte {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+            0x00..=0x1f => 5,
+            _ => 0,
+        })
+        .sum();
+    plain + extra
 }
 
 fn decimal_digits(mut value: u64) -> usize {

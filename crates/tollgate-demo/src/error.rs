@@ -25,6 +25,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The backend's ledger holds a line that is no record of a side effect
+    /// (other than a last line a crash cut short): rather than guess which
+    /// side effects ran, the demo stops.
+    #[error("the demo backend's ledger {} is damaged at line {line}: {why}", path.display())]
+    DamagedLedger {
+        /// Where the ledger is.
+        path: PathBuf,
+        /// The damaged line's number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        why: String,
+    },
     /// An investigation's task ended without an answer (it panicked or was
     /// cancelled).
     #[error("investigation {session} stopped before it finished")]

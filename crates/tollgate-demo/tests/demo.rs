@@ -357,3 +357,26 @@ fn a_refund_executed_before_a_crash_runs_once_when_the_case_is_run_again() {
         engine.close().await;
     });
 }
+
+/// The ledger is read strictly: a last line a crash cut short is no run, but
+/// a damaged line anywhere else stops the demo rather than let it guess
+/// which side effects ran (and run one twice).
+#[test]
+fn a_damaged_ledger_stops_the_case_and_a_line_cut_short_does_not() {
+    let dir = TempDir::new("ledger");
+    let db = dir.db();
+    run_case(&db, "case", 0);
+    let path = multi_concern::ledger_path(&db);
+    let intact = std::fs::read_to_string(&path).unwrap();
+    // Cut short at the end: the case goes on.
+    std::fs::write(&path, format!("{intact}{{\"key\":\"cut")).unwrap();
+    run_case(&db, "case", 0);
+    // Damaged in the middle: refused, naming the line.
+    let mut lines: Vec<&str> = intact.lines().collect();
+    lines.insert(1, "{\"key\":\"x\",\"tool\":\"refund\"}");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let observer: std::sync::Arc<dyn tollgate_demo::Observer<multi_concern::Event>> = std::sync::Arc::new(|_| {});
+    let options = multi_concern::Options { session: Some("case".into()), latency: std::time::Duration::ZERO };
+    let error = runtime().block_on(multi_concern::run(&db, &options, observer)).unwrap_err();
+    assert!(matches!(error, tollgate_demo::Error::DamagedLedger { line: 2, .. }), "{error}");
+}

@@ -232,9 +232,11 @@ async fn original_decision(
 /// Why `text`, free text from the agent (`what`), is refused, if it is
 /// over the workflow's `text_bytes_max`.
 pub(crate) fn over_text_limit(workflow: &Workflow, what: &str, text: &str) -> Option<String> {
+    // As stored: inside a JSON string, escapes included.
     let max = workflow.limits().text_bytes_max;
-    (text.len() > max)
-        .then(|| format!("{what} is {} bytes, over the limit of {max} bytes; send a shorter one", text.len()))
+    let bytes = tollgate_core::escaped_bytes(text);
+    (bytes > max)
+        .then(|| format!("{what} is {bytes} bytes as stored, over the limit of {max} bytes; send a shorter one"))
 }
 
 fn refusal(rule: &str, message: String) -> Decision {

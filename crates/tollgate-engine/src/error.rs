@@ -157,10 +157,12 @@ impl Error {
 impl From<tollgate_store::Error> for Error {
     fn from(error: tollgate_store::Error) -> Error {
         use tollgate_store::Error as Store;
+        let error_text = |e: &tollgate_store::Error| e.to_string();
         match error {
             Store::NoSession(id) => Error::no_session(&id),
             Store::SessionExists(id) => Error::Conflict(Conflict::SessionExists(id)),
             Store::Damaged(message) => Error::Damaged { message },
+            nul @ Store::Nul(_) => Error::bad_request(error_text(&nul)),
             other => {
                 let database = other.is_database();
                 Error::Storage { message: other.to_string(), database }

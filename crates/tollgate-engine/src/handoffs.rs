@@ -147,7 +147,9 @@ pub(crate) fn opened(
         status: HandoffStatus::Open.as_str().to_owned(),
         urgency: handoff.urgency.clone(),
         urgency_rank,
-        customer_id: handoff.customer_id.clone(),
+        // From a tool result: its control characters (a NUL, say) are shown,
+        // not stored as they are in a column people search and sort by.
+        customer_id: handoff.customer_id.as_deref().map(printable),
         claimed_by: None,
         consumed_by: None,
         created_ms: now_ms,
@@ -155,6 +157,11 @@ pub(crate) fn opened(
         expires_ms: call.now_ms.unwrap_or(now_ms).saturating_add(workflow.handoff_expires_after_ms()),
         body: body.to_string(),
     })
+}
+
+/// `text` with each control character replaced by U+FFFD.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
 /// Where the session stands in its case: a parent's investigations, or an

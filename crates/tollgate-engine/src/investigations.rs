@@ -29,6 +29,10 @@ pub struct Concern {
     pub tools: Option<Vec<String>>,
 }
 
+/// Concerns one opening may name at most: a request is split into a few
+/// investigations, not thousands (each is a session, locked with its parent).
+pub const CONCERNS_MAX: usize = 32;
+
 /// An opened investigation: its concern id, its session and its concern.
 pub type Investigation = Opened;
 
@@ -54,6 +58,12 @@ impl Engine {
             )));
         }
         let workflow = self.workflow(&info.workflow_hash).await?;
+        if concerns.is_empty() || concerns.len() > CONCERNS_MAX {
+            return Err(Error::bad_request(format!(
+                "an opening names 1 to {CONCERNS_MAX} concerns, not {}",
+                concerns.len()
+            )));
+        }
         for (index, concern) in concerns.iter().enumerate() {
             if concerns.iter().take(index).any(|earlier| earlier.id == concern.id) {
                 return Err(Error::bad_request(format!("concern id {} is given twice", concern.id)));

@@ -124,6 +124,14 @@ impl SessionTx {
         if self.read_only() {
             return Err(Error::ReadOnly("a snapshot writes no handoff".to_owned()));
         }
+        for text in [&row.id, &row.tenant, &row.call_id, &row.tool, &row.status, &row.urgency, &row.body]
+            .into_iter()
+            .chain(row.customer_id.iter())
+            .chain(row.claimed_by.iter())
+            .chain(row.consumed_by.iter())
+        {
+            crate::refuse_nul("a handoff", text)?;
+        }
         if !self.holds(&row.session_id) {
             return Err(Error::NoSession(format!("{} (not locked in this transaction)", row.session_id)));
         }

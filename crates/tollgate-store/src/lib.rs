@@ -85,12 +85,22 @@ pub enum Error {
     /// A write asked of a transaction that only reads.
     #[error("{0}")]
     ReadOnly(String),
+    /// Text holding a NUL character, refused before it reaches the
+    /// database (PostgreSQL cannot store one; SQLite's C interface would
+    /// cut the text there).
+    #[error("{0} holds a NUL character, which cannot be stored")]
+    Nul(String),
     /// The database reported an error (disk full, connection lost, ...).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// SQLite reported an error in a transaction (disk full, ...).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+/// Refuses `text` (named `what`) if it holds a NUL character.
+pub(crate) fn refuse_nul(what: &str, text: &str) -> Result<(), Error> {
+    if text.as_bytes().contains(&0) { Err(Error::Nul(what.to_owned())) } else { Ok(()) }
 }
 
 impl Error {
@@ -406,6 +416,8 @@ impl Store {
 
     /// Stores a workflow's text under its hash (a no-op if it is there).
     pub async fn put_workflow(&self, workflow: &StoredWorkflow) -> Result<(), Error> {
+        refuse_nul("a workflow's name", &workflow.name)?;
+        refuse_nul("a workflow's text", &workflow.text)?;
         const SQL: &str = "INSERT INTO tollgate_workflows (hash, name, version, text) VALUES ($1, $2, $3, $4) \
                            ON CONFLICT (hash) DO NOTHING";
         on_pool!(self, pool => {
@@ -437,6 +449,13 @@ impl Store {
 
     /// Creates a session. Fails if the id is taken.
     pub async fn create_session(&self, session: &NewSession) -> Result<(), Error> {
+        for (what, text) in [
+            ("a session id", &session.id),
+            ("a tenant", &session.tenant),
+            ("a workflow's name", &session.workflow_name),
+        ] {
+            refuse_nul(what, text)?;
+        }
         const SQL: &str = "INSERT INTO tollgate_sessions \
             (id, workflow_hash, workflow_name, workflow_version, parent_id, created_ms, last_seq, audit_seq, audit_hash, \
             tenant) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8) ON CONFLICT (id) DO NOTHING";

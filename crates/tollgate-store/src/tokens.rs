@@ -60,6 +60,9 @@ macro_rules! on_pool {
 impl Store {
     /// Stores a new token. Fails if its id or secret is taken.
     pub async fn put_token(&self, token: &TokenRow) -> Result<(), Error> {
+        for text in [&token.id, &token.tenant, &token.role, &token.name, &token.secret_hash] {
+            crate::refuse_nul("a token", text)?;
+        }
         const SQL: &str = "INSERT INTO tollgate_tokens (id, tenant, role, name, secret_hash, created_ms, revoked_ms) \
                            VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(self, pool => {

@@ -328,6 +328,17 @@ impl SessionTx {
         if self.read_only {
             return Err(Error::ReadOnly(format!("session {id} was read from a snapshot; nothing can be appended")));
         }
+        // Checked before anything is buffered: one bad write fails here, alone,
+        // not the whole transaction at commit.
+        for new in entries {
+            crate::refuse_nul("a journal entry", &new.body)?;
+            crate::refuse_nul("a journal entry's kind", &new.kind)?;
+            crate::refuse_nul("a journal entry's call id", new.call_id.as_deref().unwrap_or_default())?;
+        }
+        for audit in audits {
+            crate::refuse_nul("an audit record", &audit.body)?;
+            crate::refuse_nul("an audit record's kind", &audit.kind)?;
+        }
         let locked = self.locked(id)?;
         let mut seq = locked.info.last_seq;
         for new in entries {

@@ -21,8 +21,7 @@ pub async fn open_writer(db: &str) -> Result<Engine> {
     match std::env::var_os(KEY_FILE_ENV) {
         None => Ok(engine),
         Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the audit key file {}", Path::new(&path).display()))?;
+            let text = crate::input::read(Path::new(&path), "the audit key file", crate::input::SMALL_BYTES_MAX)?;
             Ok(engine.with_audit_key(AuditKey::from_hex(&text)?))
         }
     }
@@ -31,7 +30,7 @@ pub async fn open_writer(db: &str) -> Result<Engine> {
 /// A public key given as hex, or as the path of a file holding it.
 fn public_key(given: &str) -> Result<AuditVerifyKey> {
     let text = if Path::new(given).is_file() {
-        std::fs::read_to_string(given).with_context(|| format!("cannot read {given}"))?
+        crate::input::read(Path::new(given), "the key file", crate::input::SMALL_BYTES_MAX)?
     } else {
         given.to_owned()
     };
@@ -96,7 +95,7 @@ pub async fn verify(db: &str, key: Option<&str>, published: Option<&Path>) -> Re
     let published: Option<serde_json::Value> = match published {
         None => None,
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = crate::input::read(path, "the published head", crate::input::SMALL_BYTES_MAX)?;
             Some(serde_json::from_str(&text).with_context(|| format!("{} is not a published head", path.display()))?)
         }
     };

@@ -20,6 +20,7 @@ mod bench;
 mod demo;
 mod demo_multi;
 mod durable_bench;
+mod input;
 mod paint;
 mod replay;
 mod run;
@@ -278,9 +279,8 @@ fn attack(
     attempts: u64,
     engine_attempts: u64,
 ) -> Result<ExitCode> {
-    use anyhow::Context as _;
     let read = |path: &std::path::Path| -> Result<tollgate_attack::SourceFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = input::read(path, "the file", input::TRACE_BYTES_MAX)?;
         Ok(tollgate_attack::SourceFile { name: path.display().to_string(), text })
     };
     let input = tollgate_attack::Input {

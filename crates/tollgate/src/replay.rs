@@ -43,7 +43,7 @@ pub fn load_workflow(path: &Path) -> Result<(String, Workflow)> {
 pub fn load_traces(paths: &[PathBuf]) -> Result<Vec<Trace>> {
     let mut traces = Vec::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = crate::input::read(path, "the trace file", crate::input::TRACE_BYTES_MAX)?;
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let parsed = trace::parse(&text, &name).map_err(|error| match error.line {
             Some(line) => anyhow!("{}:{line}: {}", path.display(), error.message),

@@ -1,7 +1,7 @@
 //! `tollgate run`: a scripted session in, a decision transcript out.
 
 use anyhow::{Context, Result, bail};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use tollgate_core::SessionState;
@@ -17,13 +17,7 @@ pub struct Durable {
 
 pub fn run(workflow_path: &Path, script_path: &Path, durable: Option<Durable>) -> Result<ExitCode> {
     let (workflow_text, workflow) = crate::validate::load(workflow_path)?;
-    let text = if script_path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read the script from standard input")?;
-        text
-    } else {
-        std::fs::read_to_string(script_path).with_context(|| format!("cannot read {}", script_path.display()))?
-    };
+    let text = crate::input::read(script_path, "the script", crate::input::SCRIPT_BYTES_MAX)?;
     let mut steps = Vec::new();
     for (number, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

@@ -1,14 +1,14 @@
 //! `tollgate validate`: every problem with file, line and column, or a
 //! one-screen summary of a valid workflow with its static bypass analysis.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use std::path::Path;
 use std::process::ExitCode;
 use tollgate_core::Workflow;
 
 /// Reads and compiles a workflow; problems become one error listing them all.
 pub fn load(path: &Path) -> Result<(String, Workflow)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::input::read(path, "the workflow", crate::input::WORKFLOW_BYTES_MAX)?;
     let workflow = tollgate_core::compile(&text, &path.display().to_string()).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow!("the workflow has {} problem(s):\n{}", problems.len(), lines.join("\n"))
@@ -22,7 +22,7 @@ pub fn load(path: &Path) -> Result<(String, Workflow)> {
 pub fn run(files: &[std::path::PathBuf]) -> Result<ExitCode> {
     let mut failed = false;
     for path in files {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::input::read(path, "the workflow", crate::input::WORKFLOW_BYTES_MAX) {
             Ok(text) => text,
             Err(error) => {
                 out!("{}: cannot read the file: {error}", path.display());

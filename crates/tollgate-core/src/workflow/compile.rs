@@ -90,6 +90,25 @@ impl Compiler<'_> {
             aggregates: parsed.aggregates.keys().map(|k| k.get_ref().clone()).collect(),
             urgency_levels,
         };
+        // Names are shown to people, stored and indexed: one line of text each.
+        let named = parsed
+            .tools
+            .keys()
+            .map(|n| ("tool", n))
+            .chain(parsed.facts.keys().map(|n| ("fact", n)))
+            .chain(parsed.aggregates.keys().map(|n| ("aggregate", n)));
+        let unprintable: Vec<(&str, &toml::Spanned<String>)> = named
+            .filter(|(_, name)| name.get_ref().is_empty() || name.get_ref().chars().any(char::is_control))
+            .collect();
+        for (what, name) in unprintable {
+            self.problem(
+                &name.span(),
+                format!("{what} name {:?} must be text without control characters", name.get_ref()),
+            );
+        }
+        if names.urgency_levels.iter().any(|level| level.is_empty() || level.chars().any(char::is_control)) {
+            self.problem_at(0, "handoff urgency levels must be text without control characters".into());
+        }
         let handoff_tool = parsed.handoff.as_ref().map(|h| h.get_ref().tool.get_ref().clone());
         let mut tools = Vec::with_capacity(parsed.tools.len());
         for (index, (name, tool)) in parsed.tools.iter().enumerate() {

@@ -333,3 +333,19 @@ fn regression_an_aggregate_key_that_is_null_or_missing_blocks_instead_of_resetti
     assert_eq!(session.call("b", "pay", json!({"invoice": "I-1", "amount": 20.0})).verdict(), Verdict::Block);
     assert_eq!(session.call("c", "pay", json!({"invoice": "I-2", "amount": 20.0})).verdict(), Verdict::Allow);
 }
+
+/// Arguments are measured as they are stored: 3,000 control characters are
+/// 18,000 bytes of JSON, over the reference's 16 KiB limit, though 3,000
+/// bytes of text.
+#[test]
+fn arguments_are_measured_with_their_escapes() {
+    let workflow = reference();
+    assert_eq!(workflow.limits().args_bytes_max, 16 * 1024);
+    let call = ToolCall::new("c1", "get_customer", json!({"email": "\u{1}".repeat(3_000), "zip": "1"}));
+    assert!(tollgate_core::json_bytes(&call.args) > 18_000);
+    let decision = decide(&workflow, &SessionState::new(&workflow), &call);
+    assert_eq!(decision.rule_ids(), ["tollgate.limits.args_bytes_max"]);
+    // The same length of plain text is well within it.
+    let plain = ToolCall::new("c2", "get_customer", json!({"email": "a".repeat(3_000), "zip": "1"}));
+    assert_ne!(decide(&workflow, &SessionState::new(&workflow), &plain).rule_ids(), ["tollgate.limits.args_bytes_max"]);
+}

@@ -268,3 +268,14 @@ fn keys_that_can_be_null_or_missing_are_warned_about_with_their_place() {
         assert!(workflow.warnings().is_empty(), "{name}: {:?}", workflow.warnings());
     }
 }
+
+#[test]
+fn names_with_control_characters_are_problems() {
+    let text = format!("{HEADER}[tools.\"pay\\u0000\"]\n[facts.\"c\\u0007\"]\nfields = {{ id = \"string\" }}\n");
+    let found = rendered(&text);
+    assert!(
+        found.iter().any(|p| p.contains("tool name \"pay\\0\" must be text without control characters")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|p| p.contains("fact name \"c\\u{7}\"")), "{found:?}");
+}

@@ -54,12 +54,7 @@ impl Backend {
         let path = ledger_path(db);
         let mut done = BTreeMap::new();
         if let Ok(text) = std::fs::read_to_string(&path) {
-            // A line cut short by a crash is no execution: the tool never answered it.
-            for line in text.lines().filter_map(|l| serde_json::from_str::<Json>(l).ok()) {
-                if let (Some(key), Some(result)) = (line.get("key").and_then(Json::as_str), line.get("result")) {
-                    done.insert(key.to_owned(), result.clone());
-                }
-            }
+            done = read_ledger(&path, &text)?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -143,4 +138,36 @@ fn answer(tool: &str, args: &Json) -> Result<Json, String> {
         "reply_to_customer" => Ok(json!({"sent": true})),
         other => Err(format!("the demo backend has no tool '{other}'")),
     }
+}
+
+/// The side effects a ledger records, by key. Each line is a run
+/// (`key`, `tool`, `args`, `result`) or a repeat answered from the ledger
+/// (`key`, `repeat: true`); a last line without its newline was cut short by
+/// a crash (the tool never answered it) and is no run. Anything else is
+/// damage, refused.
+fn read_ledger(path: &std::path::Path, text: &str) -> Result<BTreeMap<String, Json>, Error> {
+    let mut done = BTreeMap::new();
+    let lines: Vec<&str> = text.split('\n').collect();
+    for (index, line) in lines.iter().enumerate() {
+        let last = index + 1 == lines.len();
+        if line.is_empty() && last {
+            break;
+        }
+        let damaged =
+            |why: &str| Error::DamagedLedger { path: path.to_path_buf(), line: index + 1, why: why.to_owned() };
+        let record: Json = match serde_json::from_str(line) {
+            Ok(record) => record,
+            Err(_) if last => break,
+            Err(error) => return Err(damaged(&error.to_string())),
+        };
+        let Some(key) = record.get("key").and_then(Json::as_str) else { return Err(damaged("no key")) };
+        match (record.get("result"), record.get("repeat")) {
+            (Some(result), None) => {
+                done.insert(key.to_owned(), result.clone());
+            }
+            (None, Some(Json::Bool(true))) => {}
+            _ => return Err(damaged("neither a run with its result nor a repeat")),
+        }
+    }
+    Ok(done)
 }

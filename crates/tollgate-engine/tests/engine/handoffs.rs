@@ -255,3 +255,32 @@ async fn tokens_authenticate_until_revoked_and_are_stored_only_as_hashes() {
     })
     .await;
 }
+
+/// A NUL (or any control character) from a tool result never reaches the
+/// database as it is: the queue row shows it replaced, on PostgreSQL too
+/// (which cannot store a NUL at all).
+#[tokio::test]
+async fn a_customer_id_with_a_nul_from_a_tool_result_is_queued_printable() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine_at(&url, T0).await;
+        engine.create_session(&workflow, "s1", None).await.unwrap();
+        let call = |id: &str, tool: &str, args| ToolCall::new(id, tool, args);
+        engine
+            .decide("s1", &call("v", "get_customer", json!({"email": "a@example.com", "zip": "94107"})))
+            .await
+            .unwrap();
+        let customer = json!({"verified": true, "customer_id": "c\u{0}42", "email": "a@example.com", "tier": "gold"});
+        engine.record_result("s1", "v", &customer, ToolOutcome::Succeeded).await.unwrap();
+        engine.decide("s1", &call("o", "lookup_order", json!({"order_id": "#W1"}))).await.unwrap();
+        let order = json!({"order_id": "#W1", "customer_id": "c\u{0}42", "total": 5000.0, "status": "delivered"});
+        engine.record_result("s1", "o", &order, ToolOutcome::Succeeded).await.unwrap();
+        let escalated = engine.decide("s1", &refund("r1", 800.0)).await.unwrap();
+        assert_eq!(escalated.decision.verdict(), Verdict::Escalate, "{}", escalated.json);
+        let queued = engine.handoff(&tollgate_engine::handoff_id("s1", "r1")).await.unwrap().unwrap();
+        assert_eq!(queued.customer_id.as_deref(), Some("c\u{fffd}42"));
+        // The body keeps it, escaped, as the session holds it.
+        assert_eq!(queued.body["handoff"]["customer_id"], "c\u{0}42");
+        engine.close().await;
+    })
+    .await;
+}

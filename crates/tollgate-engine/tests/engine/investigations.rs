@@ -370,3 +370,40 @@ async fn a_refused_opening_opens_nothing() {
     })
     .await;
 }
+
+/// Limits on what an agent sends: concerns per opening, and texts measured
+/// as they are stored (escapes included: a control character is six bytes).
+#[tokio::test]
+async fn openings_and_texts_are_bounded_as_stored() {
+    on_both(|url| async move {
+        let (engine, handle) = engine(&url).await;
+        verified_parent(&engine, &handle, "q").await;
+        let before = engine.journal("q").await.unwrap().len();
+        let many: Vec<Concern> = (0..33).map(|n| concern(&format!("c{n}"), "a concern", None)).collect();
+        let refused = engine.open_investigations("q", &many).await;
+        assert!(
+            matches!(refused, Err(Error::BadRequest { ref message }) if message.contains("1 to 32 concerns")),
+            "{refused:?}"
+        );
+        assert!(matches!(engine.open_investigations("q", &[]).await, Err(Error::BadRequest { .. })));
+        // 3,000 control characters: 3,000 bytes as text, 18,000 as stored.
+        let controls = "\u{1}".repeat(3_000);
+        let refused = engine.open_investigations("q", &[concern("esc", &controls, None)]).await;
+        assert!(
+            matches!(refused, Err(Error::BadRequest { ref message }) if message.contains("as stored")),
+            "{refused:?}"
+        );
+        let call = tollgate_core::ToolCall::new("s1", "get_customer", json!({"email": "a@b.c", "zip": "1"}))
+            .with_summary(controls.clone());
+        let decided = engine.decide("q", &call).await.unwrap();
+        assert_eq!(decided.decision.rule_ids(), ["tollgate.limits.text_bytes_max"]);
+        assert_eq!(engine.journal("q").await.unwrap().len(), before + 1, "only the refusal, without the summary");
+        engine.open_investigations("q", &[concern("ok", "refund order #W1", None)]).await.unwrap();
+        let refused = engine.conclude("q:ok", &controls).await;
+        assert!(
+            matches!(refused, Err(Error::BadRequest { ref message }) if message.contains("as stored")),
+            "{refused:?}"
+        );
+    })
+    .await;
+}

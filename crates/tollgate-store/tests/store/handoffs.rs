@@ -111,3 +111,26 @@ async fn tokens_are_found_by_their_secrets_hash_and_revoked_once() {
     })
     .await;
 }
+
+/// A NUL is refused before it reaches the database, by the write that
+/// carries it alone: the transaction goes on and commits the rest.
+#[tokio::test]
+async fn a_nul_is_refused_before_the_database_and_the_transaction_goes_on() {
+    on_both(|store| async move {
+        with_session(&store, "s1").await;
+        let mut tx = store.lock_session("s1").await.unwrap();
+        let mut bad = row("h1", "acme", ("high", 2), 5);
+        bad.customer_id = Some("c\u{0}42".into());
+        assert!(matches!(tx.put_handoff(bad), Err(tollgate_store::Error::Nul(_))));
+        let refused = tx.append("s1", &[entry("decision", Some("c1"), "{\"a\":\"x\u{0}y\"}")], &[], None).await;
+        assert!(matches!(refused, Err(tollgate_store::Error::Nul(_))), "{refused:?}");
+        tx.append("s1", &[entry("decision", Some("c2"), "{}")], &[audit("{}")], None).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.journal("s1").await.unwrap().len(), 1, "{}", store.backend());
+        assert_eq!(store.handoff("h1").await.unwrap(), None);
+        let workflow =
+            tollgate_store::StoredWorkflow { hash: "h2".into(), name: "w".into(), version: 1, text: "x\u{0}".into() };
+        assert!(matches!(store.put_workflow(&workflow).await, Err(tollgate_store::Error::Nul(_))));
+    })
+    .await;
+}

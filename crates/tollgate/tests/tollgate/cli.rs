@@ -376,3 +376,26 @@ fn the_audit_head_is_signed_by_the_writers_key_and_a_rollback_past_a_published_h
     assert!(!with_key.status.success(), "the old head's signature does not cover the rolled-back head");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A script or a trace file larger than any real one is refused before it is
+/// read (a sparse file: its size is there, its bytes are not).
+#[test]
+fn a_script_or_trace_over_its_limit_is_refused_before_it_is_read() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_limits").unwrap();
+    let huge = |name: &str, bytes: u64| {
+        let path = dir.join(name);
+        std::fs::File::create(&path).unwrap().set_len(bytes).unwrap();
+        path.display().to_string()
+    };
+    let workflow = "examples/support-refunds.toml";
+    let script = huge("script.jsonl", 64 * 1024 * 1024 + 1);
+    let run = tollgate(&["run", "--workflow", workflow, &script]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("over the limit of 67108864 bytes"), "{run:?}");
+    let traces = huge("traces.jsonl", 256 * 1024 * 1024 + 1);
+    let db = dir.join("t.db").display().to_string();
+    let replay = tollgate(&["replay", "--workflow", workflow, "--db", &db, &traces]);
+    assert!(!replay.status.success());
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("over the limit of 268435456 bytes"), "{replay:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
