@@ -23,7 +23,7 @@ pub fn read(path: &Path, what: &str, max: u64) -> Result<String> {
     let read = if path == Path::new("-") {
         std::io::stdin().take(max + 1).read_to_string(&mut text)
     } else {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {} ({what})", path.display()))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         if size > max {
             bail!("{what} {} is {size} bytes, over the limit of {max} bytes", path.display());
