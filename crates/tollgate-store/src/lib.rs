@@ -4,7 +4,7 @@
 //! One interface, two backends: SQLite (embedded default: one file, WAL,
 //! `synchronous=FULL`, so a commit is on disk when it returns) and
 //! PostgreSQL (several Tollgate processes share one database). Both run the
-//! same migrations and the same conformance suite (`tests/conformance.rs`).
+//! same migrations and the same conformance suite (`tests/store/`).
 //!
 //! Everything that changes a session happens inside a [`SessionTx`]: it
 //! locks the session (PostgreSQL: `SELECT … FOR UPDATE` on its row; SQLite:
