@@ -25,6 +25,7 @@ mod paint;
 mod replay;
 mod run;
 mod state;
+mod tokens;
 mod validate;
 
 use anyhow::Result;
@@ -96,6 +97,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// API tokens for `tollgate serve`: create (printed once), list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
     },
     /// Measure: `bench decide` (single decisions), `bench replay` (recorded traces), `bench durable`.
     Bench {
@@ -230,6 +236,39 @@ enum BenchCommand {
 }
 
 #[derive(Subcommand)]
+enum TokensCommand {
+    /// Make a token; it is printed once, on standard output.
+    Create {
+        #[command(flatten)]
+        db: Db,
+        /// The tenant it acts for.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// agent (sessions, calls, results), reviewer (the desk and handoffs) or admin.
+        #[arg(long)]
+        role: String,
+        /// Whose it is: a reviewer's name is who the audit log says acted.
+        #[arg(long)]
+        name: String,
+    },
+    /// Every token (of one tenant), never a secret.
+    List {
+        #[command(flatten)]
+        db: Db,
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a token by its id: it authenticates nobody from now on.
+    Revoke {
+        /// The token's id (the part after `tg_`, before the next `_`).
+        id: String,
+        #[command(flatten)]
+        db: Db,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check every record and both hash chains; exit 1 at the first broken record.
     Verify {
@@ -342,6 +381,13 @@ fn main() -> ExitCode {
             bench::replay_bench(&workflow, &traces, runs, now.as_deref())
         }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
+        Command::Tokens { command } => runtime().and_then(|rt| match command {
+            TokensCommand::Create { db, tenant, role, name } => {
+                rt.block_on(tokens::create(&db.url(), &tenant, &role, &name))
+            }
+            TokensCommand::List { db, tenant } => rt.block_on(tokens::list(&db.url(), tenant.as_deref())),
+            TokensCommand::Revoke { id, db } => rt.block_on(tokens::revoke(&db.url(), &id)),
+        }),
         Command::Audit { command } => runtime().and_then(|rt| match command {
             AuditCommand::Verify { db, key, head } => {
                 rt.block_on(audit::verify(&db.url(), key.as_deref(), head.as_deref()))

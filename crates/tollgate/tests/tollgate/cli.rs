@@ -399,3 +399,23 @@ fn a_script_or_trace_over_its_limit_is_refused_before_it_is_read() {
     assert!(String::from_utf8_lossy(&replay.stderr).contains("over the limit of 268435456 bytes"), "{replay:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn tokens_are_made_printed_once_listed_without_their_secret_and_revoked() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_tokens").unwrap();
+    let db = dir.join("t.db").display().to_string();
+    let made = tollgate(&["tokens", "create", "--db", &db, "--tenant", "acme", "--role", "reviewer", "--name", "Ann"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let secret = stdout(&made).trim().to_owned();
+    assert!(secret.starts_with("tg_"), "{secret}");
+    let id = secret.split('_').nth(1).unwrap().to_owned();
+    let list = stdout(&tollgate(&["tokens", "list", "--db", &db]));
+    assert!(list.contains(&id) && list.contains("reviewer") && list.contains("acme") && list.contains("Ann"), "{list}");
+    assert!(!list.contains(&secret[20..]), "the secret is never listed");
+    let wrong = tollgate(&["tokens", "create", "--db", &db, "--role", "owner", "--name", "x"]);
+    assert!(!wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("agent, reviewer or admin"));
+    assert!(tollgate(&["tokens", "revoke", &id, "--db", &db]).status.success());
+    assert!(stdout(&tollgate(&["tokens", "list", "--db", &db])).contains("revoked at"));
+    assert!(!tollgate(&["tokens", "revoke", &id, "--db", &db]).status.success(), "revoked once");
+    std::fs::remove_dir_all(&dir).ok();
+}
