@@ -10,7 +10,9 @@
 pub mod api;
 pub mod decision;
 pub mod effect;
+pub mod hook;
 pub mod join;
+pub mod mcp;
 pub mod script;
 
 pub use decision::{Decision, Handoff, Missing, Reason, decision_json};
