@@ -315,10 +315,13 @@ impl Engine {
         }
     }
 
-    /// Another session's state as this transaction sees it: the group's
-    /// overlay if a job of the group wrote it, else checkpoint plus journal
-    /// (appends of this transaction included). Does not change the
-    /// transaction's current session.
+    /// Another session of the case as this transaction sees it: the group's
+    /// overlay if a job of the group wrote it, else the engine's cache if it
+    /// is current, else checkpoint plus journal (appends of this transaction
+    /// included). The session is locked first (its row tells whether the
+    /// cache is current; the case is serialised on the parent's row, taken
+    /// before any of its children's). Does not change the transaction's
+    /// current session.
     async fn load_other(
         &self,
         tx: &mut SessionTx,
@@ -328,6 +331,15 @@ impl Engine {
     ) -> Result<SessionState, Error> {
         if let Some(entry) = overlay.get(session) {
             return Ok(entry.state.clone());
+        }
+        tx.lock_all(&[session]).await?;
+        if let Some(row) = tx.held(session) {
+            let cache = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // INVARIANT: as for a session's own state, the cache is used only
+            // while the stored journal (read under the lock) ends where it does.
+            if let Some(entry) = cache.get(session).filter(|e| e.is_current(row)) {
+                return Ok(entry.state.clone());
+            }
         }
         Ok(load_stored(tx, workflow, session).await?.0)
     }

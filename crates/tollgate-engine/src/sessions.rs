@@ -79,6 +79,14 @@ pub(crate) struct Cached {
     pub(crate) state: SessionState,
 }
 
+impl Cached {
+    /// Whether this is the state of `row` as stored now: its journal ends
+    /// where the cached state does, under the same workflow.
+    pub(crate) fn is_current(&self, row: &tollgate_store::SessionInfo) -> bool {
+        self.last_seq == row.last_seq && self.workflow_hash == row.workflow_hash
+    }
+}
+
 /// Sessions kept in the engine's cache at most; beyond, it starts afresh.
 pub(crate) const CACHED_SESSIONS_MAX: usize = 10_000;
 

@@ -243,6 +243,12 @@ impl SessionTx {
         }
     }
 
+    /// Session `id` as this transaction holds it (locked, or read in a
+    /// snapshot), if it does; does not change the current session.
+    pub fn held(&self, id: &str) -> Option<&SessionInfo> {
+        self.sessions.get(id).map(|locked| &locked.info)
+    }
+
     /// The locked session as it is now.
     pub fn info(&self) -> Result<&SessionInfo, Error> {
         self.current

@@ -407,3 +407,35 @@ async fn openings_and_texts_are_bounded_as_stored() {
     })
     .await;
 }
+
+/// A child's decision reads its parent and siblings from the engine's cache
+/// when the stored journals end where the cache does: the store is not read.
+/// Shown by damaging the parent's and a sibling's stored journal in place
+/// (their numbers unchanged): a read of the store would fail on it, the
+/// cache does not; another engine, with no cache, does fail.
+#[tokio::test]
+async fn a_cases_decisions_read_the_parent_and_siblings_from_the_cache() {
+    on_both(|url| async move {
+        let (engine, handle) = engine(&url).await;
+        verified_parent(&engine, &handle, "p").await;
+        let concerns = [concern("a", "refund order #W1", None), concern("b", "refund order #W2", None)];
+        engine.open_investigations("p", &concerns).await.unwrap();
+        lookup(&engine, "p:a", "l1", "#W1", "c_42", 300.0).await;
+        lookup(&engine, "p:b", "l2", "#W2", "c_42", 300.0).await;
+        let store = tollgate_store::Store::open(&url).await.unwrap();
+        for session in ["p", "p:b"] {
+            let sql = format!("UPDATE tollgate_journal SET body = '{{}}' WHERE session_id = '{session}'");
+            tollgate_store::testing::execute(&store, &sql).await.unwrap();
+        }
+        store.close().await;
+        let d = decide(&engine, "p:a", "r1", "process_refund", json!({"order_id": "#W1", "amount": 50.0})).await;
+        assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json);
+        let (cold, _) = self::engine(&url).await;
+        let refused =
+            cold.decide("p:a", &ToolCall::new("r2", "process_refund", json!({"order_id": "#W1", "amount": 5.0}))).await;
+        assert!(matches!(refused, Err(Error::Diverged { .. })), "{refused:?}");
+        cold.close().await;
+        engine.close().await;
+    })
+    .await;
+}
