@@ -31,6 +31,8 @@ async fn a_missing_token_a_wrong_role_or_another_tenant_is_refused_and_stores_no
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
         let (status, problem) = server.send("POST", "/v1/sessions", Some(&server.reviewer), Some(create.clone())).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+        let (status, problem) = server.send("POST", "/v1/sessions", Some(&server.admin), Some(create.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
         assert!(server.engine.session("s1").await.unwrap().is_none());
         server.send("POST", "/v1/sessions", Some(&server.agent), Some(create)).await;
         let call = json!({"id": "c1", "tool": "get_customer", "args": {"email": "a@b.c", "zip": "1"}});
