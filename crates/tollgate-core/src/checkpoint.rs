@@ -109,6 +109,68 @@ impl From<CheckpointHandoffStatus> for HandoffStatus {
     }
 }
 
+/// [`Checkpoint`], borrowed from the state: the same fields in the same
+/// order, so `to_checkpoint_text` writes the document `to_checkpoint` makes.
+#[derive(Serialize)]
+struct CheckpointRef<'a> {
+    format: &'a str,
+    workflow: &'a str,
+    workflow_version: u32,
+    facts: Vec<FactsRef<'a>>,
+    pending: Vec<PendingRef<'a>>,
+    blocked_calls: i64,
+    allowed_calls: i64,
+    escalations: i64,
+    calls_by_tool: &'a BTreeMap<String, i64>,
+    aggregates: &'a [AggregateState],
+    history: Vec<HistoryRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a CheckpointScope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ending: Option<&'a CheckpointEnding>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    investigations: &'a [(String, String, String)],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    handoffs: &'a [CheckpointHandoff],
+}
+
+/// One fact's instances as a checkpoint holds them: `null` or the instance
+/// for a single fact, an object of instances by key for a keyed one.
+struct FactsRef<'a>(&'a FactInstances);
+
+impl Serialize for FactsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            FactInstances::Single(None) => serializer.serialize_unit(),
+            FactInstances::Single(Some(value)) => value.serialize(serializer),
+            FactInstances::Keyed(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (key, value) in map.iter() {
+                    out.serialize_entry(key.as_ref(), value)?;
+                }
+                out.end()
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PendingRef<'a> {
+    call: &'a str,
+    tool: &'a str,
+    args: &'a serde_json::Value,
+    reservations: &'a [(usize, Option<String>, f64)],
+}
+
+#[derive(Serialize)]
+struct HistoryRef<'a> {
+    call: &'a str,
+    tool: &'a str,
+    event: &'a str,
+    summary: &'a str,
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CheckpointScope {
@@ -154,76 +216,73 @@ const EVENTS: [&str; 6] = ["allow", "block", "escalate", "result", "failed", "wi
 impl SessionState {
     /// The state as a checkpoint document.
     pub fn to_checkpoint(&self, workflow: &Workflow) -> serde_json::Value {
-        let checkpoint = Checkpoint {
-            format: CHECKPOINT_FORMAT.to_owned(),
-            workflow: workflow.name.clone(),
+        self.with_checkpoint(workflow, |checkpoint| serde_json::to_value(checkpoint).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The state as checkpoint text: the document [`SessionState::to_checkpoint`]
+    /// makes, written out straight from the state, nothing copied and no JSON
+    /// tree built on the way (a checkpoint is written on every sixteenth step
+    /// of a session).
+    pub fn to_checkpoint_text(&self, workflow: &Workflow) -> String {
+        self.with_checkpoint(workflow, |checkpoint| serde_json::to_string(checkpoint).unwrap_or_default())
+    }
+
+    /// Runs `write` on the state's checkpoint, borrowed from the state (but
+    /// for the rarely large parts: scope, ending, investigations, handoffs).
+    fn with_checkpoint<R>(&self, workflow: &Workflow, write: impl FnOnce(&CheckpointRef<'_>) -> R) -> R {
+        let scope = self.scope.as_ref().map(|s| CheckpointScope { concern: s.concern.clone(), tools: s.tools.clone() });
+        let ending = self.ending.as_ref().map(|e| match e {
+            Ending::Resolved { outcome } => CheckpointEnding::Resolved { outcome: outcome.clone() },
+            Ending::Escalated { reasons, urgency, recommended_action } => CheckpointEnding::Escalated {
+                reasons: reasons.iter().map(|r| (r.rule_id.clone(), r.message.clone())).collect(),
+                urgency: urgency.clone(),
+                recommended_action: recommended_action.clone(),
+            },
+        });
+        let investigations: Vec<(String, String, String)> =
+            self.investigations.iter().map(|o| (o.concern_id.clone(), o.session.clone(), o.concern.clone())).collect();
+        let handoffs: Vec<CheckpointHandoff> = self
+            .handoffs
+            .iter()
+            .map(|h| CheckpointHandoff {
+                call: h.call.as_str().to_owned(),
+                tool: h.tool.clone(),
+                args_hash: h.args_hash.clone(),
+                opened_ms: h.opened_ms,
+                status: CheckpointHandoffStatus::from(&h.status),
+            })
+            .collect();
+        let checkpoint = CheckpointRef {
+            format: CHECKPOINT_FORMAT,
+            workflow: &workflow.name,
             workflow_version: workflow.version,
-            facts: self
-                .facts
-                .iter()
-                .map(|instances| match instances {
-                    FactInstances::Single(value) => value.as_ref().map_or(serde_json::Value::Null, Value::to_json),
-                    FactInstances::Keyed(map) => {
-                        serde_json::Value::Object(map.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect())
-                    }
-                })
-                .collect(),
+            facts: self.facts.iter().map(FactsRef).collect(),
             pending: self
                 .pending
                 .iter()
-                .map(|(call, pending)| Pending {
-                    call: call.as_str().to_owned(),
-                    tool: workflow.tools.get(pending.tool.0).map_or_else(String::new, |t| t.name.clone()),
-                    args: pending.args.clone(),
-                    reservations: pending.reservations.clone(),
+                .map(|(call, pending)| PendingRef {
+                    call: call.as_str(),
+                    tool: workflow.tools.get(pending.tool.0).map_or("", |t| t.name.as_str()),
+                    args: &pending.args,
+                    reservations: &pending.reservations,
                 })
                 .collect(),
             blocked_calls: self.blocked_calls,
             allowed_calls: self.allowed_calls,
             escalations: self.escalations,
-            calls_by_tool: self.calls_by_tool.clone(),
-            aggregates: self
-                .aggregates
-                .iter()
-                .map(|a| Aggregate { total: a.total, by_key: a.by_key.clone() })
-                .collect(),
+            calls_by_tool: &self.calls_by_tool,
+            aggregates: &self.aggregates,
             history: self
                 .history
                 .iter()
-                .map(|h| History {
-                    call: h.call.as_str().to_owned(),
-                    tool: h.tool.clone(),
-                    event: h.event.to_owned(),
-                    summary: h.summary.clone(),
-                })
+                .map(|h| HistoryRef { call: h.call.as_str(), tool: &h.tool, event: h.event, summary: &h.summary })
                 .collect(),
-            scope: self.scope.as_ref().map(|s| CheckpointScope { concern: s.concern.clone(), tools: s.tools.clone() }),
-            ending: self.ending.as_ref().map(|e| match e {
-                Ending::Resolved { outcome } => CheckpointEnding::Resolved { outcome: outcome.clone() },
-                Ending::Escalated { reasons, urgency, recommended_action } => CheckpointEnding::Escalated {
-                    reasons: reasons.iter().map(|r| (r.rule_id.clone(), r.message.clone())).collect(),
-                    urgency: urgency.clone(),
-                    recommended_action: recommended_action.clone(),
-                },
-            }),
-            investigations: self
-                .investigations
-                .iter()
-                .map(|o| (o.concern_id.clone(), o.session.clone(), o.concern.clone()))
-                .collect(),
-            handoffs: self
-                .handoffs
-                .iter()
-                .map(|h| CheckpointHandoff {
-                    call: h.call.as_str().to_owned(),
-                    tool: h.tool.clone(),
-                    args_hash: h.args_hash.clone(),
-                    opened_ms: h.opened_ms,
-                    status: CheckpointHandoffStatus::from(&h.status),
-                })
-                .collect(),
+            scope: scope.as_ref(),
+            ending: ending.as_ref(),
+            investigations: &investigations,
+            handoffs: &handoffs,
         };
-        serde_json::to_value(checkpoint).unwrap_or(serde_json::Value::Null)
+        write(&checkpoint)
     }
 
     /// Restores a state from a checkpoint written for `workflow`.

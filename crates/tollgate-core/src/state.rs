@@ -29,7 +29,7 @@ pub(crate) struct PendingCall {
     pub reservations: Vec<(usize, Option<String>, f64)>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub(crate) struct AggregateState {
     pub total: f64,
     pub by_key: BTreeMap<String, f64>,

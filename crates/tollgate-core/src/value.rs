@@ -312,3 +312,35 @@ pub(crate) fn small_map_get<'m>(map: &'m Map, name: &str) -> Option<&'m Value> {
         map.get(name)
     }
 }
+
+/// A value written as [`Value::to_json`] writes it, without building the JSON
+/// tree first (checkpoints write every fact this way).
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int(i) => serializer.serialize_i64(*i),
+            Value::UInt(u) => serializer.serialize_u64(*u),
+            Value::Double(d) if d.is_finite() => serializer.serialize_f64(*d),
+            Value::Double(_) => serializer.serialize_unit(),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::List(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items.iter() {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Value::Map(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (key, value) in map.iter() {
+                    out.serialize_entry(key.as_ref(), value)?;
+                }
+                out.end()
+            }
+            Value::Timestamp(_) | Value::Duration(_) => serializer.serialize_str(&self.to_key_text()),
+        }
+    }
+}

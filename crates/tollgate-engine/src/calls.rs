@@ -2,8 +2,8 @@
 //! queue a job for the group commit (`group.rs`); the jobs run here inside
 //! the group's transaction, under the session's lock.
 
-use crate::journal::{CallRecord, Decided, Outcome, Record, Refused, RefusedCall, ResultRecorded};
-use crate::sessions::{Cached, Loaded, append, cached, checkpoint_due, fold, with_session_key};
+use crate::journal::{Decided, Outcome, Record, Refused, RefusedCall, ResultRecorded, render_decision};
+use crate::sessions::{Cached, Loaded, append, append_rendered, cached, checkpoint_due, fold, with_session_key};
 use crate::{Engine, Error, ID_MAX, check_id};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
@@ -19,11 +19,16 @@ const ARGS_KEPT_MAX: usize = 16 * 1024;
 pub struct CallDecision {
     /// The decision (for allowed side effects, the key is `session/tool:call`).
     pub decision: Decision,
-    /// The decision as JSON (`tollgate.decision/v1`).
-    pub json: Json,
     /// True if this call id was decided before with the same tool and
     /// arguments and this is that original decision, not a new one.
     pub replayed: bool,
+}
+
+impl CallDecision {
+    /// The decision as JSON (`tollgate.decision/v1`), made when asked.
+    pub fn json(&self) -> Json {
+        decision_json(&self.decision)
+    }
 }
 
 /// What recording a result did.
@@ -74,7 +79,7 @@ impl Engine {
                 // Re-derived as it was made: at the clock recorded with it.
                 let decision = original_decision(tx, &workflow, session, seq, &recorded).await?;
                 overlay.insert(session.to_owned(), cached(&info, info.last_seq, checkpoint_seq, state));
-                return Ok(CallDecision { json: recorded.decision, decision, replayed: true });
+                return Ok(CallDecision { decision, replayed: true });
             }
             Some(refusal(
                 "tollgate.call_id_reused",
@@ -93,33 +98,23 @@ impl Engine {
             let record = Record::Refused(Refused { call: refused_call(call), decision: decision_json(&decision) });
             let seq = append(tx, session, &record, now, None).await?;
             overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
-            return Ok(CallDecision { json: decision_json(&decision), decision, replayed: false });
+            return Ok(CallDecision { decision, replayed: false });
         }
         let case = self.case_of(tx, overlay, &workflow, &info, &state).await?;
         let decision = with_session_key(decide_in_case(&workflow, &state, &case, call), session);
         apply(&workflow, &mut state, Event::Decided { call, decision: &decision });
         self.handoffs_of_decision(tx, &workflow, &info, &state, call, &decision).await?;
-        let wire = decision_json(&decision);
-        let record = Record::Decision(Decided {
-            call: CallRecord {
-                args: call.args.clone(),
-                id: call.id.to_string(),
-                now_ms: Some(now),
-                // The agent's summary, if it sent one: an escalation's
-                // handoff quotes it, so a replay needs it too.
-                summary: call.summary.clone(),
-                tool: call.tool.clone(),
-            },
-            // The case totals and running investigations this call was
-            // decided with, so a replay decides it the same way.
-            case: (!case.is_empty()).then(|| case.to_json()),
-            decision: wire.clone(),
-        });
-        let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
-        let seq = append(tx, session, &record, now, checkpoint.as_deref()).await?;
+        // The call with its clock and the agent's summary (an escalation's
+        // handoff quotes it, so a replay needs it too), and the case totals
+        // and running investigations it was decided with, so a replay
+        // decides it the same way.
+        let case = (!case.is_empty()).then(|| case.to_json());
+        let record = render_decision(call, now, case.as_ref(), &decision);
+        let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint_text(&workflow));
+        let seq = append_rendered(tx, session, record, now, checkpoint.as_deref()).await?;
         let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));
-        Ok(CallDecision { decision, json: wire, replayed: false })
+        Ok(CallDecision { decision, replayed: false })
     }
 
     /// The decision recorded for `call_id` in this session, with its place.
@@ -185,7 +180,7 @@ impl Engine {
             result: (!oversized).then(|| result.clone()),
             result_bytes: oversized.then_some(result_bytes),
         });
-        let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
+        let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint_text(&workflow));
         let seq = append(tx, session, &record, now, checkpoint.as_deref()).await?;
         let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
         overlay.insert(session.to_owned(), cached(&info, seq, checkpoint_seq, state));

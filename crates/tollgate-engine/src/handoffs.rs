@@ -342,7 +342,7 @@ impl Engine {
         apply(&workflow, &mut state, Event::Human { call: &call_id, action, now_ms: now });
         let acted = HumanActed::new(id, call, action, now);
         let record = Record::Human(acted.clone());
-        let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint(&workflow).to_string());
+        let checkpoint = checkpoint_due(&info, checkpoint_seq).then(|| state.to_checkpoint_text(&workflow));
         let seq = append(tx, session, &record, now, checkpoint.as_deref()).await?;
         let checkpoint_seq = if checkpoint.is_some() { seq } else { checkpoint_seq };
         let mut row =

@@ -456,6 +456,72 @@ impl Record {
     }
 }
 
+/// A record as it is written: its kind, the event the audit log names it by,
+/// what the store indexes it by, and its body's text.
+pub(crate) struct Rendered {
+    pub(crate) kind: Kind,
+    pub(crate) audit_event: String,
+    pub(crate) index_key: Option<String>,
+    pub(crate) body: String,
+}
+
+impl Record {
+    /// The record as it is written.
+    pub(crate) fn render(&self) -> Rendered {
+        Rendered { kind: self.kind(), audit_event: self.audit_event(), index_key: self.index_key(), body: self.body() }
+    }
+}
+
+/// A call as a decision record holds it, borrowed: written straight from the
+/// call (the hot path of every decision), the same text [`CallRecord`] reads.
+#[derive(Serialize)]
+struct CallRef<'a> {
+    args: &'a Json,
+    id: &'a str,
+    now_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a str>,
+    tool: &'a str,
+}
+
+/// A decision record, borrowed (see [`CallRef`]); read back as [`Decided`].
+#[derive(Serialize)]
+struct DecidedRef<'a> {
+    call: CallRef<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    case: Option<&'a Json>,
+    decision: &'a tollgate_protocol::Decision,
+}
+
+/// The record of `call`'s decision, decided at `now_ms` in `case` (none
+/// outside one), written without building its JSON tree first.
+pub(crate) fn render_decision(
+    call: &ToolCall,
+    now_ms: i64,
+    case: Option<&Json>,
+    decision: &tollgate_core::Decision,
+) -> Rendered {
+    let wire = tollgate_protocol::Decision::from(decision);
+    let body = DecidedRef {
+        call: CallRef {
+            args: &call.args,
+            id: call.id.as_str(),
+            now_ms,
+            summary: call.summary.as_deref(),
+            tool: &call.tool,
+        },
+        case,
+        decision: &wire,
+    };
+    Rendered {
+        kind: Kind::Decision,
+        audit_event: format!("{}.{}", Kind::Decision, decision.verdict().as_str()),
+        index_key: Some(call.id.to_string()),
+        // Serialising these types cannot fail: every map key is a string.
+        body: serde_json::to_string(&body).unwrap_or_default(),
+    }
+}
+
 /// A journal record with its place in the session's journal.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {

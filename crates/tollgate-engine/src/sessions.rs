@@ -132,9 +132,19 @@ pub(crate) async fn append(
     at_ms: i64,
     checkpoint: Option<&str>,
 ) -> Result<i64, Error> {
-    let body = record.body();
-    let audit = NewAudit { kind: record.audit_event(), body: body.clone(), at_ms };
-    let entry = NewEntry { kind: record.kind().as_str().to_owned(), call_id: record.index_key(), body, at_ms };
+    append_rendered(tx, session, record.render(), at_ms, checkpoint).await
+}
+
+/// [`append`] of a record already written out.
+pub(crate) async fn append_rendered(
+    tx: &mut SessionTx,
+    session: &str,
+    record: crate::journal::Rendered,
+    at_ms: i64,
+    checkpoint: Option<&str>,
+) -> Result<i64, Error> {
+    let audit = NewAudit { kind: record.audit_event, body: record.body.clone(), at_ms };
+    let entry = NewEntry { kind: record.kind.as_str().to_owned(), call_id: record.index_key, body: record.body, at_ms };
     Ok(tx.append(session, &[entry], &[audit], checkpoint).await?)
 }
 

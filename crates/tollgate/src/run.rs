@@ -63,7 +63,7 @@ async fn run_durable(text: &str, file: &str, steps: &[Step], durable: &Durable) 
             Step::Call(call) => {
                 let decided = engine.decide(&durable.session, call).await?;
                 let mut line =
-                    serde_json::json!({"call": call.id.as_str(), "tool": call.tool, "decision": decided.json});
+                    serde_json::json!({"call": call.id.as_str(), "tool": call.tool, "decision": decided.json()});
                 if decided.replayed
                     && let Some(object) = line.as_object_mut()
                 {

@@ -89,11 +89,11 @@ async fn an_escalation_is_queued_decided_by_one_person_and_runs_once() {
         // The identical call runs once, on the approval, used up in its commit.
         let allowed = acme.decide("s1", &refund("r3", 800.0)).await.unwrap();
         assert_eq!(allowed.decision.verdict(), Verdict::Allow);
-        assert_eq!(allowed.json["approved_by"], "r1");
+        assert_eq!(allowed.json()["approved_by"], "r1");
         let used = acme.handoff(&id).await.unwrap().unwrap();
         assert_eq!(used.consumed_by.as_deref(), Some("r3"));
         let second = acme.decide("s1", &refund("r4", 800.0)).await.unwrap();
-        assert_eq!(second.decision.verdict(), Verdict::Escalate, "{}", second.json);
+        assert_eq!(second.decision.verdict(), Verdict::Escalate, "{}", second.json());
 
         // Who did what is journaled and audited, and the session replays.
         let actions: Vec<(String, Option<String>)> = engine
@@ -210,7 +210,7 @@ async fn an_overdue_handoff_expires_and_two_engines_agree_on_one_claim() {
         assert_eq!(later.handoff(&first).await.unwrap().unwrap().status, "expired");
         assert!(matches!(later.act(&first, claim("ann")).await, Err(Error::Conflict(_))));
         let again = later.decide("s1", &refund("r3", 800.0).at(T0 + 24 * 60 * MINUTE + 2)).await.unwrap();
-        assert_eq!(again.decision.verdict(), Verdict::Escalate, "{}", again.json);
+        assert_eq!(again.decision.verdict(), Verdict::Escalate, "{}", again.json());
         assert_eq!(later.verify_audit().await.unwrap().problem, None);
         for engine in [engine, a, b, later] {
             engine.close().await;
@@ -275,7 +275,7 @@ async fn a_customer_id_with_a_nul_from_a_tool_result_is_queued_printable() {
         let order = json!({"order_id": "#W1", "customer_id": "c\u{0}42", "total": 5000.0, "status": "delivered"});
         engine.record_result("s1", "o", &order, ToolOutcome::Succeeded).await.unwrap();
         let escalated = engine.decide("s1", &refund("r1", 800.0)).await.unwrap();
-        assert_eq!(escalated.decision.verdict(), Verdict::Escalate, "{}", escalated.json);
+        assert_eq!(escalated.decision.verdict(), Verdict::Escalate, "{}", escalated.json());
         let queued = engine.handoff(&tollgate_engine::handoff_id("s1", "r1")).await.unwrap().unwrap();
         assert_eq!(queued.customer_id.as_deref(), Some("c\u{fffd}42"));
         // The body keeps it, escaped, as the session holds it.

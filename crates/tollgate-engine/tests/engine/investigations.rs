@@ -55,7 +55,7 @@ fn concern(id: &str, text: &str, tools: Option<&[&str]>) -> Concern {
 
 async fn lookup(engine: &Engine, session: &str, id: &str, order: &str, owner: &str, total: f64) {
     let d = decide(engine, session, id, "lookup_order", json!({"order_id": order})).await;
-    assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json);
+    assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json());
     ok(engine, session, id, json!({"order_id": order, "customer_id": owner, "total": total, "status": "delivered"}))
         .await;
 }
@@ -128,8 +128,8 @@ async fn an_investigation_inherits_the_verified_customer_and_cannot_forge_it() {
         // A tool outside the concern's subset is blocked at admission.
         let d = decide(&engine, "p:address", "r", "process_refund", json!({"order_id": "#W1", "amount": 5.0})).await;
         assert_eq!(d.decision.verdict(), Verdict::Block);
-        assert_eq!(d.json["stage"], "admission");
-        assert_eq!(d.json["reasons"][0]["rule_id"], "tollgate.investigation.tool_out_of_scope");
+        assert_eq!(d.json()["stage"], "admission");
+        assert_eq!(d.json()["reasons"][0]["rule_id"], "tollgate.investigation.tool_out_of_scope");
         assert_checkpoint_is_replay(&engine, "p:refund").await;
         assert_checkpoint_is_replay(&engine, "p:address").await;
 
@@ -169,8 +169,9 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         let reply = json!({"message": "all done"});
         let d = decide(&engine, "p", "reply1", "reply_to_customer", reply.clone()).await;
         assert_eq!(d.decision.verdict(), Verdict::Block);
-        assert_eq!(d.json["reasons"][0]["rule_id"], "tollgate.investigations.running");
-        let message = d.json["reasons"][0]["message"].as_str().unwrap();
+        assert_eq!(d.json()["reasons"][0]["rule_id"], "tollgate.investigations.running");
+        let json = d.json();
+        let message = json["reasons"][0]["message"].as_str().unwrap();
         assert!(message.contains("refund, charge, address"), "{message}");
         match engine.join("p").await {
             Err(Error::Conflict(Conflict::Running { running, .. })) => {
@@ -197,16 +198,16 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         ok(&engine, "p:charge", "c1", json!({"order_id": "#W2", "customer_id": "c_42", "count": 2, "amount": 45.0}))
             .await;
         let d = decide(&engine, "p:charge", "c2", "reverse_duplicate_charge", json!({"order_id": "#W2"})).await;
-        assert_eq!(d.decision.verdict(), Verdict::Escalate, "{}", d.json);
+        assert_eq!(d.decision.verdict(), Verdict::Escalate, "{}", d.json());
         // An ended investigation takes no more calls and cannot be concluded.
         let d = decide(&engine, "p:charge", "c3", "lookup_charges", json!({"order_id": "#W2"})).await;
-        assert_eq!(d.json["reasons"][0]["rule_id"], "tollgate.investigation.ended");
+        assert_eq!(d.json()["reasons"][0]["rule_id"], "tollgate.investigation.ended");
         assert!(matches!(engine.conclude("p:charge", "done").await, Err(Error::Conflict(Conflict::State(_)))));
 
         // One still runs: the parent still may not answer, and the join names it alone.
         let d = decide(&engine, "p", "reply2", "reply_to_customer", reply.clone()).await;
         assert_eq!(d.decision.verdict(), Verdict::Block);
-        assert!(d.json["reasons"][0]["message"].as_str().unwrap().contains(": refund;"), "{}", d.json);
+        assert!(d.json()["reasons"][0]["message"].as_str().unwrap().contains(": refund;"), "{}", d.json());
         match engine.join("p").await {
             Err(Error::Conflict(Conflict::Running { running, .. })) => assert_eq!(running, ["refund"]),
             other => panic!("{other:?}"),
@@ -255,7 +256,7 @@ async fn a_parent_cannot_close_while_an_investigation_runs_and_the_join_has_ever
         // Every investigation ended: the parent may answer; the replay of the
         // parent decides its calls with the journaled case and agrees.
         let d = decide(&engine, "p", "reply3", "reply_to_customer", reply).await;
-        assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json);
+        assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json());
         for session in ["p", "p:refund", "p:charge", "p:address"] {
             assert_checkpoint_is_replay(&engine, session).await;
         }
@@ -306,8 +307,8 @@ async fn the_case_refund_limit_holds_under_concurrent_investigations() {
                 let decided = task.await.unwrap();
                 match decided.decision.verdict() {
                     Verdict::Allow => allowed += 1,
-                    Verdict::Block => assert_eq!(decided.json["reasons"][0]["rule_id"], "refund-within-case-limit"),
-                    Verdict::Escalate => panic!("{}", decided.json),
+                    Verdict::Block => assert_eq!(decided.json()["reasons"][0]["rule_id"], "refund-within-case-limit"),
+                    Verdict::Escalate => panic!("{}", decided.json()),
                 }
             }
             assert_eq!(allowed, 2, "$400 of $500 fits; a third $200 would not (repetition {repetition})");
@@ -429,7 +430,7 @@ async fn a_cases_decisions_read_the_parent_and_siblings_from_the_cache() {
         }
         store.close().await;
         let d = decide(&engine, "p:a", "r1", "process_refund", json!({"order_id": "#W1", "amount": 50.0})).await;
-        assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json);
+        assert_eq!(d.decision.verdict(), Verdict::Allow, "{}", d.json());
         let (cold, _) = self::engine(&url).await;
         let refused =
             cold.decide("p:a", &ToolCall::new("r2", "process_refund", json!({"order_id": "#W1", "amount": 5.0}))).await;

@@ -105,13 +105,13 @@ async fn a_result_counts_once_and_a_resent_call_gets_its_original_decision() {
         let args = json!({"order_id": "#W1", "amount": 120.0});
         let first = engine.decide("s1", &ToolCall::new("r1", "process_refund", args.clone())).await.unwrap();
         assert!(!first.replayed);
-        assert_eq!(first.json["idempotency_key"], "s1/process_refund:r1");
+        assert_eq!(first.json()["idempotency_key"], "s1/process_refund:r1");
 
         // The agent re-sends the same call (say, after a crash): same decision, nothing new stored.
         let before = engine.journal("s1").await.unwrap().len();
         let again = engine.decide("s1", &ToolCall::new("r1", "process_refund", args.clone())).await.unwrap();
         assert!(again.replayed);
-        assert_eq!(again.json, first.json);
+        assert_eq!(again.json(), first.json());
         assert_eq!(engine.journal("s1").await.unwrap().len(), before);
 
         // The same id for a different call is refused, audited, and changes no state.
@@ -120,7 +120,7 @@ async fn a_result_counts_once_and_a_resent_call_gets_its_original_decision() {
             .await
             .unwrap();
         assert_eq!(reused.decision.verdict(), Verdict::Block);
-        assert_eq!(reused.json["reasons"][0]["rule_id"], "tollgate.call_id_reused");
+        assert_eq!(reused.json()["reasons"][0]["rule_id"], "tollgate.call_id_reused");
 
         let result = json!({"refund_id": "rf_1"});
         let once = engine.record_result("s1", "r1", &result, ToolOutcome::Succeeded).await.unwrap();
@@ -264,7 +264,7 @@ async fn bad_ids_and_unknown_sessions_are_clear_errors_that_store_nothing() {
         assert!(matches!(error, Error::NotFound { .. }) && error.to_string().contains("no session 'nope'"), "{error}");
         engine.create_session(&workflow, "s1", None).await.unwrap();
         let odd = engine.decide("s1", &ToolCall::new("x".repeat(500), "get_customer", json!({}))).await.unwrap();
-        assert_eq!(odd.json["reasons"][0]["rule_id"], "tollgate.call_id");
+        assert_eq!(odd.json()["reasons"][0]["rule_id"], "tollgate.call_id");
         assert!(engine.register_workflow("[workflow]\nname = 1", "bad.toml").await.is_err());
         let forged = engine.record_result("s1", &"x".repeat(10_000), &json!({}), ToolOutcome::Succeeded).await;
         assert!(matches!(forged, Err(Error::BadRequest { .. })), "{forged:?}");
@@ -364,7 +364,7 @@ async fn oversized_arguments_and_results_are_refused_or_withheld_and_never_store
         let huge = "x".repeat(200_000);
         let big = ToolCall::new("big", "process_refund", json!({"order_id": "#W1", "amount": 1.0, "reason": huge}));
         let refused = engine.decide("s1", &big).await.unwrap();
-        assert_eq!(refused.json["reasons"][0]["rule_id"], "tollgate.limits.args_bytes_max");
+        assert_eq!(refused.json()["reasons"][0]["rule_id"], "tollgate.limits.args_bytes_max");
         let long_tool = ToolCall::new("t", "t".repeat(100_000), json!({}));
         assert_eq!(engine.decide("s1", &long_tool).await.unwrap().decision.verdict(), Verdict::Block);
 
@@ -492,7 +492,7 @@ async fn the_agents_summary_is_journaled_with_the_call_and_its_escalation_replay
         let big = ToolCall::new("big", "process_refund", json!({"order_id": "#W2", "amount": 800.0}))
             .with_summary("Customer asks for $800 back on a $2,000 order.");
         let decided = engine.decide("hs", &big).await.unwrap();
-        let summary = decided.json["handoff"]["conversation_summary"].as_str().unwrap().to_owned();
+        let summary = decided.json()["handoff"]["conversation_summary"].as_str().unwrap().to_owned();
         assert!(summary.starts_with("Customer asks for $800 back on a $2,000 order. (from the session: "), "{summary}");
         // The replay re-decides with the journaled summary and agrees.
         assert_checkpoint_is_replay(&engine, "hs").await;
@@ -502,7 +502,7 @@ async fn the_agents_summary_is_journaled_with_the_call_and_its_escalation_replay
             .await
             .unwrap();
         assert!(resent.replayed);
-        assert_eq!(resent.json, decided.json);
+        assert_eq!(resent.json(), decided.json());
         // A summary over the limit (16 KiB by default) is refused and never stored.
         let long = ToolCall::new("long", "process_refund", json!({"order_id": "#W2", "amount": 800.0}))
             .with_summary("y".repeat(16 * 1024 + 1));
