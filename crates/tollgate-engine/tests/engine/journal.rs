@@ -82,7 +82,11 @@ async fn a_store_written_before_the_typed_journal_replays_and_goes_on() {
         // The case was joined once; joining again writes nothing.
         let before = engine.journal("case").await.unwrap().len();
         engine.join("case").await.unwrap();
-        assert_eq!(engine.journal("case").await.unwrap().len(), before);
+        let after = engine.journal("case").await.unwrap();
+        let written: Vec<String> = after.iter().skip(before).map(|e| format!("{:?}", e.record)).collect();
+        let earlier: Vec<String> =
+            after.iter().filter(|e| e.record.kind() == Kind::Joined).map(|e| format!("{:?}", e.record)).collect();
+        assert_eq!(after.len(), before, "joining again wrote {written:?}; the joins stored: {earlier:?}");
         assert_eq!(engine.verify_audit().await.unwrap().problem, None);
         engine.close().await;
         store.close().await;
