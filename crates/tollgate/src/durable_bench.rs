@@ -13,7 +13,8 @@
 //!   commit;
 //! - three-step workflow: verify, look up, refund, each decided and its
 //!   result recorded (six durable commits), per step, median over sessions;
-//! - durable decisions per second from 64 concurrent sessions; what the
+//! - durable decisions per second from 64 and from 1,024 concurrent
+//!   sessions, with the process's CPU time per decision; what the
 //!   store alone commits for them (their rows, no engine); and (SQLite) the
 //!   floor of any layout: 64 decisions' texts in one indexed table;
 //! - resume of a session, median;
@@ -331,8 +332,8 @@ async fn measure_on(engine: Engine, store: &Store, tag: &str, fsync: Duration) -
         [&step.raw, &step_pool.raw, &per_step.raw, &looped.raw].into_iter().flatten().copied().collect();
     raw.finish().await?;
 
-    let concurrent = concurrent_decisions(Arc::new(engine), &workflow, tag).await?;
-    let engine = concurrent.0;
+    let (engine, concurrent) = concurrent_decisions(Arc::new(engine), &workflow, tag, 64).await?;
+    let (engine, many) = concurrent_decisions(engine, &workflow, tag, 1024).await?;
     let (floor, template) = store_floor(&engine, store, &workflow, tag).await?;
     let disk_floor = disk_floor(store, tag, template).await?;
 
@@ -358,8 +359,13 @@ async fn measure_on(engine: Engine, store: &Store, tag: &str, fsync: Duration) -
         "three_step_per_step_over_raw_commit": per_step.ratio(),
         "three_step_looped_per_step_us": looped.engine_us(),
         "three_step_looped_per_step_over_raw_commit": looped.ratio(),
-        "decisions_per_second_64_sessions": concurrent.1,
-        "decisions_per_group_commit_64_sessions": concurrent.2,
+        "decisions_per_second_64_sessions": concurrent.rate,
+        "decisions_per_group_commit_64_sessions": concurrent.group_mean,
+        "cpu_us_per_decision_64_sessions": concurrent.cpu_us_per_decision,
+        "decisions_per_second_1024_sessions": many.rate,
+        "decisions_per_group_commit_1024_sessions": many.group_mean,
+        "cpu_us_per_decision_1024_sessions": many.cpu_us_per_decision,
+        "cores": std::thread::available_parallelism().map_or(1, usize::from),
         "store_only_decisions_per_second_64_sessions": floor,
         "one_indexed_table_decisions_per_second_64_sessions": disk_floor,
         "resume_us": us(resume),
@@ -406,8 +412,21 @@ fn print_figures(figures: &Json, json_out: bool) {
         f("decisions_per_group_commit_64_sessions")
     );
     out!(
-        "the same 64 decisions' rows, store alone:     {:>10.0} /s  (no engine: the ceiling of the above)",
-        f("store_only_decisions_per_second_64_sessions")
+        "the same 64 decisions' rows, store alone:     {:>10.0} /s  (no engine: the ceiling of the above; engine {:.0}% of it)",
+        f("store_only_decisions_per_second_64_sessions"),
+        100.0 * f("decisions_per_second_64_sessions") / f("store_only_decisions_per_second_64_sessions")
+    );
+    out!(
+        "durable decisions, 1,024 concurrent sessions: {:>10.0} /s  ({:.1} a commit)",
+        f("decisions_per_second_1024_sessions"),
+        f("decisions_per_group_commit_1024_sessions")
+    );
+    out!(
+        "process CPU per decision, 64 / 1,024 sessions: {:>9.1} / {:.1} µs  (so at most {:.0} /s on {} cores)",
+        f("cpu_us_per_decision_64_sessions"),
+        f("cpu_us_per_decision_1024_sessions"),
+        f("cores") * 1e6 / f("cpu_us_per_decision_1024_sessions"),
+        f("cores")
     );
     if figures.get("one_indexed_table_decisions_per_second_64_sessions").is_some_and(Json::is_number) {
         out!(
@@ -423,24 +442,29 @@ fn print_figures(figures: &Json, json_out: bool) {
     );
 }
 
-/// Durable decisions per second from 64 sessions deciding at once.
+/// Durable decisions per second from `sessions` sessions deciding at once:
+/// the rate, the mean decisions per group commit, and the process's CPU
+/// time per decision (user + system, from `/proc/self/stat`; NaN where
+/// that cannot be read), which bounds the rate at cores / CPU per decision.
 async fn concurrent_decisions(
     engine: Arc<Engine>,
     workflow: &WorkflowHandle,
     tag: &str,
-) -> Result<(Arc<Engine>, f64, f64)> {
-    for n in 0..64 {
-        let session = format!("{tag}-c{n}");
+    sessions: u32,
+) -> Result<(Arc<Engine>, Concurrent)> {
+    for n in 0..sessions {
+        let session = format!("{tag}-c{sessions}-{n}");
         engine.create_session(workflow, &session, None).await?;
         three_steps(&engine, &session, 1e9, None).await?;
     }
     let per_session = 30;
     let (groups_before, grouped_before) = engine.commit_stats();
+    let cpu_before = process_cpu_seconds();
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for n in 0..64 {
+    for n in 0..sessions {
         let engine = Arc::clone(&engine);
-        let session = format!("{tag}-c{n}");
+        let session = format!("{tag}-c{sessions}-{n}");
         tasks.push(tokio::spawn(async move {
             for k in 0..per_session {
                 let refund = call(&format!("r{k}"), "process_refund", json!({"order_id": "#W1", "amount": 1.0}));
@@ -452,10 +476,35 @@ async fn concurrent_decisions(
     for task in tasks {
         task.await??;
     }
-    let rate = f64::from(64 * per_session) / start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed().as_secs_f64();
+    let decisions = f64::from(sessions * per_session);
+    let cpu = process_cpu_seconds() - cpu_before;
     let (groups, grouped) = engine.commit_stats();
     let group_mean = (grouped - grouped_before) as f64 / (groups - groups_before).max(1) as f64;
-    Ok((engine, rate, group_mean))
+    Ok((engine, Concurrent { rate: decisions / elapsed, group_mean, cpu_us_per_decision: cpu * 1e6 / decisions }))
+}
+
+/// What [`concurrent_decisions`] measured.
+struct Concurrent {
+    rate: f64,
+    group_mean: f64,
+    cpu_us_per_decision: f64,
+}
+
+/// User + system CPU seconds this process has used so far (Linux; NaN
+/// elsewhere). `/proc/self/stat` counts in clock ticks of 1/100 s, the
+/// kernel's `USER_HZ` on every architecture Linux exports it for.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // The command name (field 2) may hold spaces; fields after its ')' are plain.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else { return f64::NAN };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 overall: indices 11 and 12 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
 }
 
 /// What the store alone commits for 64 sessions deciding at once: each
@@ -467,7 +516,7 @@ async fn concurrent_decisions(
 /// [`concurrent_decisions`] on this store and disk.
 async fn store_floor(engine: &Engine, store: &Store, workflow: &WorkflowHandle, tag: &str) -> Result<(f64, String)> {
     let template = store
-        .journal(&format!("{tag}-c0"))
+        .journal(&format!("{tag}-c64-0"))
         .await?
         .into_iter()
         .rev()
