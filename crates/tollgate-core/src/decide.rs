@@ -94,6 +94,10 @@ fn human_decision(
     call: &ToolCall,
     key: impl Fn() -> Option<String>,
 ) -> Result<Decision, Option<String>> {
+    // Most sessions hold no handoff of this tool: nothing to hash then.
+    if !state.handoffs.iter().any(|h| h.tool == tool.name) {
+        return Err(None);
+    }
     let hash = human::args_hash(&call.args);
     let block = |rule: &str, message: String| {
         Decision::block(Stage::Escalation, vec![Reason { rule_id: rule.into(), message }], Vec::new())
