@@ -4,4 +4,5 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
 mod common;
+mod desk;
 mod sessions;
