@@ -252,3 +252,52 @@ pub(crate) async fn headers(mut response: Response) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_desk_pages_are_followed_after_sign_in() {
+        for good in ["/desk", "/desk/audit", "/desk/handoffs/h_1?x=1", "/desk?status=all"] {
+            assert_eq!(desk_page(good), Some(good), "{good}");
+        }
+        for bad in [
+            "//evil.example/desk",
+            "https://evil.example/desk",
+            "/deskx",
+            "/desk/../v1",
+            "/desk\\x",
+            "",
+            "/desk/sign-out",
+        ] {
+            assert_eq!(desk_page(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_post_from_another_origin_is_refused() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(same_origin(&headers(&[("host", "desk.test"), ("origin", "http://desk.test")])));
+        assert!(same_origin(&headers(&[("host", "desk.test")])));
+        assert!(!same_origin(&headers(&[("host", "desk.test"), ("origin", "http://evil.test")])));
+        assert!(!same_origin(&headers(&[("host", "desk.test"), ("origin", "null")])));
+        assert!(!same_origin(&headers(&[("host", "desk.test"), ("sec-fetch-site", "cross-site")])));
+    }
+
+    #[test]
+    fn a_csrf_token_belongs_to_one_sign_in_under_one_key() {
+        let desk = Desk::with_key([7; 32]);
+        let token = desk.csrf("tg_ann");
+        assert!(desk.csrf_matches("tg_ann", &token));
+        assert!(!desk.csrf_matches("tg_bob", &token));
+        assert!(!desk.csrf_matches("tg_ann", ""));
+        assert!(!Desk::with_key([8; 32]).csrf_matches("tg_ann", &token));
+    }
+}
