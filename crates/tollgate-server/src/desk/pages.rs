@@ -159,18 +159,16 @@ fn rows_of(handoffs: &[Handoff]) -> Vec<Row> {
 }
 
 fn empty_message(filter: &Filter) -> String {
-    match (filter.status(), filter.urgency()) {
-        ("waiting", "all") => "No handoffs waiting. New ones appear here live.".to_owned(),
-        (status, "all") => format!("No handoffs are {}. New ones appear here live.", label(status).to_lowercase()),
-        (status, urgency) => format!(
-            "No {urgency} handoffs are {}. Try another filter; new ones appear here live.",
-            label(status).to_lowercase()
-        ),
+    let which = match filter.urgency() {
+        "all" => "handoffs".to_owned(),
+        urgency => format!("{urgency} handoffs"),
+    };
+    match filter.status() {
+        "waiting" => format!("No {which} waiting. New ones appear here live."),
+        "open" => format!("No unclaimed {which} waiting. New ones appear here live."),
+        "all" => format!("No {which} yet. New ones appear here live."),
+        status => format!("No {which} {status}. New ones appear here live."),
     }
-}
-
-fn label(status: &str) -> &'static str {
-    STATUSES.iter().find(|(name, _, _)| *name == status).map_or("", |(_, label, _)| label)
 }
 
 fn bad_filter(chrome: Chrome) -> Response {

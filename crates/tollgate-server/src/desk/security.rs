@@ -218,7 +218,12 @@ impl FromRequestParts<AppState> for Person {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Person, Refused> {
-        let next = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+        // After signing in, back to the page asked for (a form's address is
+        // not a page: back to the queue).
+        let next = match parts.method {
+            axum::http::Method::GET => parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            _ => "/desk".to_owned(),
+        };
         let Some(cookie) = cookie_token(&parts.headers) else { return Err(Refused::SignIn { next }) };
         let found = state.engine().authenticate(&cookie).await.map_err(|_| Refused::Unavailable)?;
         let token = match found {
