@@ -48,6 +48,7 @@ try {
   // Sign in with the keyboard.
   await page.goto(base + "/desk");
   await page.waitForURL(/\/desk\/sign-in/);
+  await page.screenshot({ path: `${shots}/sign-in.png` });
   await page.locator("#token").fill(token);
   await page.keyboard.press("Enter");
   await page.waitForURL(base + "/desk");
@@ -94,7 +95,15 @@ try {
   if (!denied.includes(reason)) problems.push("no denial notice: " + denied);
   say("denied");
 
-  await hear();
+  // The session's journal and the audit state, for the record.
+  const [, session] = await hear();
+  await page.goto(base + "/desk/sessions/" + session);
+  await page.screenshot({ path: `${shots}/session.png` });
+  await page.keyboard.press("q");
+  await page.waitForURL(base + "/desk");
+  await page.goto(base + "/desk/audit");
+  await page.locator(".state.intact").waitFor();
+  await page.screenshot({ path: `${shots}/audit.png` });
   say(problems.length === 0 ? "ok" : "problems: " + problems.join(" | "));
 } catch (error) {
   say("error: " + String(error && error.stack ? error.stack : error).replaceAll("\n", " / "));

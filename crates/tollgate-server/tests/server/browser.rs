@@ -178,7 +178,7 @@ async fn a_reviewer_approves_and_denies_live_escalations_in_chromium() {
     let said: Vec<&str> = blocked["reasons"].as_array().unwrap().iter().filter_map(|r| r["message"].as_str()).collect();
     assert!(said.iter().any(|message| message.contains(reason)), "{blocked}");
 
-    reviewer.tell("done").await;
+    reviewer.tell("done s1").await;
     assert_eq!(reviewer.hear().await, "ok");
     drop(reviewer);
     assert!(child.wait().await.unwrap().success());
