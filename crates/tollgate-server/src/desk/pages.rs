@@ -219,9 +219,9 @@ pub(crate) async fn rows(State(state): State<AppState>, person: Person, Query(fi
 /// What a handoff just acted on now is, as the queue's notice says it.
 fn notice(handoff: &Handoff) -> String {
     let who = handoff.claimed_by.as_deref().unwrap_or("Someone");
-    let what = match text(&handoff.body, "/handoff/recommended_action") {
-        "" => handoff.tool.clone(),
-        action => action.to_owned(),
+    let what = match &handoff.customer_id {
+        Some(customer) => format!("{} for {customer}", handoff.tool),
+        None => handoff.tool.clone(),
     };
     let last = |field: &str| {
         handoff
@@ -233,16 +233,16 @@ fn notice(handoff: &Handoff) -> String {
             .to_owned()
     };
     match handoff.status.as_str() {
-        "approved" if handoff.consumed_by.is_some() => format!("{who} approved “{what}”; the agent's call has run."),
+        "approved" if handoff.consumed_by.is_some() => format!("{who} approved {what}; the agent's call has run."),
         "approved" => format!(
-            "{who} approved “{what}”: the agent's identical call may run once, until {}.",
+            "{who} approved {what}: the agent's identical call may run once, until {}.",
             utc(handoff.expires_ms)
         ),
-        "denied" => format!("{who} denied “{what}”. The agent is told: “{}”", last("reason")),
-        "resolved" => format!("{who} resolved “{what}”: {}", last("note")),
-        "claimed" => format!("{who} holds “{what}”."),
-        "expired" => format!("“{what}” expired before anyone decided it."),
-        _ => format!("“{what}” was released: it waits for anyone again."),
+        "denied" => format!("{who} denied {what}. The agent is told: “{}”", last("reason")),
+        "resolved" => format!("{who} resolved {what}: {}", last("note")),
+        "claimed" => format!("{who} holds {what}."),
+        "expired" => format!("The handoff of {what} expired before anyone decided it."),
+        _ => format!("The handoff of {what} was released: it waits for anyone again."),
     }
 }
 
