@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod desk;
 pub mod error;
 pub mod json;
 pub mod state;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(api::routes())
+        .merge(desk::routes())
         .fallback(|| async { Problem::not_found("no such path") })
         .with_state(state)
 }

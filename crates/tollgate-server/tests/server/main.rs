@@ -3,5 +3,7 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
+mod browser;
 mod common;
+mod desk;
 mod sessions;
