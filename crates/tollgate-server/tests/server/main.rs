@@ -4,4 +4,8 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
 mod common;
+mod handoffs;
+mod limits;
+mod roles;
 mod sessions;
+mod tenants;
