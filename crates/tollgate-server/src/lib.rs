@@ -16,10 +16,14 @@ mod limits;
 mod metrics;
 mod openapi;
 mod ops;
+pub mod serve;
 pub mod state;
+pub mod webhook;
 
 pub use error::Problem;
+pub use serve::{Bound, Config, ServeError, WorkflowSource, serve};
 pub use state::{Announcer, AppState, Limits};
+pub use webhook::{Webhook, WebhookConfig, WebhookError};
 
 use axum::Router;
 use std::sync::Arc;

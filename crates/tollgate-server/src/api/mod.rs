@@ -13,6 +13,11 @@ mod sessions;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 
+/// A handoff as the API shows it.
+pub fn handoff_view(handoff: tollgate_engine::Handoff) -> tollgate_protocol::api::Handoff {
+    handoffs::view(handoff)
+}
+
 /// The API's routes, each with its OpenAPI operation.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -8,4 +8,5 @@ mod handoffs;
 mod limits;
 mod roles;
 mod sessions;
+mod socket;
 mod tenants;
