@@ -6,7 +6,9 @@
 mod common;
 mod handoffs;
 mod limits;
+mod replicas;
 mod roles;
 mod sessions;
 mod socket;
+mod spoilt;
 mod tenants;

@@ -45,7 +45,7 @@ async fn open(
     sender.send_request(request.body(body).unwrap()).await.unwrap()
 }
 
-async fn send(
+pub async fn send(
     addr: SocketAddr,
     method: &str,
     path: &str,
