@@ -8,6 +8,7 @@ mod handoffs;
 mod limits;
 mod replicas;
 mod roles;
+mod schemathesis;
 mod sessions;
 mod socket;
 mod spoilt;
