@@ -266,11 +266,17 @@ impl Engine {
     /// first, at most `limit`; how many it expired. Each expiry is journaled
     /// and audited like a person's action (with no reviewer).
     pub async fn expire_overdue(&self, limit: i64) -> Result<usize, Error> {
+        Ok(self.expire_overdue_handoffs(limit).await?.len())
+    }
+
+    /// [`Engine::expire_overdue`], returning the handoffs it expired (as
+    /// they are after expiring), for whoever announces them.
+    pub async fn expire_overdue_handoffs(&self, limit: i64) -> Result<Vec<Handoff>, Error> {
         let now = self.clock.now_ms();
-        let mut expired = 0;
+        let mut expired = Vec::new();
         for row in self.store.overdue_handoffs(now, limit).await? {
             match self.submit_human(None, &row.session_id, &row.call_id, &row.id, HumanAction::Expire).await {
-                Ok(_) => expired += 1,
+                Ok(handoff) => expired.push(handoff),
                 // Decided or expired meanwhile (another replica): nothing to do.
                 Err(Error::Conflict(_)) => {}
                 Err(error) => return Err(error),

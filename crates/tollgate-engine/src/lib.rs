@@ -44,7 +44,7 @@ pub use error::{Conflict, Error, ErrorKind, Missing};
 pub use handoffs::{APPROVAL_MAX_MS, Handoff, HandoffFilter, handoff_id};
 pub use investigations::{Concern, Investigation};
 pub use sessions::{CHECKPOINT_EVERY, InDoubt, Resume, SessionInfo};
-pub use tenant::Tenant;
+pub use tenant::{AUDIT_SCAN_MAX, AuditPage, Tenant};
 pub use tokens::{Role, Token};
 pub use tollgate_core::human::HumanAction;
 use tollgate_store::Store;
@@ -153,6 +153,13 @@ impl Engine {
     pub fn with_clock(mut self, clock: Clock) -> Engine {
         self.clock = clock;
         self
+    }
+
+    /// The time now on the engine's clock (ms since the Unix epoch): what a
+    /// surface bases an approval's expiry on, so it agrees with the time the
+    /// engine decides at.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Closes the store: connections are closed and no new transaction

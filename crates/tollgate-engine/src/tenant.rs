@@ -8,12 +8,28 @@ use crate::handoffs::{Handoff, HandoffFilter};
 use crate::investigations::{Concern, Investigation};
 use crate::journal::Entry;
 use crate::sessions::{Resume, SessionInfo};
-use crate::{Engine, Error, WorkflowHandle};
+use crate::{AuditProblem, AuditRecord, AuditReport, Engine, Error, WorkflowHandle};
 use serde_json::Value as Json;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_core::human::HumanAction;
 use tollgate_core::{SessionState, ToolCall, ToolOutcome, Workflow};
+
+/// Most audit records one [`Tenant::audit_records`] call reads from the
+/// global chain looking for the tenant's (the page ends there; its
+/// `next_after` says where to go on).
+pub const AUDIT_SCAN_MAX: i64 = 10_000;
+
+/// A page of one tenant's audit records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The tenant's records, in the global chain's order.
+    pub records: Vec<AuditRecord>,
+    /// The global position read up to: ask again with `after` = this for the
+    /// next page. Equal to the `after` asked with when nothing is left.
+    pub next_after: i64,
+}
 
 /// The engine, for one tenant's caller.
 #[derive(Clone, Copy)]
@@ -137,5 +153,64 @@ impl Tenant<'_> {
             return Err(Error::NotFound { what: crate::Missing::Handoff, id: id.to_owned() });
         }
         self.engine.wait_for_handoff(id, timeout, poll).await
+    }
+
+    /// Up to `limit` (1 to 1,000) of this tenant's audit records after
+    /// global position `after`, in order, reading at most
+    /// [`AUDIT_SCAN_MAX`] records of the global chain.
+    pub async fn audit_records(&self, after: i64, limit: i64) -> Result<AuditPage, Error> {
+        let limit = limit.clamp(1, 1_000);
+        let usize_limit = usize::try_from(limit).unwrap_or(1_000);
+        let mut ours: HashMap<String, bool> = HashMap::new();
+        let mut page = AuditPage { records: Vec::new(), next_after: after.max(0) };
+        let mut scanned = 0;
+        while page.records.len() < usize_limit && scanned < AUDIT_SCAN_MAX {
+            let batch = self.engine.audit_records(page.next_after, limit.min(AUDIT_SCAN_MAX - scanned)).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for record in batch {
+                scanned += 1;
+                page.next_after = record.seq;
+                let mine = match ours.get(&record.session_id) {
+                    Some(mine) => *mine,
+                    None => {
+                        let mine = self.session(&record.session_id).await?.is_some();
+                        ours.insert(record.session_id.clone(), mine);
+                        mine
+                    }
+                };
+                if mine {
+                    page.records.push(record);
+                    if page.records.len() == usize_limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// [`Engine::verify_audit`] as this tenant may see it: the whole log is
+    /// checked (the chains are global), but a break outside this tenant's
+    /// sessions is reported by its position only.
+    pub async fn verify_audit(&self) -> Result<AuditReport, Error> {
+        let mut report = self.engine.verify_audit().await?;
+        if let Some(problem) = report.problem.take() {
+            let mine = match &problem.session_id {
+                Some(session) => self.session(session).await?.is_some(),
+                None => false,
+            };
+            report.problem = Some(if mine {
+                problem
+            } else {
+                AuditProblem {
+                    seq: problem.seq,
+                    session_id: None,
+                    message: format!("the audit log's chain breaks at record {}", problem.seq),
+                }
+            });
+        }
+        Ok(report)
     }
 }

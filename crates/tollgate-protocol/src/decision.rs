@@ -8,6 +8,7 @@ use tollgate_core::{CallId, FactSnapshot, HistoryEntry};
 /// A decision, `tollgate.decision/v1`: `{"verdict": "allow" | "block" |
 /// "escalate", ...}` with only the fields its verdict has.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "verdict", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Decision {
     /// The call may run.
@@ -49,6 +50,7 @@ pub enum Decision {
 
 /// Why a call was blocked or escalated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     /// The rule's id.
@@ -59,6 +61,7 @@ pub struct Reason {
 
 /// A prerequisite the call lacks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Missing {
     /// The fact.
@@ -75,6 +78,7 @@ pub struct Missing {
 
 /// What a human receives when a call escalates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Handoff {
     /// The verified customer's id, if the session established one.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// One effect of an event on the session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Effect {
     /// The call is allowed and awaits its result.

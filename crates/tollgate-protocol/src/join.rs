@@ -7,6 +7,7 @@ use tollgate_core::{FactSnapshot, HistoryEntry};
 
 /// The join of a parent's investigations.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Join {
     /// Every investigation's finding, in the order the concerns were opened.
@@ -17,6 +18,7 @@ pub struct Join {
 
 /// What one investigation found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Finding {
     /// The concern's id.
@@ -45,6 +47,7 @@ pub struct Finding {
 
 /// The handoff of a case: every concern, so the human sees the whole case.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JoinedHandoff {
     /// The verified customer.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tollgate_engine::ErrorKind;
 
 /// A problem answered to the caller.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// What kind of problem: `/problems/<slug>`, one per kind below.
     #[serde(rename = "type")]
@@ -20,6 +20,9 @@ pub struct Problem {
     pub status: u16,
     /// What happened here, as one sentence the caller can act on.
     pub detail: String,
+    /// Seconds to wait before trying again (sent as `Retry-After`).
+    #[serde(skip)]
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl Problem {
@@ -30,7 +33,45 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            retry_after_seconds: None,
         }
+    }
+
+    /// 429: this token sent more requests than its rate allows.
+    pub fn too_many_requests(retry_after_seconds: u64) -> Problem {
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            format!("this token is over its request rate; try again in {retry_after_seconds} s"),
+        );
+        problem.retry_after_seconds = Some(retry_after_seconds);
+        problem
+    }
+
+    /// 503: the request did not finish within the server's deadline.
+    pub fn deadline(seconds: u64) -> Problem {
+        let mut problem = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deadline",
+            "Deadline passed",
+            format!(
+                "the request did not finish within {seconds} s; it may still complete: send the same request again \
+                 (a call re-sent with the same id gets its recorded decision)"
+            ),
+        );
+        problem.retry_after_seconds = Some(1);
+        problem
+    }
+
+    /// 405: the path exists, the method does not.
+    pub fn method_not_allowed() -> Problem {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not take this method",
+        )
     }
 
     /// 400: the request cannot be accepted as it is.
@@ -103,6 +144,9 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = self.retry_after_seconds {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

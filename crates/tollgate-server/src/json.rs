@@ -4,8 +4,9 @@
 
 use crate::error::Problem;
 use crate::state::AppState;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 /// A JSON body of type `T`.
@@ -38,5 +39,37 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         serde_json::from_slice(&bytes)
             .map(Body)
             .map_err(|error| Problem::bad_request(format!("the body is not what this call takes: {error}")))
+    }
+}
+
+/// A query string of type `T`; one that does not decode is a 400 problem.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Query<T>, Problem> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|error| {
+                Problem::bad_request(format!("the query is not what this call takes: {}", error.body_text()))
+            })
+    }
+}
+
+/// The `{id}` of a path; one that does not decode is a 400 problem.
+pub struct Id(pub String);
+
+impl FromRequestParts<AppState> for Id {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Id, Problem> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(id)| Id(id))
+            .map_err(|error| {
+                Problem::bad_request(format!("the path is not what this call takes: {}", error.body_text()))
+            })
     }
 }

@@ -11,3 +11,4 @@ mod investigations;
 mod journal;
 mod race;
 mod sessions;
+mod tenant_audit;

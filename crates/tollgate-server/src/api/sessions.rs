@@ -1,25 +1,31 @@
 //! Sessions, calls and results: the agent's side.
 
-use crate::auth::Caller;
+use crate::auth::{AgentOnly, AgentOrReviewer, As};
 use crate::error::Problem;
-use crate::json::Body;
+use crate::json::{Body, Id};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use tollgate_core::ToolCall;
-use tollgate_engine::{Role, SessionInfo, handoff_id};
+use serde_json::Value as Json_;
+use std::sync::Arc;
+use tollgate_core::{FactSnapshot, ToolCall, ToolOutcome};
+use tollgate_engine::{SessionInfo, handoff_id};
 use tollgate_protocol::api;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sessions", post(create))
-        .route("/v1/sessions/{id}", get(read))
-        .route("/v1/sessions/{id}/calls", post(decide))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(read))
+        .routes(routes!(journal))
+        .routes(routes!(decide))
+        .routes(routes!(record))
+        .routes(routes!(step))
 }
 
-fn session_view(info: SessionInfo) -> api::Session {
+pub(crate) fn session_view(info: SessionInfo) -> api::Session {
     api::Session {
         id: info.id,
         workflow: info.workflow_name,
@@ -31,14 +37,14 @@ fn session_view(info: SessionInfo) -> api::Session {
     }
 }
 
-/// `POST /v1/sessions` (agent): starts a session under a workflow the
-/// server runs.
+/// Starts a session under a workflow the server runs.
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = api::CreateSession,
+    responses((status = 201, description = "The session was created.", body = api::Session)))]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    As(caller, ..): As<AgentOnly>,
     Body(body): Body<api::CreateSession>,
 ) -> Result<(StatusCode, Json<api::Session>), Problem> {
-    caller.require(&[Role::Agent])?;
     let workflow = state
         .workflow(&body.workflow)
         .ok_or_else(|| Problem::not_found(format!("this server runs no workflow {:?}", body.workflow)))?;
@@ -46,25 +52,135 @@ async fn create(
     Ok((StatusCode::CREATED, Json(session_view(info))))
 }
 
-/// `GET /v1/sessions/{id}` (agent, reviewer).
+/// A session and where it stands: counts, facts, pending calls, calls in
+/// doubt, investigations and handoffs.
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "The session.")),
+    responses((status = 200, description = "The session.", body = api::SessionSummary)))]
 async fn read(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<api::Session>, Problem> {
-    caller.require(&[Role::Agent, Role::Reviewer])?;
-    let info = caller.engine(&state).session(&id).await?;
-    info.map(|info| Json(session_view(info))).ok_or_else(|| Problem::not_found(format!("no session '{id}'")))
+    As(caller, ..): As<AgentOrReviewer>,
+    Id(id): Id,
+) -> Result<Json<api::SessionSummary>, Problem> {
+    let resume = caller.engine(&state).resume(&id).await?;
+    let (workflow, session_state) = (&resume.workflow, &resume.state);
+    let facts = session_state
+        .facts(workflow)
+        .into_iter()
+        .map(|(fact, key, value)| {
+            FactSnapshot { fact: Arc::from(fact), key: key.map(Arc::from), fields: value.clone() }.line()
+        })
+        .collect();
+    Ok(Json(api::SessionSummary {
+        allowed_calls: session_state.allowed_calls(),
+        blocked_calls: session_state.blocked_calls(),
+        escalations: session_state.escalations(),
+        facts,
+        pending_calls: session_state.pending_calls().map(|call| call.as_str().to_owned()).collect(),
+        in_doubt: resume
+            .in_doubt
+            .iter()
+            .map(|d| api::InDoubt {
+                call_id: d.call_id.clone(),
+                tool: d.tool.clone(),
+                idempotency_key: d.idempotency_key.clone(),
+            })
+            .collect(),
+        investigations: session_state
+            .investigations()
+            .iter()
+            .map(|o| api::Investigation {
+                concern_id: o.concern_id.clone(),
+                session: o.session.clone(),
+                concern: o.concern.clone(),
+            })
+            .collect(),
+        handoffs: session_state
+            .handoffs()
+            .iter()
+            .map(|h| api::SessionHandoff {
+                id: handoff_id(&id, h.call.as_str()),
+                call_id: h.call.as_str().to_owned(),
+                tool: h.tool.clone(),
+                status: h.status.as_str().to_owned(),
+            })
+            .collect(),
+        session: session_view(resume.session),
+    }))
 }
 
-/// `POST /v1/sessions/{id}/calls` (agent): decides a call, durably.
+/// The session's journal, oldest first.
+#[utoipa::path(get, path = "/v1/sessions/{id}/journal", tag = "sessions", params(("id" = String, Path, description = "The session.")),
+    responses((status = 200, description = "Every journal entry.", body = Vec<api::JournalEntry>)))]
+async fn journal(
+    State(state): State<AppState>,
+    As(caller, ..): As<AgentOrReviewer>,
+    Id(id): Id,
+) -> Result<Json<Vec<api::JournalEntry>>, Problem> {
+    let entries = caller.engine(&state).journal(&id).await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|entry| api::JournalEntry {
+                seq: entry.seq,
+                at_ms: entry.at_ms,
+                kind: entry.record.audit_event(),
+                body: serde_json::from_str(&entry.record.body()).unwrap_or(Json_::Null),
+            })
+            .collect(),
+    ))
+}
+
+/// Decides a proposed call, durably: the answer is on disk before it is sent.
+#[utoipa::path(post, path = "/v1/sessions/{id}/calls", tag = "sessions", request_body = api::Call,
+    params(("id" = String, Path, description = "The session.")),
+    responses((status = 200, description = "The decision.", body = api::CallDecision)))]
 async fn decide(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(session): Path<String>,
+    As(caller, ..): As<AgentOnly>,
+    Id(session): Id,
     Body(call): Body<api::Call>,
 ) -> Result<Json<api::CallDecision>, Problem> {
-    caller.require(&[Role::Agent])?;
+    let tool_call = tool_call(call)?;
+    let decided = caller.engine(&state).decide(&session, &tool_call).await?;
+    Ok(Json(answer(&state, &caller.tenant, &session, &tool_call, &decided).await))
+}
+
+/// Records a tool's result (`result`) or its failure (`error`).
+#[utoipa::path(post, path = "/v1/sessions/{id}/results", tag = "sessions", request_body = api::ToolResult,
+    params(("id" = String, Path, description = "The session.")),
+    responses((status = 200, description = "What recording it did.", body = api::Recorded)))]
+async fn record(
+    State(state): State<AppState>,
+    As(caller, ..): As<AgentOnly>,
+    Id(session): Id,
+    Body(result): Body<api::ToolResult>,
+) -> Result<Json<api::Recorded>, Problem> {
+    let (value, outcome) = outcome(&result)?;
+    let recorded = caller.engine(&state).record_result(&session, &result.call_id, &value, outcome).await?;
+    Ok(Json(recorded_view(&recorded)))
+}
+
+/// Records a result and decides the next call, in one commit.
+#[utoipa::path(post, path = "/v1/sessions/{id}/steps", tag = "sessions", request_body = api::Step,
+    params(("id" = String, Path, description = "The session.")),
+    responses((status = 200, description = "What recording did, and the next call's decision.", body = api::StepOutcome)))]
+async fn step(
+    State(state): State<AppState>,
+    As(caller, ..): As<AgentOnly>,
+    Id(session): Id,
+    Body(step): Body<api::Step>,
+) -> Result<Json<api::StepOutcome>, Problem> {
+    let (value, outcome) = outcome(&step.result)?;
+    let next = tool_call(step.next)?;
+    let (recorded, decided) =
+        caller.engine(&state).record_and_decide(&session, &step.result.call_id, &value, outcome, &next).await?;
+    Ok(Json(api::StepOutcome {
+        recorded: recorded_view(&recorded),
+        decision: answer(&state, &caller.tenant, &session, &next, &decided).await,
+    }))
+}
+
+fn tool_call(call: api::Call) -> Result<ToolCall, Problem> {
     if !call.args.is_object() {
         return Err(Problem::bad_request("a call's args must be a JSON object"));
     }
@@ -72,16 +188,59 @@ async fn decide(
     if let Some(summary) = call.summary {
         tool_call = tool_call.with_summary(summary);
     }
-    let decided = caller.engine(&state).decide(&session, &tool_call).await?;
+    Ok(tool_call)
+}
+
+fn outcome(result: &api::ToolResult) -> Result<(Json_, ToolOutcome), Problem> {
+    match (&result.result, &result.error) {
+        (Some(value), None) => Ok((value.clone(), ToolOutcome::Succeeded)),
+        (None, Some(error)) => Ok((Json_::String(error.clone()), ToolOutcome::Failed)),
+        _ => Err(Problem::bad_request("a result has exactly one of \"result\" and \"error\"")),
+    }
+}
+
+fn recorded_view(recorded: &tollgate_engine::Recorded) -> api::Recorded {
+    api::Recorded {
+        recorded: recorded.recorded,
+        effects: recorded.effects.iter().map(tollgate_protocol::Effect::from).collect(),
+        note: recorded.note.clone(),
+    }
+}
+
+/// The answer to a decided call; counts it, and announces the handoff it
+/// opened (a replayed decision opened nothing new).
+async fn answer(
+    state: &AppState,
+    tenant: &str,
+    session: &str,
+    call: &ToolCall,
+    decided: &tollgate_engine::CallDecision,
+) -> api::CallDecision {
     let opens_handoff = match &decided.decision {
         tollgate_core::Decision::Escalate(_) => true,
         tollgate_core::Decision::Allow(allowed) => allowed.handoff.is_some(),
         tollgate_core::Decision::Block(_) => false,
     };
-    Ok(Json(api::CallDecision {
-        call: call.id.clone(),
+    let handoff = opens_handoff.then(|| handoff_id(session, call.id.as_str()));
+    if !decided.replayed {
+        crate::metrics::decision(match &decided.decision {
+            tollgate_core::Decision::Allow(_) => "allow",
+            tollgate_core::Decision::Block(_) => "block",
+            tollgate_core::Decision::Escalate(_) => "escalate",
+        });
+        if let Some(id) = &handoff {
+            crate::metrics::handoff("open");
+            if state.announces()
+                && let Ok(Some(opened)) = state.engine().for_tenant(tenant).handoff(id).await
+            {
+                state.announce("handoff.opened", &opened);
+            }
+        }
+    }
+    api::CallDecision {
+        call: call.id.to_string(),
         decision: tollgate_protocol::Decision::from(&decided.decision),
         replayed: decided.replayed,
-        handoff: opens_handoff.then(|| handoff_id(&session, &call.id)),
-    }))
+        handoff,
+    }
 }

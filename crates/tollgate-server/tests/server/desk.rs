@@ -20,9 +20,9 @@ where
     Fut: Future<Output = ()>,
 {
     let url = tollgate_store::testing::sqlite_url().unwrap();
-    test(Server::start(&url).await, url).await;
+    test(Server::start_with(&url, None, tollgate_server::Limits::default()).await, url).await;
     if let Some(url) = tollgate_store::testing::postgres_schema_url().await {
-        test(Server::start(&url).await, url).await;
+        test(Server::start_with(&url, None, tollgate_server::Limits::default()).await, url).await;
     }
 }
 

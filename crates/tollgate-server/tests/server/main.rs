@@ -6,4 +6,12 @@
 mod browser;
 mod common;
 mod desk;
+mod handoffs;
+mod limits;
+mod replicas;
+mod roles;
+mod schemathesis;
 mod sessions;
+mod socket;
+mod spoilt;
+mod tenants;

@@ -44,3 +44,56 @@ async fn a_missing_token_a_wrong_role_or_another_tenant_is_refused_and_stores_no
     })
     .await;
 }
+
+#[tokio::test]
+async fn results_steps_investigations_and_the_session_summary_go_through_the_api() {
+    crate::common::on_both(|server| async move {
+        server.verified("s1").await;
+        let summary = server.expect(StatusCode::OK, "GET", "/v1/sessions/s1", &server.agent, None).await;
+        assert_eq!(
+            (summary["allowed_calls"].as_i64(), summary["session"]["journal_entries"].as_i64()),
+            (Some(2), Some(4))
+        );
+        assert!(summary["facts"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().starts_with("order[#W1]")));
+        // A refund allowed, its result and the next call in one step.
+        let allowed = server.refund("s1", "r1", 30.0).await;
+        assert_eq!(allowed["decision"]["verdict"], "allow", "{allowed}");
+        let summary = server.expect(StatusCode::OK, "GET", "/v1/sessions/s1", &server.reviewer, None).await;
+        assert_eq!(summary["pending_calls"], json!(["r1"]));
+        assert_eq!(summary["in_doubt"][0]["call_id"], "r1");
+        let step = json!({"result": {"call_id": "r1", "error": "processor timeout"},
+                          "next": {"id": "r2", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 30}}});
+        let stepped = server.expect(StatusCode::OK, "POST", "/v1/sessions/s1/steps", &server.agent, Some(step)).await;
+        assert_eq!(stepped["recorded"]["recorded"], true, "{stepped}");
+        assert_eq!(stepped["decision"]["decision"]["verdict"], "allow");
+
+        // Investigations: opened, concluded, joined.
+        let open = json!({"concerns": [{"id": "a", "concern": "refund #W1"}, {"id": "b", "concern": "address"}]});
+        let opened = server
+            .expect(StatusCode::CREATED, "POST", "/v1/sessions/s1/investigations", &server.agent, Some(open))
+            .await;
+        assert_eq!(opened[0]["session"], "s1:a");
+        for child in ["s1:a", "s1:b"] {
+            let path = format!("/v1/sessions/{child}/conclusion");
+            let (status, body) =
+                server.send("POST", &path, Some(&server.agent), Some(json!({"outcome": "done"}))).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+        let joined = server.expect(StatusCode::OK, "POST", "/v1/sessions/s1/join", &server.agent, None).await;
+        assert_eq!(joined["findings"].as_array().unwrap().len(), 2, "{joined}");
+        let summary = server.expect(StatusCode::OK, "GET", "/v1/sessions/s1", &server.agent, None).await;
+        assert_eq!(summary["investigations"].as_array().unwrap().len(), 2);
+
+        // Counted in the metrics, without a tenant or session in sight.
+        let (status, metrics) = server.send("GET", "/metrics", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let metrics = metrics.as_str().unwrap();
+        assert!(metrics.contains("tollgate_decisions_total{verdict=\"allow\"}"), "{metrics}");
+        assert!(metrics.contains("tollgate_http_request_duration_seconds_bucket"), "{metrics}");
+        assert!(!metrics.contains("acme") && !metrics.contains("s1"), "{metrics}");
+        let (status, _) = server.send("GET", "/readyz", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        server.state.begin_shutdown();
+    })
+    .await;
+}
