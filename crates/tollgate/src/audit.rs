@@ -17,12 +17,22 @@ pub const KEY_FILE_ENV: &str = "TOLLGATE_AUDIT_KEY_FILE";
 /// `$TOLLGATE_AUDIT_KEY_FILE` when it is set (an unreadable key file is an
 /// error, not an unsigned log).
 pub async fn open_writer(db: &str) -> Result<Engine> {
+    let key = key_from_env()?;
     let engine = Engine::open(db).await?;
+    Ok(match key {
+        None => engine,
+        Some(key) => engine.with_audit_key(key),
+    })
+}
+
+/// The signing key in `$TOLLGATE_AUDIT_KEY_FILE`, if it is set (an
+/// unreadable or malformed key file is an error, never an unsigned log).
+pub fn key_from_env() -> Result<Option<AuditKey>> {
     match std::env::var_os(KEY_FILE_ENV) {
-        None => Ok(engine),
+        None => Ok(None),
         Some(path) => {
             let text = crate::input::read(Path::new(&path), "the audit key file", crate::input::SMALL_BYTES_MAX)?;
-            Ok(engine.with_audit_key(AuditKey::from_hex(&text)?))
+            Ok(Some(AuditKey::from_hex(&text)?))
         }
     }
 }

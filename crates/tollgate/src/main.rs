@@ -24,6 +24,7 @@ mod input;
 mod paint;
 mod replay;
 mod run;
+mod serve;
 mod state;
 mod tokens;
 mod validate;
@@ -97,6 +98,25 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Serve the HTTP API agents call (`/v1`) and the handoff desk people
+    /// work in (`/desk`) over one store, until SIGINT or SIGTERM.
+    Serve {
+        /// The workflow files to run (sessions name one by name or hash).
+        #[arg(long = "workflow", required = true)]
+        workflows: Vec<PathBuf>,
+        #[command(flatten)]
+        db: Db,
+        /// Where to listen (port 0: any free port, printed on standard error).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Announce new, decided and expired handoffs to this http:// URL
+        /// (HMAC-signed JSON POSTs, retried).
+        #[arg(long, requires = "webhook_secret_file")]
+        webhook_url: Option<String>,
+        /// The file holding the webhook's signing secret.
+        #[arg(long, requires = "webhook_url")]
+        webhook_secret_file: Option<PathBuf>,
     },
     /// API tokens for `tollgate serve`: create (printed once), list, revoke.
     Tokens {
@@ -381,6 +401,9 @@ fn main() -> ExitCode {
             bench::replay_bench(&workflow, &traces, runs, now.as_deref())
         }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
+        Command::Serve { workflows, db, listen, webhook_url, webhook_secret_file } => {
+            serve::serve(serve::Args { workflows, db: db.url(), listen, webhook_url, webhook_secret_file })
+        }
         Command::Tokens { command } => runtime().and_then(|rt| match command {
             TokensCommand::Create { db, tenant, role, name } => {
                 rt.block_on(tokens::create(&db.url(), &tenant, &role, &name))

@@ -10,5 +10,6 @@ mod common;
 mod crash;
 mod fanout_crash;
 mod replay;
+mod serve;
 mod tau_airline;
 mod tau_retail_telecom;
