@@ -223,11 +223,11 @@ pub fn args_hash(args: &serde_json::Value) -> String {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        out.push(digit(byte >> 4));
+        out.push(digit(byte & 0x0f));
     }
     out
 }
