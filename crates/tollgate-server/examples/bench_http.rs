@@ -11,6 +11,11 @@
 //! ```sh
 //! cargo run --release -p tollgate-server --example bench_http -- [--db URL] [--sessions N] [--seconds S] [--runs R]
 //! ```
+//!
+//! Without `--db` it writes to an SQLite file of its own, removed after. It
+//! writes sessions and a token into the store it is given: point a
+//! PostgreSQL URL at a schema of its own
+//! (`postgres://.../db?options=-c%20search_path%3Dbench`) and drop it after.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // a benchmark, not a library
 

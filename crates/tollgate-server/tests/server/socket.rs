@@ -116,25 +116,7 @@ async fn the_server_serves_over_a_socket_announces_handoffs_and_shuts_down_grace
     assert_eq!(send(addr, "GET", "/readyz", None, None).await.0, StatusCode::OK);
     let create = json!({"id": "s1", "workflow": "support-refunds"});
     assert_eq!(send(addr, "POST", "/v1/sessions", Some(&agent), Some(create)).await.0, StatusCode::CREATED);
-    let steps = [
-        (
-            "/v1/sessions/s1/calls",
-            json!({"id": "v", "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}}),
-        ),
-        (
-            "/v1/sessions/s1/results",
-            json!({"call_id": "v", "result": {"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}}),
-        ),
-        ("/v1/sessions/s1/calls", json!({"id": "o", "tool": "lookup_order", "args": {"order_id": "#W1"}})),
-        (
-            "/v1/sessions/s1/results",
-            json!({"call_id": "o", "result": {"order_id": "#W1", "customer_id": "c_42", "total": 5000.0, "status": "delivered"}}),
-        ),
-    ];
-    for (path, body) in steps {
-        let (status, answer) = send(addr, "POST", path, Some(&agent), Some(body)).await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
-    }
+    verified(addr, &agent, "s1").await;
     let refund = json!({"id": "r1", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 800}});
     let (_, escalated) = send(addr, "POST", "/v1/sessions/s1/calls", Some(&agent), Some(refund)).await;
     let id = escalated["handoff"].as_str().unwrap().to_owned();
@@ -161,6 +143,63 @@ async fn the_server_serves_over_a_socket_announces_handoffs_and_shuts_down_grace
     }
     running.await.unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer listening");
+}
+
+/// Session `session` (created) gets a verified customer and an order of $5,000.
+async fn verified(addr: SocketAddr, agent: &str, session: &str) {
+    let calls = format!("/v1/sessions/{session}/calls");
+    let results = format!("/v1/sessions/{session}/results");
+    let steps = [
+        (&calls, json!({"id": "v", "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}})),
+        (
+            &results,
+            json!({"call_id": "v", "result": {"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}}),
+        ),
+        (&calls, json!({"id": "o", "tool": "lookup_order", "args": {"order_id": "#W1"}})),
+        (
+            &results,
+            json!({"call_id": "o", "result": {"order_id": "#W1", "customer_id": "c_42", "total": 5000.0, "status": "delivered"}}),
+        ),
+    ];
+    for (path, body) in steps {
+        let (status, answer) = send(addr, "POST", path, Some(agent), Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn the_expiry_sweep_expires_an_overdue_handoff_and_announces_it() {
+    let db = tollgate_store::testing::sqlite_url().unwrap();
+    let engine = Engine::open(&db).await.unwrap();
+    let agent = engine.create_token("acme", Role::Agent, "bot").await.unwrap().1;
+    engine.close().await;
+    let (hook, mut heard) = receiver(vec![], None).await;
+    // Handoffs of this workflow wait one second for a person.
+    let text = REFERENCE.replacen("[handoff]\n", "[handoff]\nexpires_after = \"1s\"\n", 1);
+    assert_ne!(text, REFERENCE);
+    let workflows = vec![WorkflowSource { path: "support-refunds.toml".into(), text }];
+    let mut config = Config::new(workflows, db, "127.0.0.1:0".parse().unwrap());
+    config.webhook = Some(webhook_config(hook));
+    config.expiry_sweep_every = Duration::from_millis(100);
+    let bound = Bound::bind(config).await.unwrap();
+    let addr = bound.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(bound.run(async move {
+        let _ = stopped.await;
+    }));
+    let create = json!({"id": "s1", "workflow": "support-refunds"});
+    assert_eq!(send(addr, "POST", "/v1/sessions", Some(&agent), Some(create)).await.0, StatusCode::CREATED);
+    verified(addr, &agent, "s1").await;
+    let refund = json!({"id": "r1", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 800}});
+    let (_, escalated) = send(addr, "POST", "/v1/sessions/s1/calls", Some(&agent), Some(refund)).await;
+    let id = escalated["handoff"].as_str().unwrap().to_owned();
+    assert_eq!(heard.recv().await.unwrap().0, "handoff.opened");
+    let (event, valid, body) = heard.recv().await.unwrap();
+    assert_eq!((event.as_str(), valid, body["handoff"]["id"].as_str()), ("handoff.expired", true, Some(id.as_str())));
+    let (_, handoff) = send(addr, "GET", &format!("/v1/handoffs/{id}"), Some(&agent), None).await;
+    assert_eq!(handoff["status"], "expired");
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
 }
 
 fn handoff(id: &str) -> Handoff {
