@@ -1,6 +1,9 @@
 //! Durable steps per second over loopback HTTP against the engine in
-//! process, at the same concurrency, on the same store; medians of
-//! interleaved runs, and the p99 of an HTTP step.
+//! process, at the same concurrency, on the same store, beside a null
+//! handler (an axum route that reads the body and answers `{}`) served and
+//! called the same way in the same run; medians of interleaved runs, the p99
+//! of an HTTP step at full load, and the p99 with every session paced so
+//! that together they ask for half the median HTTP rate.
 //!
 //! A step is a tool's result and the next call's decision, committed
 //! together (`POST /v1/sessions/{id}/steps`, `Tenant::record_and_decide`).
@@ -104,6 +107,47 @@ where
     (rate, latencies)
 }
 
+/// Latencies (ms) of `workers` workers for `seconds`, each starting one
+/// step every `every` (a step that takes longer delays the next one; none
+/// is skipped).
+async fn measure_paced<F, Fut>(workers: usize, seconds: u64, every: Duration, step: F) -> Vec<f64>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let step = Arc::new(step);
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let step = Arc::clone(&step);
+            tokio::spawn(async move {
+                // Spread the workers' first steps over one interval.
+                let offset = every.mul_f64(worker as f64 / workers.max(1) as f64);
+                let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                loop {
+                    ticks.tick().await;
+                    if Instant::now() >= end {
+                        break;
+                    }
+                    let at = Instant::now();
+                    step(worker, n).await;
+                    latencies.push(at.elapsed().as_secs_f64() * 1000.0);
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    latencies
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -144,6 +188,17 @@ async fn main() {
     let server = tokio::spawn(bound.run(async move {
         let _ = stopped.await;
     }));
+    // The null handler: what HTTP, hyper and axum cost with nothing behind.
+    let null_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let null_addr = null_listener.local_addr().unwrap();
+    let null_router = axum::Router::new().route(
+        "/null",
+        axum::routing::post(|body: Bytes| async move {
+            std::hint::black_box(body);
+            "{}"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(null_listener, null_router).await });
 
     println!(
         "backend {}, {} concurrent sessions, {} s a run, {} runs each, interleaved",
@@ -153,6 +208,7 @@ async fn main() {
         options.runs
     );
     let (mut engine_rates, mut http_rates, mut http_latencies, mut engine_latencies) = (vec![], vec![], vec![], vec![]);
+    let mut null_rates = vec![];
     for run in 0..options.runs {
         // In process.
         let sessions: Vec<String> = (0..options.sessions).map(|w| format!("e{run_id}-{run}-{w}")).collect();
@@ -208,20 +264,91 @@ async fn main() {
         .await;
         http_rates.push(rate);
         http_latencies.push(p99(&mut latencies));
+
+        // The null handler, the same body, the same client.
+        let mut connections = Vec::new();
+        for _ in 0..options.sessions {
+            connections.push(tokio::sync::Mutex::new(connect(null_addr).await));
+        }
+        let connections = Arc::new(connections);
+        let (rate, _) = measure(options.sessions, options.seconds, move |worker, n| {
+            let connections = Arc::clone(&connections);
+            async move {
+                let body = json!({
+                    "result": {"call_id": format!("c{n}"), "result": customer()},
+                    "next": {"id": format!("c{}", n + 1), "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}},
+                });
+                let request = hyper::Request::post("/null")
+                    .header("host", "localhost")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap();
+                let mut connection = connections[worker].lock().await;
+                let response = connection.send_request(request).await.unwrap();
+                assert!(response.status().is_success());
+                response.into_body().collect().await.unwrap();
+            }
+        })
+        .await;
+        null_rates.push(rate);
         println!(
-            "run {}: engine {:.0} steps/s (p99 {:.2} ms), HTTP {:.0} steps/s (p99 {:.2} ms)",
+            "run {}: engine {:.0} steps/s (p99 {:.2} ms), HTTP {:.0} steps/s (p99 {:.2} ms), null handler {:.0} requests/s",
             run + 1,
             engine_rates[run],
             engine_latencies[run],
             http_rates[run],
-            http_latencies[run]
+            http_latencies[run],
+            null_rates[run]
         );
     }
     let (engine_rate, http_rate) = (median(&mut engine_rates), median(&mut http_rates));
     println!(
-        "median: engine {engine_rate:.0} steps/s, HTTP {http_rate:.0} steps/s = {:.2}x; p99 of an HTTP step {:.2} ms (median of runs)",
+        "median: engine {engine_rate:.0} steps/s, HTTP {http_rate:.0} steps/s = {:.2}x; null handler {:.0} requests/s; \
+         p99 of an HTTP step at full load {:.2} ms (median of runs)",
         http_rate / engine_rate,
+        median(&mut null_rates),
         median(&mut http_latencies)
+    );
+
+    // Half the peak: every session paced so that together they ask for
+    // half the median HTTP rate.
+    let sessions: Vec<String> = (0..options.sessions).map(|w| format!("p{run_id}-{w}")).collect();
+    for session in &sessions {
+        start(&engine, &workflow, session).await;
+    }
+    let mut connections = Vec::new();
+    for _ in 0..options.sessions {
+        connections.push(tokio::sync::Mutex::new(connect(addr).await));
+    }
+    let every = Duration::from_secs_f64(options.sessions as f64 / (http_rate / 2.0));
+    let (connections, sessions, token_) = (Arc::new(connections), Arc::new(sessions), token.clone());
+    let started = Instant::now();
+    let mut latencies = measure_paced(options.sessions, options.seconds.max(5), every, move |worker, n| {
+        let (connections, sessions, token) = (Arc::clone(&connections), Arc::clone(&sessions), token_.clone());
+        async move {
+            let body = json!({
+                "result": {"call_id": format!("c{n}"), "result": customer()},
+                "next": {"id": format!("c{}", n + 1), "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}},
+            });
+            let request = hyper::Request::post(format!("/v1/sessions/{}/steps", sessions[worker]))
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap();
+            let mut connection = connections[worker].lock().await;
+            let response = connection.send_request(request).await.unwrap();
+            assert!(response.status().is_success());
+            response.into_body().collect().await.unwrap();
+        }
+    })
+    .await;
+    let achieved = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "half the peak ({:.0} steps/s asked, {achieved:.0} done): HTTP step median {:.2} ms, p99 {:.2} ms",
+        http_rate / 2.0,
+        median(&mut latencies),
+        p99(&mut latencies)
     );
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
