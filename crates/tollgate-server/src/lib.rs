@@ -35,6 +35,12 @@ use utoipa_axum::routes;
 /// The whole server as a router (tests drive it without a socket), and its
 /// OpenAPI document as JSON text.
 pub fn router_and_document(state: AppState) -> (Router, Arc<String>) {
+    router_and_document_with(state, desk::Desk::new())
+}
+
+/// [`router_and_document`] with the desk given (its CSRF key shared by
+/// every replica).
+pub fn router_and_document_with(state: AppState, desk: desk::Desk) -> (Router, Arc<String>) {
     // Installs the process's recorder before anything is counted.
     let _ = metrics::handle();
     let (router, document) = OpenApiRouter::with_openapi(openapi::Base::openapi())
@@ -46,7 +52,7 @@ pub fn router_and_document(state: AppState) -> (Router, Arc<String>) {
         .split_for_parts();
     let document = Arc::new(openapi::finish(document));
     let router = router
-        .merge(desk::routes())
+        .merge(desk.routes())
         .fallback(|| async { Problem::not_found("no such path") })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .layer(axum::Extension(ops::Document(Arc::clone(&document))))

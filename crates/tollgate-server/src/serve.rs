@@ -6,6 +6,7 @@
 //! requests in flight finish, the webhook's queue is given a moment to
 //! drain, and the store is closed.
 
+use crate::desk::Desk;
 use crate::state::{Announcer, AppState, Limits};
 use crate::webhook::{Webhook, WebhookConfig};
 use std::future::Future;
@@ -40,6 +41,9 @@ pub struct Config {
     pub audit_key: Option<AuditKey>,
     /// How often overdue handoffs are expired.
     pub expiry_sweep_every: Duration,
+    /// The desk's CSRF key (replicas behind one address must share one:
+    /// [`Desk::from_secret`]); `None` draws one at start.
+    pub desk: Option<Desk>,
 }
 
 impl Config {
@@ -54,6 +58,7 @@ impl Config {
             webhook: None,
             audit_key: None,
             expiry_sweep_every: Duration::from_secs(5),
+            desk: None,
         }
     }
 }
@@ -81,6 +86,7 @@ pub struct Bound {
     engine: Arc<Engine>,
     webhook: Option<Webhook>,
     sweep_every: Duration,
+    desk: Desk,
 }
 
 /// How many overdue handoffs one sweep expires at most.
@@ -107,7 +113,8 @@ impl Bound {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Listen { addr: config.listen.to_string(), source })?;
-        Ok(Bound { listener, state, engine, webhook, sweep_every: config.expiry_sweep_every })
+        let desk = config.desk.unwrap_or_default();
+        Ok(Bound { listener, state, engine, webhook, sweep_every: config.expiry_sweep_every, desk })
     }
 
     /// The address it listens on.
@@ -122,10 +129,10 @@ impl Bound {
 
     /// Serves until `shutdown` resolves, then stops gracefully.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-        let Bound { listener, state, engine, webhook, sweep_every } = self;
+        let Bound { listener, state, engine, webhook, sweep_every, desk } = self;
         let addr = listener.local_addr().map_or_else(|_| "the listener".to_owned(), |a| a.to_string());
         let sweep = tokio::spawn(sweep(state.clone(), sweep_every));
-        let router = crate::router(state.clone());
+        let router = crate::router_and_document_with(state.clone(), desk).0;
         let stopping = state.clone();
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {

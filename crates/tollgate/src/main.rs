@@ -117,6 +117,11 @@ enum Command {
         /// The file holding the webhook's signing secret.
         #[arg(long, requires = "webhook_url")]
         webhook_secret_file: Option<PathBuf>,
+        /// A file of at least 16 bytes the desk's CSRF key is made from:
+        /// give every replica behind one address the same one [default: a
+        /// key drawn at start, good for one process].
+        #[arg(long)]
+        desk_key_file: Option<PathBuf>,
     },
     /// API tokens for `tollgate serve`: create (printed once), list, revoke.
     Tokens {
@@ -401,8 +406,15 @@ fn main() -> ExitCode {
             bench::replay_bench(&workflow, &traces, runs, now.as_deref())
         }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
-        Command::Serve { workflows, db, listen, webhook_url, webhook_secret_file } => {
-            serve::serve(serve::Args { workflows, db: db.url(), listen, webhook_url, webhook_secret_file })
+        Command::Serve { workflows, db, listen, webhook_url, webhook_secret_file, desk_key_file } => {
+            serve::serve(serve::Args {
+                workflows,
+                db: db.url(),
+                listen,
+                webhook_url,
+                webhook_secret_file,
+                desk_key_file,
+            })
         }
         Command::Tokens { command } => runtime().and_then(|rt| match command {
             TokensCommand::Create { db, tenant, role, name } => {

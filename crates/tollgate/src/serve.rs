@@ -16,6 +16,7 @@ pub struct Args {
     pub listen: String,
     pub webhook_url: Option<String>,
     pub webhook_secret_file: Option<PathBuf>,
+    pub desk_key_file: Option<PathBuf>,
 }
 
 /// Reads the workflows and the keys, binds, says where it listens (on
@@ -39,6 +40,12 @@ pub fn serve(args: Args) -> Result<ExitCode> {
         (Some(_), None) => anyhow::bail!("--webhook-url needs --webhook-secret-file: every announcement is signed"),
         (None, Some(_)) => anyhow::bail!("--webhook-secret-file needs --webhook-url"),
     };
+    if let Some(path) = &args.desk_key_file {
+        let secret = crate::input::read(path, "the desk key file", crate::input::SMALL_BYTES_MAX)?;
+        let desk = tollgate_server::desk::Desk::from_secret(secret.trim().as_bytes())
+            .with_context(|| format!("the desk key file {}", path.display()))?;
+        config.desk = Some(desk);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let bound = Bound::bind(config).await?;

@@ -25,7 +25,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-pub use security::Desk;
+pub use security::{Desk, ShortSecret};
 
 /// The desk's routes, with a key drawn now for its CSRF tokens (one
 /// process: forms from another process's desk are refused; use

@@ -8,7 +8,7 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -22,6 +22,13 @@ const TOKEN_BYTES_MAX: usize = 256;
 
 /// How long the audit state is kept before it is checked again.
 const AUDIT_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// A desk secret too short to make a key of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the desk's secret is {len} bytes; it takes at least 16")]
+pub struct ShortSecret {
+    len: usize,
+}
 
 /// The desk's own state: its CSRF key, and the last audit check.
 pub struct Desk {
@@ -51,6 +58,15 @@ impl Desk {
     /// replica lets a form rendered by one be sent to another).
     pub fn with_key(key: [u8; 32]) -> Desk {
         Desk { key, audit: Mutex::new(None) }
+    }
+
+    /// A desk whose key is the SHA-256 of `secret` (at least 16 bytes): what
+    /// `tollgate serve --desk-key-file` gives every replica.
+    pub fn from_secret(secret: &[u8]) -> Result<Desk, ShortSecret> {
+        if secret.len() < 16 {
+            return Err(ShortSecret { len: secret.len() });
+        }
+        Ok(Desk::with_key(Sha256::digest(secret).into()))
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -261,6 +277,17 @@ pub(crate) async fn headers(mut response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_with_one_secret_accept_each_others_forms_and_others_do_not() {
+        let secret = b"a secret every replica reads from one file";
+        let (one, two) = (Desk::from_secret(secret).unwrap(), Desk::from_secret(secret).unwrap());
+        let token = one.csrf("tg_cookie");
+        assert!(two.csrf_matches("tg_cookie", &token));
+        assert!(!Desk::new().csrf_matches("tg_cookie", &token));
+        assert!(!Desk::from_secret(b"another secret of enough bytes").unwrap().csrf_matches("tg_cookie", &token));
+        assert_eq!(Desk::from_secret(b"short").err(), Some(ShortSecret { len: 5 }));
+    }
 
     #[test]
     fn only_desk_pages_are_followed_after_sign_in() {

@@ -37,8 +37,12 @@ fn serve_answers_an_agent_and_the_desk_then_stops_on_sigterm() {
     assert!(made.status.success(), "{}", text(&made));
     let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
 
+    let desk_key = dir.join("desk.key");
+    std::fs::write(&desk_key, "one secret for every replica of this desk\n").unwrap();
+    let desk_key = desk_key.display().to_string();
     let mut server = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["serve", "--workflow", "examples/support-refunds.toml", "--db", &db, "--listen", "127.0.0.1:0"])
+        .args(["--desk-key-file", &desk_key])
         .current_dir(root())
         .env_remove("TOLLGATE_DB")
         .env_remove("TOLLGATE_AUDIT_KEY_FILE")
@@ -89,4 +93,19 @@ fn serve_refuses_to_start_on_a_bad_workflow_or_address() {
     let out = tollgate(&["serve", "--workflow", "examples/support-refunds.toml", "--db", &db, "--listen", "nowhere"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--listen"), "{}", text(&out));
+    let short = dir.join("desk.key");
+    std::fs::write(&short, "too short").unwrap();
+    let out = tollgate(&[
+        "serve",
+        "--workflow",
+        "examples/support-refunds.toml",
+        "--db",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--desk-key-file",
+        &short.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("at least 16"), "{}", text(&out));
 }
