@@ -95,6 +95,17 @@ pub struct HandoffFilter {
     pub limit: i64,
 }
 
+/// Handoffs waiting for a person, of one urgency ([`Engine::waiting_handoffs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    /// The urgency, as the workflows name it.
+    pub urgency: String,
+    /// How many are open or claimed.
+    pub count: i64,
+    /// How long the oldest has waited, in ms.
+    pub oldest_waited_ms: i64,
+}
+
 /// The longest an approval may last: a week.
 pub const APPROVAL_MAX_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
@@ -267,6 +278,24 @@ impl Engine {
     /// and audited like a person's action (with no reviewer).
     pub async fn expire_overdue(&self, limit: i64) -> Result<usize, Error> {
         Ok(self.expire_overdue_handoffs(limit).await?.len())
+    }
+
+    /// Handoffs of every tenant waiting for a person (open or claimed), by
+    /// urgency: how many, and how long the oldest has waited (ms, on the
+    /// engine's clock). For operators' metrics; it names no tenant.
+    pub async fn waiting_handoffs(&self) -> Result<Vec<Waiting>, Error> {
+        let now = self.clock.now_ms();
+        Ok(self
+            .store
+            .waiting_handoffs()
+            .await?
+            .into_iter()
+            .map(|w| Waiting {
+                urgency: w.urgency,
+                count: w.count,
+                oldest_waited_ms: now.saturating_sub(w.oldest_created_ms).max(0),
+            })
+            .collect())
     }
 
     /// [`Engine::expire_overdue`], returning the handoffs it expired (as

@@ -41,7 +41,7 @@ pub use audit::{AuditKey, AuditProblem, AuditRecord, AuditReport, AuditVerifyKey
 pub use calls::{CallDecision, Recorded};
 pub use clock::Clock;
 pub use error::{Conflict, Error, ErrorKind, Missing};
-pub use handoffs::{APPROVAL_MAX_MS, Handoff, HandoffFilter, handoff_id};
+pub use handoffs::{APPROVAL_MAX_MS, Handoff, HandoffFilter, Waiting, handoff_id};
 pub use investigations::{Concern, Investigation};
 pub use sessions::{CHECKPOINT_EVERY, InDoubt, Resume, SessionInfo};
 pub use tenant::{AUDIT_SCAN_MAX, AuditPage, Tenant};

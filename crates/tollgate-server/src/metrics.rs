@@ -25,9 +25,49 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// A decision was answered.
-pub(crate) fn decision(verdict: &'static str) {
+/// A decision was answered, with the rules behind it (a block's or an
+/// escalation's reasons; the workflow's rule ids and Tollgate's own
+/// `tollgate.*`, a bounded set).
+pub(crate) fn decision(verdict: &'static str, rules: &[&str]) {
     metrics::counter!("tollgate_decisions_total", "verdict" => verdict).increment(1);
+    for rule in rules {
+        metrics::counter!("tollgate_decision_rules_total", "verdict" => verdict, "rule" => (*rule).to_owned())
+            .increment(1);
+    }
+}
+
+/// The queue's gauges, read from the store at each scrape (so every
+/// replica shows the same queue): handoffs waiting for a person and how
+/// long the oldest has waited, by urgency; and whether the store could be
+/// read for them. Prometheus text, appended to the recorder's.
+pub(crate) fn queue_gauges(waiting: Result<&[tollgate_engine::Waiting], ()>) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP tollgate_handoffs_waiting Handoffs open or claimed, by urgency.\n");
+    out.push_str("# TYPE tollgate_handoffs_waiting gauge\n");
+    let rows = waiting.unwrap_or_default();
+    for w in rows {
+        out.push_str(&format!("tollgate_handoffs_waiting{{urgency=\"{}\"}} {}\n", label(&w.urgency), w.count));
+    }
+    out.push_str(
+        "# HELP tollgate_handoffs_oldest_waiting_seconds How long the oldest handoff open or claimed has waited, by urgency.\n",
+    );
+    out.push_str("# TYPE tollgate_handoffs_oldest_waiting_seconds gauge\n");
+    for w in rows {
+        out.push_str(&format!(
+            "tollgate_handoffs_oldest_waiting_seconds{{urgency=\"{}\"}} {}\n",
+            label(&w.urgency),
+            w.oldest_waited_ms as f64 / 1000.0
+        ));
+    }
+    out.push_str("# HELP tollgate_queue_readable Whether the store could be read for the queue's gauges.\n");
+    out.push_str("# TYPE tollgate_queue_readable gauge\n");
+    out.push_str(&format!("tollgate_queue_readable {}\n", u8::from(waiting.is_ok())));
+    out
+}
+
+/// A label value in Prometheus' text format: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// A handoff moved to `status` (`open` when an escalation opened it).

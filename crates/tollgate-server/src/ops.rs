@@ -30,7 +30,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str
 /// Prometheus metrics (text format 0.0.4).
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "The metrics.", body = String, content_type = "text/plain")))]
-pub(crate) async fn metrics() -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let Some(handle) = crate::metrics::handle() else {
         return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -40,7 +40,13 @@ pub(crate) async fn metrics() -> Response {
         )
         .into_response();
     };
-    let mut response = handle.render().into_response();
+    let waiting = state.engine().waiting_handoffs().await;
+    if let Err(error) = &waiting {
+        eprintln!("tollgate serve: the queue's gauges could not be read: {error}");
+    }
+    let mut text = handle.render();
+    text.push_str(&crate::metrics::queue_gauges(waiting.as_deref().map_err(|_| ())));
+    let mut response = text.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     response
 }

@@ -244,4 +244,43 @@ impl Store {
         };
         Ok(rows)
     }
+
+    /// Handoffs of every tenant waiting for a person (open or claimed), by
+    /// urgency: how many, and when the oldest was opened. What `/metrics`
+    /// shows, so a team can alert on a queue nobody works.
+    pub async fn waiting_handoffs(&self) -> Result<Vec<WaitingHandoffs>, Error> {
+        const SQL: &str = "SELECT urgency, COUNT(*), MIN(created_ms) FROM tollgate_handoffs \
+                           WHERE status IN ('open', 'claimed') GROUP BY urgency ORDER BY urgency";
+        fn waiting<R: Row>(rows: &[R]) -> Result<Vec<WaitingHandoffs>, Error>
+        where
+            for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            rows.iter()
+                .map(|row| {
+                    Ok(WaitingHandoffs {
+                        urgency: row.try_get(0)?,
+                        count: row.try_get(1)?,
+                        oldest_created_ms: row.try_get(2)?,
+                    })
+                })
+                .collect()
+        }
+        match self.backend_ref() {
+            crate::Backend::Sqlite(sqlite) => waiting(&sqlx::query(SQL).fetch_all(&sqlite.pool).await?),
+            crate::Backend::Postgres(pool) => waiting(&sqlx::query(SQL).fetch_all(pool).await?),
+        }
+    }
+}
+
+/// Handoffs waiting for a person, of one urgency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitingHandoffs {
+    /// The urgency, as the workflows name it.
+    pub urgency: String,
+    /// How many are open or claimed.
+    pub count: i64,
+    /// When the oldest of them was opened (ms since the Unix epoch).
+    pub oldest_created_ms: i64,
 }

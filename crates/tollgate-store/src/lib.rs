@@ -29,7 +29,7 @@ mod tokens;
 mod tx;
 
 pub use audit::{AuditHead, AuditProblem, AuditRecord, HeadSigner, VerifyReport, record_hash, verify_records};
-pub use handoffs::{HandoffQuery, HandoffRow};
+pub use handoffs::{HandoffQuery, HandoffRow, WaitingHandoffs};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::TokenRow;
 pub use tx::SessionTx;

@@ -223,11 +223,13 @@ async fn answer(
     };
     let handoff = opens_handoff.then(|| handoff_id(session, call.id.as_str()));
     if !decided.replayed {
-        crate::metrics::decision(match &decided.decision {
+        let rules: Vec<&str> = decided.decision.reasons().iter().map(|reason| reason.rule_id.as_str()).collect();
+        let verdict = match &decided.decision {
             tollgate_core::Decision::Allow(_) => "allow",
             tollgate_core::Decision::Block(_) => "block",
             tollgate_core::Decision::Escalate(_) => "escalate",
-        });
+        };
+        crate::metrics::decision(verdict, &rules);
         if let Some(id) = &handoff {
             crate::metrics::handoff("open");
             if state.announces()

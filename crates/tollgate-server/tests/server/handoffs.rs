@@ -4,7 +4,7 @@
 //! event stream return when the reviewer acts; a stale claim, an approval
 //! out of bounds, an expired handoff and an expired approval are refused.
 
-use crate::common::{MINUTE, Server, T0, on_both_with};
+use crate::common::{MINUTE, Server, T0, on_both, on_both_with};
 use axum::http::{Request, StatusCode};
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
@@ -168,6 +168,50 @@ async fn an_expired_handoff_is_refused_and_an_expired_approval_escalates_afresh(
         assert_ne!(retried["handoff"].as_str(), Some(id.as_str()));
         after.engine.close().await;
         later.engine.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_metrics_show_the_queue_by_urgency_and_decisions_by_rule() {
+    on_both(|server| async move {
+        let scrape = || async {
+            let (status, metrics) = server.send("GET", "/metrics", None, None).await;
+            assert_eq!(status, StatusCode::OK);
+            metrics.as_str().unwrap().to_owned()
+        };
+        let before = scrape().await;
+        assert!(before.contains("tollgate_queue_readable 1"), "{before}");
+        assert!(!before.contains("tollgate_handoffs_waiting{"), "an empty queue has no urgency: {before}");
+
+        server.verified("s1").await;
+        server.verified("s2").await;
+        let escalated = server.refund("s1", "r1", 800.0).await;
+        assert_eq!(escalated["decision"]["verdict"], "escalate", "{escalated}");
+        server.refund("s2", "r1", 900.0).await;
+        let waiting = scrape().await;
+        assert!(waiting.contains("tollgate_handoffs_waiting{urgency=\"high\"} 2"), "{waiting}");
+        assert!(waiting.contains("tollgate_handoffs_oldest_waiting_seconds{urgency=\"high\"} "), "{waiting}");
+        assert!(
+            waiting.contains("tollgate_decision_rules_total{verdict=\"escalate\",rule=\"refund-over-500\"}"),
+            "{waiting}"
+        );
+        assert!(!waiting.contains("acme") && !waiting.contains("s1"), "{waiting}");
+
+        // Decided handoffs leave the gauge.
+        let id = escalated["handoff"].as_str().unwrap().to_owned();
+        let reviewer = &server.reviewer;
+        server.expect(StatusCode::OK, "POST", &format!("/v1/handoffs/{id}/claim"), reviewer, None).await;
+        let deny = json!({"reason": "not this one"});
+        server.expect(StatusCode::OK, "POST", &format!("/v1/handoffs/{id}/deny"), reviewer, Some(deny)).await;
+        assert!(scrape().await.contains("tollgate_handoffs_waiting{urgency=\"high\"} 1"));
+
+        // A store that cannot be read: the scrape still answers, and says so.
+        server.engine.close().await;
+        let closed = scrape().await;
+        assert!(closed.contains("tollgate_queue_readable 0"), "{closed}");
+        assert!(!closed.contains("tollgate_handoffs_waiting{"), "{closed}");
+        server.state.begin_shutdown();
     })
     .await;
 }
