@@ -43,7 +43,7 @@ pub use clock::Clock;
 pub use error::{Conflict, Error, ErrorKind, Missing};
 pub use handoffs::{APPROVAL_MAX_MS, Handoff, HandoffFilter, Waiting, handoff_id};
 pub use investigations::{Concern, Investigation};
-pub use sessions::{CHECKPOINT_EVERY, InDoubt, Resume, SessionInfo};
+pub use sessions::{CHECKPOINT_EVERY, InDoubt, JOURNAL_PAGE_MAX, Resume, SessionInfo};
 pub use tenant::{AUDIT_SCAN_MAX, AuditPage, Tenant};
 pub use tokens::{Role, Token};
 pub use tollgate_core::human::HumanAction;

@@ -105,6 +105,9 @@ pub(crate) struct Loaded {
 /// state every time.
 pub const CHECKPOINT_EVERY: i64 = 16;
 
+/// Most journal entries one page holds ([`Engine::journal_page`]).
+pub const JOURNAL_PAGE_MAX: i64 = 10_000;
+
 /// Whether the entry about to be appended (after `info.last_seq`) should
 /// carry a checkpoint.
 pub(crate) fn checkpoint_due(info: &tollgate_store::SessionInfo, checkpoint_seq: i64) -> bool {
@@ -269,6 +272,13 @@ impl Engine {
     /// A session's whole journal, in order, each record decoded strictly.
     pub async fn journal(&self, session: &str) -> Result<Vec<Entry>, Error> {
         let stored = self.store.journal(session).await?;
+        stored.iter().map(|entry| Entry::decode(session, entry)).collect()
+    }
+
+    /// Up to `limit` (1 to 10,000) entries of the session's journal
+    /// numbered above `after`, in order: the journal read a page at a time.
+    pub async fn journal_page(&self, session: &str, after: i64, limit: i64) -> Result<Vec<Entry>, Error> {
+        let stored = self.store.journal_page(session, after.max(0), limit.clamp(1, JOURNAL_PAGE_MAX)).await?;
         stored.iter().map(|entry| Entry::decode(session, entry)).collect()
     }
 

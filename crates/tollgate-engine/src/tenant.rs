@@ -77,6 +77,12 @@ impl Tenant<'_> {
         self.engine.journal(id).await
     }
 
+    /// [`Engine::journal_page`] of this tenant's session.
+    pub async fn journal_page(&self, id: &str, after: i64, limit: i64) -> Result<Vec<Entry>, Error> {
+        self.own(id).await?;
+        self.engine.journal_page(id, after, limit).await
+    }
+
     /// [`Engine::state`] of this tenant's session.
     pub async fn state(&self, id: &str) -> Result<(Arc<Workflow>, SessionState), Error> {
         self.own(id).await?;

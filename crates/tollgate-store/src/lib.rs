@@ -500,6 +500,13 @@ impl Store {
         Ok(rows?)
     }
 
+    /// Up to `limit` entries of a session's journal numbered above `after`, in order.
+    pub async fn journal_page(&self, id: &str, after: i64, limit: i64) -> Result<Vec<JournalEntry>, Error> {
+        let rows = on_pool!(self, pool => sqlx::query(SELECT_JOURNAL_PAGE).bind(id).bind(after).bind(limit).fetch_all(pool).await?
+            .iter().map(journal_entry).collect::<Result<Vec<_>, _>>());
+        Ok(rows?)
+    }
+
     /// A session's checkpoint, if one was written.
     pub async fn checkpoint(&self, id: &str) -> Result<Option<Checkpoint>, Error> {
         let row = on_pool!(self, pool => sqlx::query(SELECT_CHECKPOINT).bind(id).fetch_optional(pool).await?
@@ -638,6 +645,8 @@ where
 
 pub(crate) const SELECT_JOURNAL_AFTER: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
                                     WHERE session_id = $1 AND seq > $2 ORDER BY seq";
+const SELECT_JOURNAL_PAGE: &str = "SELECT seq, kind, call_id, body, at_ms FROM tollgate_journal \
+                                   WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 pub(crate) const SELECT_CHECKPOINT: &str = "SELECT seq, state FROM tollgate_checkpoints WHERE session_id = $1";
 
 pub(crate) fn checkpoint_row<R: Row>(row: &R) -> Result<Checkpoint, sqlx::Error>

@@ -2,7 +2,7 @@
 
 use crate::auth::{AgentOnly, AgentOrReviewer, As};
 use crate::error::Problem;
-use crate::json::{Body, Id};
+use crate::json::{Body, Id, Query};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -108,15 +108,37 @@ async fn read(
     }))
 }
 
-/// The session's journal, oldest first.
-#[utoipa::path(get, path = "/v1/sessions/{id}/journal", tag = "sessions", params(("id" = String, Path, description = "The session.")),
-    responses((status = 200, description = "Every journal entry.", body = Vec<api::JournalEntry>)))]
+/// Which page of a journal.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct JournalQuery {
+    /// Only entries numbered above this (default 0: from the first); pass the
+    /// last `seq` of a page to get the next.
+    after: Option<i64>,
+    /// At most this many (1 to 10,000; default 1,000).
+    limit: Option<i64>,
+}
+
+/// The session's journal, oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/sessions/{id}/journal", tag = "sessions",
+    params(("id" = String, Path, description = "The session."), JournalQuery),
+    responses((status = 200, description = "The journal's entries numbered above `after`, at most `limit`; fewer than `limit` when the journal ends.", body = Vec<api::JournalEntry>)))]
 async fn journal(
     State(state): State<AppState>,
     As(caller, ..): As<AgentOrReviewer>,
     Id(id): Id,
+    Query(query): Query<JournalQuery>,
 ) -> Result<Json<Vec<api::JournalEntry>>, Problem> {
-    let entries = caller.engine(&state).journal(&id).await?;
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(1_000);
+    if after < 0 {
+        return Err(Problem::bad_request("after must be 0 or more"));
+    }
+    if !(1..=tollgate_engine::JOURNAL_PAGE_MAX).contains(&limit) {
+        return Err(Problem::bad_request(format!("limit must be 1 to {}", tollgate_engine::JOURNAL_PAGE_MAX)));
+    }
+    let entries = caller.engine(&state).journal_page(&id, after, limit).await?;
     Ok(Json(
         entries
             .into_iter()

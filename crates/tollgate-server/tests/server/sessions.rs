@@ -97,3 +97,32 @@ async fn results_steps_investigations_and_the_session_summary_go_through_the_api
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_journal_is_read_a_page_at_a_time() {
+    crate::common::on_both(|server| async move {
+        server.verified("s1").await;
+        let agent = &server.agent;
+        let whole = server.expect(StatusCode::OK, "GET", "/v1/sessions/s1/journal", agent, None).await;
+        let seqs = |page: &serde_json::Value| -> Vec<i64> {
+            page.as_array().unwrap().iter().map(|entry| entry["seq"].as_i64().unwrap()).collect()
+        };
+        assert_eq!(seqs(&whole), [1, 2, 3, 4]);
+        let first = server.expect(StatusCode::OK, "GET", "/v1/sessions/s1/journal?limit=3", agent, None).await;
+        assert_eq!(seqs(&first), [1, 2, 3]);
+        assert_eq!(first[0]["kind"], "decision.allow");
+        let next = server.expect(StatusCode::OK, "GET", "/v1/sessions/s1/journal?after=3&limit=3", agent, None).await;
+        assert_eq!(seqs(&next), [4]);
+        let past = server.expect(StatusCode::OK, "GET", "/v1/sessions/s1/journal?after=4", agent, None).await;
+        assert_eq!(seqs(&past), Vec::<i64>::new());
+        for bad in ["limit=0", "limit=10001", "after=-1", "after=x", "page=2"] {
+            let (status, problem) =
+                server.send("GET", &format!("/v1/sessions/s1/journal?{bad}"), Some(agent), None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+            assert_eq!(problem["type"], "/problems/bad-request", "{bad}: {problem}");
+        }
+        let (status, _) = server.send("GET", "/v1/sessions/s1/journal?limit=2", Some(&server.stranger), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
