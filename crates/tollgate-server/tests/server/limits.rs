@@ -130,41 +130,43 @@ async fn a_revoked_token_is_refused_at_once_without_a_token_cache() {
 #[tokio::test]
 async fn a_request_past_its_deadline_is_a_503_and_its_decision_is_made_once() {
     use tower::ServiceExt;
-    on_both(|server| async move {
-        server.verified("s1").await;
-        // The same engine behind a router whose deadline has always passed.
-        let limits = Limits { request_seconds_max: 0, ..Limits::default() };
-        let state =
-            tollgate_server::AppState::new(std::sync::Arc::clone(&server.engine), server.state.workflows(), limits);
-        let hurried = tollgate_server::router(state);
-        let call = json!({"id": "r1", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 30.0}});
-        let request = axum::http::Request::post("/v1/sessions/s1/calls")
-            .header("authorization", format!("Bearer {}", server.agent))
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(call.to_string()))
-            .unwrap();
-        let response = hurried.oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()["retry-after"], "1");
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(problem["type"], "/problems/deadline", "{problem}");
+    // SQLite, whose write lock another connection can hold: the decision
+    // cannot commit while it is held, so the deadline passes for certain.
+    let server = Server::start_with(&tollgate_store::testing::sqlite_url().unwrap(), None, Limits::default()).await;
+    server.verified("s1").await;
+    let limits = Limits { request_seconds_max: 1, ..Limits::default() };
+    let state = tollgate_server::AppState::new(std::sync::Arc::clone(&server.engine), server.state.workflows(), limits);
+    let hurried = tollgate_server::router(state);
+    let blocker = rusqlite::Connection::open(&server.url).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let call = json!({"id": "r1", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 30.0}});
+    let request = axum::http::Request::post("/v1/sessions/s1/calls")
+        .header("authorization", format!("Bearer {}", server.agent))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(call.to_string()))
+        .unwrap();
+    let response = hurried.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["type"], "/problems/deadline", "{problem}");
+    blocker.execute_batch("ROLLBACK").unwrap();
 
-        // Sent again through a server with time to answer: one decision,
-        // whichever of the two reached the session first.
-        let again = server.refund("s1", "r1", 30.0).await;
-        assert_eq!(again["decision"]["verdict"], "allow", "{again}");
-        let decisions = server
-            .engine
-            .journal("s1")
-            .await
-            .unwrap()
-            .iter()
-            .filter(|entry| {
-                entry.record.audit_event().starts_with("decision") && format!("{:?}", entry.record).contains("\"r1\"")
-            })
-            .count();
-        assert_eq!(decisions, 1);
-    })
-    .await;
+    // Sent again through a server with time to answer: one decision,
+    // whichever of the two reached the session first.
+    let again = server.refund("s1", "r1", 30.0).await;
+    assert_eq!(again["decision"]["verdict"], "allow", "{again}");
+    let decisions = server
+        .engine
+        .journal("s1")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|entry| {
+            entry.record.audit_event().starts_with("decision") && format!("{:?}", entry.record).contains("\"r1\"")
+        })
+        .count();
+    assert_eq!(decisions, 1);
+    server.state.begin_shutdown();
 }
