@@ -67,6 +67,24 @@ fn customer() -> serde_json::Value {
     json!({"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"})
 }
 
+/// The body of step `n`: call `c{n}`'s result and call `c{n+1}`.
+fn step_body(n: u64) -> Bytes {
+    let body = json!({
+        "result": {"call_id": format!("c{n}"), "result": customer()},
+        "next": {"id": format!("c{}", n + 1), "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}},
+    });
+    Bytes::from(body.to_string())
+}
+
+/// A POST of step `n` to `path`, with `token` if there is one.
+fn step_request(path: &str, token: Option<&str>, n: u64) -> hyper::Request<Full<Bytes>> {
+    let mut request = hyper::Request::post(path).header("host", "localhost").header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.body(Full::new(step_body(n))).unwrap()
+}
+
 async fn start(engine: &Engine, workflow: &WorkflowHandle, session: &str) {
     let acme = engine.for_tenant("acme");
     acme.create_session(workflow, session, None).await.unwrap();
@@ -244,16 +262,7 @@ async fn main() {
         let (rate, mut latencies) = measure(options.sessions, options.seconds, move |worker, n| {
             let (connections, sessions, token) = (Arc::clone(&connections), Arc::clone(&sessions), token_.clone());
             async move {
-                let body = json!({
-                    "result": {"call_id": format!("c{n}"), "result": customer()},
-                    "next": {"id": format!("c{}", n + 1), "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}},
-                });
-                let request = hyper::Request::post(format!("/v1/sessions/{}/steps", sessions[worker]))
-                    .header("host", "localhost")
-                    .header("authorization", format!("Bearer {token}"))
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
+                let request = step_request(&format!("/v1/sessions/{}/steps", sessions[worker]), Some(&token), n);
                 let mut connection = connections[worker].lock().await;
                 let response = connection.send_request(request).await.unwrap();
                 let status = response.status();
@@ -274,15 +283,7 @@ async fn main() {
         let (rate, _) = measure(options.sessions, options.seconds, move |worker, n| {
             let connections = Arc::clone(&connections);
             async move {
-                let body = json!({
-                    "result": {"call_id": format!("c{n}"), "result": customer()},
-                    "next": {"id": format!("c{}", n + 1), "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}},
-                });
-                let request = hyper::Request::post("/null")
-                    .header("host", "localhost")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body.to_string())))
-                    .unwrap();
+                let request = step_request("/null", None, n);
                 let mut connection = connections[worker].lock().await;
                 let response = connection.send_request(request).await.unwrap();
                 assert!(response.status().is_success());
@@ -326,16 +327,7 @@ async fn main() {
     let mut latencies = measure_paced(options.sessions, options.seconds.max(5), every, move |worker, n| {
         let (connections, sessions, token) = (Arc::clone(&connections), Arc::clone(&sessions), token_.clone());
         async move {
-            let body = json!({
-                "result": {"call_id": format!("c{n}"), "result": customer()},
-                "next": {"id": format!("c{}", n + 1), "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}},
-            });
-            let request = hyper::Request::post(format!("/v1/sessions/{}/steps", sessions[worker]))
-                .header("host", "localhost")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.to_string())))
-                .unwrap();
+            let request = step_request(&format!("/v1/sessions/{}/steps", sessions[worker]), Some(&token), n);
             let mut connection = connections[worker].lock().await;
             let response = connection.send_request(request).await.unwrap();
             assert!(response.status().is_success());

@@ -4,7 +4,7 @@
 //! one handoff through different replicas: one wins, the other hears 409.
 
 use crate::common::REFERENCE;
-use crate::socket::send;
+use crate::socket::{send, verified};
 use axum::http::StatusCode;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read};
@@ -96,24 +96,8 @@ async fn two_replica_processes_hold_a_limit_together_and_agree_on_one_claim() {
     for session in ["s1", "s2"] {
         let create = json!({"id": session, "workflow": "support-refunds"});
         assert_eq!(send(a.addr, "POST", "/v1/sessions", Some(&agent), Some(create)).await.0, StatusCode::CREATED);
-        let calls = format!("/v1/sessions/{session}/calls");
-        let results = format!("/v1/sessions/{session}/results");
-        let steps = [
-            (&calls, json!({"id": "v", "tool": "get_customer", "args": {"email": "a@example.com", "zip": "94107"}})),
-            (
-                &results,
-                json!({"call_id": "v", "result": {"verified": true, "customer_id": "c_42", "email": "a@example.com", "tier": "gold"}}),
-            ),
-            (&calls, json!({"id": "o", "tool": "lookup_order", "args": {"order_id": "#W1"}})),
-            (
-                &results,
-                json!({"call_id": "o", "result": {"order_id": "#W1", "customer_id": "c_42", "total": 5000.0, "status": "delivered"}}),
-            ),
-        ];
-        for (path, body) in steps {
-            let (status, answer) = send(b.addr, "POST", path, Some(&agent), Some(body)).await;
-            assert_eq!(status, StatusCode::OK, "{answer}");
-        }
+        // Verified and looked up through the other replica.
+        verified(b.addr, &agent, session).await;
     }
 
     // 64 refunds of $100 against $5,000, alternating replicas, all at once: exactly 50 pass.

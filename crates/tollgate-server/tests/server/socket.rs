@@ -146,7 +146,7 @@ async fn the_server_serves_over_a_socket_announces_handoffs_and_shuts_down_grace
 }
 
 /// Session `session` (created) gets a verified customer and an order of $5,000.
-async fn verified(addr: SocketAddr, agent: &str, session: &str) {
+pub async fn verified(addr: SocketAddr, agent: &str, session: &str) {
     let calls = format!("/v1/sessions/{session}/calls");
     let results = format!("/v1/sessions/{session}/results");
     let steps = [
