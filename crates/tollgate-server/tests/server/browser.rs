@@ -22,13 +22,13 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// Why the browser test cannot run here, if it cannot.
 fn missing(dir: &Path) -> Option<String> {
     if !Path::new(CHROMIUM).exists() {
-        return Some(format!("{CHROMIUM} is not installed (.ci/browser installs it)"));
+        return Some(format!("{CHROMIUM} is not installed (.ci/node installs it)"));
     }
     if std::process::Command::new("node").arg("--version").output().is_err() {
-        return Some("node is not installed (.ci/browser installs it)".into());
+        return Some("node is not installed (.ci/node installs it)".into());
     }
     if !dir.join("node_modules/playwright-core").exists() {
-        return Some("playwright-core is not installed (.ci/browser runs npm ci)".into());
+        return Some("playwright-core is not installed (.ci/node runs npm ci)".into());
     }
     None
 }

@@ -1,5 +1,5 @@
 //! The OpenAPI document against the server it describes, by Schemathesis
-//! (installed by `.ci/schemathesis` into `.ci/venv`): once per role, no 5xx
+//! (installed by `.ci/python` into `.ci/venv`): once per role, no 5xx
 //! and no response outside the document (status, content type, schema).
 //! Outside CI, without Schemathesis, it says so and passes; under
 //! `CI=true` its absence is a failure.
@@ -20,8 +20,8 @@ fn schemathesis() -> Option<PathBuf> {
         return Some(binary);
     }
     let under_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!under_ci, "Schemathesis is missing under CI=true: .ci/schemathesis installs it");
-    eprintln!("skipping the Schemathesis test: run .ci/schemathesis to install it into .ci/venv");
+    assert!(!under_ci, "Schemathesis is missing under CI=true: .ci/python installs it");
+    eprintln!("skipping the Schemathesis test: run .ci/python to install it into .ci/venv");
     None
 }
 
