@@ -26,6 +26,7 @@ mod replay;
 mod run;
 mod serve;
 mod state;
+mod test_cmd;
 mod tokens;
 mod validate;
 
@@ -49,6 +50,22 @@ enum Command {
         /// Workflow files (TOML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Run the tests written beside workflows (`NAME.tests.toml` beside
+    /// `NAME.toml`): each a scripted session whose steps expect a verdict and
+    /// its rules. Exits 1 when a test fails.
+    Test {
+        /// Workflows, test files or directories [default: the current directory].
+        paths: Vec<PathBuf>,
+        /// Report which rules no test made fire or let pass, and which tools no test allowed.
+        #[arg(long)]
+        coverage: bool,
+        /// Like --coverage, and exit 1 when a rule never fired.
+        #[arg(long)]
+        require_coverage: bool,
+        /// Run only the tests whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Run a scripted session (JSON lines of calls and results) and print
     /// one decision transcript line per step.
@@ -390,6 +407,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Validate { files } => validate::run(&files),
+        Command::Test { paths, coverage, require_coverage, filter } => {
+            test_cmd::run(&test_cmd::Options { paths, coverage, require_coverage, filter })
+        }
         Command::Run { workflow, script, db, session } => {
             run::run(&workflow, &script, db.map(|db| run::Durable { db, session }))
         }
