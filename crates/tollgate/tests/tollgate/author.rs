@@ -6,8 +6,14 @@
 use crate::common::{root, stdout, text, tollgate};
 use std::path::Path;
 
-/// The example workflows whose tests must make every rule fire.
-const COVERED: &[&str] = &["examples/support-refunds.toml", "examples/multi-concern.toml"];
+/// The example workflows, whose tests must make every rule fire.
+const COVERED: &[&str] = &[
+    "examples/support-refunds.toml",
+    "examples/multi-concern.toml",
+    "examples/tau2-retail.toml",
+    "examples/tau2-telecom.toml",
+    "examples/tau2-airline.toml",
+];
 
 #[test]
 fn the_examples_tests_pass() {
