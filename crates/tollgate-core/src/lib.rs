@@ -78,4 +78,4 @@ pub use join::{Finding, FindingStatus, Join, JoinedHandoff, join};
 pub use limits::{Limits, escaped_bytes, json_bytes};
 pub use state::SessionState;
 pub use value::Value;
-pub use workflow::{Problem, Workflow, compile, name_problem as workflow_name_problem};
+pub use workflow::{Problem, Workflow, compile, name_problem as workflow_name_problem, workflow_schema};

@@ -67,6 +67,10 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Print the JSON Schema of the workflow file format, for editors:
+    /// `#:schema ./workflow.schema.json` at the top of a workflow lets
+    /// Taplo-based editors complete its keys and flag mistakes as you type.
+    Schema,
     /// Run a scripted session (JSON lines of calls and results) and print
     /// one decision transcript line per step.
     Run {
@@ -407,6 +411,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Validate { files } => validate::run(&files),
+        Command::Schema => match serde_json::to_string_pretty(&tollgate_core::workflow_schema()) {
+            Ok(text) => {
+                out!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Err(error.into()),
+        },
         Command::Test { paths, coverage, require_coverage, filter } => {
             test_cmd::run(&test_cmd::Options { paths, coverage, require_coverage, filter })
         }

@@ -13,6 +13,7 @@ mod template;
 pub use analysis::{Analysis, GuardedTool};
 pub use compile::{compile, name_problem};
 pub use compiler::Problem;
+pub use file::workflow_schema;
 pub use invariants::Invariant;
 pub(crate) use template::Template;
 
