@@ -279,3 +279,25 @@ fn names_with_control_characters_are_problems() {
     );
     assert!(found.iter().any(|p| p.contains("fact name \"c\\u{7}\"")), "{found:?}");
 }
+
+#[test]
+fn matches_takes_a_literal_valid_pattern_of_bounded_size() {
+    let check = |rule: &str| {
+        format!(
+            "{HEADER}[tools.a]\nargs = {{ type = \"object\", properties = {{ id = {{ type = \"string\" }}, pattern = {{ type = \"string\" }} }} }}\n[[tools.a.checks]]\nrule = {rule:?}\nmessage = \"m\"\n"
+        )
+    };
+    // Literal patterns compile, in both call styles.
+    assert_eq!(rendered(&check("args.id.matches('^#W[0-9]+$') && matches(args.id, 'W')")), Vec::<String>::new());
+    // A pattern from the call itself is refused where it is written.
+    let found = rendered(&check("args.id.matches(args.pattern)"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("w.toml:7:"), "{found:?}");
+    assert!(found[0].contains("takes its pattern as a string literal written in the rule"), "{found:?}");
+    // A malformed pattern says why.
+    let found = rendered(&check("args.id.matches('[0-9')"));
+    assert!(found.iter().any(|p| p.contains("is not a valid regular expression")), "{found:?}");
+    // A pattern whose automaton would be huge is refused, not compiled at any cost.
+    let found = rendered(&check("args.id.matches('(\\\\w{100}){100}')"));
+    assert!(found.iter().any(|p| p.contains("is not a valid regular expression")), "{found:?}");
+}
