@@ -349,3 +349,27 @@ fn arguments_are_measured_with_their_escapes() {
     let plain = ToolCall::new("c2", "get_customer", json!({"email": "a".repeat(3_000), "zip": "1"}));
     assert_ne!(decide(&workflow, &SessionState::new(&workflow), &plain).rule_ids(), ["tollgate.limits.args_bytes_max"]);
 }
+
+#[test]
+fn message_holes_take_any_cel_and_doubled_braces_write_a_brace() {
+    let text = r#"
+[workflow]
+name = "t"
+version = 1
+
+[tools.note]
+args = { type = "object", properties = { k = { type = "string" }, note = { type = "string" } } }
+
+[[tools.note.checks]]
+rule = "false"
+message = "{{literal}} { {'a': 'map', 'b': 'other'}[args.k] } {args.note + '}'} {'{'} {{{args.k}}} {'''}'''}"
+"#;
+    let workflow = compile(text, "t.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let mut session = Session::new(&workflow);
+    let decision = session.call("c1", "note", json!({"k": "a", "note": "n"}));
+    assert_eq!(decision.reasons()[0].message, "{literal} map n} { {a} }");
+    // An unclosed hole says how to write a brace.
+    let broken = text.replace("{{literal}}", "{literal");
+    let problems = compile(&broken, "t.toml").err().unwrap_or_default();
+    assert!(problems.iter().any(|p| p.to_string().contains("write '{{' for a brace")), "{problems:?}");
+}
