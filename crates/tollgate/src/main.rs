@@ -20,6 +20,7 @@ mod bench;
 mod demo;
 mod demo_multi;
 mod durable_bench;
+mod explain;
 mod input;
 mod paint;
 mod replay;
@@ -66,6 +67,25 @@ enum Command {
         /// Run only the tests whose name contains this text.
         #[arg(long)]
         filter: Option<String>,
+    },
+    /// Explain one call: every rule of its tool evaluated with the values it
+    /// read, and why it passed or failed (a stored session's call, against
+    /// the session as it stood before it; or a script's call).
+    Explain {
+        /// The call's id.
+        #[arg(long)]
+        call: String,
+        /// A stored session (with --db).
+        #[arg(long, conflicts_with_all = ["workflow", "script"])]
+        session: Option<String>,
+        #[command(flatten)]
+        db: Db,
+        /// With a script: the workflow file.
+        #[arg(long, requires = "script")]
+        workflow: Option<PathBuf>,
+        /// A script (JSON lines of calls and results), run up to the call.
+        #[arg(requires = "workflow")]
+        script: Option<PathBuf>,
     },
     /// Print the JSON Schema of the workflow file format, for editors:
     /// `#:schema ./workflow.schema.json` at the top of a workflow lets
@@ -411,6 +431,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Validate { files } => validate::run(&files),
+        Command::Explain { call, session, db, workflow, script } => match (session, workflow, script) {
+            (Some(session), _, _) => runtime().and_then(|rt| rt.block_on(explain::stored(&db.url(), &session, &call))),
+            (None, Some(workflow), Some(script)) => explain::script(&workflow, &script, &call),
+            _ => Err(anyhow::anyhow!(
+                "name a stored call (--session ID --call ID) or a script's (--workflow FILE SCRIPT --call ID)"
+            )),
+        },
         Command::Schema => match serde_json::to_string_pretty(&tollgate_core::workflow_schema()) {
             Ok(text) => {
                 out!("{text}");

@@ -373,3 +373,36 @@ message = "{{literal}} { {'a': 'map', 'b': 'other'}[args.k] } {args.note + '}'} 
     let problems = compile(&broken, "t.toml").err().unwrap_or_default();
     assert!(problems.iter().any(|p| p.to_string().contains("write '{{' for a brace")), "{problems:?}");
 }
+
+#[test]
+fn explain_evaluates_every_rule_with_the_values_it_read() {
+    use tollgate_core::{RuleOutcome, explain};
+    let workflow = reference();
+    let mut session = Session::verified_with_order(&workflow, 120.0);
+    let call = ToolCall::new("r", "process_refund", json!({"order_id": "#W1", "amount": 650.0}));
+    let explained = explain(&workflow, &session.state, &call);
+    assert_eq!(explained.decision, decide(&workflow, &session.state, &call));
+    let rule = |id: &str, kind: &str| {
+        explained.rules.iter().find(|r| r.rule_id == id && r.kind == kind).unwrap_or_else(|| panic!("{id} {kind}"))
+    };
+    assert_eq!(rule("refund-order-owned", "gate").outcome, RuleOutcome::Passed);
+    let remaining = rule("refund-within-remaining", "check");
+    assert!(
+        matches!(&remaining.outcome, RuleOutcome::Failed(m) if m.contains("exceeds what remains")),
+        "{remaining:?}"
+    );
+    assert!(remaining.values.contains(&("args.amount".into(), "650".into())), "{:?}", remaining.values);
+    assert!(remaining.values.contains(&("order.total".into(), "120".into())), "{:?}", remaining.values);
+    assert!(remaining.values.contains(&("refunded(args.order_id)".into(), "0".into())), "{:?}", remaining.values);
+    // The escalation that decide never reached is evaluated too.
+    assert!(matches!(rule("refund-over-500", "escalation").outcome, RuleOutcome::Failed(_)));
+
+    // Without the order: the gate fails, and what reads the order is not evaluated.
+    let fresh = Session::new(&workflow);
+    let explained = explain(&workflow, &fresh.state, &call);
+    let owned = explained.rules.iter().find(|r| r.rule_id == "refund-order-owned" && r.kind == "gate").unwrap();
+    assert!(matches!(&owned.outcome, RuleOutcome::Failed(m) if m == "no order #W1 in the session"), "{owned:?}");
+    let check = explained.rules.iter().find(|r| r.rule_id == "refund-within-remaining").unwrap();
+    assert!(matches!(check.outcome, RuleOutcome::NotEvaluated(_)), "{check:?}");
+    let _ = &mut session;
+}

@@ -111,3 +111,49 @@ fn a_broken_test_file_or_a_workflow_without_tests_is_an_error_that_says_what_to_
     assert!(Path::new(&workflow).exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn explain_shows_every_rule_of_a_stored_or_scripted_call_with_its_values() {
+    let dir = tollgate_store::testing::temp_dir("tollgate_explain").unwrap();
+    let script = dir.join("refund.jsonl");
+    std::fs::write(
+        &script,
+        concat!(
+            r##"{"call": {"id": "v", "tool": "get_customer", "args": {"email": "ana@example.com", "zip": "12345"}}}"##, "\n",
+            r##"{"result": {"id": "v", "result": {"verified": true, "customer_id": "c_1", "email": "ana@example.com", "tier": "gold"}}}"##, "\n",
+            r##"{"call": {"id": "o", "tool": "lookup_order", "args": {"order_id": "#W1"}}}"##, "\n",
+            r##"{"result": {"id": "o", "result": {"order_id": "#W1", "customer_id": "c_1", "total": 120.0, "status": "processing"}}}"##, "\n",
+            r##"{"call": {"id": "r", "tool": "process_refund", "args": {"order_id": "#W1", "amount": 650}}}"##, "\n",
+        ),
+    )
+    .unwrap();
+    let script = script.display().to_string();
+    let db = dir.join("s.db").display().to_string();
+    let run =
+        tollgate(&["run", "--workflow", "examples/support-refunds.toml", &script, "--db", &db, "--session", "s1"]);
+    assert!(run.status.success(), "{}", text(&run));
+
+    let stored = tollgate(&["explain", "--db", &db, "--session", "s1", "--call", "r"]);
+    let scripted = tollgate(&["explain", "--workflow", "examples/support-refunds.toml", &script, "--call", "r"]);
+    for output in [&stored, &scripted] {
+        let out = stdout(output);
+        assert!(output.status.success(), "{}", text(output));
+        assert!(out.contains("decision: block by refund-order-refundable"), "{out}");
+        assert!(
+            out.contains("FAIL  check      refund-order-refundable  order.status in ['delivered', 'returned']"),
+            "{out}"
+        );
+        assert!(out.contains("        order.status = \"processing\""), "{out}");
+        assert!(out.contains("        refunded(args.order_id) = 0"), "{out}");
+        assert!(out.contains("MATCH escalation refund-over-500"), "{out}");
+        assert!(out.contains("pass  gate where refund-order-owned"), "{out}");
+    }
+    // The rules are the same for the stored call and the scripted one.
+    let rules = |o: &std::process::Output| stdout(o).lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(rules(&stored), rules(&scripted));
+
+    let unknown = tollgate(&["explain", "--db", &db, "--session", "s1", "--call", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(text(&unknown).contains("session s1 has no decided call nope"), "{}", text(&unknown));
+    std::fs::remove_dir_all(&dir).ok();
+}
