@@ -7,7 +7,11 @@
 use crate::server::{Connection, Route, Transport};
 use crate::{Mode, WouldBlock};
 use rmcp::RoleServer;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, RequestMetaObject};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, CancelledNotificationParam,
+    ClientRequest, RequestMetaObject, ServerResult,
+};
+use rmcp::service::PeerRequestOptions;
 use rmcp::service::RequestContext;
 use serde_json::{Value as Json, json};
 use tollgate_core::{Decision, Effect, ToolCall, ToolOutcome};
@@ -31,6 +35,11 @@ pub(crate) async fn call(
 ) -> CallToolResult {
     let gateway = &connection.gateway;
     let exposed = request.name.to_string();
+    // rmcp hands the request's `_meta` over in the context.
+    let mut request = request;
+    if request.meta.is_none() {
+        request.meta = Some(context.meta.clone());
+    }
     let session = match session_key(connection, request.meta.as_ref(), &context) {
         Ok(session) => session,
         Err(message) => return text_error(&message),
@@ -56,7 +65,7 @@ pub(crate) async fn call(
         && gateway.options.undeclared == crate::Undeclared::Allow
     {
         // Nothing in the workflow to decide it by: forwarded as asked.
-        return forward(connection, route, &request, None, &context).await.unwrap_or_else(|result| result);
+        return forward(connection, route, &request, None, &context).await.unwrap_or_else(|failure| failure.result);
     }
     let args = Json::Object(request.arguments.clone().unwrap_or_default());
     // A tool no workflow declares is decided too (the engine refuses it as
@@ -71,7 +80,9 @@ pub(crate) async fn call(
                 gateway.shadow.decided();
                 gateway.shadow.would_block(would(&session, &call_id, &exposed, "error", vec![error.to_string()]));
                 return match &route {
-                    Some(route) => forward(connection, route, &request, None, &context).await.unwrap_or_else(|r| r),
+                    Some(route) => {
+                        forward(connection, route, &request, None, &context).await.unwrap_or_else(|f| f.result)
+                    }
                     None => text_error(&message),
                 };
             }
@@ -92,9 +103,11 @@ pub(crate) async fn call(
             let result = match forward(connection, &route, &request, key.as_deref(), &context).await {
                 Ok(result) => result,
                 Err(failure) => {
-                    let text = first_text(&failure);
-                    record(connection, &session, &call_id, &json!({"error": text}), ToolOutcome::Failed).await;
-                    return failure;
+                    if !failure.in_doubt {
+                        let text = first_text(&failure.result);
+                        record(connection, &session, &call_id, &json!({"error": text}), ToolOutcome::Failed).await;
+                    }
+                    return failure.result;
                 }
             };
             deliver(connection, &session, &call_id, result).await
@@ -168,55 +181,125 @@ async fn ensure_session(connection: &Connection, session: &str) -> Result<(), St
     Ok(())
 }
 
+/// Why a forwarded call has no result, with the error result to answer.
+pub(crate) struct Failure {
+    result: CallToolResult,
+    /// The client cancelled or went away while the upstream ran it: its
+    /// outcome is unknown, so nothing is recorded (the call stays in doubt,
+    /// for `tollgate sessions resume`). Otherwise the call failed and is
+    /// recorded as failed.
+    in_doubt: bool,
+}
+
+impl Failure {
+    fn failed(message: &str) -> Failure {
+        Failure { result: text_error(message), in_doubt: false }
+    }
+}
+
 /// Sends the call upstream (with the idempotency key in `_meta`), bounded by
-/// the call timeout and cancelled with the client's request. `Err` is the
-/// refusal to answer with: the upstream failed, timed out or the client went.
+/// the call timeout and cancelled with the client's request.
 async fn forward(
     connection: &Connection,
     route: &Route,
     request: &CallToolRequestParams,
     idempotency_key: Option<&str>,
     context: &RequestContext<RoleServer>,
-) -> Result<CallToolResult, CallToolResult> {
+) -> Result<CallToolResult, Failure> {
     let gateway = &connection.gateway;
     let Some(upstream) = gateway.upstreams.get(route.upstream) else {
-        return Err(text_error("the tool's upstream is gone; nothing was run"));
+        return Err(Failure::failed("the tool's upstream is gone; nothing was run"));
     };
     let mut params = CallToolRequestParams::new(route.tool.clone());
     params.arguments = request.arguments.clone();
     let mut meta = request.meta.clone().unwrap_or_default();
-    meta.remove(SESSION_META);
-    meta.remove(CALL_META);
+    // The client's protocol envelope (the newest protocol's per-request
+    // lifecycle keys) belongs to its connection with the gateway, not to the
+    // gateway's with the upstream; Tollgate's own keys stay here.
+    meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/") && key != SESSION_META && key != CALL_META);
     if let Some(key) = idempotency_key {
         meta.insert(IDEMPOTENCY_META.to_owned(), json!(key));
     }
-    let token = meta.get_progress_token();
+    let downstream_token = meta.get_progress_token();
     params.meta = (!meta.is_empty()).then_some(meta);
-    gateway.downstream.request(&context.peer, token.as_ref());
+    gateway.downstream.request(&context.peer);
+    let sent = upstream
+        .peer
+        .send_request_with_option(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            PeerRequestOptions::no_options(),
+        )
+        .await;
+    let handle = match sent {
+        Ok(handle) => handle,
+        Err(error) => {
+            return Err(Failure::failed(&format!(
+                "upstream {} cannot be reached ({error}); nothing was run, the call is recorded as failed",
+                upstream.name
+            )));
+        }
+    };
+    // rmcp gives the upstream request a progress token of its own: the
+    // upstream's progress is relayed under the client's token.
+    let relay = downstream_token.map(|token| (handle.progress_token.clone(), token));
+    if let Some((upstream_token, token)) = &relay {
+        gateway.downstream.relay_progress(&upstream.name, upstream_token, &context.peer, token);
+    }
+    let (request_id, receiver) = (handle.id.clone(), handle.rx);
     let answer = tokio::select! {
-        answer = tokio::time::timeout(gateway.options.call_timeout, upstream.peer.call_tool_once(params)) => Some(answer),
+        answer = tokio::time::timeout(gateway.options.call_timeout, receiver) => match answer {
+            Ok(Ok(answer)) => Some(Ok(answer.and_then(call_response))),
+            Ok(Err(_)) => Some(Ok(Err(rmcp::ServiceError::TransportClosed))),
+            Err(elapsed) => Some(Err(elapsed)),
+        },
         () = context.ct.cancelled() => None,
     };
-    gateway.downstream.done(token.as_ref());
+    if let Some((upstream_token, _)) = &relay {
+        gateway.downstream.progress_done(&upstream.name, upstream_token);
+    }
+    if !matches!(answer, Some(Ok(_))) {
+        // Timed out or cancelled by the client: the upstream is told to stop.
+        cancel_upstream(upstream, request_id).await;
+    }
     match answer {
         Some(Ok(Ok(CallToolResponse::Complete(result)))) => Ok(result),
-        Some(Ok(Ok(_))) => Err(text_error(&format!(
+        Some(Ok(Ok(_))) => Err(Failure::failed(&format!(
             "upstream {} asked for more input or started a task, which the gateway does not relay; \
              the call is recorded as failed",
             upstream.name
         ))),
-        Some(Ok(Err(error))) => Err(text_error(&format!(
+        Some(Ok(Err(error))) => Err(Failure::failed(&format!(
             "upstream {} failed on this call ({error}); the call is recorded as failed",
             upstream.name
         ))),
-        Some(Err(_)) => Err(text_error(&format!(
+        Some(Err(_)) => Err(Failure::failed(&format!(
             "upstream {} did not answer within {} s; the call is recorded as failed",
             upstream.name,
             gateway.options.call_timeout.as_secs()
         ))),
         // The client cancelled or went away: the call stays allowed with no
         // result (in doubt), for `tollgate sessions resume` to find.
-        None => Err(text_error("the call was cancelled by the client; its outcome is in doubt")),
+        None => Err(Failure {
+            result: text_error("the call was cancelled by the client; its outcome is in doubt"),
+            in_doubt: true,
+        }),
+    }
+}
+
+/// The answer to a `tools/call` as rmcp hands it over.
+fn call_response(result: ServerResult) -> Result<CallToolResponse, rmcp::ServiceError> {
+    match result {
+        ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+        ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+        ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+        _ => Err(rmcp::ServiceError::UnexpectedResponse),
+    }
+}
+
+async fn cancel_upstream(upstream: &crate::upstream::Upstream, request: rmcp::model::RequestId) {
+    let params = json!({"requestId": request, "reason": "the gateway's client cancelled or the call timed out"});
+    if let Ok(params) = serde_json::from_value::<CancelledNotificationParam>(params) {
+        let _ = upstream.peer.notify_cancelled(params).await;
     }
 }
 
@@ -284,11 +367,11 @@ async fn shadow(
             result
         }
         Err(failure) => {
-            if verdict == "allow" {
-                record(connection, session, call_id, &json!({"error": first_text(&failure)}), ToolOutcome::Failed)
-                    .await;
+            if verdict == "allow" && !failure.in_doubt {
+                let error = json!({"error": first_text(&failure.result)});
+                record(connection, session, call_id, &error, ToolOutcome::Failed).await;
             }
-            failure
+            failure.result
         }
     }
 }

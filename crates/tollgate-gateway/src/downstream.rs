@@ -34,7 +34,8 @@ pub(crate) enum Changed {
 pub(crate) struct Downstream {
     peers: Mutex<Vec<Peer<RoleServer>>>,
     active: Mutex<Option<Peer<RoleServer>>>,
-    progress: Mutex<HashMap<ProgressToken, Peer<RoleServer>>>,
+    /// (upstream, its progress token) → the client and the client's token.
+    progress: Mutex<HashMap<(String, ProgressToken), (Peer<RoleServer>, ProgressToken)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,20 +53,25 @@ impl Downstream {
         peers.push(peer.clone());
     }
 
-    /// A client sent a request (whose progress token, if any, routes the
-    /// upstream's progress back to it until [`Downstream::done`]).
-    pub(crate) fn request(&self, peer: &Peer<RoleServer>, token: Option<&ProgressToken>) {
+    /// A client sent a request: an upstream's own requests go to it.
+    pub(crate) fn request(&self, peer: &Peer<RoleServer>) {
         *lock(&self.active) = Some(peer.clone());
-        if let Some(token) = token {
-            lock(&self.progress).insert(token.clone(), peer.clone());
-        }
     }
 
-    /// The request that carried `token` was answered.
-    pub(crate) fn done(&self, token: Option<&ProgressToken>) {
-        if let Some(token) = token {
-            lock(&self.progress).remove(token);
-        }
+    /// Progress `upstream` reports under `upstream_token` goes to `peer`
+    /// under `token`, until [`Downstream::progress_done`].
+    pub(crate) fn relay_progress(
+        &self,
+        upstream: &str,
+        upstream_token: &ProgressToken,
+        peer: &Peer<RoleServer>,
+        token: &ProgressToken,
+    ) {
+        lock(&self.progress).insert((upstream.to_owned(), upstream_token.clone()), (peer.clone(), token.clone()));
+    }
+
+    pub(crate) fn progress_done(&self, upstream: &str, upstream_token: &ProgressToken) {
+        lock(&self.progress).remove(&(upstream.to_owned(), upstream_token.clone()));
     }
 
     /// The client an upstream's own request goes to.
@@ -86,9 +92,10 @@ impl Downstream {
         peers
     }
 
-    pub(crate) async fn progress(&self, params: ProgressNotificationParam) {
-        let peer = lock(&self.progress).get(&params.progress_token).cloned();
-        if let Some(peer) = peer {
+    pub(crate) async fn progress(&self, upstream: &str, mut params: ProgressNotificationParam) {
+        let relay = lock(&self.progress).get(&(upstream.to_owned(), params.progress_token.clone())).cloned();
+        if let Some((peer, token)) = relay {
+            params.progress_token = token;
             let _ = peer.notify_progress(params).await;
         }
     }

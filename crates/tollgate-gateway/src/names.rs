@@ -25,25 +25,30 @@ pub fn workflow_tool_name<'w>(workflow: &'w Workflow, exposed: &str) -> Option<&
 /// description. `None` for an unguarded tool.
 pub fn describe_prerequisites(workflow: &Workflow, tool: &str) -> Option<String> {
     let declared = workflow.tool(tool)?;
-    let gates: Vec<&str> = declared.gates().iter().map(|gate| gate.text()).collect();
+    let mut gates: Vec<&str> = Vec::new();
+    for gate in declared.gates() {
+        if !gates.contains(&gate.text()) {
+            gates.push(gate.text());
+        }
+    }
     if gates.is_empty() {
         return None;
     }
     let mut text = format!("[Tollgate] Runs only after: {}.", gates.join(", "));
     if let Some(guarded) = workflow.analysis().guarded().iter().find(|g| g.tool == tool) {
-        let mut needs = Vec::new();
-        for fact in &guarded.must_establish {
-            let how = workflow
-                .facts()
-                .iter()
-                .find(|f| f.name() == fact)
-                .and_then(|f| f.description())
-                .map(|description| format!("{fact}: {description}"))
-                .unwrap_or_else(|| fact.clone());
-            needs.push(how);
-        }
+        let needs: Vec<String> = guarded
+            .must_establish
+            .iter()
+            .map(|fact| {
+                let description = workflow.facts().iter().find(|f| f.name() == fact).and_then(|f| f.description());
+                match description {
+                    Some(description) => format!("{fact} ({})", description.trim_end_matches('.')),
+                    None => fact.clone(),
+                }
+            })
+            .collect();
         if !needs.is_empty() {
-            text.push_str(&format!(" Establish first: {}.", needs.join("; ")));
+            text.push_str(&format!(" Every path to it establishes first: {}.", needs.join("; ")));
         }
     }
     Some(text)

@@ -234,13 +234,11 @@ impl Connection {
         upstream: &Upstream,
         request: impl std::future::Future<Output = Result<T, rmcp::ServiceError>>,
     ) -> Result<T, ErrorData> {
-        let token = context.meta.get_progress_token();
-        self.gateway.downstream.request(&context.peer, token.as_ref());
+        self.gateway.downstream.request(&context.peer);
         let answer = tokio::select! {
             answer = request => answer.map_err(|e| upstream_error(&upstream.name, e)),
             () = context.ct.cancelled() => Err(ErrorData::internal_error("the request was cancelled", None)),
         };
-        self.gateway.downstream.done(token.as_ref());
         answer
     }
 }
@@ -272,7 +270,7 @@ impl ServerHandler for Connection {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.gateway.downstream.request(&context.peer, None);
+        self.gateway.downstream.request(&context.peer);
         // Read afresh: a list an upstream changed is seen at once.
         if let Err(message) = self.gateway.refresh_tools().await {
             return Err(ErrorData::internal_error(message, None));
@@ -285,7 +283,13 @@ impl ServerHandler for Connection {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        Ok(CallToolResponse::Complete(crate::call::call(self, request, context).await))
+        let mut result = crate::call::call(self, request, context).await;
+        // A result of the newest protocol names its type; the handler strips
+        // it again for a client of an older one.
+        if result.result_type.is_none() {
+            result.result_type = Some(rmcp::model::ResultType::COMPLETE);
+        }
+        Ok(CallToolResponse::Complete(result))
     }
 
     async fn list_prompts(

@@ -159,7 +159,7 @@ impl ClientHandler for UpstreamClient {
     }
 
     async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
-        self.downstream.progress(params).await;
+        self.downstream.progress(&self.name, params).await;
     }
 
     async fn on_logging_message(

@@ -20,6 +20,7 @@ mod bench;
 mod demo;
 mod demo_multi;
 mod durable_bench;
+mod gateway;
 mod input;
 mod paint;
 mod replay;
@@ -122,6 +123,40 @@ enum Command {
         /// key drawn at start, good for one process].
         #[arg(long)]
         desk_key_file: Option<PathBuf>,
+    },
+    /// An MCP gateway in front of MCP servers: every `tools/call` decided
+    /// first, refusals as error results with reasons; over stdio, or
+    /// streamable HTTP with `--listen`.
+    Gateway {
+        /// The workflow file the calls are decided by.
+        #[arg(long)]
+        workflow: PathBuf,
+        /// An upstream MCP server: `NAME=COMMAND ARGS...` (a child process
+        /// over stdio) or `NAME=http://HOST:PORT/mcp` (streamable HTTP).
+        /// With several, tools are named `NAME__tool`.
+        #[arg(long = "upstream", required = true)]
+        upstreams: Vec<String>,
+        #[command(flatten)]
+        db: Db,
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (port 0:
+        /// any free port, printed on standard error).
+        #[arg(long)]
+        listen: Option<String>,
+        /// enforce (refused calls are not run) or shadow (every call is
+        /// decided, audited and run; would-be refusals are reported on exit).
+        #[arg(long, value_enum, default_value_t = GatewayMode::Enforce)]
+        mode: GatewayMode,
+        /// List and forward tools the workflow does not declare (without a
+        /// decision) instead of leaving them out and refusing them.
+        #[arg(long)]
+        allow_undeclared: bool,
+        /// The session of a stdio client that names none in its requests
+        /// [default: one per process].
+        #[arg(long)]
+        session: Option<String>,
+        /// How long a forwarded call may take before it is recorded as failed.
+        #[arg(long, default_value_t = 120)]
+        call_timeout_seconds: u64,
     },
     /// API tokens for `tollgate serve`: create (printed once), list, revoke.
     Tokens {
@@ -367,6 +402,15 @@ fn attack(
     Ok(if report.found_anything() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// Whether the gateway enforces.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GatewayMode {
+    /// Refused calls are not run.
+    Enforce,
+    /// Every call runs; would-be refusals are reported.
+    Shadow,
+}
+
 /// The demo's stories.
 #[derive(Clone, Copy, ValueEnum)]
 enum Scenario {
@@ -414,6 +458,18 @@ fn main() -> ExitCode {
                 webhook_url,
                 webhook_secret_file,
                 desk_key_file,
+            })
+        }
+        Command::Gateway { workflow, upstreams, db, listen, mode, allow_undeclared, session, call_timeout_seconds } => {
+            gateway::gateway(gateway::Args {
+                workflow,
+                upstreams,
+                db: db.url(),
+                listen,
+                shadow: mode == GatewayMode::Shadow,
+                allow_undeclared,
+                session,
+                call_timeout_seconds,
             })
         }
         Command::Tokens { command } => runtime().and_then(|rt| match command {
