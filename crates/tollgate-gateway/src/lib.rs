@@ -22,14 +22,17 @@
 //! This crate must not know SQL, HTTP routes of the API, or the decision
 //! logic (the engine's and the core's).
 
+pub mod bench;
 mod call;
 mod downstream;
+mod draft;
 mod error;
 mod names;
 mod server;
 mod shadow;
 mod upstream;
 
+pub use draft::{draft, draft_workflow};
 pub use error::Error;
 pub use names::{describe_prerequisites, workflow_tool_name};
 pub use shadow::{ShadowReport, WouldBlock};

@@ -70,3 +70,71 @@ pub fn gateway(args: Args) -> Result<ExitCode> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// `tollgate bench gateway`: prints the medians and p99s of both paths.
+pub fn bench(db: Option<String>, clients: usize, calls: usize, rounds: usize) -> Result<ExitCode> {
+    let dir = std::env::temp_dir().join(format!("tollgate-bench-gateway-{}", std::process::id()));
+    let db = match db {
+        Some(db) => db,
+        None => {
+            std::fs::create_dir_all(&dir)?;
+            dir.join("bench.db").display().to_string()
+        }
+    };
+    let options = tollgate_gateway::bench::BenchOptions {
+        db,
+        clients: clients.max(1),
+        calls: calls.max(1),
+        rounds: rounds.max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let figures = runtime.block_on(tollgate_gateway::bench::run(&options)).map_err(anyhow::Error::msg)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    out!(
+        "tools/call over streamable HTTP on loopback, {} concurrent clients, {} calls a path",
+        options.clients,
+        figures.gateway.calls
+    );
+    out!(
+        "  straight to the upstream   median {:>8.0} µs   p99 {:>8.0} µs",
+        figures.direct.median_us,
+        figures.direct.p99_us
+    );
+    out!(
+        "  through the gateway        median {:>8.0} µs   p99 {:>8.0} µs",
+        figures.gateway.median_us,
+        figures.gateway.p99_us
+    );
+    out!(
+        "  the gateway adds           median {:>8.0} µs   p99 {:>8.0} µs",
+        figures.gateway.median_us - figures.direct.median_us,
+        figures.gateway.p99_us - figures.direct.p99_us
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tollgate init --from-mcp`: the drafted workflow on standard output, or
+/// in a new file.
+pub fn init(spec: &str, output: Option<&std::path::Path>) -> Result<ExitCode> {
+    let spec: UpstreamSpec = spec.parse()?;
+    if let Some(path) = output
+        && path.exists()
+    {
+        anyhow::bail!("{} exists; an existing file is never overwritten", path.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let text = runtime.block_on(tollgate_gateway::draft_workflow(&spec))?;
+    match output {
+        Some(path) => {
+            use std::io::Write as _;
+            let mut file =
+                std::fs::OpenOptions::new().write(true).create_new(true).open(path).with_context(|| {
+                    format!("cannot create {} (an existing file is never overwritten)", path.display())
+                })?;
+            file.write_all(text.as_bytes())?;
+            eprintln!("tollgate: drafted {}; check it with tollgate validate", path.display());
+        }
+        None => out!("{}", text.trim_end()),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -158,6 +158,16 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         call_timeout_seconds: u64,
     },
+    /// Draft a workflow from an MCP server's tools/list: every tool with its
+    /// input schema, no rules, comments where the rules go.
+    Init {
+        /// The MCP server: `NAME=COMMAND ARGS...` or `NAME=http://HOST:PORT/mcp`.
+        #[arg(long = "from-mcp")]
+        from_mcp: String,
+        /// Write the draft here (never overwritten) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// API tokens for `tollgate serve`: create (printed once), list, revoke.
     Tokens {
         #[command(subcommand)]
@@ -281,6 +291,22 @@ enum BenchCommand {
         /// The session clock (RFC 3339) for traces that carry none [default: the system clock].
         #[arg(long)]
         now: Option<String>,
+    },
+    /// What the MCP gateway adds to a tools/call: median and p99 straight to an upstream and
+    /// through the gateway, same run, streamable HTTP on loopback, concurrent clients, durable decisions.
+    Gateway {
+        /// The store (default: a new SQLite file in a temporary directory).
+        #[arg(long)]
+        db: Option<String>,
+        /// Concurrent clients, each its own session.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Calls per client per round and path.
+        #[arg(long, default_value_t = 50)]
+        calls: usize,
+        /// Rounds (the paths alternate which goes first).
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
     },
     /// What durability costs: raw fsync and commit, an engine step, a three-step workflow,
     /// 64 concurrent sessions, resume, audit verify.
@@ -449,6 +475,9 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Replay { workflow, traces, runs, now } } => {
             bench::replay_bench(&workflow, &traces, runs, now.as_deref())
         }
+        Command::Bench { command: BenchCommand::Gateway { db, clients, calls, rounds } } => {
+            gateway::bench(db, clients, calls, rounds)
+        }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
         Command::Serve { workflows, db, listen, webhook_url, webhook_secret_file, desk_key_file } => {
             serve::serve(serve::Args {
@@ -472,6 +501,7 @@ fn main() -> ExitCode {
                 call_timeout_seconds,
             })
         }
+        Command::Init { from_mcp, output } => gateway::init(&from_mcp, output.as_deref()),
         Command::Tokens { command } => runtime().and_then(|rt| match command {
             TokensCommand::Create { db, tenant, role, name } => {
                 rt.block_on(tokens::create(&db.url(), &tenant, &role, &name))

@@ -59,7 +59,14 @@ async def main() -> None:
         server = sys.argv[3]
         meta = {"tollgate.dev/session": sys.argv[4]}
     async with Client(server, mode=mode, read_timeout_seconds=60) as client:
+        unnamed = None
+        if meta is not None:
+            # Over HTTP a call must name its session (the newest protocol
+            # has none of its own; a legacy client's MCP session serves).
+            result = await client.call_tool("find_user_id_by_email", {"email": USER_EMAIL})
+            unnamed = {"is_error": bool(result.is_error), "text": text_of(result)}
         out = await conversation(client, meta)
+        out["unnamed_session"] = unnamed
     print(json.dumps(out))
 
 

@@ -313,3 +313,94 @@ fn a_misbehaving_upstream_or_client_gets_a_clear_error_and_nothing_through() {
     let resume = text(&tollgate(&["sessions", "resume", "m1", "--db", &db]));
     assert!(resume.contains("no calls in doubt"), "{resume}");
 }
+
+/// A child process that is killed when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` and reads its standard error up to the line with an
+/// `http://` address, which it returns (the process says where it listens).
+fn listening(mut command: Command) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = command.stderr(Stdio::piped()).stdin(Stdio::null()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines.next().expect("the process ended before saying where it listens").unwrap();
+        if let Some(at) = line.find("http://") {
+            break line[at..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining its standard error so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (running, address)
+}
+
+#[test]
+fn tau2_retail_over_streamable_http_on_both_sides_with_a_session_named_by_the_client() {
+    let (Some(python), Some(db)) = (python(), retail_db()) else { return };
+    let dir = scratch("tau2-http");
+    let mut upstream = Command::new(&python);
+    upstream
+        .arg(root().join("fixtures/tau2-retail-mcp/server.py"))
+        .args(["--db", &db.display().to_string(), "--save", &dir.join("saved.json").display().to_string()])
+        .args(["--transport", "streamable-http", "--port", "0"]);
+    let (_upstream, upstream_url) = listening(upstream);
+    let mut gateway = command();
+    gateway
+        .args(["gateway", "--workflow", &root().join(RETAIL_WORKFLOW).display().to_string()])
+        .args(["--db", &dir.join("tollgate.db").display().to_string()])
+        .args(["--upstream", &format!("retail={upstream_url}"), "--listen", "127.0.0.1:0"]);
+    let (_gateway, url) = listening(gateway);
+    let script = script("tau2_client.py").display().to_string();
+    let (report, _) = client(&python, &[&script, "http", "auto", &url, "retail-http"]);
+
+    assert_eq!(report["protocol"], "2026-07-28", "{report:#}");
+    // No session of its own on the newest protocol: a call naming none is refused.
+    assert_eq!(report["unnamed_session"]["is_error"], true, "{report:#}");
+    assert!(report["unnamed_session"]["text"].as_str().unwrap().contains("names no session"), "{report:#}");
+    assert!(step_text(&report, "cancel_before_auth").contains("authenticate the user first"), "{report:#}");
+    assert!(step_text(&report, "other_users_order").contains("belongs to another user"), "{report:#}");
+    assert!(!is_error(&report, "cancel_after_read"), "{report:#}");
+    assert_eq!(order_status(&dir.join("saved.json"), "#W8770097").as_deref(), Some("cancelled"));
+    let shown =
+        text(&tollgate(&["sessions", "show", "retail-http", "--db", &dir.join("tollgate.db").display().to_string()]));
+    assert!(shown.contains("retail-http/cancel_pending_order:"), "{shown}");
+}
+
+#[test]
+fn init_from_mcp_drafts_a_workflow_of_every_tool_that_validate_passes() {
+    let (Some(python), Some(server), Some(db)) = (python(), everything(), retail_db()) else { return };
+    let dir = scratch("init");
+    let retail = format!(
+        "retail={} {} --db {}",
+        python.display(),
+        root().join("fixtures/tau2-retail-mcp/server.py").display(),
+        db.display()
+    );
+    for (name, spec, tools) in [
+        ("everything", format!("everything=node {} stdio", server.display()), &["echo", "get-sum"][..]),
+        ("retail", retail, &["cancel_pending_order", "find_user_id_by_email"][..]),
+    ] {
+        let path = dir.join(format!("{name}.toml"));
+        let drafted = tollgate(&["init", "--from-mcp", &spec, "--output", &path.display().to_string()]);
+        assert!(drafted.status.success(), "{}", text(&drafted));
+        let draft = std::fs::read_to_string(&path).unwrap();
+        for tool in tools {
+            assert!(draft.contains(&format!("[tools.{tool}]")), "{tool} missing from:\n{draft}");
+        }
+        assert!(draft.contains("# [[tools.echo.requires]]") || name != "everything", "{draft}");
+        let validated = tollgate(&["validate", &path.display().to_string()]);
+        assert!(validated.status.success(), "{}\n{draft}", text(&validated));
+        // A second init never overwrites the first.
+        let again = tollgate(&["init", "--from-mcp", &spec, "--output", &path.display().to_string()]);
+        assert!(!again.status.success(), "{}", text(&again));
+    }
+}
