@@ -30,12 +30,16 @@ pub(crate) enum Changed {
     Resources,
 }
 
+/// An upstream's name and a progress token it reports under.
+type UpstreamToken = (String, ProgressToken);
+/// The client that asked and the progress token it gave.
+type ClientToken = (Peer<RoleServer>, ProgressToken);
+
 #[derive(Default)]
 pub(crate) struct Downstream {
     peers: Mutex<Vec<Peer<RoleServer>>>,
     active: Mutex<Option<Peer<RoleServer>>>,
-    /// (upstream, its progress token) → the client and the client's token.
-    progress: Mutex<HashMap<(String, ProgressToken), (Peer<RoleServer>, ProgressToken)>>,
+    progress: Mutex<HashMap<UpstreamToken, ClientToken>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
