@@ -398,7 +398,7 @@ fn withheld(effects: &[Effect]) -> Option<Vec<String>> {
 /// structured content (a lone `result` field unwrapped, which is how SDKs
 /// wrap a tool returning a bare value), else the text parsed as JSON, else
 /// the text itself; an error result is `{"error": text}`.
-pub(crate) fn result_value(result: &CallToolResult) -> Json {
+pub fn result_value(result: &CallToolResult) -> Json {
     let text: String = result
         .content
         .iter()

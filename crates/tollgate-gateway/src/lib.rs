@@ -30,8 +30,9 @@ mod error;
 mod names;
 mod server;
 mod shadow;
-mod upstream;
+pub mod upstream;
 
+pub use call::{CALL_META, IDEMPOTENCY_META, SESSION_HEADER, SESSION_META, result_value};
 pub use draft::{draft, draft_workflow};
 pub use error::Error;
 pub use names::{describe_prerequisites, workflow_tool_name};
