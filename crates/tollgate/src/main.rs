@@ -21,6 +21,7 @@ mod demo;
 mod demo_multi;
 mod durable_bench;
 mod explain;
+mod gateway;
 mod input;
 mod paint;
 mod replay;
@@ -164,6 +165,50 @@ enum Command {
         #[arg(long)]
         desk_key_file: Option<PathBuf>,
     },
+    /// An MCP gateway in front of MCP servers: every `tools/call` decided
+    /// first, refusals as error results with reasons; over stdio, or
+    /// streamable HTTP with `--listen`.
+    Gateway {
+        /// The workflow file the calls are decided by.
+        #[arg(long)]
+        workflow: PathBuf,
+        /// An upstream MCP server: `NAME=COMMAND ARGS...` (a child process
+        /// over stdio) or `NAME=http://HOST:PORT/mcp` (streamable HTTP).
+        /// With several, tools are named `NAME__tool`.
+        #[arg(long = "upstream", required = true)]
+        upstreams: Vec<String>,
+        #[command(flatten)]
+        db: Db,
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (port 0:
+        /// any free port, printed on standard error).
+        #[arg(long)]
+        listen: Option<String>,
+        /// enforce (refused calls are not run) or shadow (every call is
+        /// decided, audited and run; would-be refusals are reported on exit).
+        #[arg(long, value_enum, default_value_t = GatewayMode::Enforce)]
+        mode: GatewayMode,
+        /// List and forward tools the workflow does not declare (without a
+        /// decision) instead of leaving them out and refusing them.
+        #[arg(long)]
+        allow_undeclared: bool,
+        /// The session of a stdio client that names none in its requests
+        /// [default: one per process].
+        #[arg(long)]
+        session: Option<String>,
+        /// How long a forwarded call may take before it is recorded as failed.
+        #[arg(long, default_value_t = 120)]
+        call_timeout_seconds: u64,
+    },
+    /// Draft a workflow from an MCP server's tools/list: every tool with its
+    /// input schema, no rules, comments where the rules go.
+    Init {
+        /// The MCP server: `NAME=COMMAND ARGS...` or `NAME=http://HOST:PORT/mcp`.
+        #[arg(long = "from-mcp")]
+        from_mcp: String,
+        /// Write the draft here (never overwritten) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// API tokens for `tollgate serve`: create (printed once), list, revoke.
     Tokens {
         #[command(subcommand)]
@@ -288,6 +333,22 @@ enum BenchCommand {
         #[arg(long)]
         now: Option<String>,
     },
+    /// What the MCP gateway adds to a tools/call: median and p99 straight to an upstream and
+    /// through the gateway, same run, streamable HTTP on loopback, concurrent clients, durable decisions.
+    Gateway {
+        /// The store (default: a new SQLite file in a temporary directory).
+        #[arg(long)]
+        db: Option<String>,
+        /// Concurrent clients, each its own session.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Calls per client per round and path.
+        #[arg(long, default_value_t = 50)]
+        calls: usize,
+        /// Rounds (the paths alternate which goes first).
+        #[arg(long, default_value_t = 4)]
+        rounds: usize,
+    },
     /// What durability costs: raw fsync and commit, an engine step, a three-step workflow,
     /// 64 concurrent sessions, resume, audit verify.
     Durable {
@@ -408,6 +469,15 @@ fn attack(
     Ok(if report.found_anything() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// Whether the gateway enforces.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GatewayMode {
+    /// Refused calls are not run.
+    Enforce,
+    /// Every call runs; would-be refusals are reported.
+    Shadow,
+}
+
 /// The demo's stories.
 #[derive(Clone, Copy, ValueEnum)]
 enum Scenario {
@@ -463,6 +533,9 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Replay { workflow, traces, runs, now } } => {
             bench::replay_bench(&workflow, &traces, runs, now.as_deref())
         }
+        Command::Bench { command: BenchCommand::Gateway { db, clients, calls, rounds } } => {
+            gateway::bench(db, clients, calls, rounds)
+        }
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
         Command::Serve { workflows, db, listen, webhook_url, webhook_secret_file, desk_key_file } => {
             serve::serve(serve::Args {
@@ -474,6 +547,19 @@ fn main() -> ExitCode {
                 desk_key_file,
             })
         }
+        Command::Gateway { workflow, upstreams, db, listen, mode, allow_undeclared, session, call_timeout_seconds } => {
+            gateway::gateway(gateway::Args {
+                workflow,
+                upstreams,
+                db: db.url(),
+                listen,
+                shadow: mode == GatewayMode::Shadow,
+                allow_undeclared,
+                session,
+                call_timeout_seconds,
+            })
+        }
+        Command::Init { from_mcp, output } => gateway::init(&from_mcp, output.as_deref()),
         Command::Tokens { command } => runtime().and_then(|rt| match command {
             TokensCommand::Create { db, tenant, role, name } => {
                 rt.block_on(tokens::create(&db.url(), &tenant, &role, &name))

@@ -65,7 +65,7 @@ fn webhook(url: &str, secret: &Path) -> Result<WebhookConfig> {
 /// Resolves at the first SIGINT or SIGTERM (Ctrl-C alone elsewhere). A
 /// signal handler that cannot be installed stops the server at once rather
 /// than leave it unstoppable.
-async fn stop_signal() {
+pub async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

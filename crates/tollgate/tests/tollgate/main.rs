@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod crash;
 mod fanout_crash;
+mod gateway;
 mod replay;
 mod serve;
 mod tau_airline;
