@@ -19,6 +19,17 @@ JSON = Any
 
 KEY_FILE_ENV = "TOLLGATE_AUDIT_KEY_FILE"
 
+# Each exception names its kind, as the engine's ErrorKind does (and as a
+# failure to decide names its rule: `tollgate.error.<kind>`).
+for _kind, _class in [
+    ("bad_request", _native.BadRequest),
+    ("not_found", _native.NotFound),
+    ("conflict", _native.Conflict),
+    ("damaged", _native.Damaged),
+    ("unavailable", _native.Unavailable),
+]:
+    _class.kind = _kind
+
 
 def new_call_id() -> str:
     """A fresh call id, for callers whose framework gives none."""

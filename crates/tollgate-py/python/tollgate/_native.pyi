@@ -7,6 +7,9 @@ JSON = Any
 class TollgateError(Exception):
     """Any error Tollgate reports."""
 
+    kind: str
+    """`bad_request`, `not_found`, `conflict`, `damaged` or `unavailable`."""
+
 class BadRequest(TollgateError):
     """What was sent cannot be accepted; sent again unchanged, it fails again."""
 
