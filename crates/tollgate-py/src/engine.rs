@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tollgate_core::human::HumanAction;
 use tollgate_core::{ToolCall, ToolOutcome};
+use tollgate_engine::journal::Record;
 use tollgate_engine::{AuditKey, Concern, Handoff, HandoffFilter, SessionInfo, WorkflowHandle, handoff_id};
 
 enum Backend {
@@ -313,6 +314,40 @@ impl Engine {
                 .collect(),
         };
         to_py(py, &Json::Array(calls))
+    }
+
+    /// The result recorded for `call_id`, if one was: `{outcome, result}`,
+    /// the outcome `succeeded`, `failed`, `withheld` (a result check failed:
+    /// never show it to the agent) or `unknown` (too long ago for the
+    /// session's history to say whether it was withheld: treat as withheld).
+    /// For a call re-sent after a crash or a graph resumed from a
+    /// checkpoint: a call whose result is recorded is not run again.
+    fn recorded_result<'py>(
+        &self,
+        py: Python<'py>,
+        session: String,
+        call_id: String,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let found = match &self.backend {
+            Backend::Memory(memory) => memory.recorded_result(&session, &call_id).map_err(refusal)?,
+            Backend::Durable { .. } => self.run(py, "results", async |_, t| {
+                let journal = t.journal(&session).await?;
+                let Some(result) = journal.into_iter().rev().find_map(|entry| match entry.record {
+                    Record::Result(result) if result.call == call_id => Some(result),
+                    _ => None,
+                }) else {
+                    return Ok(None);
+                };
+                let (_, state) = t.state(&session).await?;
+                let ended = state
+                    .history()
+                    .filter(|h| h.call.as_str() == call_id && matches!(h.event, "result" | "failed" | "withheld"))
+                    .last()
+                    .map_or("unknown", |h| if h.event == "result" { "succeeded" } else { h.event });
+                Ok(Some((ended, result.result.unwrap_or(Json::Null))))
+            })?,
+        };
+        found.map(|(outcome, result)| to_py(py, &json!({"outcome": outcome, "result": result}))).transpose()
     }
 
     /// Opens one investigation per concern (`[{id, concern, tools?}]`);

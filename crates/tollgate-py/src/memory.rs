@@ -14,6 +14,8 @@ struct Session {
     state: SessionState,
     /// Every call decided, by id: its tool, arguments and decision.
     decided: HashMap<String, (String, Json, Decision)>,
+    /// Every result recorded, by call id: how it ended, and the result.
+    results: HashMap<String, (&'static str, Json)>,
 }
 
 /// Sessions and workflows in memory.
@@ -47,7 +49,9 @@ impl Memory {
             return Err(Refusal::Conflict(format!("session '{id}' exists already")));
         }
         let state = SessionState::new(&workflow);
-        sessions.insert(id.to_owned(), Session { workflow: Arc::clone(&workflow), state, decided: HashMap::new() });
+        let session =
+            Session { workflow: Arc::clone(&workflow), state, decided: HashMap::new(), results: HashMap::new() };
+        sessions.insert(id.to_owned(), session);
         Ok(workflow)
     }
 
@@ -92,6 +96,15 @@ impl Memory {
         let entry = sessions.get_mut(session).ok_or_else(|| Refusal::NotFound(format!("no session '{session}'")))?;
         let call = CallId::new(call_id);
         let effects = apply(&entry.workflow, &mut entry.state, Event::ResultRecorded { call: &call, result, outcome });
+        let ended = effects.iter().find_map(|effect| match effect {
+            tollgate_core::Effect::ResultWithheld { .. } => Some("withheld"),
+            tollgate_core::Effect::CallFailed { .. } => Some("failed"),
+            _ => None,
+        });
+        let allowed = matches!(entry.decided.get(call_id), Some((_, _, Decision::Allow(_))));
+        if allowed && !entry.results.contains_key(call_id) {
+            entry.results.insert(call_id.to_owned(), (ended.unwrap_or("succeeded"), result.clone()));
+        }
         Ok(effects.iter().map(tollgate_protocol::effect_json).collect())
     }
 
@@ -113,5 +126,18 @@ impl Memory {
             .collect();
         calls.sort();
         Ok(calls)
+    }
+}
+
+impl Memory {
+    /// The result recorded for `call_id`: how it ended and the result.
+    pub(crate) fn recorded_result(
+        &self,
+        session: &str,
+        call_id: &str,
+    ) -> Result<Option<(&'static str, Json)>, Refusal> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = sessions.get(session).ok_or_else(|| Refusal::NotFound(format!("no session '{session}'")))?;
+        Ok(entry.results.get(call_id).cloned())
     }
 }

@@ -237,6 +237,12 @@ class Session:
         done = self.engine._native.record(self.id, call_id_of(call), result, error)
         return Recorded(done["recorded"], list(done["effects"]), done.get("note"))
 
+    def recorded_result(self, call: Union[Decision, str]) -> dict[str, Any] | None:
+        """The result recorded for a call, if any: `{outcome, result}` with
+        outcome `succeeded`, `failed`, `withheld` or `unknown` (treat as
+        withheld). A call whose result is recorded is not run again."""
+        return self.engine._native.recorded_result(self.id, call_id_of(call))
+
     def in_doubt(self) -> list[InDoubt]:
         """Calls allowed whose results were never recorded, oldest first."""
         return [InDoubt(**c) for c in self.engine._native.in_doubt(self.id)]

@@ -23,6 +23,8 @@ class GatedSession(Protocol):
 
     def wait(self, handoff: Union[Decision, str], timeout: float = 60.0) -> Any: ...
 
+    def recorded_result(self, call: Union[Decision, str]) -> Any: ...
+
 
 def result_of(output: Any) -> Any:
     """A tool's output as the JSON result Tollgate records: an MCP result's
