@@ -461,6 +461,40 @@ impl Engine {
         Ok(dict)
     }
 
+    /// For the benchmark (`bench/bench_decide.py`): decides `count` calls of
+    /// `tool` with `args` on `session` exactly as `decide` does, but from
+    /// Rust (call ids `{prefix}{i}`), and returns each call's time in ns,
+    /// so Python's own calls can be set beside the same work without the
+    /// binding.
+    fn bench_decide(
+        &self,
+        py: Python<'_>,
+        session: String,
+        tool: String,
+        args: &Bound<'_, PyAny>,
+        count: usize,
+        prefix: String,
+    ) -> PyResult<Vec<u64>> {
+        let args = to_json(args)?;
+        let mut times = Vec::with_capacity(count);
+        for index in 0..count {
+            let started = std::time::Instant::now();
+            let call = ToolCall::new(format!("{prefix}{index}"), tool.as_str(), args.clone());
+            let decided = match &self.backend {
+                Backend::Memory(memory) => memory.decide(&session, &call).map(|(d, _)| d).map_err(refusal)?,
+                Backend::Durable { engine, runtime } => {
+                    let tenant = engine.for_tenant(&self.tenant);
+                    py.detach(|| runtime.block_on(tenant.decide(&session, &call)))
+                        .map_err(|e| from_engine(&e))?
+                        .decision
+                }
+            };
+            std::hint::black_box(&decided);
+            times.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+        Ok(times)
+    }
+
     /// Closes the store (a durable engine); calls after this fail.
     fn close(&self, py: Python<'_>) {
         if let Some((engine, runtime)) = self.durable() {
