@@ -45,3 +45,28 @@ def test_a_killed_agent_resumes_without_a_second_side_effect(tmp_path: Path, led
     ]
     assert report["in_doubt"] == []
     assert len(ledger.entries()) == 1, ledger.entries()
+
+
+def test_a_killed_langgraph_agent_re_drives_the_refund_once(tmp_path: Path, ledger: Ledger) -> None:
+    """The LangGraph adapter: killed inside the refund (its side effect done,
+    its result not recorded), the graph run again from the start answers the
+    calls already recorded from the journal without running them, and
+    re-drives the refund with the same idempotency key, which the backend
+    has seen: one refund."""
+    db = str(tmp_path / "crash.db")
+    agent = Path(__file__).resolve().parent / "crash_langgraph.py"
+    command = [sys.executable, str(agent), "--db", db, "--ledger", str(ledger.path)]
+    first = subprocess.Popen([*command, "--die-in-refund"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    line = first.stdout.readline()
+    assert line.strip() == "ran lg-crash/process_refund:refund", line
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(timeout=30) == -signal.SIGKILL
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout.splitlines()[-1])
+    # Verification and lookup were recorded before the crash: not run again.
+    assert report["runs"] == ["process_refund"]
+    assert report["last"] == "Refunded." and report["in_doubt"] == []
+    assert [(e["key"], e["result"]["args"]["amount"]) for e in ledger.entries()] == [("lg-crash/process_refund:refund", 40)]

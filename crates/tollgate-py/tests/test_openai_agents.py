@@ -114,3 +114,30 @@ def test_a_denial_reaches_the_model(engine: tollgate.Engine, refunds: tollgate.W
     result = asyncio.run(run())
     assert result.final_output == "I could not refund it."
     assert ledger.entries() == []
+
+
+def test_an_sdk_approval_without_a_reviewer_does_not_run_the_call(
+    engine: tollgate.Engine, refunds: tollgate.Workflow, ledger: Ledger
+) -> None:
+    session = engine.session("oai-3", refunds)
+    model = ScriptedModel(
+        [
+            [function_call("get_customer", {"email": "alice@example.com", "zip": "94107"}, call_id="v")],
+            [function_call("lookup_order", {"order_id": "#W1"}, call_id="o")],
+            [function_call("process_refund", {"order_id": "#W1", "amount": 800.0}, call_id="big")],
+            [assistant_message("Waiting for a person.")],
+        ]
+    )
+    agent = agents.Agent(name="support", model=model, tools=gate(session, shop_tools(ledger)))
+
+    async def run() -> Any:
+        result = await agents.Runner.run(agent, "Refund $800 on #W1.")
+        state = result.to_state()
+        for item in result.interruptions:
+            state.approve(item)  # the application approves; no reviewer did
+        return await agents.Runner.run(agent, state)
+
+    result = asyncio.run(run())
+    assert result.final_output == "Waiting for a person."
+    assert ledger.entries() == []
+    assert "tollgate.handoff.waiting" in outputs_seen(model)["big"]
