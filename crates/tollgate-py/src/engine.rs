@@ -211,8 +211,9 @@ impl Engine {
     /// Session `id` of this tenant, or None.
     fn session<'py>(&self, py: Python<'py>, id: String) -> PyResult<Option<Bound<'py, PyAny>>> {
         let info = match &self.backend {
-            Backend::Memory(memory) => memory.workflow_of(&id).map(|workflow| {
-                json!({"id": id, "workflow": workflow.name(), "workflow_version": workflow.version(), "tenant": self.tenant})
+            Backend::Memory(memory) => memory.workflow_of(&id).map(|(workflow, hash)| {
+                json!({"id": id, "workflow": workflow.name(), "workflow_version": workflow.version(),
+                       "workflow_hash": hash, "tenant": self.tenant})
             }),
             Backend::Durable { .. } => {
                 self.run(py, "sessions", async |_, t| t.session(&id).await)?.as_ref().map(session_json)

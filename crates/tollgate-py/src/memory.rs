@@ -11,6 +11,7 @@ use tollgate_core::{CallId, Decision, Event, SessionState, ToolCall, ToolOutcome
 /// A session held in memory.
 struct Session {
     workflow: Arc<Workflow>,
+    workflow_hash: String,
     state: SessionState,
     /// Every call decided, by id: its tool, arguments and decision.
     decided: HashMap<String, (String, Json, Decision)>,
@@ -49,14 +50,21 @@ impl Memory {
             return Err(Refusal::Conflict(format!("session '{id}' exists already")));
         }
         let state = SessionState::new(&workflow);
-        let session =
-            Session { workflow: Arc::clone(&workflow), state, decided: HashMap::new(), results: HashMap::new() };
+        let session = Session {
+            workflow: Arc::clone(&workflow),
+            workflow_hash: hash.to_owned(),
+            state,
+            decided: HashMap::new(),
+            results: HashMap::new(),
+        };
         sessions.insert(id.to_owned(), session);
         Ok(workflow)
     }
 
-    pub(crate) fn workflow_of(&self, id: &str) -> Option<Arc<Workflow>> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).get(id).map(|s| Arc::clone(&s.workflow))
+    /// The workflow of session `id`, with its hash.
+    pub(crate) fn workflow_of(&self, id: &str) -> Option<(Arc<Workflow>, String)> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.get(id).map(|s| (Arc::clone(&s.workflow), s.workflow_hash.clone()))
     }
 
     /// Decides `call` and folds the decision in; a call id decided before

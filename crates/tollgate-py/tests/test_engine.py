@@ -230,3 +230,15 @@ def test_decision_json_is_the_wire_answer(engine: tollgate.Engine, refunds: toll
     assert again.to_json() == answer and again.rule_ids == d.rule_ids
     with pytest.raises(tollgate.BadRequest, match="not a decision"):
         tollgate.Decision.from_json({"call": "c1", "decision": {"verdict": "maybe"}, "replayed": False}, "t")
+
+
+def test_a_session_opened_under_another_workflow_is_a_conflict(engine: tollgate.Engine, refunds: tollgate.Workflow) -> None:
+    engine.session("s1", refunds)
+    assert engine.session("s1", refunds).id == "s1"
+    other = engine.workflow(EXAMPLES / "tau2-retail.toml")
+    with pytest.raises(tollgate.Conflict, match="another workflow"):
+        engine.session("s1", other)
+    memory = tollgate.Engine.in_memory()
+    memory.session("m1", memory.workflow(EXAMPLES / "support-refunds.toml"))
+    with pytest.raises(tollgate.Conflict):
+        memory.session("m1", memory.workflow(EXAMPLES / "tau2-retail.toml"))

@@ -169,6 +169,8 @@ class Engine:
             if workflow is None:
                 raise NotFound(f"no session '{id}' (give a workflow to create it)")
             info = self._native.create_session(workflow.hash, id)
+        elif workflow is not None and info.get("workflow_hash") != workflow.hash:
+            raise _native.Conflict(f"session '{id}' runs under another workflow than {workflow.name} v{workflow.version}")
         return Session(self, id, info)
 
     def handoff(self, id: str) -> Handoff:
