@@ -242,3 +242,15 @@ def test_a_session_opened_under_another_workflow_is_a_conflict(engine: tollgate.
     memory.session("m1", memory.workflow(EXAMPLES / "support-refunds.toml"))
     with pytest.raises(tollgate.Conflict):
         memory.session("m1", memory.workflow(EXAMPLES / "tau2-retail.toml"))
+
+
+def test_result_of_reads_what_frameworks_hand_back() -> None:
+    from tollgate.adapters import result_of
+
+    assert result_of('{"a": 1}') == {"a": 1}
+    assert result_of("plain words") == "plain words"
+    assert result_of({"type": "text", "text": "user_1"}) == "user_1"
+    assert result_of([{"type": "text", "text": '{"id": "#W1"}'}]) == {"id": "#W1"}
+    assert result_of({"content": [{"type": "text", "text": "[1, 2]"}]}) == [1, 2]
+    assert result_of({"structuredContent": {"x": True}, "content": []}) == {"x": True}
+    assert result_of({"order_id": "#W1"}) == {"order_id": "#W1"}

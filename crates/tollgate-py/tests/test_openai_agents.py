@@ -18,7 +18,7 @@ from conftest import ALICE, Ledger, order
 agents = pytest.importorskip("agents")
 from agents.testing.model import ScriptedModel, assistant_message, function_call  # noqa: E402
 
-from tollgate.adapters.openai_agents import gate, resolve_interruptions  # noqa: E402
+from tollgate.adapters.openai_agents import gate, gate_mcp, resolve_interruptions  # noqa: E402
 
 agents.set_tracing_disabled(True)  # no trace export: the tests reach no network
 
@@ -141,3 +141,45 @@ def test_an_sdk_approval_without_a_reviewer_does_not_run_the_call(
     assert result.final_output == "Waiting for a person."
     assert ledger.entries() == []
     assert "tollgate.handoff.waiting" in outputs_seen(model)["big"]
+
+
+def test_an_mcp_server_gated(engine: tollgate.Engine, tmp_path: Any) -> None:
+    """The τ²-retail MCP server fixture (the official MCP SDK over stdio, the
+    benchmark's database) behind gate_mcp: the careless cancellations are
+    rejected with their rules, the careful one goes through to the server."""
+    from pathlib import Path
+
+    from agents.mcp import MCPServerStdio
+    from conftest import ROOT, TAU, need
+
+    need((TAU / "tau2-bench" / "retail" / "db.json").is_file(), f"the τ² data is not at {TAU}")
+    import sys
+
+    saved = Path(tmp_path) / "db.json"
+    session = engine.session("oai-mcp", engine.workflow(ROOT / "examples" / "tau2-retail.toml"))
+    order_id, email = "#W8770097", "ivan.santos3158@example.com"
+    model = ScriptedModel(
+        [
+            [function_call("cancel_pending_order", {"order_id": order_id, "reason": "no longer needed"}, call_id="c1")],
+            [function_call("find_user_id_by_email", {"email": email}, call_id="c2")],
+            [function_call("get_order_details", {"order_id": order_id}, call_id="c3")],
+            [function_call("cancel_pending_order", {"order_id": order_id, "reason": "changed my mind"}, call_id="c4")],
+            [function_call("cancel_pending_order", {"order_id": order_id, "reason": "no longer needed"}, call_id="c5")],
+            [assistant_message("Cancelled.")],
+        ]
+    )
+    fixture = ROOT / "fixtures" / "tau2-retail-mcp" / "server.py"
+
+    async def run() -> Any:
+        params = {"command": sys.executable, "args": [str(fixture), "--save", str(saved)]}
+        async with MCPServerStdio(params=params, cache_tools_list=True) as server:
+            agent = agents.Agent(name="retail", model=model, mcp_servers=[gate_mcp(session, server)])
+            return await agents.Runner.run(agent, "Cancel my order")
+
+    result = asyncio.run(run())
+    assert result.final_output == "Cancelled."
+    seen = outputs_seen(model)
+    assert "R-AUTH" in seen["c1"] and "R-CANCEL-REASON" in seen["c4"]
+    assert json.loads(saved.read_text())["orders"][order_id]["status"] == "cancelled"
+    assert session.in_doubt() == []
+    assert [h for h in session.engine.handoffs()] == []

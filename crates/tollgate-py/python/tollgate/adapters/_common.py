@@ -28,13 +28,15 @@ class GatedSession(Protocol):
 
 def result_of(output: Any) -> Any:
     """A tool's output as the JSON result Tollgate records: an MCP result's
-    structured content, else its one text block parsed as JSON (or kept as
-    text), else JSON text parsed, else the value itself."""
+    structured content, else its one text block (alone or in a list) parsed
+    as JSON (or kept as text), else JSON text parsed, else the value itself."""
     if isinstance(output, Mapping):
         if "structuredContent" in output and output["structuredContent"] is not None:
             return output["structuredContent"]
         if isinstance(output.get("content"), list):
             return result_of(output["content"])
+        if output.get("type") == "text" and isinstance(output.get("text"), str):
+            return result_of(output["text"])
         return dict(output)
     if isinstance(output, list) and len(output) == 1 and isinstance(output[0], Mapping) and output[0].get("type") == "text":
         return result_of(output[0].get("text", ""))

@@ -22,7 +22,14 @@
 - a tool output guardrail: the result is recorded; a result that a result
   check withholds is replaced by a message saying so.
 
-Any failure inside is a block. Tool names are the function tools' names.
+MCP servers: `gate_mcp(session, server)` sets the server's tool input and
+output guardrails (the SDK's `require_approval` for MCP tools does not see a
+call's arguments, so it cannot ask Tollgate): a block is rejected with its
+reason; an escalation is rejected too, saying a person decides, and the
+identical call retried after the reviewer's approval is allowed (once).
+
+Any failure inside is a block. Tool names are the function tools' (and MCP
+tools') names.
 """
 
 from __future__ import annotations
@@ -120,6 +127,36 @@ def gate(session: GatedSession, tools: Iterable[Any]) -> list[Any]:
         tool._tollgate = checks
         gated.append(tool)
     return gated
+
+
+def gate_mcp(session: GatedSession, server: Any) -> Any:
+    """An MCP server of the SDK (`MCPServerStdio`, `MCPServerStreamableHttp`,
+    ...) whose every tool call goes through `session` (changed in place and
+    returned)."""
+    from agents import ToolGuardrailFunctionOutput, tool_input_guardrail, tool_output_guardrail
+
+    checks = Gate(session)
+
+    @tool_input_guardrail(name="tollgate-decide-mcp")
+    async def decide(data: Any) -> Any:
+        context = data.context
+        decision = await checks.decide(context.tool_name, _args(context.tool_arguments), context.tool_call_id)
+        if decision.allowed:
+            checks.recorded_as[context.tool_call_id] = decision.call_id
+            return ToolGuardrailFunctionOutput.allow(output_info={"tollgate": decision.to_json()})
+        message = decision.message
+        if decision.escalated:
+            message += " Tell the user a person will review it; retry the same call once the reviewer has approved it."
+        return ToolGuardrailFunctionOutput.reject_content(message, output_info={"tollgate": decision.to_json()})
+
+    @tool_output_guardrail(name="tollgate-record-mcp")
+    async def record(data: Any) -> Any:
+        return await checks.check_output(data.context.tool_call_id, data.output)
+
+    server.tool_input_guardrails = [*(server.tool_input_guardrails or []), decide]
+    server.tool_output_guardrails = [*(server.tool_output_guardrails or []), record]
+    server._tollgate = checks
+    return server
 
 
 def gate_of(tools: Iterable[Any]) -> Gate:
