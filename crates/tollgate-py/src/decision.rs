@@ -12,6 +12,8 @@ use crate::convert::{to_json, to_py};
 use crate::errors::{BadRequest, by_kind_name};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use std::sync::OnceLock;
+use tollgate_core::Verdict;
 use tollgate_protocol::Decision as Wire;
 use tollgate_protocol::api::CallDecision as WireCall;
 
@@ -37,7 +39,11 @@ impl Reason {
 pub struct Decision {
     call_id: String,
     tool: String,
-    wire: Wire,
+    /// The engine's decision, kept as it came: converted to the wire type
+    /// only when a getter needs more than the verdict, so a decision the
+    /// caller only tests costs no conversion.
+    core: Option<tollgate_core::Decision>,
+    converted: OnceLock<Wire>,
     replayed: bool,
     handoff_id: Option<String>,
     /// A failure to decide: the error's kind name and message.
@@ -49,11 +55,36 @@ impl Decision {
     pub(crate) fn decided(
         call_id: String,
         tool: String,
-        decision: &tollgate_core::Decision,
+        decision: tollgate_core::Decision,
         replayed: bool,
         handoff_id: Option<String>,
     ) -> Decision {
-        Decision { call_id, tool, wire: Wire::from(decision), replayed, handoff_id, error: None }
+        Decision { call_id, tool, core: Some(decision), converted: OnceLock::new(), replayed, handoff_id, error: None }
+    }
+
+    /// A decision already in the wire type.
+    fn from_wire(call_id: String, tool: String, wire: Wire, replayed: bool, handoff_id: Option<String>) -> Decision {
+        Decision { call_id, tool, core: None, converted: OnceLock::from(wire), replayed, handoff_id, error: None }
+    }
+
+    /// The decision in the wire type (`tollgate.decision/v1`).
+    fn wire(&self) -> &Wire {
+        self.converted.get_or_init(|| match &self.core {
+            Some(core) => Wire::from(core),
+            // INVARIANT: a decision without `core` is made with `converted` set.
+            None => Wire::Block { stage: "error".to_owned(), reasons: Vec::new(), missing: Vec::new() },
+        })
+    }
+
+    fn verdict_of(&self) -> Verdict {
+        match &self.core {
+            Some(core) => core.verdict(),
+            None => match self.wire() {
+                Wire::Allow { .. } => Verdict::Allow,
+                Wire::Block { .. } => Verdict::Block,
+                Wire::Escalate { .. } => Verdict::Escalate,
+            },
+        }
     }
 
     /// The block that stands for a failure to decide.
@@ -66,11 +97,13 @@ impl Decision {
             }],
             missing: Vec::new(),
         };
-        Decision { call_id, tool, wire, replayed: false, handoff_id: None, error: Some((kind.to_owned(), message)) }
+        let mut failed = Decision::from_wire(call_id, tool, wire, false, None);
+        failed.error = Some((kind.to_owned(), message));
+        failed
     }
 
     fn reasons_wire(&self) -> &[tollgate_protocol::Reason] {
-        match &self.wire {
+        match self.wire() {
             Wire::Allow { .. } => &[],
             Wire::Block { reasons, .. } | Wire::Escalate { reasons, .. } => reasons,
         }
@@ -86,14 +119,7 @@ impl Decision {
     fn from_json(answer: &Bound<'_, PyAny>, tool: String) -> PyResult<Decision> {
         let answer: WireCall = serde_json::from_value(to_json(answer)?)
             .map_err(|e| BadRequest::new_err(format!("the server's answer is not a decision: {e}")))?;
-        Ok(Decision {
-            call_id: answer.call,
-            tool,
-            wire: answer.decision,
-            replayed: answer.replayed,
-            handoff_id: answer.handoff,
-            error: None,
-        })
+        Ok(Decision::from_wire(answer.call, tool, answer.decision, answer.replayed, answer.handoff))
     }
 
     /// The block that stands for a failure to decide `call_id` (`kind` as in
@@ -118,29 +144,25 @@ impl Decision {
     /// `allow`, `block` or `escalate`.
     #[getter]
     fn verdict(&self) -> &'static str {
-        match self.wire {
-            Wire::Allow { .. } => "allow",
-            Wire::Block { .. } => "block",
-            Wire::Escalate { .. } => "escalate",
-        }
+        self.verdict_of().as_str()
     }
 
     /// Whether the call may run.
     #[getter]
     fn allowed(&self) -> bool {
-        matches!(self.wire, Wire::Allow { .. })
+        self.verdict_of() == Verdict::Allow
     }
 
     /// Whether the call was refused (a failure to decide included).
     #[getter]
     fn blocked(&self) -> bool {
-        matches!(self.wire, Wire::Block { .. })
+        self.verdict_of() == Verdict::Block
     }
 
     /// Whether the call went to a person (it does not run; a handoff opened).
     #[getter]
     fn escalated(&self) -> bool {
-        matches!(self.wire, Wire::Escalate { .. })
+        self.verdict_of() == Verdict::Escalate
     }
 
     /// True if this call id was decided before and this is that decision.
@@ -164,7 +186,7 @@ impl Decision {
     /// A block's stage (`schema`, `gates`, `checks`, `error`, ...).
     #[getter]
     fn stage(&self) -> Option<&str> {
-        match &self.wire {
+        match self.wire() {
             Wire::Block { stage, .. } => Some(stage),
             _ => None,
         }
@@ -174,7 +196,7 @@ impl Decision {
     #[getter]
     fn missing<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
-        if let Wire::Block { missing, .. } = &self.wire {
+        if let Wire::Block { missing, .. } = self.wire() {
             for item in missing {
                 list.append(to_py(py, &serde_json::to_value(item).unwrap_or_default())?)?;
             }
@@ -193,7 +215,7 @@ impl Decision {
     /// call re-driven after a crash is not done twice.
     #[getter]
     fn idempotency_key(&self) -> Option<&str> {
-        match &self.wire {
+        match self.wire() {
             Wire::Allow { idempotency_key, .. } => idempotency_key.as_deref(),
             _ => None,
         }
@@ -202,7 +224,7 @@ impl Decision {
     /// The call whose escalation a person approved, if this allow rests on it.
     #[getter]
     fn approved_by(&self) -> Option<&str> {
-        match &self.wire {
+        match self.wire() {
             Wire::Allow { approved_by, .. } => approved_by.as_deref(),
             _ => None,
         }
@@ -211,7 +233,7 @@ impl Decision {
     /// An escalation's urgency.
     #[getter]
     fn urgency(&self) -> Option<&str> {
-        match &self.wire {
+        match self.wire() {
             Wire::Escalate { urgency, .. } => Some(urgency),
             _ => None,
         }
@@ -220,7 +242,7 @@ impl Decision {
     /// An escalation's recommended action.
     #[getter]
     fn recommended_action(&self) -> Option<&str> {
-        match &self.wire {
+        match self.wire() {
             Wire::Escalate { recommended_action, .. } => Some(recommended_action),
             _ => None,
         }
@@ -230,7 +252,7 @@ impl Decision {
     /// recommended action, urgency, facts, timeline), if one was opened.
     #[getter]
     fn handoff<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let handoff = match &self.wire {
+        let handoff = match self.wire() {
             Wire::Escalate { handoff, .. } => Some(handoff),
             Wire::Allow { handoff, .. } => handoff.as_ref(),
             Wire::Block { .. } => None,
@@ -250,7 +272,7 @@ impl Decision {
     fn message(&self) -> String {
         let reasons: Vec<String> =
             self.reasons_wire().iter().map(|r| format!("{} ({})", r.message, r.rule_id)).collect();
-        match &self.wire {
+        match self.wire() {
             Wire::Allow { .. } => String::new(),
             // A missing prerequisite's reason already says what to do first.
             Wire::Block { .. } => {
@@ -270,7 +292,7 @@ impl Decision {
     fn to_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let answer = WireCall {
             call: self.call_id.clone(),
-            decision: self.wire.clone(),
+            decision: self.wire().clone(),
             replayed: self.replayed,
             handoff: self.handoff_id.clone(),
         };

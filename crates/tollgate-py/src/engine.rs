@@ -261,7 +261,7 @@ impl Engine {
         match decided {
             Ok((decision, replayed)) => {
                 let handoff = opened_handoff(&session, &call_id, &decision);
-                Decision::decided(call_id, tool, &decision, replayed, handoff)
+                Decision::decided(call_id, tool, decision, replayed, handoff)
             }
             Err((kind, message)) => Decision::failed(call_id, tool, kind, message),
         }
