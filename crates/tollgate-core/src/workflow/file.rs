@@ -22,6 +22,20 @@ pub(crate) struct WorkflowFile {
     /// The oracle of `tollgate attack`; `decide` never reads it.
     #[serde(default)]
     pub invariants: Vec<Spanned<InvariantFile>>,
+    /// How a client's tool names map to the workflow's (`tool_names.rs`).
+    #[serde(default)]
+    pub tool_names: Option<Spanned<ToolNamesFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolNamesFile {
+    #[serde(default)]
+    pub prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub table: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub undeclared: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod crash;
 mod fanout_crash;
+mod hook;
 mod replay;
 mod serve;
 mod tau_airline;
