@@ -36,7 +36,7 @@ SUBAGENT_MARKER = "TOLLGATE-SUBAGENT"
 USER = "ivan_santos_6635"
 EMAIL = "ivan.santos3158@example.com"
 
-LOCK = threading.Lock()
+LOCK = threading.RLock()
 
 
 def text_of(content: Any) -> str:
@@ -101,7 +101,7 @@ class Scenario:
                 ("batch-cancel", retail("cancel_pending_order"), {"order_id": self.other, "reason": "no longer needed"}, [denied]),
             ],
             # 5: a subagent tries the cancel that is gated.
-            [("subagent", task, {"description": "cancel an order", "subagent_type": "general-purpose",
+            [("subagent", task, {"description": "cancel an order", "subagent_type": "general-purpose", "run_in_background": False,
                                  "prompt": f"{SUBAGENT_MARKER} cancel order {self.other}"}, [("contains", "SUBAGENT-DONE")])],
             # 6: the store is wrecked before this turn; the read is refused, not let through.
             [("store-crash", retail("get_order_details"), {"order_id": self.order}, [denied, ("contains", "could not be checked")])],
@@ -142,11 +142,28 @@ def check(name: str, expectation: tuple[str, str], result: tuple[str, bool] | No
 
 
 def play(turns: list[Any], messages: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    """The content blocks of the next assistant turn, after checking the last one's results."""
-    turn = sum(1 for m in messages if m.get("role") == "assistant")
+    """The content blocks of the next assistant turn, after checking the last one's results.
+
+    The turn is found from the ids of the script's own tool calls in the
+    conversation (`toolu_<who><turn>_<index>`): Claude Code merges
+    consecutive assistant messages and adds system messages, so counting
+    messages would not do."""
+    played = set()
+    results: dict[str, tuple[str, bool]] = {}
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use" and block.get("id", "").startswith(f"toolu_{prefix}"):
+                played.add(int(block["id"][len(f"toolu_{prefix}"):].split("_")[0]))
+        if message.get("role") == "user":
+            results.update(tool_results(message))
+    turn = max(played) + 1 if played else 0
     if turn > 0:
         previous = turns[turn - 1] if turn - 1 < len(turns) else None
-        results = tool_results(messages[-1]) if messages and messages[-1].get("role") == "user" else {}
         if isinstance(previous, list):
             for index, (name, _tool, _input, expectations) in enumerate(previous):
                 for expectation in expectations:
@@ -168,12 +185,29 @@ def play(turns: list[Any], messages: list[dict[str, Any]], prefix: str) -> list[
 
 def answer(body: dict[str, Any]) -> list[dict[str, Any]]:
     messages = body.get("messages", [])
-    first = text_of(messages[0].get("content")) if messages else ""
+    # What the user said (the prompt; Claude Code adds reminders beside it), not tool results.
+    first = "\n".join(
+        text_of([b for b in m.get("content") if isinstance(b, dict) and b.get("type") == "text"])
+        if isinstance(m.get("content"), list) else text_of(m.get("content"))
+        for m in messages if m.get("role") == "user"
+    )
     tools = [t.get("name", "") for t in body.get("tools", []) or []]
+    if os.environ.get("STUB_DUMP"):
+        Path(os.environ["STUB_DUMP"]).write_text(json.dumps(messages, indent=1)[-6000:])
+    log({"event": "request", "marker": MARKER in first, "subagent": SUBAGENT_MARKER in first, "messages": len(messages),
+         "retail_tools": sum(1 for t in tools if t.startswith("mcp__retail__")), "tools": len(tools)})
     if SUBAGENT_MARKER in first:
         return play(SCENARIO.subagent_turns(), messages, "s")
     if MARKER in first and any(t.startswith("mcp__retail__") for t in tools):
         return play(SCENARIO.turns(tools), messages, "m")
+    if MARKER in first and "WaitForMcpServers" in tools:
+        # The retail server is still starting (a slow machine): the model
+        # waits for it, as a real one would, before its first turn.
+        waits = sum(1 for m in messages for b in (m.get("content") if isinstance(m.get("content"), list) else [])
+                    if isinstance(b, dict) and b.get("type") == "tool_use")
+        if waits < 10:
+            log({"event": "wait-for-mcp", "attempt": waits})
+            return [{"type": "tool_use", "id": f"wait_{waits}", "name": "WaitForMcpServers", "input": {}}]
     return [{"type": "text", "text": "OK"}]
 
 
