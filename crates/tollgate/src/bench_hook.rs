@@ -23,13 +23,15 @@ fn session_events(session: &str) -> Vec<(serde_json::Value, &'static str)> {
     };
     let post = |id: &str, tool: &str, input: &serde_json::Value, response: serde_json::Value| {
         let mut e = event("PostToolUse", id, tool, input);
-        e["tool_response"] = response;
+        if let Some(object) = e.as_object_mut() {
+            object.insert("tool_response".into(), response);
+        }
         e
     };
     let email = json!({"email": "sara@example.com"});
     let read = json!({"order_id": "#W1"});
-    let mut cancelled = order.clone();
-    cancelled["status"] = json!("cancelled");
+    let cancelled = json!({"order_id": "#W1", "user_id": user, "status": "cancelled", "items": [],
+                           "payment_history": []});
     vec![
         (event("PreToolUse", "toolu_0", "cancel_pending_order", &cancel), "deny"),
         (event("PreToolUse", "toolu_1", "find_user_id_by_email", &email), "allow"),

@@ -166,4 +166,36 @@ mod tests {
         assert_eq!(names.resolve("mcp__retail__drop_table", declared), "mcp__retail__drop_table");
         assert_eq!(names.resolve("Write", declared), "Write");
     }
+
+    fn workflow(tool_names: &str) -> Result<crate::Workflow, Vec<crate::Problem>> {
+        let text = format!(
+            "[workflow]\nname = \"w\"\nversion = 1\n[tools.get_order]\nargs = {{ type = \"object\" }}\n{tool_names}"
+        );
+        crate::compile(&text, "w.toml")
+    }
+
+    #[test]
+    fn the_undeclared_policy_decides_a_tool_no_name_maps_to() {
+        use crate::{ToolCall, decide, state::SessionState};
+        let call = ToolCall::new("c1", "Write", serde_json::json!({}));
+        let denying = workflow("").unwrap();
+        assert_eq!(denying.tool_names().undeclared(), Undeclared::Deny);
+        assert_eq!(decide(&denying, &SessionState::new(&denying), &call).verdict(), crate::Verdict::Block);
+        let allowing = workflow("[tool_names]\nundeclared = \"allow\"\nprefixes = [\"mcp__shop__\"]").unwrap();
+        assert_eq!(decide(&allowing, &SessionState::new(&allowing), &call).verdict(), crate::Verdict::Allow);
+        assert_eq!(allowing.resolve_tool_name("mcp__shop__get_order"), "get_order");
+    }
+
+    #[test]
+    fn a_table_entry_must_name_a_declared_tool_and_the_policy_must_be_known() {
+        let problems = workflow("[tool_names]\ntable = { Bash = \"shell\" }").unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.message.contains("names 'shell', which is not a declared tool")),
+            "{problems:?}"
+        );
+        let problems = workflow("[tool_names]\nundeclared = \"maybe\"").unwrap_err();
+        assert!(problems.iter().any(|p| p.message.contains("must be \"deny\" or \"allow\"")), "{problems:?}");
+        let problems = workflow("[tool_names]\nprefixes = [\"\"]").unwrap_err();
+        assert!(problems.iter().any(|p| p.message.contains("tool_names.prefixes")), "{problems:?}");
+    }
 }
