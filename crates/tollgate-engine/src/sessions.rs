@@ -303,6 +303,35 @@ impl Engine {
         Ok((workflow, state))
     }
 
+    /// The session as it stood just before call `call` was decided, and the
+    /// call as it was recorded (its arguments and clock): what `tollgate
+    /// explain` evaluates the call's rules against. Folded from the journal,
+    /// like [`Engine::replay`].
+    pub async fn state_before(
+        &self,
+        session: &str,
+        call: &str,
+    ) -> Result<(Arc<Workflow>, SessionState, tollgate_core::ToolCall), Error> {
+        let info = self.store.session(session).await?.ok_or_else(|| Error::no_session(session))?;
+        let workflow = self.workflow(&info.workflow_hash).await?;
+        let journal = self.store.journal(session).await?;
+        let mut found = None;
+        for (index, stored) in journal.iter().enumerate() {
+            if stored.call_id.as_deref() == Some(call)
+                && let Record::Decision(decided) = Entry::decode(session, stored)?.record
+            {
+                found = Some((index, decided.call.to_call()));
+                break;
+            }
+        }
+        let Some((index, recorded)) = found else {
+            return Err(Error::bad_request(format!("session {session} has no decided call {call}")));
+        };
+        let mut state = SessionState::new(&workflow);
+        fold(&workflow, session, &mut state, journal.get(..index).unwrap_or_default())?;
+        Ok((workflow, state, recorded))
+    }
+
     /// Where a session stands: its state and the calls in doubt, read from
     /// one snapshot (a resume never waits for, nor holds up, the session's
     /// writers in this process or another).

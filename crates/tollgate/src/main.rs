@@ -21,6 +21,7 @@ mod bench_hook;
 mod demo;
 mod demo_multi;
 mod durable_bench;
+mod explain;
 mod hook;
 mod input;
 mod paint;
@@ -28,6 +29,7 @@ mod replay;
 mod run;
 mod serve;
 mod state;
+mod test_cmd;
 mod tokens;
 mod validate;
 
@@ -52,6 +54,45 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run the tests written beside workflows (`NAME.tests.toml` beside
+    /// `NAME.toml`): each a scripted session whose steps expect a verdict and
+    /// its rules. Exits 1 when a test fails.
+    Test {
+        /// Workflows, test files or directories [default: the current directory].
+        paths: Vec<PathBuf>,
+        /// Report which rules no test made fire or let pass, and which tools no test allowed.
+        #[arg(long)]
+        coverage: bool,
+        /// Like --coverage, and exit 1 when a rule never fired.
+        #[arg(long)]
+        require_coverage: bool,
+        /// Run only the tests whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Explain one call: every rule of its tool evaluated with the values it
+    /// read, and why it passed or failed (a stored session's call, against
+    /// the session as it stood before it; or a script's call).
+    Explain {
+        /// The call's id.
+        #[arg(long)]
+        call: String,
+        /// A stored session (with --db).
+        #[arg(long, conflicts_with_all = ["workflow", "script"])]
+        session: Option<String>,
+        #[command(flatten)]
+        db: Db,
+        /// With a script: the workflow file.
+        #[arg(long, requires = "script")]
+        workflow: Option<PathBuf>,
+        /// A script (JSON lines of calls and results), run up to the call.
+        #[arg(requires = "workflow")]
+        script: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the workflow file format, for editors:
+    /// `#:schema ./workflow.schema.json` at the top of a workflow lets
+    /// Taplo-based editors complete its keys and flag mistakes as you type.
+    Schema,
     /// Run a scripted session (JSON lines of calls and results) and print
     /// one decision transcript line per step.
     Run {
@@ -461,6 +502,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Validate { files } => validate::run(&files),
+        Command::Explain { call, session, db, workflow, script } => match (session, workflow, script) {
+            (Some(session), _, _) => runtime().and_then(|rt| rt.block_on(explain::stored(&db.url(), &session, &call))),
+            (None, Some(workflow), Some(script)) => explain::script(&workflow, &script, &call),
+            _ => Err(anyhow::anyhow!(
+                "name a stored call (--session ID --call ID) or a script's (--workflow FILE SCRIPT --call ID)"
+            )),
+        },
+        Command::Schema => match serde_json::to_string_pretty(&tollgate_core::workflow_schema()) {
+            Ok(text) => {
+                out!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Err(error.into()),
+        },
+        Command::Test { paths, coverage, require_coverage, filter } => {
+            test_cmd::run(&test_cmd::Options { paths, coverage, require_coverage, filter })
+        }
         Command::Run { workflow, script, db, session } => {
             run::run(&workflow, &script, db.map(|db| run::Durable { db, session }))
         }

@@ -8,7 +8,7 @@ use tollgate_engine::Engine;
 
 /// Opens a store these read-only commands inspect: a missing SQLite file is
 /// an error, not a new empty store (which would "verify" as intact).
-async fn open_existing(db: &str) -> Result<Engine> {
+pub async fn open_existing(db: &str) -> Result<Engine> {
     Ok(Engine::open_existing(db).await?)
 }
 

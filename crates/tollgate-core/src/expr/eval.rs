@@ -165,6 +165,10 @@ impl<'a, S: Session + Copy> Evaluator<'a, S> {
                 }
                 Ok(Value::Map(Arc::new(map)))
             }
+            Expr::Matches(text, regex) => match self.operand(text)?.as_ref() {
+                Value::String(text) => Ok(Value::Bool(regex.is_match(text))),
+                other => Err(format!("matches() needs a string, got a {}", other.type_name())),
+            },
             // Functions take one or two arguments: no vector for them.
             Expr::Function(function, args) => match args.as_slice() {
                 [only] => {
@@ -580,5 +584,49 @@ fn call_function(function: Function, args: &[Value]) -> Outcome {
             [Value::List(items)] => sum(items),
             _ => Err("sum() needs a list of numbers".into()),
         },
+        Function::UpperAscii => match args {
+            [Value::String(s)] => Ok(text(s.to_ascii_uppercase())),
+            _ => Err("upperAscii() needs a string".into()),
+        },
+        Function::Trim => match args {
+            [Value::String(s)] => Ok(Value::String(Arc::from(s.trim()))),
+            _ => Err("trim() needs a string".into()),
+        },
+        Function::Replace => match args {
+            [Value::String(s), Value::String(from), Value::String(to)] => Ok(text(s.replace(from.as_ref(), to))),
+            _ => Err("replace() needs three strings".into()),
+        },
+        Function::Split => match args {
+            [Value::String(s), Value::String(separator)] => {
+                let parts: Vec<Value> = if separator.is_empty() {
+                    s.chars().map(|c| text(c.to_string())).collect()
+                } else {
+                    s.split(separator.as_ref()).map(|part| Value::String(Arc::from(part))).collect()
+                };
+                Ok(Value::List(Arc::new(parts)))
+            }
+            _ => Err("split() needs two strings".into()),
+        },
+        Function::Join | Function::JoinWith => {
+            let (items, separator) = match args {
+                [Value::List(items)] => (items, ""),
+                [Value::List(items), Value::String(separator)] => (items, separator.as_ref()),
+                _ => return Err("join() needs a list of strings (and a string separator)".into()),
+            };
+            let mut parts = Vec::with_capacity(items.len());
+            for item in items.iter() {
+                match item {
+                    Value::String(part) => parts.push(part.as_ref()),
+                    other => return Err(format!("join() needs a list of strings, got a {}", other.type_name())),
+                }
+            }
+            Ok(text(parts.join(separator)))
+        }
+        Function::IndexOf => string_pair("indexOf")
+            .map(|(s, needle)| Value::Int(s.find(needle.as_ref()).map_or(-1, |byte| s[..byte].chars().count() as i64))),
     }
+}
+
+fn text(s: String) -> Value {
+    Value::String(Arc::from(s.as_str()))
 }

@@ -477,7 +477,11 @@ impl Lowerer<'_> {
                     let key = args.pop().unwrap_or(Expr::Const(Value::Null));
                     return Ok(Expr::CaseAggregateBy(index, Box::new(key)));
                 }
-                let Some((function, count)) = Function::lookup(name, call.target.is_some()) else {
+                if name == "matches" {
+                    arity(2)?;
+                    return self.lower_matches(node, call, args);
+                }
+                let Some((function, count)) = Function::lookup(name, call.target.is_some(), args.len()) else {
                     return Err(self.error(node, format!("unknown function '{name}'")));
                 };
                 arity(count)?;
@@ -487,6 +491,37 @@ impl Lowerer<'_> {
         Ok(lowered)
     }
 }
+
+impl Lowerer<'_> {
+    /// `s.matches(re)` or `matches(s, re)`: the pattern must be a string
+    /// literal, compiled here once (a pattern computed per call would be
+    /// compiled per call, and could be anything the agent sent).
+    fn lower_matches(
+        &self,
+        node: &IdedExpr,
+        call: &cel::common::ast::CallExpr,
+        mut args: Vec<Expr>,
+    ) -> Result<Expr, LowerError> {
+        let pattern = args.pop();
+        let text = args.pop().unwrap_or(Expr::Const(Value::Null));
+        let Some(Expr::Const(Value::String(pattern))) = pattern else {
+            let _ = call;
+            return Err(self.error(
+                node,
+                "matches() takes its pattern as a string literal written in the rule, such as \
+                 s.matches('^#W[0-9]+$'): it is compiled once, and never from what a call sends"
+                    .to_owned(),
+            ));
+        };
+        let regex = regex::RegexBuilder::new(&pattern).size_limit(REGEX_SIZE_MAX).build().map_err(|e| {
+            self.error(node, format!("matches(): the pattern {pattern:?} is not a valid regular expression: {e}"))
+        })?;
+        Ok(Expr::Matches(Box::new(text), Arc::new(regex)))
+    }
+}
+
+/// The largest compiled pattern `matches()` accepts, in bytes.
+const REGEX_SIZE_MAX: usize = 1 << 20;
 
 fn literal_value(literal: &LiteralValue) -> Value {
     match literal {

@@ -124,6 +124,10 @@ pub(crate) enum Expr {
     List(Vec<Expr>),
     Map(Vec<(Arc<str>, Expr)>),
     Function(Function, Vec<Expr>),
+    /// `s.matches(re)` / `matches(s, re)`: the pattern is a literal in the
+    /// rule, compiled once by the `regex` crate, which runs in time linear in
+    /// the text (no backtracking).
+    Matches(Box<Expr>, Arc<regex::Regex>),
     /// `@not_strictly_false(x)`: true unless `x` is `false` (errors count as true).
     NotStrictlyFalse(Box<Expr>),
     Comprehension(Box<Comprehension>),
@@ -178,13 +182,33 @@ pub(crate) enum Function {
     /// `sum(list)`: the sum of a list of numbers (a Tollgate extension: CEL
     /// has no fold, and limits over several items need one).
     Sum,
+    // The CEL strings extension (cel-go's `ext.Strings()`), indices in code points.
+    UpperAscii,
+    Trim,
+    /// `s.replace(from, to)`: every occurrence.
+    Replace,
+    /// `s.split(separator)`: an empty separator splits between code points.
+    Split,
+    /// `list.join()`.
+    Join,
+    /// `list.join(separator)`.
+    JoinWith,
+    /// `s.indexOf(sub)`: the code-point index of the first occurrence, or -1.
+    IndexOf,
 }
 
 impl Function {
     /// The function for a CEL name and call style (`x.f(a)` is a member call).
-    fn lookup(name: &str, member: bool) -> Option<(Function, usize)> {
+    fn lookup(name: &str, member: bool, count: usize) -> Option<(Function, usize)> {
         // (function, argument count including the receiver)
         let found = match (name, member) {
+            ("join", true) if count == 2 => (Function::JoinWith, 2),
+            ("join", true) => (Function::Join, 1),
+            ("upperAscii", true) => (Function::UpperAscii, 1),
+            ("trim", true) => (Function::Trim, 1),
+            ("replace", true) => (Function::Replace, 3),
+            ("split", true) => (Function::Split, 2),
+            ("indexOf", true) => (Function::IndexOf, 2),
             ("size", _) => (Function::Size, 1),
             ("contains", true) => (Function::Contains, 2),
             ("startsWith", true) => (Function::StartsWith, 2),

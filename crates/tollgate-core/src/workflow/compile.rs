@@ -253,6 +253,9 @@ impl Compiler<'_> {
                 parsed.tools.get(file.tool.get_ref().as_str()).and_then(|t| declared_arg_fields(t.get_ref()));
             let scope = Scope { args: Some(arg_fields), ..Scope::default() };
             let sum = self.rule(&file.sum, &scope, &format!("aggregate '{}' sum", name.get_ref()));
+            if let (Some(sum), Some(tool_file)) = (&sum, parsed.tools.get(file.tool.get_ref().as_str())) {
+                self.sign_warning(&file.sum.span(), name.get_ref(), file.tool.get_ref(), sum, tool_file.get_ref());
+            }
             let by = match &file.by {
                 Some(by) => self.rule(by, &scope, &format!("aggregate '{}' by", name.get_ref())).map(Some),
                 None => Some(None),

@@ -40,6 +40,21 @@ impl Compiler<'_> {
                 ),
             );
         }
+        if tool.side_effect
+            && !is_handoff
+            && tool.requires.is_empty()
+            && tool.checks.is_empty()
+            && tool.escalate.is_empty()
+        {
+            self.warn(
+                name.span().start,
+                format!(
+                    "tool '{tool_name}' changes something (side_effect) but nothing guards it: any session may call it \
+                     at any time, with any arguments its schema admits; add `requires`, a check or an escalation \
+                     (or drop side_effect if it changes nothing)"
+                ),
+            );
+        }
         let (schema, arg_fields) = self.schema(tool_name, tool);
         let args_scope = Scope { args: Some(arg_fields.clone()), ..Scope::default() };
         let gates = self.gates(tool_name, tool, &span, facts, names, &args_scope);

@@ -91,6 +91,52 @@ impl<'a> Compiler<'a> {
 
     /// Warns where a key may not be computable for some calls (which
     /// `decide` then blocks, naming `rule_id`).
+    /// An aggregate that sums an argument the tool's schema lets be zero or
+    /// negative: a negative amount lowers the total, and the calls after it
+    /// pass the limits they should not. Quiet when the schema bounds it
+    /// (`exclusiveMinimum >= 0`, `minimum > 0`) or a check of the tool says
+    /// `args.<field> > 0`.
+    /// A warning at `offset` in the file.
+    pub(super) fn warn(&mut self, offset: usize, message: String) {
+        let warning = self.positioned(offset, message);
+        self.warnings.push(warning);
+    }
+
+    pub(super) fn sign_warning(
+        &mut self,
+        span: &Range<usize>,
+        aggregate: &str,
+        tool_name: &str,
+        sum: &Rule,
+        tool: &super::file::ToolFile,
+    ) {
+        let crate::expr::Expr::Select(target, field) = sum.expr() else { return };
+        if !matches!(target.as_ref(), crate::expr::Expr::Args) {
+            return;
+        }
+        let schema = tool.args.as_ref().and_then(|args| serde_json::to_value(args.get_ref()).ok());
+        let property = schema.as_ref().and_then(|s| s.get("properties")).and_then(|p| p.get(field.as_ref()));
+        let bound = |key: &str| property.and_then(|p| p.get(key)).and_then(serde_json::Value::as_f64);
+        if bound("exclusiveMinimum").is_some_and(|m| m >= 0.0) || bound("minimum").is_some_and(|m| m > 0.0) {
+            return;
+        }
+        let positive = [format!("args.{field} > 0"), format!("args.{field} > 0.0"), format!("0 < args.{field}")];
+        let checked = tool.checks.iter().any(|check| {
+            let source: String = check.rule.get_ref().split_whitespace().collect::<Vec<_>>().join(" ");
+            source.split("&&").map(str::trim).any(|part| positive.iter().any(|p| p == part))
+        });
+        if checked {
+            return;
+        }
+        let message = format!(
+            "aggregate '{aggregate}' sums args.{field}, which the schema of '{tool_name}' lets be zero or negative: a \
+             negative {field} lowers the total, and the calls after it pass limits they should not; add \
+             `exclusiveMinimum = 0` to {field} in the tool's args (or a check `args.{field} > 0`)"
+        );
+        let warning = self.positioned(span.start, message);
+        self.warnings.push(warning);
+    }
+
     pub(super) fn key_warning(
         &mut self,
         span: &Range<usize>,

@@ -72,7 +72,8 @@ fn arguments_read(expr: &Expr, fields: &mut Vec<Arc<str>>, whole: &mut bool) {
         | Expr::Has(inner, _)
         | Expr::Not(inner)
         | Expr::Negate(inner)
-        | Expr::NotStrictlyFalse(inner) => arguments_read(inner, fields, whole),
+        | Expr::NotStrictlyFalse(inner)
+        | Expr::Matches(inner, _) => arguments_read(inner, fields, whole),
         Expr::Index(a, b)
         | Expr::And(a, b)
         | Expr::Or(a, b)

@@ -14,6 +14,7 @@ mod tool_names;
 pub use analysis::{Analysis, GuardedTool};
 pub use compile::{compile, name_problem};
 pub use compiler::Problem;
+pub use file::workflow_schema;
 pub use invariants::Invariant;
 pub(crate) use template::Template;
 pub use tool_names::{ToolNames, Undeclared};

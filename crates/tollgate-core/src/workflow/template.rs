@@ -3,6 +3,45 @@
 
 use crate::expr::{Evaluator, Expr, Scope, Session, lower};
 
+/// Where the hole that starts at byte `start` (just after its `{`) ends:
+/// the byte of its closing `}`, counting nested braces and skipping CEL
+/// string literals (single, double or triple quoted, with escapes).
+fn hole_end(text: &str, start: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = start;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\'' | b'"' => {
+                let triple = bytes.get(i..i + 3).is_some_and(|t| t.iter().all(|&x| x == b));
+                let quote_len = if triple { 3 } else { 1 };
+                i += quote_len;
+                loop {
+                    match bytes.get(i) {
+                        None => return None,
+                        Some(b'\\') => i += 2,
+                        Some(&x)
+                            if x == b
+                                && (!triple || bytes.get(i..i + 3).is_some_and(|t| t.iter().all(|&y| y == b))) =>
+                        {
+                            i += quote_len;
+                            break;
+                        }
+                        Some(_) => i += 1,
+                    }
+                }
+                continue;
+            }
+            b'{' => depth += 1,
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// A compiled message template.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
@@ -19,25 +58,46 @@ enum Part {
 
 impl Template {
     /// Compiles `text`; an error names the hole that does not compile.
+    ///
+    /// `{{` and `}}` write a brace. A hole ends at the brace that closes it:
+    /// braces inside it nest (`{ {'a': 1}[args.k] }`) and braces inside its
+    /// string literals do not count (`{args.note + '}'}`), so any CEL can
+    /// be written in a hole.
     pub(crate) fn compile(text: &str, scope: &Scope) -> Result<Template, String> {
         let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find('{') {
-            let (before, after) = rest.split_at(open);
-            if !before.is_empty() {
-                parts.push(Part::Text(before.to_owned()));
+        let mut literal = String::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '{' if chars.peek().is_some_and(|(_, next)| *next == '{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek().is_some_and(|(_, next)| *next == '}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let start = at + 1;
+                    let end = hole_end(text, start).ok_or_else(|| {
+                        format!("unclosed '{{' in message template '{text}' (write '{{{{' for a brace)")
+                    })?;
+                    let source = text.get(start..end).unwrap_or_default().trim();
+                    let expr =
+                        lower(source, scope).map_err(|e| format!("in template hole '{{{source}}}': {}", e.message))?;
+                    if !literal.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Hole { source: source.to_owned(), expr });
+                    while chars.peek().is_some_and(|(i, _)| *i <= end) {
+                        chars.next();
+                    }
+                }
+                c => literal.push(c),
             }
-            let after = after.get(1..).unwrap_or_default();
-            let Some(close) = after.find('}') else {
-                return Err(format!("unclosed '{{' in message template '{text}'"));
-            };
-            let source = after.get(..close).unwrap_or_default().trim();
-            let expr = lower(source, scope).map_err(|e| format!("in template hole '{{{source}}}': {}", e.message))?;
-            parts.push(Part::Hole { source: source.to_owned(), expr });
-            rest = after.get(close + 1..).unwrap_or_default();
         }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
         }
         let length_hint = text.len() + 16 * parts.len();
         Ok(Template { parts, length_hint })

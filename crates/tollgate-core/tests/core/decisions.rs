@@ -349,3 +349,60 @@ fn arguments_are_measured_with_their_escapes() {
     let plain = ToolCall::new("c2", "get_customer", json!({"email": "a".repeat(3_000), "zip": "1"}));
     assert_ne!(decide(&workflow, &SessionState::new(&workflow), &plain).rule_ids(), ["tollgate.limits.args_bytes_max"]);
 }
+
+#[test]
+fn message_holes_take_any_cel_and_doubled_braces_write_a_brace() {
+    let text = r#"
+[workflow]
+name = "t"
+version = 1
+
+[tools.note]
+args = { type = "object", properties = { k = { type = "string" }, note = { type = "string" } } }
+
+[[tools.note.checks]]
+rule = "false"
+message = "{{literal}} { {'a': 'map', 'b': 'other'}[args.k] } {args.note + '}'} {'{'} {{{args.k}}} {'''}'''}"
+"#;
+    let workflow = compile(text, "t.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let mut session = Session::new(&workflow);
+    let decision = session.call("c1", "note", json!({"k": "a", "note": "n"}));
+    assert_eq!(decision.reasons()[0].message, "{literal} map n} { {a} }");
+    // An unclosed hole says how to write a brace.
+    let broken = text.replace("{{literal}}", "{literal");
+    let problems = compile(&broken, "t.toml").err().unwrap_or_default();
+    assert!(problems.iter().any(|p| p.to_string().contains("write '{{' for a brace")), "{problems:?}");
+}
+
+#[test]
+fn explain_evaluates_every_rule_with_the_values_it_read() {
+    use tollgate_core::{RuleOutcome, explain};
+    let workflow = reference();
+    let mut session = Session::verified_with_order(&workflow, 120.0);
+    let call = ToolCall::new("r", "process_refund", json!({"order_id": "#W1", "amount": 650.0}));
+    let explained = explain(&workflow, &session.state, &call);
+    assert_eq!(explained.decision, decide(&workflow, &session.state, &call));
+    let rule = |id: &str, kind: &str| {
+        explained.rules.iter().find(|r| r.rule_id == id && r.kind == kind).unwrap_or_else(|| panic!("{id} {kind}"))
+    };
+    assert_eq!(rule("refund-order-owned", "gate").outcome, RuleOutcome::Passed);
+    let remaining = rule("refund-within-remaining", "check");
+    assert!(
+        matches!(&remaining.outcome, RuleOutcome::Failed(m) if m.contains("exceeds what remains")),
+        "{remaining:?}"
+    );
+    assert!(remaining.values.contains(&("args.amount".into(), "650".into())), "{:?}", remaining.values);
+    assert!(remaining.values.contains(&("order.total".into(), "120".into())), "{:?}", remaining.values);
+    assert!(remaining.values.contains(&("refunded(args.order_id)".into(), "0".into())), "{:?}", remaining.values);
+    // The escalation that decide never reached is evaluated too.
+    assert!(matches!(rule("refund-over-500", "escalation").outcome, RuleOutcome::Failed(_)));
+
+    // Without the order: the gate fails, and what reads the order is not evaluated.
+    let fresh = Session::new(&workflow);
+    let explained = explain(&workflow, &fresh.state, &call);
+    let owned = explained.rules.iter().find(|r| r.rule_id == "refund-order-owned" && r.kind == "gate").unwrap();
+    assert!(matches!(&owned.outcome, RuleOutcome::Failed(m) if m == "no order #W1 in the session"), "{owned:?}");
+    let check = explained.rules.iter().find(|r| r.rule_id == "refund-within-remaining").unwrap();
+    assert!(matches!(check.outcome, RuleOutcome::NotEvaluated(_)), "{check:?}");
+    let _ = &mut session;
+}

@@ -12,6 +12,7 @@ mod cel_differential;
 mod decisions;
 mod handoffs;
 mod parser_robustness;
+mod schema;
 mod tau_traces;
 mod time_and_facts;
 mod validate;

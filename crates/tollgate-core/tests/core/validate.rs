@@ -231,7 +231,7 @@ fn keys_that_can_be_null_or_missing_are_warned_about_with_their_place() {
          [tools.lookup]\nargs = {{ type = \"object\", required = [\"id\"], properties = {{ id = {{ type = \"string\" }} }} }}\n\
          [[tools.lookup.establishes]]\nfact = \"order\"\nfields = {{ id = \"result.id\" }}\n\
          [tools.pay]\nrequires = [\"order[args.order_id]\"]\n\
-         args = {{ type = \"object\", required = [\"amount\", \"invoice\"], properties = {{ amount = {{ type = \"number\" }}, \
+         args = {{ type = \"object\", required = [\"amount\", \"invoice\"], properties = {{ amount = {{ type = \"number\", exclusiveMinimum = 0 }}, \
          invoice = {{ type = [\"string\", \"null\"] }}, order_id = {{ type = \"string\" }} }} }}\n"
     );
     let workflow = compile(&text, "w.toml").unwrap_or_else(|p| panic!("{p:?}"));
@@ -278,4 +278,77 @@ fn names_with_control_characters_are_problems() {
         "{found:?}"
     );
     assert!(found.iter().any(|p| p.contains("fact name \"c\\u{7}\"")), "{found:?}");
+}
+
+#[test]
+fn matches_takes_a_literal_valid_pattern_of_bounded_size() {
+    let check = |rule: &str| {
+        format!(
+            "{HEADER}[tools.a]\nargs = {{ type = \"object\", properties = {{ id = {{ type = \"string\" }}, pattern = {{ type = \"string\" }} }} }}\n[[tools.a.checks]]\nrule = {rule:?}\nmessage = \"m\"\n"
+        )
+    };
+    // Literal patterns compile, in both call styles.
+    assert_eq!(rendered(&check("args.id.matches('^#W[0-9]+$') && matches(args.id, 'W')")), Vec::<String>::new());
+    // A pattern from the call itself is refused where it is written.
+    let found = rendered(&check("args.id.matches(args.pattern)"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("w.toml:7:"), "{found:?}");
+    assert!(found[0].contains("takes its pattern as a string literal written in the rule"), "{found:?}");
+    // A malformed pattern says why.
+    let found = rendered(&check("args.id.matches('[0-9')"));
+    assert!(found.iter().any(|p| p.contains("is not a valid regular expression")), "{found:?}");
+    // A pattern whose automaton would be huge is refused, not compiled at any cost.
+    let found = rendered(&check("args.id.matches('(\\\\w{100}){100}')"));
+    assert!(found.iter().any(|p| p.contains("is not a valid regular expression")), "{found:?}");
+}
+
+#[test]
+fn holes_that_let_money_through_while_every_rule_passes_are_warned_about() {
+    let text = |amount: &str, checks: &str, wipe_guard: &str| {
+        format!(
+            "{HEADER}[limits]\nfacts_max = 8\n\
+             [aggregates.refunded]\ntool = \"refund\"\nsum = \"args.amount\"\n\
+             [tools.refund]\nside_effect = true\n\
+             args = {{ type = \"object\", required = [\"amount\"], properties = {{ amount = {amount} }} }}\n\
+             [[tools.refund.checks]]\nrule = \"{checks}\"\nmessage = \"over the limit\"\n\
+             [tools.wipe]\nside_effect = true\n{wipe_guard}"
+        )
+    };
+    let warnings = |text: &str| -> Vec<String> {
+        let workflow = compile(text, "w.toml").unwrap_or_else(|p| panic!("{p:?}"));
+        workflow.warnings().iter().map(ToString::to_string).collect()
+    };
+
+    let found = warnings(&text("{ type = \"number\" }", "session.refunded + args.amount <= 500.0", ""));
+    assert_eq!(found.len(), 2, "{found:?}");
+    // The aggregate, at its sum: a negative refund lowers the total.
+    assert!(
+        found.iter().any(|w| w.starts_with("w.toml:8:7: aggregate 'refunded' sums args.amount")
+            && w.contains("lets be zero or negative")
+            && w.contains("add `exclusiveMinimum = 0`")),
+        "{found:?}"
+    );
+    // The unguarded side effect, at its name.
+    assert!(
+        found
+            .iter()
+            .any(|w| w.starts_with("w.toml:15:8: tool 'wipe' changes something (side_effect) but nothing guards it")),
+        "{found:?}"
+    );
+
+    // Bounded by the schema, or by a check, and guarded: nothing to warn about.
+    let guard = "[[tools.wipe.escalate]]\nrule = \"true\"\nreason = \"r\"\nurgency = \"high\"\nrecommended_action = \"a\"\n\
+                 [tools.handoff]\n[handoff]\ntool = \"handoff\"\nrequired = [\"root_cause\"]\n";
+    for (amount, checks) in [
+        ("{ type = \"number\", exclusiveMinimum = 0 }", "session.refunded + args.amount <= 500.0"),
+        ("{ type = \"number\", minimum = 0.01 }", "session.refunded + args.amount <= 500.0"),
+        ("{ type = \"number\" }", "args.amount > 0 && session.refunded + args.amount <= 500.0"),
+    ] {
+        let found = warnings(&text(amount, checks, guard));
+        assert!(found.is_empty(), "{amount} / {checks}: {found:?}");
+    }
+    // `minimum = 0` still admits zero: a call that adds nothing to the total
+    // yet counts as a refund, which the issue's rule of thumb flags too.
+    let found = warnings(&text("{ type = \"number\", minimum = 0 }", "session.refunded + args.amount <= 500.0", guard));
+    assert_eq!(found.len(), 1, "{found:?}");
 }

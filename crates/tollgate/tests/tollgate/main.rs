@@ -5,6 +5,7 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
 mod attack;
+mod author;
 mod claude_code;
 mod cli;
 mod common;

@@ -1,9 +1,8 @@
 //! `examples/tau2-retail.toml` and `examples/tau2-telecom.toml` against the
 //! recorded τ-bench / τ²-bench traces in `../shared/tau/traces/` (read where
-//! they lie, filtered by domain into a temporary file), and against the
-//! hand-written probes in `tests/fixtures/tau/`, which cover the rules no
-//! public trace breaks. Every replay runs `tollgate replay --expect` as a
-//! user runs it.
+//! they lie, filtered by domain into a temporary file). The rules no public
+//! trace breaks are tested in `examples/*.tests.toml` (`tollgate test`, see
+//! `author.rs`). Every replay runs `tollgate replay --expect` as a user runs it.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)] // tests fail by panicking
 
@@ -137,16 +136,4 @@ fn every_public_violation_is_blocked_at_its_index_for_its_rule() {
     assert_eq!(row, [8, 19, 11, 8, 0]);
     let (row, _) = replay_expect(TELECOM, &sessions(&file, "telecom", &[]));
     assert_eq!(row, [4, 8, 4, 4, 0]);
-}
-
-#[test]
-fn hand_written_probes_are_decided_as_their_expect_says() {
-    let read = |name: &str| -> Vec<Value> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tau").join(name);
-        std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    };
-    let (row, _) = replay_expect(RETAIL, &read("retail_probes.jsonl"));
-    assert_eq!(row, [14, 56, 43, 13, 0]);
-    let (row, _) = replay_expect(TELECOM, &read("telecom_probes.jsonl"));
-    assert_eq!(row, [11, 33, 24, 9, 0]);
 }

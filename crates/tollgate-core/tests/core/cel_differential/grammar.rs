@@ -40,6 +40,8 @@ pub(super) enum Fun {
     Size,
     SizeMember,
     LowerAscii,
+    UpperAscii,
+    Trim,
     Int,
     UInt,
     Double,
@@ -87,10 +89,27 @@ pub(super) enum E {
     /// among the fixed expressions).
     Map(Vec<(&'static str, E)>),
     Macro(Macro, Box<E>, Box<E>),
+    /// `(s).indexOf(x)`.
+    IndexOf(Box<E>, Box<E>),
+    /// `(s).replace(from, to)`.
+    Replace(Box<E>, Box<E>, Box<E>),
+    /// `(s).split(separator)`.
+    Split(Box<E>, Box<E>),
+    /// `(list).join(separator)`, or `(list).join()` without one.
+    Join(Box<E>, Option<Box<E>>),
+    /// `(s).matches('pattern')`: a literal pattern, as Tollgate requires.
+    Matches(Box<E>, &'static str),
 }
 
-pub(super) const STRINGS: [&str; 16] = [
+/// The patterns `matches()` is generated with (RE2 syntax, which both sides
+/// run with the `regex` crate).
+pub(super) const PATTERNS: [&str; 8] = ["^a", "l+", "[0-9]+$", "^$", "(?i)hello", "ö", "a|b", "^-?[0-9]+(\\.[0-9]+)?$"];
+
+pub(super) const STRINGS: [&str; 19] = [
     "",
+    "a b ",
+    "\tx\n",
+    ",a,,b",
     "a",
     "x",
     "k",
@@ -314,6 +333,8 @@ impl Gen {
                     2 => self.cmp(vec![Eq, Ne, Lt, Le, Gt, Ge], Ty::Str, d),
                     1 => self.cmp(vec![Eq, Ne], Ty::List, d),
                     1 => self.cmp(vec![Eq, Ne], Ty::Any, d),
+                    2 => (self.child(Ty::Str, d), prop::sample::select(PATTERNS.to_vec()))
+                        .prop_map(|(a, pattern)| E::Matches(a, pattern)),
                     2 => (self.child(Ty::Bool, d), self.child(Ty::Bool, d)).prop_map(|(l, r)| E::And(l, r)),
                     2 => (self.child(Ty::Bool, d), self.child(Ty::Bool, d)).prop_map(|(l, r)| E::Or(l, r)),
                     1 => self.child(Ty::Bool, d).prop_map(E::Not),
@@ -343,6 +364,7 @@ impl Gen {
                 1 => self.child(Ty::Int, d).prop_map(E::Neg),
                 2 => self.call(Fun::Size, Ty::Str, d),
                 1 => self.call(Fun::SizeMember, Ty::List, d),
+                1 => (self.child(Ty::Str, d), self.child(Ty::Str, d)).prop_map(|(a, x)| E::IndexOf(a, x)),
                 1 => self.call(Fun::Int, Ty::Double, d),
                 1 => self.call(Fun::Int, Ty::Str, d),
                 1 => self.call(Fun::UInt, Ty::Int, d),
@@ -366,6 +388,14 @@ impl Gen {
             Ty::Str => prop_oneof![
                 3 => self.arith(vec![Add], Ty::Str, Ty::Str, d),
                 2 => self.call(Fun::LowerAscii, Ty::Str, d),
+                1 => self.call(Fun::UpperAscii, Ty::Str, d),
+                1 => self.call(Fun::Trim, Ty::Str, d),
+                1 => (self.child(Ty::Str, d), self.child(Ty::Str, d), self.child(Ty::Str, d))
+                    .prop_map(|(a, from, to)| E::Replace(a, from, to)),
+                1 => (self.child(Ty::Str, d), self.child(Ty::Str, d), self.child(Ty::Str, d))
+                    .prop_map(|(a, sep, joiner)| E::Join(Box::new(E::Split(a, sep)), Some(joiner))),
+                1 => (self.child(Ty::List, d), proptest::option::of(self.child(Ty::Str, d)))
+                    .prop_map(|(list, sep)| E::Join(list, sep)),
                 1 => self.call(Fun::String, Ty::Int, d),
                 1 => self.call(Fun::String, Ty::Double, d),
                 1 => self.call(Fun::String, Ty::Any, d),
@@ -376,6 +406,7 @@ impl Gen {
                 let item = self.of(Ty::Int, d);
                 prop_oneof![
                     2 => prop::collection::vec(item, 0..4).prop_map(E::List),
+                    1 => (self.child(Ty::Str, d), self.child(Ty::Str, d)).prop_map(|(a, sep)| E::Split(a, sep)),
                     1 => self.arith(vec![Add], Ty::List, Ty::List, d),
                     2 => self.macro_over(vec![Macro::Map], Ty::Int, d),
                     2 => self.macro_over(vec![Macro::Filter], Ty::Bool, d),

@@ -85,6 +85,20 @@ impl Renderer {
         self.push(")[0])[0]");
     }
 
+    /// `(target).name(arg, ...)`.
+    fn member(&mut self, target: &E, name: &str, args: &[&E]) {
+        self.push("(");
+        self.expr(target);
+        let _ = write!(self.out, ").{name}(");
+        for (i, arg) in args.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.expr(arg);
+        }
+        self.push(")");
+    }
+
     fn binary(&mut self, l: &E, op: &str, r: &E) {
         self.push("(");
         self.expr(l);
@@ -178,10 +192,15 @@ impl Renderer {
                 self.push(")");
             }
             E::Call(f, a) => match f {
-                Fun::SizeMember | Fun::LowerAscii => {
+                Fun::SizeMember | Fun::LowerAscii | Fun::UpperAscii | Fun::Trim => {
                     self.push("(");
                     self.expr(a);
-                    self.push(if matches!(f, Fun::SizeMember) { ").size()" } else { ").lowerAscii()" });
+                    self.push(match f {
+                        Fun::SizeMember => ").size()",
+                        Fun::LowerAscii => ").lowerAscii()",
+                        Fun::UpperAscii => ").upperAscii()",
+                        _ => ").trim()",
+                    });
                 }
                 _ => {
                     let name = match f {
@@ -196,6 +215,18 @@ impl Renderer {
                     self.push(")");
                 }
             },
+            E::IndexOf(a, x) => self.member(a, "indexOf", &[x]),
+            E::Replace(a, from, to) => self.member(a, "replace", &[from, to]),
+            E::Split(a, sep) => self.member(a, "split", &[sep]),
+            E::Join(list, sep) => match sep {
+                Some(sep) => self.member(list, "join", &[sep]),
+                None => self.member(list, "join", &[]),
+            },
+            E::Matches(a, pattern) => {
+                self.push("(");
+                self.expr(a);
+                let _ = write!(self.out, ").matches({})", quote(pattern));
+            }
             E::StrCall(f, a, x) => {
                 let name = match f {
                     StrFun::Contains => "contains",
