@@ -13,7 +13,7 @@ use crate::investigation::Ending;
 use crate::limits::json_bytes;
 use crate::state::SessionState;
 use crate::value::Value;
-use crate::workflow::{EscalationRule, Gate, Tool, Workflow};
+use crate::workflow::{EscalationRule, Gate, Tool, Undeclared, Workflow};
 
 /// Decides one tool call against the session's current state.
 pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Decision {
@@ -26,6 +26,11 @@ pub fn decide(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Dec
 /// closes the case is blocked while investigations run.
 pub fn decide_in_case(workflow: &Workflow, state: &SessionState, case: &Case, call: &ToolCall) -> Decision {
     let Some(tool) = workflow.tool(&call.tool) else {
+        // The workflow's choice (`[tool_names] undeclared`): an undeclared
+        // tool it allows is journaled like any call but gated by nothing.
+        if workflow.tool_names().undeclared() == Undeclared::Allow {
+            return Decision::Allow(Allowed::plain(None));
+        }
         let known: Vec<&str> = workflow.tools.iter().map(|t| t.name.as_str()).collect();
         return Decision::block(
             Stage::Admission,

@@ -17,11 +17,13 @@ macro_rules! out {
 
 mod audit;
 mod bench;
+mod bench_hook;
 mod demo;
 mod demo_multi;
 mod durable_bench;
 mod explain;
 mod gateway;
+mod hook;
 mod input;
 mod paint;
 mod replay;
@@ -219,6 +221,27 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Claude Code, Claude Agent SDK and Codex hooks: answer one hook event
+    /// (JSON on standard input) through the engine; every failure is a
+    /// refusal. `hook install | uninstall` edit a Claude Code settings.json.
+    #[command(args_conflicts_with_subcommands = true)]
+    Hook {
+        #[command(subcommand)]
+        command: Option<HookCommand>,
+        /// The workflow file the session is gated by.
+        #[arg(long)]
+        workflow: Option<PathBuf>,
+        #[command(flatten)]
+        db: Db,
+        /// Whose hook protocol to answer in.
+        #[arg(long, value_enum, default_value_t = hook::ClientChoice::Claude)]
+        client: hook::ClientChoice,
+        /// Answer within this many milliseconds of the process's start,
+        /// refusing the call if it could not be decided by then (keep it
+        /// below the client's hook timeout).
+        #[arg(long, default_value_t = 5000)]
+        deadline_ms: u64,
+    },
     /// Hunt for bypasses: mutate allowed sessions as an attacker would and judge every
     /// allowed call by the workflow's invariants; exit 1 with a minimised sequence if one got through.
     Attack {
@@ -349,6 +372,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         rounds: usize,
     },
+    /// Process start to answer of `tollgate hook` (one process per event, as
+    /// a client runs it) on a workflow with SQLite, beside `tollgate --version`.
+    Hook {
+        /// The workflow (its tools as an MCP server `retail` names them).
+        #[arg(long, default_value = "examples/tau2-retail.toml")]
+        workflow: PathBuf,
+        /// How many hook events to time (and as many `--version` runs).
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+    },
     /// What durability costs: raw fsync and commit, an engine step, a three-step workflow,
     /// 64 concurrent sessions, resume, audit verify.
     Durable {
@@ -359,6 +392,43 @@ enum BenchCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HookCommand {
+    /// Merge Tollgate's hook entries into a Claude Code settings.json
+    /// (the project's by default), keeping everything else.
+    Install {
+        /// The workflow file to gate with.
+        #[arg(long)]
+        workflow: PathBuf,
+        #[command(flatten)]
+        db: Db,
+        /// The project's .claude/settings.json (the default).
+        #[arg(long, conflicts_with = "user")]
+        project: bool,
+        /// The user's settings.json ($CLAUDE_CONFIG_DIR, else ~/.claude).
+        #[arg(long)]
+        user: bool,
+        /// The project's directory [default: the current one].
+        #[arg(long, conflicts_with = "user")]
+        dir: Option<PathBuf>,
+        /// The hook's deadline; the client's timeout is set above it.
+        #[arg(long, default_value_t = 5000)]
+        deadline_ms: u64,
+    },
+    /// Remove Tollgate's entries (and only those) from a settings.json.
+    Uninstall {
+        /// The project's .claude/settings.json (the default).
+        #[arg(long, conflicts_with = "user")]
+        project: bool,
+        /// The user's settings.json.
+        #[arg(long)]
+        user: bool,
+        /// The project's directory [default: the current one].
+        #[arg(long, conflicts_with = "user")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -498,6 +568,7 @@ enum ColorChoice {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     let outcome: Result<ExitCode> = match cli.command {
         Command::Validate { files } => validate::run(&files),
@@ -536,6 +607,7 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Gateway { db, clients, calls, rounds } } => {
             gateway::bench(db, clients, calls, rounds)
         }
+        Command::Bench { command: BenchCommand::Hook { workflow, calls } } => bench_hook::hook_bench(&workflow, calls),
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
         Command::Serve { workflows, db, listen, webhook_url, webhook_secret_file, desk_key_file } => {
             serve::serve(serve::Args {
@@ -575,6 +647,16 @@ fn main() -> ExitCode {
             AuditCommand::Keygen { out } => audit::keygen(&out),
             AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),
         }),
+        Command::Hook { command: None, workflow, db, client, deadline_ms } => {
+            Ok(hook::answer(started, workflow, db.url(), client, deadline_ms))
+        }
+        Command::Hook {
+            command: Some(HookCommand::Install { workflow, db, project: _, user, dir, deadline_ms }),
+            ..
+        } => hook::install(&hook::Place { project: dir, user }, &workflow, &db.url(), deadline_ms),
+        Command::Hook { command: Some(HookCommand::Uninstall { project: _, user, dir }), .. } => {
+            hook::uninstall(&hook::Place { project: dir, user })
+        }
         Command::Attack { workflow, traces, seed, attempts, engine_attempts } => {
             attack(&workflow, traces.as_deref(), seed, attempts, engine_attempts)
         }

@@ -100,6 +100,20 @@ fn summary(workflow: &Workflow) -> String {
             if gates.is_empty() { "no prerequisites".to_owned() } else { format!("requires {}", gates.join(", ")) };
         line(format!("  {:<18} {requires}; {}", tool.name(), traits.join(", ")));
     }
+    let names = workflow.tool_names();
+    let undeclared = match names.undeclared() {
+        tollgate_core::workflow::Undeclared::Deny => "denied",
+        tollgate_core::workflow::Undeclared::Allow => "allowed (journaled, gated by nothing)",
+    };
+    line(format!("undeclared tools: {undeclared} (tool_names.undeclared = \"{}\")", names.undeclared().as_str()));
+    if !names.prefixes().is_empty() || !names.table().is_empty() {
+        let table: Vec<String> = names.table().iter().map(|(client, tool)| format!("{client} -> {tool}")).collect();
+        line(format!(
+            "client tool names: prefixes stripped {}; table {}",
+            if names.prefixes().is_empty() { "none".to_owned() } else { names.prefixes().join(", ") },
+            if table.is_empty() { "none".to_owned() } else { table.join(", ") }
+        ));
+    }
     line("static bypass analysis (facts every path to the tool must establish):".into());
     for guarded in workflow.analysis().guarded() {
         line(format!("  {:<18} {}", guarded.tool, guarded.must_establish.join(", ")));

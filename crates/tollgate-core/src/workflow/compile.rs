@@ -142,6 +142,7 @@ impl Compiler<'_> {
                 aggregates: &names.aggregates,
             },
         );
+        let tool_names = self.tool_names(parsed.tool_names.as_ref(), |name| names.tools.contains_key(name));
         let analysis = analysis::analyse(&facts, &tools);
         for problem in analysis.problems() {
             let span =
@@ -161,6 +162,7 @@ impl Compiler<'_> {
             analysis,
             invariants,
             warnings: Vec::new(),
+            tool_names,
         })
     }
 

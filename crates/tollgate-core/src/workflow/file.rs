@@ -38,6 +38,28 @@ pub(crate) struct WorkflowFile {
     #[serde(default)]
     #[schemars(with = "Vec<InvariantFile>")]
     pub invariants: Vec<Spanned<InvariantFile>>,
+    /// How agent clients' tool names (Claude Code's `Bash`, MCP tools as `mcp__<server>__<tool>`) map to this workflow's tools, and what a call of a tool the workflow does not declare gets.
+    #[serde(default)]
+    #[schemars(with = "Option<ToolNamesFile>")]
+    pub tool_names: Option<Spanned<ToolNamesFile>>,
+}
+
+/// `[tool_names]`: a client's name is looked up in `table`, then as it is, then with each of `prefixes` stripped; a name that matches no tool is undeclared.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ToolNamesFile {
+    /// Prefixes stripped from a client's tool name when what is left is a declared tool (`mcp__retail__`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub prefixes: Vec<Spanned<String>>,
+    /// Exact client names and the declared tool each one is (`{ Bash = "shell" }`).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub table: BTreeMap<String, Spanned<String>>,
+    /// What a call of a tool the workflow does not declare gets: `deny` (the default) or `allow` (journaled, gated by nothing).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub undeclared: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

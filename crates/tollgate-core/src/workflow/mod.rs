@@ -9,6 +9,7 @@ mod file;
 mod invariants;
 mod keys;
 mod template;
+mod tool_names;
 
 pub use analysis::{Analysis, GuardedTool};
 pub use compile::{compile, name_problem};
@@ -16,6 +17,7 @@ pub use compiler::Problem;
 pub use file::workflow_schema;
 pub use invariants::Invariant;
 pub(crate) use template::Template;
+pub use tool_names::{ToolNames, Undeclared};
 
 use crate::expr::Rule;
 use crate::limits::Limits;
@@ -44,6 +46,7 @@ pub struct Workflow {
     pub(crate) analysis: Analysis,
     pub(crate) invariants: Vec<Invariant>,
     pub(crate) warnings: Vec<Problem>,
+    pub(crate) tool_names: ToolNames,
 }
 
 impl Workflow {
@@ -83,6 +86,15 @@ impl Workflow {
     /// A tool by name.
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.tool_index.get(name).and_then(|id| self.tools.get(id.0))
+    }
+    /// How clients' tool names map to this workflow's tools (`[tool_names]`).
+    pub fn tool_names(&self) -> &ToolNames {
+        &self.tool_names
+    }
+    /// The workflow's tool name for a client's (`mcp__retail__get_order`,
+    /// `Bash`): see [`ToolNames::resolve`].
+    pub fn resolve_tool_name<'a>(&'a self, client_name: &'a str) -> &'a str {
+        self.tool_names.resolve(client_name, |name| self.tool_index.contains_key(name))
     }
     /// How long a handoff waits for a person before it expires, in
     /// milliseconds (`[handoff] expires_after`, a day by default).

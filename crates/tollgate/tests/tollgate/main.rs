@@ -6,11 +6,13 @@
 
 mod attack;
 mod author;
+mod claude_code;
 mod cli;
 mod common;
 mod crash;
 mod fanout_crash;
 mod gateway;
+mod hook;
 mod replay;
 mod serve;
 mod tau_airline;

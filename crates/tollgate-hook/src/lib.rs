@@ -1,0 +1,107 @@
+//! `tollgate hook`: Claude Code, the Claude Agent SDK (the same CLI) and the
+//! Codex CLI gated where they already run. The client starts one process per
+//! hook event, writes the event (JSON) on its standard input and reads the
+//! answer on its standard output. This crate turns one event into one
+//! answer through the engine: a `PreToolUse` is decided (and journaled and
+//! audited) in the session named by the client's `session_id`, a
+//! `PostToolUse` records the tool's response as the call's result (a failed
+//! result check withholds it from the model), a `PostToolUseFailure`
+//! records the failure.
+//!
+//! Both clients let a call through when a hook crashes, exits with another
+//! code than 0 or 2, or is late. So [`answer`] never fails: every internal
+//! failure (unreadable or oversized input, an unknown event, a missing or
+//! invalid workflow, a store that is locked, corrupt or unreachable, a
+//! panic, the deadline passing) is an answer that refuses the call with a
+//! reason the model can read, given before the deadline (a watchdog: the
+//! work runs on a thread of its own and is abandoned when time is up).
+//!
+//! The wire shapes are `tollgate_protocol::hook`'s. This crate holds no
+//! state of its own between events (the store does), prints nothing (the
+//! binary prints the [`Answer`]), and knows nothing of the decision logic
+//! (the engine's and the core's).
+
+mod answer;
+mod event;
+mod gate;
+mod guard;
+pub mod install;
+mod result;
+
+pub use answer::Answer;
+pub use event::Kind;
+pub use guard::{KindSlot, within};
+pub use result::result_json;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+pub use tollgate_protocol::hook::Client;
+
+/// The default deadline of one hook process, start to answer.
+pub const DEADLINE_DEFAULT: Duration = Duration::from_secs(5);
+/// The most a hook event may weigh on standard input, by default.
+pub const STDIN_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// How to answer events.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The workflow file; its current text decides (a session started under
+    /// other text is refused, never decided under stale rules).
+    pub workflow: PathBuf,
+    /// The store: an SQLite path or a `postgres://` URL.
+    pub db: String,
+    /// Whose protocol to answer in.
+    pub client: Client,
+    /// The answer is given within this time of the process's start.
+    pub deadline: Duration,
+    /// Input larger than this is refused.
+    pub stdin_bytes_max: usize,
+    /// The file of the key signing the audit head, if any.
+    pub audit_key_file: Option<PathBuf>,
+}
+
+/// What went wrong inside the hook; each one ends as a refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Standard input could not be read, or is over the limit.
+    #[error("the hook event could not be read: {0}")]
+    Input(String),
+    /// The input is not a hook event this hook knows.
+    #[error("the hook event is not one Tollgate can answer: {0}")]
+    Event(String),
+    /// The workflow file is missing, unreadable or does not compile.
+    #[error("the workflow cannot be used: {0}")]
+    Workflow(String),
+    /// The session runs under another text of the workflow.
+    #[error(
+        "session {session} started under another version of the workflow (its SHA-256 {stored}); the workflow \
+         file changed since, and a session is never decided under rules it did not start with: start a new session"
+    )]
+    WorkflowChanged {
+        /// The session.
+        session: String,
+        /// The hash of the text it runs under.
+        stored: String,
+    },
+    /// The engine refused or failed (store locked, corrupt, unreachable; a
+    /// bad id; a journal that does not replay).
+    #[error("the store could not be used: {0}")]
+    Engine(#[from] tollgate_engine::Error),
+    /// Something else of the machinery (a runtime that would not start).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Answers one hook event read from `input`, within `options.deadline` of
+/// `started` (the process's start). Never fails and never panics: whatever
+/// goes wrong is a refusal shaped for the event (or, before the event is
+/// known, for a tool call).
+pub fn answer(options: Options, started: Instant, input: impl std::io::Read + Send + 'static) -> Answer {
+    let client = options.client;
+    let deadline = started + options.deadline;
+    guard::within(client, deadline, move |kind| {
+        let event = event::read(input, options.stdin_bytes_max)?;
+        kind.set(event::kind_of(&event));
+        gate::handle(&options, event)
+    })
+}

@@ -1,0 +1,143 @@
+//! `tollgate hook`: one hook event on standard input, the answer on standard
+//! output (the work is `tollgate_hook`'s); `hook install | uninstall`: its
+//! entries in a Claude Code `settings.json`.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+use tollgate_hook::install;
+
+/// Which client's protocol to answer in.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ClientChoice {
+    /// Claude Code and the Claude Agent SDK.
+    Claude,
+    /// The Codex CLI.
+    Codex,
+}
+
+impl ClientChoice {
+    fn client(self) -> tollgate_hook::Client {
+        match self {
+            ClientChoice::Claude => tollgate_hook::Client::ClaudeCode,
+            ClientChoice::Codex => tollgate_hook::Client::Codex,
+        }
+    }
+}
+
+/// Answers one event and exits as the answer says. Nothing that goes wrong
+/// here lets a call through: the library turns every failure into a
+/// refusal, and this prints it.
+pub fn answer(
+    started: Instant,
+    workflow: Option<PathBuf>,
+    db: String,
+    client: ClientChoice,
+    deadline_ms: u64,
+) -> ExitCode {
+    // The refusal carries the panic's message; the default hook would print
+    // it to standard error, which a client shows the model on exit 2.
+    std::panic::set_hook(Box::new(|_| {}));
+    let deadline = std::time::Duration::from_millis(deadline_ms);
+    let Some(workflow) = workflow else {
+        let refusal = tollgate_hook::within(client.client(), started + deadline, |_| {
+            Err(tollgate_hook::Error::Workflow("no --workflow was given to tollgate hook".into()))
+        });
+        return print(&refusal);
+    };
+    let options = tollgate_hook::Options {
+        workflow,
+        db,
+        client: client.client(),
+        deadline,
+        stdin_bytes_max: tollgate_hook::STDIN_BYTES_MAX,
+        audit_key_file: std::env::var_os(crate::audit::KEY_FILE_ENV).map(PathBuf::from),
+    };
+    print(&tollgate_hook::answer(options, started, std::io::stdin()))
+}
+
+fn print(answer: &tollgate_hook::Answer) -> ExitCode {
+    // A closed pipe cannot be answered on; exit 2 still blocks.
+    let _ = std::io::stdout().lock().write_all(answer.stdout.as_bytes());
+    let _ = std::io::stdout().lock().flush();
+    if !answer.stderr.is_empty() {
+        let _ = writeln!(std::io::stderr().lock(), "{}", answer.stderr);
+    }
+    // `exit`, not a return: a worker abandoned at the deadline must not hold
+    // the process open.
+    std::process::exit(i32::from(answer.exit_code))
+}
+
+/// Where `install` and `uninstall` write.
+pub struct Place {
+    /// The project's `.claude/settings.json` (the default) ...
+    pub project: Option<PathBuf>,
+    /// ... or the user's (`$CLAUDE_CONFIG_DIR`, else `~/.claude`).
+    pub user: bool,
+}
+
+impl Place {
+    fn settings(&self) -> Result<PathBuf> {
+        if self.user {
+            let dir = match std::env::var_os("CLAUDE_CONFIG_DIR") {
+                Some(dir) => PathBuf::from(dir),
+                None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".claude"),
+            };
+            return Ok(dir.join("settings.json"));
+        }
+        let dir = match &self.project {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir()?,
+        };
+        Ok(dir.join(".claude").join("settings.json"))
+    }
+}
+
+/// `hook install`: Tollgate's entries merged into the settings.
+pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64) -> Result<ExitCode> {
+    let (_, compiled) = crate::validate::load(workflow)?;
+    let workflow = std::fs::canonicalize(workflow)?;
+    let exe = std::env::current_exe().context("cannot tell where this tollgate is")?;
+    // A relative SQLite path would be read from whatever directory the
+    // client runs the hook in.
+    let db = if db.starts_with("postgres://") || db.starts_with("postgresql://") || Path::new(db).is_absolute() {
+        db.to_owned()
+    } else {
+        std::env::current_dir()?.join(db).display().to_string()
+    };
+    let command = format!(
+        "{} hook --workflow {} --db {} --client claude --deadline-ms {deadline_ms}",
+        quoted(&exe.display().to_string()),
+        quoted(&workflow.display().to_string()),
+        quoted(&db)
+    );
+    // The client's timeout, whole seconds above the hook's own deadline.
+    let entry = install::Entry { command, timeout_seconds: deadline_ms.div_ceil(1000) + 5 };
+    let path = place.settings()?;
+    install::edit(&path, |settings| install::merged(settings, &entry))?;
+    out!("installed tollgate hook ({} v{}) in {}", compiled.name(), compiled.version(), path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hook uninstall`: Tollgate's entries removed, nothing else.
+pub fn uninstall(place: &Place) -> Result<ExitCode> {
+    let path = place.settings()?;
+    if !path.exists() {
+        out!("nothing to remove: {} does not exist", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    install::edit(&path, install::removed)?;
+    out!("removed tollgate hook entries from {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A word for `sh -c`: single-quoted unless it is plainly safe.
+fn quoted(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:@".contains(c)) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,166 @@
+//! The real Claude Code CLI (bundled in the claude-agent-sdk wheel, in
+//! `.ci/venv`) run headless with `tollgate hook` in the project's
+//! `.claude/settings.json` and the τ²-retail MCP server in its `.mcp.json`,
+//! against a loopback Messages-API stub playing a scripted model
+//! (`tests/clients/messages_stub.py`). No network: a temporary HOME and
+//! CLAUDE_CONFIG_DIR, ANTHROPIC_BASE_URL at the stub, nonessential traffic
+//! off. The stub checks each tool_result the CLI sends back and logs the
+//! checks; the test asserts all of them were made and held. The same
+//! scenario also runs through the Python Agent SDK's `query`.
+
+use crate::common::root;
+use serde_json::{Value as Json, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Every check the scripted model makes, in the order it plays them.
+const CHECKS: &[&str] = &[
+    "cancel-before-auth: contains 'Tollgate blocked this call'",
+    "cancel-before-auth: contains 'R-AUTH'",
+    "authenticate: contains 'ivan_santos_6635'",
+    "read-order: contains '#W8770097'",
+    "cancel: contains 'cancelled'",
+    "cancel: saved status cancelled",
+    "batch-read: contains 'withheld'",
+    "batch-cancel: contains 'Tollgate blocked this call'",
+    "subagent-cancel: contains 'Tollgate blocked this call'",
+    "subagent: contains 'SUBAGENT-DONE'",
+    "store-crash: contains 'Tollgate blocked this call'",
+    "store-crash: contains 'could not be checked'",
+];
+
+/// The venv and the retail database, or `None` (after saying so) outside
+/// CI when one is missing; under `CI=true` a missing one is a failure.
+fn prerequisites() -> Option<(PathBuf, PathBuf)> {
+    let venv = root().join(".ci/venv");
+    let db = root().join("../shared/tau/tau2-bench/retail/db.json");
+    let claude = venv.join("lib/python3.11/site-packages/claude_agent_sdk/_bundled/claude");
+    for needed in [&claude, &db] {
+        if !needed.exists() {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{} is missing under CI=true", needed.display());
+            eprintln!("skipping: {} is missing (run .ci/python)", needed.display());
+            return None;
+        }
+    }
+    Some((venv, db))
+}
+
+struct Run {
+    dir: PathBuf,
+    proj: PathBuf,
+    tollgate_db: PathBuf,
+    stub: std::process::Child,
+    port: String,
+    log: PathBuf,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.stub.kill();
+        let _ = self.stub.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A project gated by `tollgate hook`, and the stub, started.
+fn setup(name: &str, venv: &Path, retail_db: &Path) -> Run {
+    let dir = std::env::temp_dir().join(format!("tollgate-claude-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let proj = dir.join("proj");
+    std::fs::create_dir_all(proj.join(".claude")).unwrap();
+    std::fs::create_dir_all(dir.join("home/.claude")).unwrap();
+    let tollgate_db = dir.join("tollgate.db");
+    let saved = dir.join("saved.json");
+    let python = venv.join("bin/python");
+    let command = format!(
+        "{} hook --workflow {} --db {}",
+        env!("CARGO_BIN_EXE_tollgate"),
+        root().join("examples/tau2-retail.toml").display(),
+        tollgate_db.display()
+    );
+    // MCP tools only: the CLI's own tools (the Task that starts the
+    // subagent, the wait for MCP servers) are not the workflow's business.
+    let entry = json!([{"matcher": "mcp__.*", "hooks": [{"type": "command", "command": command, "timeout": 30,
+                                                        "onFailure": "block"}]}]);
+    let settings = json!({"hooks": {"PreToolUse": entry, "PostToolUse": entry, "PostToolUseFailure": entry}});
+    std::fs::write(proj.join(".claude/settings.json"), settings.to_string()).unwrap();
+    let server = root().join("fixtures/tau2-retail-mcp/server.py");
+    let mcp =
+        json!({"mcpServers": {"retail": {"command": python, "args": [server, "--db", retail_db, "--save", saved]}}});
+    std::fs::write(proj.join(".mcp.json"), mcp.to_string()).unwrap();
+    let log = dir.join("stub.log");
+    let mut stub = Command::new(&python)
+        .arg(root().join("crates/tollgate/tests/clients/messages_stub.py"))
+        .args(["--log", log.to_str().unwrap(), "--save", saved.to_str().unwrap()])
+        .args(["--retail-db", retail_db.to_str().unwrap(), "--tollgate-db", tollgate_db.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stub.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("the stub said {line:?}")).to_owned();
+    Run { dir, proj, tollgate_db, stub, port, log }
+}
+
+/// The client's environment: nothing from ours but PATH; the stub as the API.
+fn client(run: &Run, program: &Path) -> Command {
+    let mut command = Command::new("timeout");
+    command
+        .arg("300")
+        .arg(program)
+        .current_dir(&run.proj)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", run.dir.join("home"))
+        .env("CLAUDE_CONFIG_DIR", run.dir.join("home/.claude"))
+        .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{}", run.port))
+        .env("ANTHROPIC_API_KEY", "sk-ant-stub")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("MCP_CONNECTION_NONBLOCKING", "false")
+        .env("ENABLE_TOOL_SEARCH", "false")
+        .env("MCP_TIMEOUT", "60000");
+    command
+}
+
+/// Every check the stub logged held, and each expected one was made.
+fn assert_checks(run: &Run, output: &std::process::Output) {
+    let log = std::fs::read_to_string(&run.log).unwrap_or_default();
+    let entries: Vec<Json> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let context = || format!("{log}\n--- client stdout:\n{}", String::from_utf8_lossy(&output.stdout));
+    for entry in entries.iter().filter(|e| e.get("check").is_some()) {
+        assert_eq!(entry["ok"], true, "check failed: {entry}\n{}", context());
+    }
+    for check in CHECKS {
+        assert!(entries.iter().any(|e| e["check"] == *check), "check {check:?} was never made\n{}", context());
+    }
+    assert!(entries.iter().any(|e| e["event"] == "final" && e["text"] == "SCENARIO-DONE"), "{}", context());
+    assert!(output.status.success(), "{}", context());
+    // The store really was wrecked mid-session (the last turn was refused for it).
+    assert!(std::fs::read(&run.tollgate_db).unwrap().starts_with(b"ZZZZ"));
+}
+
+#[test]
+fn claude_code_headless_is_gated_by_tollgate_hook() {
+    let Some((venv, retail_db)) = prerequisites() else { return };
+    let run = setup("cli", &venv, &retail_db);
+    let claude = venv.join("lib/python3.11/site-packages/claude_agent_sdk/_bundled/claude");
+    let output = client(&run, &claude)
+        .args(["-p", "TOLLGATE-SCENARIO help the customer", "--output-format", "stream-json", "--verbose"])
+        .output()
+        .unwrap();
+    assert_checks(&run, &output);
+}
+
+#[test]
+fn the_python_agent_sdk_is_gated_by_the_same_hook() {
+    let Some((venv, retail_db)) = prerequisites() else { return };
+    let run = setup("sdk", &venv, &retail_db);
+    let output = client(&run, &venv.join("bin/python"))
+        .arg(root().join("crates/tollgate/tests/clients/agent_sdk.py"))
+        .arg(&run.proj)
+        .arg("TOLLGATE-SCENARIO help the customer")
+        .output()
+        .unwrap();
+    assert_checks(&run, &output);
+}
