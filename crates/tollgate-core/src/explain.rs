@@ -12,7 +12,7 @@ use crate::decision::Decision;
 use crate::expr::{Bindings, Evaluator, Expr, SessionField};
 use crate::state::SessionState;
 use crate::value::Value;
-use crate::workflow::{Tool, Workflow};
+use crate::workflow::Workflow;
 
 /// One rule, evaluated.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,7 +138,6 @@ pub fn explain(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Ex
     for escalation in &tool.escalations {
         rules.push(evaluate("escalation", &escalation.id, &escalation.rule, true, &|e| escalation.reason.render(e)));
     }
-    let _: &Tool = tool;
     Explanation { decision, rules }
 }
 
@@ -190,33 +189,9 @@ fn collect<'e>(expr: &'e Expr, describe: &dyn Fn(&Expr) -> Option<String>, out: 
         return;
     }
     match expr {
-        Expr::Select(inner, _)
-        | Expr::Has(inner, _)
-        | Expr::Not(inner)
-        | Expr::Negate(inner)
-        | Expr::NotStrictlyFalse(inner)
-        | Expr::Matches(inner, _)
-        | Expr::AggregateBy(_, inner)
-        | Expr::CaseAggregateBy(_, inner) => collect(inner, describe, out),
-        Expr::Index(a, b)
-        | Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arithmetic(_, a, b)
-        | Expr::In(a, b) => {
-            collect(a, describe, out);
-            collect(b, describe, out);
-        }
-        Expr::Conditional(a, b, c) => {
-            collect(a, describe, out);
-            collect(b, describe, out);
-            collect(c, describe, out);
-        }
-        Expr::List(items) | Expr::Function(_, items) => items.iter().for_each(|i| collect(i, describe, out)),
-        Expr::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, describe, out)),
         // Comprehension bodies read their own variables: the range is what the session holds.
         Expr::Comprehension(comprehension) => collect(&comprehension.range, describe, out),
-        _ => {}
+        other => other.for_each_child(|child| collect(child, describe, out)),
     }
 }
 

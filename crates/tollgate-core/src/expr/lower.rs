@@ -479,7 +479,7 @@ impl Lowerer<'_> {
                 }
                 if name == "matches" {
                     arity(2)?;
-                    return self.lower_matches(node, call, args);
+                    return self.lower_matches(node, args);
                 }
                 let Some((function, count)) = Function::lookup(name, call.target.is_some(), args.len()) else {
                     return Err(self.error(node, format!("unknown function '{name}'")));
@@ -496,16 +496,10 @@ impl Lowerer<'_> {
     /// `s.matches(re)` or `matches(s, re)`: the pattern must be a string
     /// literal, compiled here once (a pattern computed per call would be
     /// compiled per call, and could be anything the agent sent).
-    fn lower_matches(
-        &self,
-        node: &IdedExpr,
-        call: &cel::common::ast::CallExpr,
-        mut args: Vec<Expr>,
-    ) -> Result<Expr, LowerError> {
+    fn lower_matches(&self, node: &IdedExpr, mut args: Vec<Expr>) -> Result<Expr, LowerError> {
         let pattern = args.pop();
         let text = args.pop().unwrap_or(Expr::Const(Value::Null));
         let Some(Expr::Const(Value::String(pattern))) = pattern else {
-            let _ = call;
             return Err(self.error(
                 node,
                 "matches() takes its pattern as a string literal written in the rule, such as \

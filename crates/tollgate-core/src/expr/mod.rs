@@ -133,6 +133,53 @@ pub(crate) enum Expr {
     Comprehension(Box<Comprehension>),
 }
 
+impl Expr {
+    /// Calls `f` on each direct subexpression (every part of a
+    /// comprehension): the one walk the static analyses share.
+    pub(crate) fn for_each_child<'e>(&'e self, mut f: impl FnMut(&'e Expr)) {
+        match self {
+            Expr::Const(_)
+            | Expr::Args
+            | Expr::Result
+            | Expr::Fact(_)
+            | Expr::Local(_)
+            | Expr::Session(_)
+            | Expr::Now
+            | Expr::FactTable(_)
+            | Expr::FactPresent(_) => {}
+            Expr::AggregateBy(_, inner)
+            | Expr::CaseAggregateBy(_, inner)
+            | Expr::Select(inner, _)
+            | Expr::Has(inner, _)
+            | Expr::Not(inner)
+            | Expr::Negate(inner)
+            | Expr::NotStrictlyFalse(inner)
+            | Expr::Matches(inner, _) => f(inner),
+            Expr::Index(a, b)
+            | Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Compare(_, a, b)
+            | Expr::Arithmetic(_, a, b)
+            | Expr::In(a, b) => {
+                f(a);
+                f(b);
+            }
+            Expr::Conditional(a, b, c) => {
+                f(a);
+                f(b);
+                f(c);
+            }
+            Expr::List(items) | Expr::Function(_, items) => items.iter().for_each(f),
+            Expr::Map(entries) => entries.iter().for_each(|(_, value)| f(value)),
+            Expr::Comprehension(c) => {
+                for part in [&c.range, &c.accu_init, &c.loop_condition, &c.loop_step, &c.result] {
+                    f(part);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Comprehension {
     pub range: Expr,

@@ -58,56 +58,6 @@ fn arguments_read(expr: &Expr, fields: &mut Vec<Arc<str>>, whole: &mut bool) {
         Expr::Select(target, field) | Expr::Has(target, field) if matches!(target.as_ref(), Expr::Args) => {
             fields.push(field.clone());
         }
-        Expr::Const(_)
-        | Expr::Result
-        | Expr::Fact(_)
-        | Expr::Local(_)
-        | Expr::Session(_)
-        | Expr::Now
-        | Expr::FactTable(_)
-        | Expr::FactPresent(_) => {}
-        Expr::AggregateBy(_, inner)
-        | Expr::CaseAggregateBy(_, inner)
-        | Expr::Select(inner, _)
-        | Expr::Has(inner, _)
-        | Expr::Not(inner)
-        | Expr::Negate(inner)
-        | Expr::NotStrictlyFalse(inner)
-        | Expr::Matches(inner, _) => arguments_read(inner, fields, whole),
-        Expr::Index(a, b)
-        | Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arithmetic(_, a, b)
-        | Expr::In(a, b) => {
-            arguments_read(a, fields, whole);
-            arguments_read(b, fields, whole);
-        }
-        Expr::Conditional(a, b, c) => {
-            for part in [a, b, c] {
-                arguments_read(part, fields, whole);
-            }
-        }
-        Expr::List(items) | Expr::Function(_, items) => {
-            for item in items {
-                arguments_read(item, fields, whole);
-            }
-        }
-        Expr::Map(entries) => {
-            for (_, value) in entries {
-                arguments_read(value, fields, whole);
-            }
-        }
-        Expr::Comprehension(comprehension) => {
-            for part in [
-                &comprehension.range,
-                &comprehension.accu_init,
-                &comprehension.loop_condition,
-                &comprehension.loop_step,
-                &comprehension.result,
-            ] {
-                arguments_read(part, fields, whole);
-            }
-        }
+        other => other.for_each_child(|child| arguments_read(child, fields, whole)),
     }
 }
