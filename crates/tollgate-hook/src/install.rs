@@ -57,6 +57,8 @@ pub struct Entry {
     pub command: String,
     /// The client's timeout for it, in seconds (above the hook's deadline).
     pub timeout_seconds: u64,
+    /// The tool names it runs for (a regular expression; `*` for all).
+    pub matcher: String,
 }
 
 /// The settings with Tollgate's entries for every event in [`EVENTS`]
@@ -69,7 +71,7 @@ pub fn merged(settings: Json, entry: &Entry) -> Result<Json, String> {
         "onFailure": "block",
         "statusMessage": MARK,
     });
-    merged_with(settings, &EVENTS, &hook)
+    merged_with(settings, &EVENTS, &entry.matcher, &hook)
 }
 
 /// A Codex `hooks.json` with Tollgate's entries for every event in
@@ -83,10 +85,10 @@ pub fn merged_codex(hooks: Json, entry: &Entry) -> Result<Json, String> {
         "timeout": entry.timeout_seconds,
         "statusMessage": MARK,
     });
-    merged_with(hooks, &CODEX_EVENTS, &hook)
+    merged_with(hooks, &CODEX_EVENTS, &entry.matcher, &hook)
 }
 
-fn merged_with(settings: Json, events: &[&str], hook: &Json) -> Result<Json, String> {
+fn merged_with(settings: Json, events: &[&str], matcher: &str, hook: &Json) -> Result<Json, String> {
     let mut settings = removed(settings)?;
     let root = settings.as_object_mut().ok_or("the settings are not a JSON object")?;
     let hooks = root.entry("hooks").or_insert_with(|| Json::Object(Map::new()));
@@ -94,7 +96,7 @@ fn merged_with(settings: Json, events: &[&str], hook: &Json) -> Result<Json, Str
     for event in events {
         let list = hooks.entry(*event).or_insert_with(|| Json::Array(Vec::new()));
         let list = list.as_array_mut().ok_or_else(|| format!("hooks.{event} is not a list"))?;
-        list.push(json!({"matcher": "*", "hooks": [hook]}));
+        list.push(json!({"matcher": matcher, "hooks": [hook]}));
     }
     Ok(settings)
 }
@@ -279,7 +281,8 @@ mod tests {
                 "Stop": [{"hooks": [{"type": "command", "command": "./notify.sh"}]}],
             },
         });
-        let entry = Entry { command: "/bin/tollgate hook --workflow /w.toml".into(), timeout_seconds: 10 };
+        let entry =
+            Entry { command: "/bin/tollgate hook --workflow /w.toml".into(), timeout_seconds: 10, matcher: "*".into() };
         let installed = merged(theirs.clone(), &entry).unwrap();
         assert_eq!(installed["model"], "opus");
         assert_eq!(installed["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
@@ -306,6 +309,7 @@ mod tests {
                       --db /tmp/cx/tg.db --client codex --deadline-ms 5000"
                 .into(),
             timeout_seconds: 10,
+            matcher: "*".into(),
         };
         let theirs =
             json!({"hooks": {"PreToolUse": [{"matcher": "^Bash$", "hooks": [{"type": "command", "command": "x"}]}]}});

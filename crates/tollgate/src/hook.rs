@@ -114,7 +114,7 @@ impl Place {
 }
 
 /// `hook install`: Tollgate's entries merged into the settings.
-pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64) -> Result<ExitCode> {
+pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64, matcher: &str) -> Result<ExitCode> {
     let (_, compiled) = crate::validate::load(workflow)?;
     let workflow = std::fs::canonicalize(workflow)?;
     let exe = std::env::current_exe().context("cannot tell where this tollgate is")?;
@@ -136,7 +136,8 @@ pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64) -> Re
         quoted(&db)
     );
     // The client's timeout, whole seconds above the hook's own deadline.
-    let entry = install::Entry { command, timeout_seconds: deadline_ms.div_ceil(1000) + 5 };
+    let entry =
+        install::Entry { command, timeout_seconds: deadline_ms.div_ceil(1000) + 5, matcher: matcher.to_owned() };
     let path = place.settings()?;
     match place.client {
         ClientChoice::Claude => install::edit(&path, |settings| install::merged(settings, &entry))?,

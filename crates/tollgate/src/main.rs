@@ -423,6 +423,10 @@ enum HookCommand {
         /// The hook's deadline; the client's timeout is set above it.
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u64,
+        /// The tools the hook runs for: a regular expression over the
+        /// client's tool names (`mcp__.*`: MCP tools only), `*` for all.
+        #[arg(long, default_value = "*")]
+        matcher: String,
     },
     /// Remove Tollgate's entries (and only those) from a settings.json or
     /// a Codex hooks.json (and their trust).
@@ -661,9 +665,9 @@ fn main() -> ExitCode {
             Ok(hook::answer(started, workflow, db.url(), client, deadline_ms))
         }
         Command::Hook {
-            command: Some(HookCommand::Install { workflow, client, db, project: _, user, dir, deadline_ms }),
+            command: Some(HookCommand::Install { workflow, client, db, project: _, user, dir, deadline_ms, matcher }),
             ..
-        } => hook::install(&hook::Place { project: dir, user, client }, &workflow, &db.url(), deadline_ms),
+        } => hook::install(&hook::Place { project: dir, user, client }, &workflow, &db.url(), deadline_ms, &matcher),
         Command::Hook { command: Some(HookCommand::Uninstall { client, project: _, user, dir }), .. } => {
             hook::uninstall(&hook::Place { project: dir, user, client })
         }

@@ -1,7 +1,7 @@
 """A loopback stub of the OpenAI Responses API that plays a scripted model,
 for running the real Codex CLI (`codex exec`) against `tollgate hook`.
 
-    python responses_stub.py --scenario gated|untrusted --log LOG --save SAVED
+    python responses_stub.py --scenario gated|untrusted|subagent --log LOG --save SAVED
         --retail-db DB --proj DIR [--tollgate-db DB]
 
 It listens on 127.0.0.1 (a port of the system's choosing, printed on stdout
@@ -16,7 +16,9 @@ in the input (`call_m<turn>_<index>`). Before it answers a turn it checks
 the `function_call_output` items Codex sent back for the previous one (a
 denial's reason arrived, an allowed call's output did, a withheld one did
 not) and writes every check to LOG as one JSON line ({"check": name, "ok":
-bool, "detail": ...}). Requests it is not scripted for get a short text.
+bool, "detail": ...}). Requests it is not scripted for get a short text. A
+subagent (started with Codex's `spawn_agent`) is recognised by its own marker
+and plays its own script (`call_s<turn>_<index>`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "TOLLGATE-SCENARIO"
+SUBAGENT_MARKER = "TOLLGATE-SUBAGENT"
 USER = "ivan_santos_6635"
 EMAIL = "ivan.santos3158@example.com"
 RETAIL = "mcp__retail"
@@ -61,6 +64,19 @@ class Scenario:
     def turns(self) -> list[Any]:
         denied = ("contains", "Tollgate blocked this call")
         cancel = {"order_id": self.order, "reason": "no longer needed"}
+        if self.options.scenario == "subagent":
+            # A subagent's calls are gated in its parent's session: the parent
+            # authenticated, so the subagent's cancel of another user's order is
+            # refused for that user, not for a missing authentication.
+            spawn = {"message": f"{SUBAGENT_MARKER} cancel order {self.other}"}
+            wait = lambda outputs: {"targets": [agent_id(outputs.get("call_m2_0"))], "timeout_ms": 120000}  # noqa: E731
+            return [
+                [("authenticate", "find_user_id_by_email", RETAIL, {"email": EMAIL}, [("contains", USER)])],
+                [("read-order", "get_order_details", RETAIL, {"order_id": self.order}, [("contains", self.order)])],
+                [("spawn", "spawn_agent", "multi_agent_v1", spawn, [("contains", "agent_id")])],
+                [("wait", "wait_agent", "multi_agent_v1", wait, [("contains", "SUBAGENT-DONE")])],
+                "SCENARIO-DONE",
+            ]
         if self.options.scenario == "untrusted":
             # The hooks are installed but not trusted: Codex skips them, the cancel runs.
             return [
@@ -91,6 +107,15 @@ class Scenario:
             "SCENARIO-DONE",
         ]
 
+    def subagent_turns(self) -> list[Any]:
+        cancel = {"order_id": self.other, "reason": "no longer needed"}
+        return [
+            [("subagent-cancel", "cancel_pending_order", RETAIL, cancel,
+              [("contains", "Tollgate blocked this call"), ("contains", "R-ONE-USER"), ("lacks", "R-AUTH"),
+               ("other-status", "pending")])],
+            "SUBAGENT-DONE",
+        ]
+
     def before(self, turn: int) -> None:
         if self.options.scenario == "gated" and turn == 6 and self.options.tollgate_db:
             db = Path(self.options.tollgate_db)
@@ -98,6 +123,14 @@ class Scenario:
                 Path(str(db) + suffix).unlink(missing_ok=True)
             db.write_bytes(b"\x5a" * 8192)
             log({"event": "store-crashed", "db": str(db)})
+
+
+def agent_id(output: str | None) -> str:
+    """The agent id in `spawn_agent`'s output."""
+    try:
+        return str(json.loads(output or "{}").get("agent_id", ""))
+    except json.JSONDecodeError:
+        return ""
 
 
 def log(entry: dict[str, Any]) -> None:
@@ -111,6 +144,12 @@ def check(name: str, expectation: tuple[str, str], text: str | None) -> None:
         saved = json.loads(Path(OPTIONS.save).read_text()) if Path(OPTIONS.save).exists() else {}
         status = saved.get("orders", {}).get(SCENARIO.order, {}).get("status")
         log({"check": f"{name}: saved status {want}", "ok": status == want, "detail": status})
+        return
+    if kind == "other-status":
+        saved = json.loads(Path(OPTIONS.save).read_text()) if Path(OPTIONS.save).exists() else {}
+        orders = saved.get("orders") or json.loads(Path(OPTIONS.retail_db).read_text())["orders"]
+        status = orders.get(SCENARIO.other, {}).get("status")
+        log({"check": f"{name}: other order {want}", "ok": status == want, "detail": status})
         return
     if kind == "absent":
         exists = (Path(OPTIONS.proj) / want).exists()
@@ -129,32 +168,41 @@ def answer(body: dict[str, Any]) -> list[dict[str, Any]]:
     )
     namespaces = [t.get("name") for t in body.get("tools", []) if t.get("type") == "namespace"]
     log({"event": "request", "marker": MARKER in said, "retail": RETAIL in namespaces, "items": len(items)})
-    if MARKER not in said:
-        return [message("OK")]
+    if MARKER in said:
+        return play(SCENARIO.turns(), items, "m")
+    if SUBAGENT_MARKER in said:
+        return play(SCENARIO.subagent_turns(), items, "s")
+    return [message("OK")]
+
+
+def play(turns: list[Any], items: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """The next turn's output items, after checking the last one's outputs."""
     played, outputs = set(), {}
     for item in items:
         call_id = str(item.get("call_id", ""))
-        if item.get("type") == "function_call" and call_id.startswith("call_m"):
-            played.add(int(call_id[len("call_m"):].split("_")[0]))
+        if item.get("type") == "function_call" and call_id.startswith(f"call_{prefix}"):
+            played.add(int(call_id[len(f"call_{prefix}"):].split("_")[0]))
         if item.get("type") == "function_call_output":
             outputs[call_id] = output_text(item.get("output"))
-    turns = SCENARIO.turns()
     turn = max(played) + 1 if played else 0
     if turn > 0 and isinstance(turns[turn - 1], list):
         for index, (name, _tool, _ns, _args, expectations) in enumerate(turns[turn - 1]):
             for expectation in expectations:
-                check(name, expectation, outputs.get(f"call_m{turn - 1}_{index}"))
+                check(name, expectation, outputs.get(f"call_{prefix}{turn - 1}_{index}"))
     if turn >= len(turns):
         return [message("nothing more to do")]
-    SCENARIO.before(turn)
+    if prefix == "m":
+        SCENARIO.before(turn)
     step = turns[turn]
     if isinstance(step, str):
-        log({"event": "final", "text": step})
+        log({"event": "final", "who": prefix, "text": step})
         return [message(step)]
-    log({"event": "turn", "turn": turn, "calls": [s[0] for s in step]})
+    log({"event": "turn", "who": prefix, "turn": turn, "calls": [s[0] for s in step]})
     calls = []
     for index, (_name, tool, namespace, arguments, _expect) in enumerate(step):
-        call = {"type": "function_call", "call_id": f"call_m{turn}_{index}", "name": tool,
+        if callable(arguments):
+            arguments = arguments(outputs)
+        call = {"type": "function_call", "call_id": f"call_{prefix}{turn}_{index}", "name": tool,
                 "arguments": json.dumps(arguments)}
         if namespace:
             call["namespace"] = namespace
@@ -206,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     global OPTIONS, SCENARIO
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenario", choices=["gated", "untrusted"], required=True)
+    parser.add_argument("--scenario", choices=["gated", "untrusted", "subagent"], required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--save", required=True, help="the retail MCP server's --save file")
     parser.add_argument("--retail-db", required=True)

@@ -38,6 +38,18 @@ const UNTRUSTED: &[&str] = &[
     "untrusted-cancel: saved status cancelled",
 ];
 
+/// The checks of the subagent scenario.
+const SUBAGENT: &[&str] = &[
+    "authenticate: contains 'ivan_santos_6635'",
+    "read-order: contains '#W8770097'",
+    "spawn: contains 'agent_id'",
+    "subagent-cancel: contains 'Tollgate blocked this call'",
+    "subagent-cancel: contains 'R-ONE-USER'",
+    "subagent-cancel: lacks 'R-AUTH'",
+    "subagent-cancel: other order pending",
+    "wait: contains 'SUBAGENT-DONE'",
+];
+
 /// The Codex CLI, the venv (the MCP server's Python) and the retail
 /// database, or `None` (after saying so) outside CI when one is missing;
 /// under `CI=true` a missing one is a failure.
@@ -141,12 +153,10 @@ fn tollgate_hook(run: &Run, args: &[&str]) -> std::process::Output {
     output
 }
 
-fn install(run: &Run) {
+fn install(run: &Run, matcher: &str) {
     let workflow = root().join("examples/tau2-retail.toml");
-    tollgate_hook(
-        run,
-        &["install", "--workflow", workflow.to_str().unwrap(), "--db", run.tollgate_db.to_str().unwrap()],
-    );
+    let db = run.tollgate_db.to_str().unwrap();
+    tollgate_hook(run, &["install", "--workflow", workflow.to_str().unwrap(), "--db", db, "--matcher", matcher]);
 }
 
 /// `codex exec` headless: its environment is nothing of ours but PATH; no
@@ -194,11 +204,24 @@ fn assert_checks(run: &Run, output: &std::process::Output, checks: &[&str]) {
 fn codex_exec_is_gated_by_tollgate_hook() {
     let Some((program, python, retail_db)) = prerequisites() else { return };
     let run = setup("gated", &python, &retail_db);
-    install(&run);
+    install(&run, "*");
     let output = codex(&run, &program);
     assert_checks(&run, &output, GATED);
     // The store really was wrecked mid-session (the last turn was refused for it).
     assert!(std::fs::read(&run.tollgate_db).unwrap().starts_with(b"ZZZZ"));
+}
+
+/// A subagent's calls reach the hook with the parent's `session_id` (and
+/// its own `agent_id`, `agent_type`), so they are gated in the parent's
+/// session. MCP tools only (`--matcher 'mcp__.*'`): Codex's `spawn_agent`
+/// and `wait_agent` are not the retail workflow's business.
+#[test]
+fn a_codex_subagent_is_gated_in_its_parent_s_session() {
+    let Some((program, python, retail_db)) = prerequisites() else { return };
+    let run = setup("subagent", &python, &retail_db);
+    install(&run, "mcp__.*");
+    let output = codex(&run, &program);
+    assert_checks(&run, &output, SUBAGENT);
 }
 
 /// Codex runs a user's hook only once it is trusted, and skips an untrusted
@@ -215,7 +238,7 @@ fn codex_skips_an_untrusted_hook_and_uninstall_leaves_the_rest() {
         r#"{"hooks": {"PreToolUse": [{"matcher": "^Bash$", "hooks": [{"type": "command", "command": "true"}]}]}}"#;
     std::fs::write(&hooks, theirs).unwrap();
     let before = std::fs::read_to_string(&config).unwrap();
-    install(&run);
+    install(&run, "*");
     let installed = std::fs::read_to_string(&config).unwrap();
     assert!(installed.starts_with(&before), "the user's configuration changed:\n{installed}");
     let trust = &installed[before.len()..];
@@ -226,7 +249,7 @@ fn codex_skips_an_untrusted_hook_and_uninstall_leaves_the_rest() {
     assert_checks(&run, &output, UNTRUSTED);
     assert!(!run.tollgate_db.exists(), "the hook ran though it is not trusted");
     // Uninstalling removes Tollgate's entries and trust, nothing else.
-    install(&run);
+    install(&run, "*");
     tollgate_hook(&run, &["uninstall"]);
     assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
     let left: Json = serde_json::from_str(&std::fs::read_to_string(&hooks).unwrap()).unwrap();
