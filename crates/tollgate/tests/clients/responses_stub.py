@@ -1,7 +1,7 @@
 """A loopback stub of the OpenAI Responses API that plays a scripted model,
 for running the real Codex CLI (`codex exec`) against `tollgate hook`.
 
-    python responses_stub.py --scenario gated|untrusted|subagent --log LOG --save SAVED
+    python responses_stub.py --scenario gated|ungated|subagent --log LOG --save SAVED
         --retail-db DB --proj DIR [--tollgate-db DB]
 
 It listens on 127.0.0.1 (a port of the system's choosing, printed on stdout
@@ -77,10 +77,10 @@ class Scenario:
                 [("wait", "wait_agent", "multi_agent_v1", wait, [("contains", "SUBAGENT-DONE")])],
                 "SCENARIO-DONE",
             ]
-        if self.options.scenario == "untrusted":
-            # The hooks are installed but not trusted: Codex skips them, the cancel runs.
+        if self.options.scenario == "ungated":
+            # The hooks do not gate (not trusted, or failing): Codex runs the cancel.
             return [
-                [("untrusted-cancel", "cancel_pending_order", RETAIL, cancel,
+                [("ungated-cancel", "cancel_pending_order", RETAIL, cancel,
                   [("contains", "cancelled"), ("lacks", "Tollgate"), ("saved-status", "cancelled")])],
                 "SCENARIO-DONE",
             ]
@@ -254,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     global OPTIONS, SCENARIO
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenario", choices=["gated", "untrusted", "subagent"], required=True)
+    parser.add_argument("--scenario", choices=["gated", "ungated", "subagent"], required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--save", required=True, help="the retail MCP server's --save file")
     parser.add_argument("--retail-db", required=True)

@@ -31,11 +31,11 @@ const GATED: &[&str] = &[
     "store-crash: contains 'could not be checked'",
 ];
 
-/// The checks of the scenario where the hooks are installed but not trusted.
-const UNTRUSTED: &[&str] = &[
-    "untrusted-cancel: contains 'cancelled'",
-    "untrusted-cancel: lacks 'Tollgate'",
-    "untrusted-cancel: saved status cancelled",
+/// The checks of the scenario where no hook gates (untrusted, or failing).
+const UNGATED: &[&str] = &[
+    "ungated-cancel: contains 'cancelled'",
+    "ungated-cancel: lacks 'Tollgate'",
+    "ungated-cancel: saved status cancelled",
 ];
 
 /// The checks of the subagent scenario.
@@ -86,8 +86,8 @@ impl Drop for Run {
 
 /// The stub started, and Codex's configuration: the stub as its model
 /// provider, the retail MCP server, nothing optional.
-fn setup(scenario: &str, python: &Path, retail_db: &Path) -> Run {
-    let dir = std::env::temp_dir().join(format!("tollgate-codex-{scenario}-{}", std::process::id()));
+fn setup(name: &str, scenario: &str, python: &Path, retail_db: &Path) -> Run {
+    let dir = std::env::temp_dir().join(format!("tollgate-codex-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let home = dir.join("home");
     let proj = dir.join("proj");
@@ -163,10 +163,15 @@ fn install(run: &Run, matcher: &str) {
 /// approvals asked and no sandbox (the tools must run for their hooks to
 /// matter); hooks run because they are trusted, not by a bypass.
 fn codex(run: &Run, program: &Path) -> std::process::Output {
+    codex_with(run, program, &[])
+}
+
+fn codex_with(run: &Run, program: &Path, extra: &[&str]) -> std::process::Output {
     Command::new("timeout")
         .arg("300")
         .arg(program)
         .args(["exec", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check", "--json"])
+        .args(extra)
         .arg("TOLLGATE-SCENARIO help the customer")
         .current_dir(&run.proj)
         .env_clear()
@@ -203,7 +208,7 @@ fn assert_checks(run: &Run, output: &std::process::Output, checks: &[&str]) {
 #[test]
 fn codex_exec_is_gated_by_tollgate_hook() {
     let Some((program, python, retail_db)) = prerequisites() else { return };
-    let run = setup("gated", &python, &retail_db);
+    let run = setup("gated", "gated", &python, &retail_db);
     install(&run, "*");
     let output = codex(&run, &program);
     assert_checks(&run, &output, GATED);
@@ -218,7 +223,7 @@ fn codex_exec_is_gated_by_tollgate_hook() {
 #[test]
 fn a_codex_subagent_is_gated_in_its_parent_s_session() {
     let Some((program, python, retail_db)) = prerequisites() else { return };
-    let run = setup("subagent", &python, &retail_db);
+    let run = setup("subagent", "subagent", &python, &retail_db);
     install(&run, "mcp__.*");
     let output = codex(&run, &program);
     assert_checks(&run, &output, SUBAGENT);
@@ -230,7 +235,7 @@ fn a_codex_subagent_is_gated_in_its_parent_s_session() {
 #[test]
 fn codex_skips_an_untrusted_hook_and_uninstall_leaves_the_rest() {
     let Some((program, python, retail_db)) = prerequisites() else { return };
-    let run = setup("untrusted", &python, &retail_db);
+    let run = setup("untrusted", "ungated", &python, &retail_db);
     let config = run.home.join(".codex/config.toml");
     let hooks = run.home.join(".codex/hooks.json");
     // The user's own hook, and their configuration, before Tollgate's.
@@ -246,7 +251,7 @@ fn codex_skips_an_untrusted_hook_and_uninstall_leaves_the_rest() {
     // Trust withdrawn (as by the user in Codex's /hooks): Codex skips the hooks.
     std::fs::write(&config, &before).unwrap();
     let output = codex(&run, &program);
-    assert_checks(&run, &output, UNTRUSTED);
+    assert_checks(&run, &output, UNGATED);
     assert!(!run.tollgate_db.exists(), "the hook ran though it is not trusted");
     // Uninstalling removes Tollgate's entries and trust, nothing else.
     install(&run, "*");
@@ -254,4 +259,22 @@ fn codex_skips_an_untrusted_hook_and_uninstall_leaves_the_rest() {
     assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
     let left: Json = serde_json::from_str(&std::fs::read_to_string(&hooks).unwrap()).unwrap();
     assert_eq!(left, serde_json::from_str::<Json>(theirs).unwrap());
+}
+
+/// Codex fails open: a hook that cannot answer (here one exiting 127, as
+/// the shell does when the `tollgate` it names is gone) lets the call run.
+/// `tollgate hook` itself never fails so (every failure of its own is an
+/// exit 2 refusal), but what runs it is outside its reach.
+#[test]
+fn codex_lets_a_call_through_when_its_hook_cannot_run() {
+    let Some((program, python, retail_db)) = prerequisites() else { return };
+    let run = setup("failing", "ungated", &python, &retail_db);
+    let marker = run.dir.join("hook-ran");
+    let command = format!("touch {}; exit 127", marker.display());
+    let hooks = serde_json::json!({"hooks": {"PreToolUse": [{"matcher": "*", "hooks": [{"type": "command", "command": command}]}]}});
+    std::fs::write(run.home.join(".codex/hooks.json"), hooks.to_string()).unwrap();
+    // Trust bypassed for this hook, which `hook install` did not write.
+    let output = codex_with(&run, &program, &["--dangerously-bypass-hook-trust"]);
+    assert_checks(&run, &output, UNGATED);
+    assert!(marker.exists(), "the failing hook never ran");
 }
