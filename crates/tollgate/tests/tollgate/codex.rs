@@ -4,7 +4,8 @@
 //! τ²-retail MCP server in its config, against a loopback Responses-API stub
 //! playing a scripted model (`tests/clients/responses_stub.py`). No network:
 //! a temporary HOME and CODEX_HOME, a model provider at the stub with a key
-//! from the environment, update checks and analytics off. The stub checks
+//! from the environment, update checks, analytics, apps and plugins off
+//! (with these, `strace -e connect` of a run shows loopback connections only). The stub checks
 //! each `function_call_output` Codex sends back and logs the checks; the
 //! test asserts all of them were made and held.
 
@@ -124,8 +125,10 @@ env_key = "STUB_API_KEY"
 [analytics]
 enabled = false
 
+# Without this, Codex syncs its plugin marketplace from a git remote at start.
 [features]
 apps = false
+plugins = false
 
 # `required`: the session waits for the server, so its tools are there on the first turn.
 [mcp_servers.retail]
