@@ -281,3 +281,39 @@ fn codex_lets_a_call_through_when_its_hook_cannot_run() {
     assert_checks(&run, &output, UNGATED);
     assert!(marker.exists(), "the failing hook never ran");
 }
+
+/// Into a project: its `.codex/hooks.json` gets the entries, Codex's home
+/// their trust (Codex reads hook trust from the user's config only); the
+/// matcher and the Codex protocol are on the command line. No codex needed.
+#[test]
+fn codex_install_into_a_project_trusts_its_entries_in_codex_home() {
+    let dir = std::env::temp_dir().join(format!("tollgate-codex-project-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["hook"])
+            .args(args)
+            .args(["--client", "codex", "--dir", dir.join("proj").to_str().unwrap()])
+            .current_dir(root())
+            .env("CODEX_HOME", dir.join("home"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let said = run(&["install", "--workflow", "examples/tau2-retail.toml", "--matcher", "mcp__.*"]);
+    assert!(said.contains("only once the project is trusted"), "{said}");
+    let hooks_path = dir.join("proj/.codex/hooks.json");
+    let hooks: Json = serde_json::from_str(&std::fs::read_to_string(&hooks_path).unwrap()).unwrap();
+    assert_eq!(hooks["hooks"]["PreToolUse"][0]["matcher"], "mcp__.*");
+    let command = hooks["hooks"]["PostToolUse"][0]["hooks"][0]["command"].as_str().unwrap();
+    assert!(command.contains("--client codex"), "{command}");
+    let config = std::fs::read_to_string(dir.join("home/config.toml")).unwrap();
+    assert!(config.contains(&format!("{}:pre_tool_use:0:0", hooks_path.display())), "{config}");
+    assert_eq!(config.matches("trusted_hash = \"sha256:").count(), 2, "{config}");
+    run(&["uninstall"]);
+    assert_eq!(std::fs::read_to_string(dir.join("home/config.toml")).unwrap(), "");
+    assert_eq!(std::fs::read_to_string(&hooks_path).unwrap().trim(), "{}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
