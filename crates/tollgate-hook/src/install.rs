@@ -4,8 +4,18 @@
 //! else as it was. Each entry fails closed on Claude Code's side too
 //! (`onFailure: "block"`), with a timeout above the hook's own deadline so
 //! the hook's refusal, not the client's timeout, is what the model reads.
+//!
+//! Codex reads the same shape of entries from a `hooks.json` (without
+//! `onFailure`, which it does not know, and without `PostToolUseFailure`,
+//! which it does not send), but runs a user's or project's hook only once
+//! it is trusted: its `config.toml` holds, under `hooks.state."<key>"`, the
+//! `trusted_hash` of each hook it may run, and silently skips any other.
+//! Installing is the user's trust in Tollgate's entries, so their trust is
+//! written there too ([`codex_trust`], [`edit_codex_trust`]); nothing else
+//! of the file changes.
 
 use serde_json::{Map, Value as Json, json};
+use sha2::Digest;
 use std::path::Path;
 
 /// The `statusMessage` that marks Tollgate's entries (and is shown in the
@@ -14,6 +24,10 @@ pub const MARK: &str = "Tollgate: checking the workflow";
 
 /// The events Tollgate's entries answer.
 pub const EVENTS: [&str; 3] = ["PreToolUse", "PostToolUse", "PostToolUseFailure"];
+
+/// The events Tollgate's entries answer in Codex (it sends no
+/// `PostToolUseFailure`; a failed call is a `PostToolUse` there).
+pub const CODEX_EVENTS: [&str; 2] = ["PreToolUse", "PostToolUse"];
 
 /// What went wrong with a settings file.
 #[derive(Debug, thiserror::Error)]
@@ -43,28 +57,46 @@ pub struct Entry {
     pub command: String,
     /// The client's timeout for it, in seconds (above the hook's deadline).
     pub timeout_seconds: u64,
+    /// The tool names it runs for (a regular expression; `*` for all).
+    pub matcher: String,
 }
 
 /// The settings with Tollgate's entries for every event in [`EVENTS`]
 /// (earlier ones of Tollgate replaced, nothing else changed).
 pub fn merged(settings: Json, entry: &Entry) -> Result<Json, String> {
+    let hook = json!({
+        "type": "command",
+        "command": entry.command,
+        "timeout": entry.timeout_seconds,
+        "onFailure": "block",
+        "statusMessage": MARK,
+    });
+    merged_with(settings, &EVENTS, &entry.matcher, &hook)
+}
+
+/// A Codex `hooks.json` with Tollgate's entries for every event in
+/// [`CODEX_EVENTS`] (earlier ones of Tollgate replaced, nothing else
+/// changed). Codex knows no `onFailure`: it lets a call through whenever a
+/// hook fails, which is why `tollgate hook` never fails but refuses.
+pub fn merged_codex(hooks: Json, entry: &Entry) -> Result<Json, String> {
+    let hook = json!({
+        "type": "command",
+        "command": entry.command,
+        "timeout": entry.timeout_seconds,
+        "statusMessage": MARK,
+    });
+    merged_with(hooks, &CODEX_EVENTS, &entry.matcher, &hook)
+}
+
+fn merged_with(settings: Json, events: &[&str], matcher: &str, hook: &Json) -> Result<Json, String> {
     let mut settings = removed(settings)?;
     let root = settings.as_object_mut().ok_or("the settings are not a JSON object")?;
     let hooks = root.entry("hooks").or_insert_with(|| Json::Object(Map::new()));
     let hooks = hooks.as_object_mut().ok_or("\"hooks\" is not an object")?;
-    for event in EVENTS {
-        let list = hooks.entry(event).or_insert_with(|| Json::Array(Vec::new()));
+    for event in events {
+        let list = hooks.entry(*event).or_insert_with(|| Json::Array(Vec::new()));
         let list = list.as_array_mut().ok_or_else(|| format!("hooks.{event} is not a list"))?;
-        list.push(json!({
-            "matcher": "*",
-            "hooks": [{
-                "type": "command",
-                "command": entry.command,
-                "timeout": entry.timeout_seconds,
-                "onFailure": "block",
-                "statusMessage": MARK,
-            }],
-        }));
+        list.push(json!({"matcher": matcher, "hooks": [hook]}));
     }
     Ok(settings)
 }
@@ -78,7 +110,6 @@ pub fn removed(mut settings: Json) -> Result<Json, String> {
         return Ok(settings);
     };
     let hooks = hooks.as_object_mut().ok_or("\"hooks\" is not an object")?;
-    let ours = |hook: &Json| hook.get("statusMessage").and_then(Json::as_str) == Some(MARK);
     for (_, list) in hooks.iter_mut() {
         let Some(groups) = list.as_array_mut() else { continue };
         groups.retain_mut(|group| match group.get_mut("hooks").and_then(Json::as_array_mut) {
@@ -96,6 +127,121 @@ pub fn removed(mut settings: Json) -> Result<Json, String> {
         root.remove("hooks");
     }
     Ok(settings)
+}
+
+/// Whether a hook entry is Tollgate's.
+fn ours(hook: &Json) -> bool {
+    hook.get("statusMessage").and_then(Json::as_str) == Some(MARK)
+}
+
+/// Codex's trust for Tollgate's entries in the `hooks.json` at `path`: for
+/// each, the key Codex files its state under (`<path>:<event>:<group>:<hook>`,
+/// by position) and the hash it must have (`sha256:` of the entry's
+/// normalised identity as canonical JSON, as Codex computes it). Checked
+/// against the real `codex` (0.171.0): with these, it runs the hooks without
+/// `--dangerously-bypass-hook-trust`.
+pub fn codex_trust(hooks: &Json, path: &Path) -> Vec<(String, String)> {
+    let mut trust = Vec::new();
+    for event in CODEX_EVENTS {
+        let label = match event {
+            "PreToolUse" => "pre_tool_use",
+            _ => "post_tool_use",
+        };
+        let Some(groups) = hooks.get("hooks").and_then(|h| h.get(event)).and_then(Json::as_array) else { continue };
+        for (group_index, group) in groups.iter().enumerate() {
+            let Some(inner) = group.get("hooks").and_then(Json::as_array) else { continue };
+            for (hook_index, hook) in inner.iter().enumerate() {
+                if !ours(hook) {
+                    continue;
+                }
+                let mut normalised = Map::new();
+                normalised.insert("type".into(), json!("command"));
+                normalised.insert("command".into(), hook.get("command").cloned().unwrap_or(Json::Null));
+                let timeout = hook.get("timeout").and_then(Json::as_u64).unwrap_or(600).max(1);
+                normalised.insert("timeout".into(), json!(timeout));
+                normalised.insert("async".into(), json!(hook.get("async").and_then(Json::as_bool).unwrap_or(false)));
+                normalised.insert("statusMessage".into(), json!(MARK));
+                let mut identity = Map::new();
+                identity.insert("event_name".into(), json!(label));
+                if let Some(matcher) = group.get("matcher").filter(|m| !m.is_null()) {
+                    identity.insert("matcher".into(), matcher.clone());
+                }
+                identity.insert("hooks".into(), Json::Array(vec![Json::Object(normalised)]));
+                let canonical = canonical(&Json::Object(identity)).to_string();
+                let digest = sha2::Sha256::digest(canonical.as_bytes());
+                let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+                let key = format!("{}:{label}:{group_index}:{hook_index}", path.display());
+                trust.push((key, format!("sha256:{hex}")));
+            }
+        }
+    }
+    trust
+}
+
+/// JSON with every object's keys in order (whatever the map keeps).
+fn canonical(value: &Json) -> Json {
+    match value {
+        Json::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Json::Object(keys.into_iter().map(|k| (k.clone(), canonical(&map[k]))).collect())
+        }
+        Json::Array(items) => Json::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Edits Codex's `config.toml` at `path`: the `hooks.state` entries named
+/// in `remove` go (and tables left empty by that), each of `add` is set to
+/// its `trusted_hash`. Comments, order and everything else stay.
+pub fn edit_codex_trust(path: &Path, remove: &[String], add: &[(String, String)]) -> Result<(), Error> {
+    let shown = path.display().to_string();
+    let io = |message: String| Error::Io { path: shown.clone(), message };
+    let shape = |message: String| Error::Shape { path: shown.clone(), message };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => return Err(io(error.to_string())),
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| shape(format!("not TOML ({e})")))?;
+    if let Some(hooks) = doc.get_mut("hooks") {
+        let hooks = hooks.as_table_like_mut().ok_or_else(|| shape("\"hooks\" is not a table".into()))?;
+        if let Some(state) = hooks.get_mut("state") {
+            let state = state.as_table_like_mut().ok_or_else(|| shape("\"hooks.state\" is not a table".into()))?;
+            for key in remove {
+                state.remove(key);
+            }
+            if state.is_empty() {
+                hooks.remove("state");
+            }
+        }
+        if hooks.is_empty() {
+            doc.remove("hooks");
+        }
+    }
+    if !add.is_empty() {
+        let hooks = doc.entry("hooks").or_insert_with(|| implicit_table().into());
+        let hooks = hooks.as_table_like_mut().ok_or_else(|| shape("\"hooks\" is not a table".into()))?;
+        let state = hooks.entry("state").or_insert(implicit_table().into());
+        let state = state.as_table_like_mut().ok_or_else(|| shape("\"hooks.state\" is not a table".into()))?;
+        for (key, hash) in add {
+            let mut table = toml_edit::Table::new();
+            table.insert("trusted_hash", toml_edit::value(hash.as_str()));
+            state.insert(key, toml_edit::Item::Table(table));
+        }
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io(e.to_string()))?;
+    }
+    let temporary = path.with_extension("toml.tollgate-tmp");
+    std::fs::write(&temporary, doc.to_string()).map_err(|e| io(e.to_string()))?;
+    std::fs::rename(&temporary, path).map_err(|e| io(e.to_string()))
+}
+
+fn implicit_table() -> toml_edit::Table {
+    let mut table = toml_edit::Table::new();
+    table.set_implicit(true);
+    table
 }
 
 /// Reads `path` (a missing file is empty settings), changes it with
@@ -135,7 +281,8 @@ mod tests {
                 "Stop": [{"hooks": [{"type": "command", "command": "./notify.sh"}]}],
             },
         });
-        let entry = Entry { command: "/bin/tollgate hook --workflow /w.toml".into(), timeout_seconds: 10 };
+        let entry =
+            Entry { command: "/bin/tollgate hook --workflow /w.toml".into(), timeout_seconds: 10, matcher: "*".into() };
         let installed = merged(theirs.clone(), &entry).unwrap();
         assert_eq!(installed["model"], "opus");
         assert_eq!(installed["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
@@ -153,5 +300,59 @@ mod tests {
         // Settings of a shape Tollgate cannot merge into are refused, not rewritten.
         assert!(merged(json!({"hooks": []}), &entry).is_err());
         assert!(merged(json!([]), &entry).is_err());
+    }
+
+    #[test]
+    fn codex_entries_and_their_trust_are_codex_s() {
+        let entry = Entry {
+            command: "/work/wt-codex/target/debug/tollgate hook --workflow /work/wt-codex/examples/tau2-retail.toml \
+                      --db /tmp/cx/tg.db --client codex --deadline-ms 5000"
+                .into(),
+            timeout_seconds: 10,
+            matcher: "*".into(),
+        };
+        let theirs =
+            json!({"hooks": {"PreToolUse": [{"matcher": "^Bash$", "hooks": [{"type": "command", "command": "x"}]}]}});
+        let installed = merged_codex(theirs.clone(), &entry).unwrap();
+        let ours = &installed["hooks"]["PreToolUse"][1]["hooks"][0];
+        assert!(ours.get("onFailure").is_none());
+        assert!(installed["hooks"].get("PostToolUseFailure").is_none());
+        assert_eq!(removed(installed.clone()).unwrap(), theirs);
+        // The hash Codex 0.171.0 itself reported (`hooks/list`) for this
+        // entry, and ran it under: the user's hook keeps position 0.
+        let trust = codex_trust(&installed, Path::new("/tmp/cx/home/.codex/hooks.json"));
+        assert_eq!(
+            trust,
+            vec![
+                (
+                    "/tmp/cx/home/.codex/hooks.json:pre_tool_use:1:0".to_owned(),
+                    "sha256:a924a110cfb8deebdcc9d1825a929dcf033088dc1fbe02da1ad8fdc63887d203".to_owned()
+                ),
+                (
+                    "/tmp/cx/home/.codex/hooks.json:post_tool_use:0:0".to_owned(),
+                    "sha256:43523edcbc8d1cbbebe4b4145ccde3bd2c695bc3b024a5426cd78ca3ad99749f".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn codex_trust_is_written_and_removed_without_touching_the_rest() {
+        let dir = std::env::temp_dir().join(format!("tollgate-codex-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        let theirs = "# mine\nmodel = \"o3\"\n\n[hooks.state.\"/their/hooks.json:stop:0:0\"]\nenabled = false\n";
+        std::fs::write(&path, theirs).unwrap();
+        let add = vec![("/h/hooks.json:pre_tool_use:0:0".to_owned(), "sha256:ab".to_owned())];
+        edit_codex_trust(&path, &[], &add).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.starts_with(theirs), "{written}");
+        assert!(written.contains("[hooks.state.\"/h/hooks.json:pre_tool_use:0:0\"]\ntrusted_hash = \"sha256:ab\""));
+        edit_codex_trust(&path, &[add[0].0.clone()], &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), theirs);
+        std::fs::write(&path, "hooks = 3\n").unwrap();
+        assert!(edit_codex_trust(&path, &[], &add).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "hooks = 3\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

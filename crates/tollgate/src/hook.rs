@@ -1,6 +1,7 @@
 //! `tollgate hook`: one hook event on standard input, the answer on standard
 //! output (the work is `tollgate_hook`'s); `hook install | uninstall`: its
-//! entries in a Claude Code `settings.json`.
+//! entries in a Claude Code `settings.json`, or in a Codex `hooks.json` with
+//! their trust in Codex's `config.toml`.
 
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use tollgate_hook::install;
 
 /// Which client's protocol to answer in.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClientChoice {
     /// Claude Code and the Claude Agent SDK.
     Claude,
@@ -72,31 +73,48 @@ fn print(answer: &tollgate_hook::Answer) -> ExitCode {
 
 /// Where `install` and `uninstall` write.
 pub struct Place {
-    /// The project's `.claude/settings.json` (the default) ...
+    /// The project's `.claude/settings.json` (the default; Codex:
+    /// `.codex/hooks.json`) ...
     pub project: Option<PathBuf>,
-    /// ... or the user's (`$CLAUDE_CONFIG_DIR`, else `~/.claude`).
+    /// ... or the user's (`$CLAUDE_CONFIG_DIR`, else `~/.claude`; Codex:
+    /// `$CODEX_HOME`, else `~/.codex`).
     pub user: bool,
+    /// Whose configuration.
+    pub client: ClientChoice,
 }
 
 impl Place {
+    fn home(&self, variable: &str, default: &str) -> Result<PathBuf> {
+        Ok(match std::env::var_os(variable) {
+            Some(dir) => PathBuf::from(dir),
+            None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(default),
+        })
+    }
+
+    /// The file the hook entries go in.
     fn settings(&self) -> Result<PathBuf> {
+        let (variable, default, file) = match self.client {
+            ClientChoice::Claude => ("CLAUDE_CONFIG_DIR", ".claude", "settings.json"),
+            ClientChoice::Codex => ("CODEX_HOME", ".codex", "hooks.json"),
+        };
         if self.user {
-            let dir = match std::env::var_os("CLAUDE_CONFIG_DIR") {
-                Some(dir) => PathBuf::from(dir),
-                None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".claude"),
-            };
-            return Ok(dir.join("settings.json"));
+            return Ok(self.home(variable, default)?.join(file));
         }
         let dir = match &self.project {
             Some(dir) => dir.clone(),
             None => std::env::current_dir()?,
         };
-        Ok(dir.join(".claude").join("settings.json"))
+        Ok(dir.join(default).join(file))
+    }
+
+    /// Codex's user `config.toml`, where the hooks' trust is kept.
+    fn codex_config(&self) -> Result<PathBuf> {
+        Ok(self.home("CODEX_HOME", ".codex")?.join("config.toml"))
     }
 }
 
 /// `hook install`: Tollgate's entries merged into the settings.
-pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64) -> Result<ExitCode> {
+pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64, matcher: &str) -> Result<ExitCode> {
     let (_, compiled) = crate::validate::load(workflow)?;
     let workflow = std::fs::canonicalize(workflow)?;
     let exe = std::env::current_exe().context("cannot tell where this tollgate is")?;
@@ -107,16 +125,41 @@ pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64) -> Re
     } else {
         std::env::current_dir()?.join(db).display().to_string()
     };
+    let client = match place.client {
+        ClientChoice::Claude => "claude",
+        ClientChoice::Codex => "codex",
+    };
     let command = format!(
-        "{} hook --workflow {} --db {} --client claude --deadline-ms {deadline_ms}",
+        "{} hook --workflow {} --db {} --client {client} --deadline-ms {deadline_ms}",
         quoted(&exe.display().to_string()),
         quoted(&workflow.display().to_string()),
         quoted(&db)
     );
     // The client's timeout, whole seconds above the hook's own deadline.
-    let entry = install::Entry { command, timeout_seconds: deadline_ms.div_ceil(1000) + 5 };
+    let entry =
+        install::Entry { command, timeout_seconds: deadline_ms.div_ceil(1000) + 5, matcher: matcher.to_owned() };
     let path = place.settings()?;
-    install::edit(&path, |settings| install::merged(settings, &entry))?;
+    match place.client {
+        ClientChoice::Claude => install::edit(&path, |settings| install::merged(settings, &entry))?,
+        ClientChoice::Codex => {
+            // Codex files trust by the hooks.json's absolute path.
+            let path = absolute(&path)?;
+            let (mut before, mut after) = (Vec::new(), Vec::new());
+            install::edit(&path, |hooks| {
+                before = install::codex_trust(&hooks, &path);
+                let merged = install::merged_codex(hooks, &entry)?;
+                after = install::codex_trust(&merged, &path);
+                Ok(merged)
+            })?;
+            let config = place.codex_config()?;
+            let stale: Vec<String> = before.into_iter().map(|(key, _)| key).collect();
+            install::edit_codex_trust(&config, &stale, &after)?;
+            out!("trusted tollgate's hooks in {} (Codex skips an untrusted hook without a word)", config.display());
+            if !place.user {
+                out!("note: Codex reads a project's .codex/ only once the project is trusted");
+            }
+        }
+    }
     out!("installed tollgate hook ({} v{}) in {}", compiled.name(), compiled.version(), path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -128,9 +171,24 @@ pub fn uninstall(place: &Place) -> Result<ExitCode> {
         out!("nothing to remove: {} does not exist", path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    install::edit(&path, install::removed)?;
+    match place.client {
+        ClientChoice::Claude => install::edit(&path, install::removed)?,
+        ClientChoice::Codex => {
+            let path = absolute(&path)?;
+            let mut ours = Vec::new();
+            install::edit(&path, |hooks| {
+                ours = install::codex_trust(&hooks, &path).into_iter().map(|(key, _)| key).collect();
+                install::removed(hooks)
+            })?;
+            install::edit_codex_trust(&place.codex_config()?, &ours, &[])?;
+        }
+    }
     out!("removed tollgate hook entries from {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(if path.is_absolute() { path.to_owned() } else { std::env::current_dir()?.join(path) })
 }
 
 /// A word for `sh -c`: single-quoted unless it is plainly safe.

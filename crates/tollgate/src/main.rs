@@ -223,7 +223,8 @@ enum Command {
     },
     /// Claude Code, Claude Agent SDK and Codex hooks: answer one hook event
     /// (JSON on standard input) through the engine; every failure is a
-    /// refusal. `hook install | uninstall` edit a Claude Code settings.json.
+    /// refusal. `hook install | uninstall` edit a Claude Code settings.json
+    /// or a Codex hooks.json.
     #[command(args_conflicts_with_subcommands = true)]
     Hook {
         #[command(subcommand)]
@@ -398,11 +399,16 @@ enum BenchCommand {
 #[derive(Subcommand)]
 enum HookCommand {
     /// Merge Tollgate's hook entries into a Claude Code settings.json
-    /// (the project's by default), keeping everything else.
+    /// (the project's by default) or a Codex hooks.json, keeping everything
+    /// else.
     Install {
         /// The workflow file to gate with.
         #[arg(long)]
         workflow: PathBuf,
+        /// The client: Claude Code (.claude/settings.json) or Codex
+        /// (.codex/hooks.json, its trust in $CODEX_HOME/config.toml).
+        #[arg(long, value_enum, default_value_t = hook::ClientChoice::Claude)]
+        client: hook::ClientChoice,
         #[command(flatten)]
         db: Db,
         /// The project's .claude/settings.json (the default).
@@ -417,9 +423,17 @@ enum HookCommand {
         /// The hook's deadline; the client's timeout is set above it.
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u64,
+        /// The tools the hook runs for: a regular expression over the
+        /// client's tool names (`mcp__.*`: MCP tools only), `*` for all.
+        #[arg(long, default_value = "*")]
+        matcher: String,
     },
-    /// Remove Tollgate's entries (and only those) from a settings.json.
+    /// Remove Tollgate's entries (and only those) from a settings.json or
+    /// a Codex hooks.json (and their trust).
     Uninstall {
+        /// The client whose hook configuration to edit.
+        #[arg(long, value_enum, default_value_t = hook::ClientChoice::Claude)]
+        client: hook::ClientChoice,
         /// The project's .claude/settings.json (the default).
         #[arg(long, conflicts_with = "user")]
         project: bool,
@@ -651,11 +665,11 @@ fn main() -> ExitCode {
             Ok(hook::answer(started, workflow, db.url(), client, deadline_ms))
         }
         Command::Hook {
-            command: Some(HookCommand::Install { workflow, db, project: _, user, dir, deadline_ms }),
+            command: Some(HookCommand::Install { workflow, client, db, project: _, user, dir, deadline_ms, matcher }),
             ..
-        } => hook::install(&hook::Place { project: dir, user }, &workflow, &db.url(), deadline_ms),
-        Command::Hook { command: Some(HookCommand::Uninstall { project: _, user, dir }), .. } => {
-            hook::uninstall(&hook::Place { project: dir, user })
+        } => hook::install(&hook::Place { project: dir, user, client }, &workflow, &db.url(), deadline_ms, &matcher),
+        Command::Hook { command: Some(HookCommand::Uninstall { client, project: _, user, dir }), .. } => {
+            hook::uninstall(&hook::Place { project: dir, user, client })
         }
         Command::Attack { workflow, traces, seed, attempts, engine_attempts } => {
             attack(&workflow, traces.as_deref(), seed, attempts, engine_attempts)

@@ -8,6 +8,7 @@ mod attack;
 mod author;
 mod claude_code;
 mod cli;
+mod codex;
 mod common;
 mod crash;
 mod fanout_crash;
