@@ -10,6 +10,7 @@ mod claude_code;
 mod cli;
 mod common;
 mod crash;
+mod extmcp;
 mod fanout_crash;
 mod gateway;
 mod hook;
