@@ -7,6 +7,7 @@ Python SDK. Prints one JSON object: what each step came to (the Rust test
 asserts on it).
 
     python gateway_side.py ADDR[,ADDR...] AGENT_TOKEN REVIEWER_TOKEN SESSION -- UPSTREAM_COMMAND ARGS...
+    python gateway_side.py --once ADDR AGENT_TOKEN SESSION     (one CheckRequest and one CheckResponse)
 
 With several addresses the RPCs go to them in turn (replicas on one store).
 """
@@ -84,7 +85,40 @@ def verdict(result: Any) -> dict[str, Any]:
     return out
 
 
+async def once() -> None:
+    """One authentication call's two checks, nothing forwarded."""
+    addr, agent, session = sys.argv[2], sys.argv[3], sys.argv[4]
+    bearer = [("authorization", f"Bearer {agent}")]
+    context = struct({"tollgate_session": session, "tollgate_call": "once-1"})
+    async with grpc.aio.insecure_channel(addr) as channel:
+        stub = pb_grpc.ExtMcpStub(channel)
+        asked = await stub.CheckRequest(
+            pb.McpRequest(
+                service_names=["retail"],
+                method="tools/call",
+                metadata_context=context,
+                mcp_request=struct({"name": "find_user_id_by_email", "arguments": {"email": USER_EMAIL}}),
+            ),
+            metadata=bearer,
+            timeout=30,
+        )
+        answered = await stub.CheckResponse(
+            pb.McpResponse(
+                service_names=["retail"],
+                method="tools/call",
+                metadata_context=context,
+                mcp_response=struct({"content": [{"type": "text", "text": "ivan_santos_6635"}]}),
+            ),
+            metadata=bearer,
+            timeout=30,
+        )
+    print(json.dumps({"request": verdict(asked), "response": verdict(answered)}))
+
+
 async def main() -> None:
+    if sys.argv[1] == "--once":
+        await once()
+        return
     addrs = sys.argv[1].split(",")
     agent, reviewer, session = sys.argv[2], sys.argv[3], sys.argv[4]
     command = sys.argv[sys.argv.index("--") + 1 :]

@@ -214,3 +214,39 @@ fn two_replicas_on_one_postgresql_share_the_gateways_sessions() {
     stop(second);
     assert_the_retail_run(&report, &dir.join("saved.json"));
 }
+
+#[test]
+fn a_store_that_cannot_be_reached_is_a_refusal_the_gateway_reads_not_an_error_it_might_pass() {
+    let Some(python) = python() else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(db) = runtime.block_on(tollgate_store::testing::postgres_schema_url()) else { return };
+    let agent = token(&db, "agent", "agentgateway");
+    let (server, addr) = serve(&db);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/extmcp/gateway_side.py");
+    let once = || {
+        let output = Command::new(&python).arg(&script).args(["--once", &addr, &agent, "s-down"]).output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let out = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str::<Value>(out.lines().last().unwrap_or_default()).unwrap()
+    };
+    let up = once();
+    assert_eq!(up["request"]["verdict"], "pass", "{up:#}");
+    assert_eq!(up["response"]["verdict"], "pass", "{up:#}");
+
+    // The store goes away under the running server: its schema dropped.
+    let schema = db.split("search_path%3D").nth(1).unwrap().to_owned();
+    let base = tollgate_store::testing::postgres_url();
+    let dropped = Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &format!("DROP SCHEMA {schema} CASCADE")])
+        .output()
+        .unwrap();
+    assert!(dropped.status.success(), "{}", text(&dropped));
+
+    let down = once();
+    for phase in ["request", "response"] {
+        assert_eq!(down[phase]["verdict"], "error", "{phase}: {down:#}");
+        assert_eq!(down[phase]["code"], "PERMISSION_DENIED", "{phase}: {down:#}");
+    }
+    assert!(down["request"]["reason"].as_str().unwrap().contains("could not"), "{down:#}");
+    stop(server);
+}
