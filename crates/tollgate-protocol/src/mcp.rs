@@ -70,3 +70,43 @@ impl ToolResult {
         }
     }
 }
+
+/// A `tools/call` result (as JSON) as the workflow reads it, and whether the
+/// call failed: `isError` gives `{"error": text}`; else the structured
+/// content (unwrapped when it is only `{"result": ...}`, as servers that
+/// return a bare value send it); else the text, parsed when it is JSON.
+pub fn result_value(result: &Json) -> (Json, bool) {
+    let text: Vec<&str> = result
+        .get("content")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|block| block.get("type").and_then(Json::as_str) == Some("text"))
+        .filter_map(|block| block.get("text").and_then(Json::as_str))
+        .collect();
+    let text = text.join("\n");
+    if result.get("isError").and_then(Json::as_bool) == Some(true) {
+        return (serde_json::json!({ "error": text }), true);
+    }
+    match result.get("structuredContent") {
+        Some(Json::Object(map)) if map.len() == 1 && map.contains_key("result") => {
+            (map.get("result").cloned().unwrap_or(Json::Null), false)
+        }
+        Some(structured) if !structured.is_null() => (structured.clone(), false),
+        _ => (serde_json::from_str(&text).unwrap_or(Json::String(text)), false),
+    }
+}
+
+/// The result that replaces one a result check withheld: `isError`, the
+/// reasons in words, the reasons as data (`_meta["tollgate.dev/withheld"]`).
+pub fn withheld(reasons: &[String]) -> ToolResult {
+    let lines: Vec<String> = reasons.iter().map(|r| format!("- {r}")).collect();
+    ToolResult {
+        content: vec![Content::Text {
+            text: format!("Tollgate withheld this call's result (the call ran):\n{}", lines.join("\n")),
+        }],
+        structured_content: None,
+        is_error: true,
+        meta: Some(serde_json::json!({ "tollgate.dev/withheld": reasons })),
+    }
+}

@@ -22,7 +22,7 @@ pub mod state;
 pub mod webhook;
 
 pub use error::Problem;
-pub use serve::{Bound, Config, ServeError, WorkflowSource, serve};
+pub use serve::{Bound, Config, ExtMcpConfig, ServeError, WorkflowSource, serve};
 pub use state::{Announcer, AppState, Limits};
 pub use webhook::{Webhook, WebhookConfig, WebhookError};
 

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_engine::{AuditKey, Engine};
+use tollgate_engine::{AuditKey, Engine, WorkflowHandle};
 
 /// A workflow file the server runs.
 #[derive(Clone, Debug)]
@@ -44,6 +44,20 @@ pub struct Config {
     /// The desk's CSRF key (replicas behind one address must share one:
     /// [`Desk::from_secret`]); `None` draws one at start.
     pub desk: Option<Desk>,
+    /// The ExtMcp policy service for agentgateway, on a listener of its own.
+    pub extmcp: Option<ExtMcpConfig>,
+}
+
+/// Where and how `tollgate serve` answers agentgateway's ExtMcp checks.
+#[derive(Clone, Debug)]
+pub struct ExtMcpConfig {
+    /// Where the gRPC service listens (h2c).
+    pub listen: SocketAddr,
+    /// The workflow new sessions run under: a registered workflow's name or
+    /// hash; `None` when exactly one is registered.
+    pub workflow: Option<String>,
+    /// How sessions are found.
+    pub options: tollgate_extmcp::Options,
 }
 
 impl Config {
@@ -59,6 +73,7 @@ impl Config {
             audit_key: None,
             expiry_sweep_every: Duration::from_secs(5),
             desk: None,
+            extmcp: None,
         }
     }
 }
@@ -69,6 +84,9 @@ pub enum ServeError {
     /// The store could not be opened, or a workflow does not compile.
     #[error(transparent)]
     Engine(#[from] tollgate_engine::Error),
+    /// The ExtMcp service names no workflow it can run.
+    #[error("the ExtMcp service: {0}")]
+    ExtMcp(String),
     /// The listener could not be bound, or failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -87,6 +105,7 @@ pub struct Bound {
     webhook: Option<Webhook>,
     sweep_every: Duration,
     desk: Desk,
+    extmcp: Option<(tokio::net::TcpListener, Arc<tollgate_extmcp::Policy>)>,
 }
 
 /// How many overdue handoffs one sweep expires at most.
@@ -109,17 +128,39 @@ impl Bound {
         }
         let webhook = config.webhook.map(Webhook::start);
         let announcer = webhook.as_ref().map(|w| Arc::new(w.clone()) as Arc<dyn Announcer>);
-        let state = AppState::with_announcer(Arc::clone(&engine), workflows, config.limits, announcer);
+        let state = AppState::with_announcer(Arc::clone(&engine), workflows.clone(), config.limits, announcer);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Listen { addr: config.listen.to_string(), source })?;
         let desk = config.desk.unwrap_or_default();
-        Ok(Bound { listener, state, engine, webhook, sweep_every: config.expiry_sweep_every, desk })
+        let extmcp = match config.extmcp {
+            None => None,
+            Some(extmcp) => {
+                let workflow = extmcp_workflow(&workflows, extmcp.workflow.as_deref())?;
+                let policy = tollgate_extmcp::Policy::new(Arc::clone(&engine), workflow, extmcp.options);
+                let listener = tokio::net::TcpListener::bind(extmcp.listen)
+                    .await
+                    .map_err(|source| ServeError::Listen { addr: extmcp.listen.to_string(), source })?;
+                Some((listener, Arc::new(policy)))
+            }
+        };
+        Ok(Bound { listener, state, engine, webhook, sweep_every: config.expiry_sweep_every, desk, extmcp })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
         self.listener.local_addr().map_err(|source| ServeError::Listen { addr: "the listener".into(), source })
+    }
+
+    /// The address the ExtMcp service listens on, if it runs.
+    pub fn extmcp_addr(&self) -> Result<Option<SocketAddr>, ServeError> {
+        match &self.extmcp {
+            None => Ok(None),
+            Some((listener, _)) => listener
+                .local_addr()
+                .map(Some)
+                .map_err(|source| ServeError::Listen { addr: "the ExtMcp listener".into(), source }),
+        }
     }
 
     /// The server's state (tests reach the engine through it).
@@ -129,9 +170,18 @@ impl Bound {
 
     /// Serves until `shutdown` resolves, then stops gracefully.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
-        let Bound { listener, state, engine, webhook, sweep_every, desk } = self;
+        let Bound { listener, state, engine, webhook, sweep_every, desk, extmcp } = self;
         let addr = listener.local_addr().map_or_else(|_| "the listener".to_owned(), |a| a.to_string());
         let sweep = tokio::spawn(sweep(state.clone(), sweep_every));
+        let extmcp = extmcp.map(|(listener, policy)| {
+            let stopping = state.clone();
+            tokio::spawn(async move {
+                let stop = async move { stopping.shutting_down().await };
+                if let Err(error) = tollgate_extmcp::serve(policy, listener, stop).await {
+                    eprintln!("tollgate serve: {error}");
+                }
+            })
+        });
         let router = crate::router_and_document_with(state.clone(), desk).0;
         let stopping = state.clone();
         let served = axum::serve(listener, router)
@@ -143,11 +193,30 @@ impl Bound {
             .await;
         state.begin_shutdown();
         let _ = sweep.await;
+        if let Some(extmcp) = extmcp {
+            let _ = extmcp.await;
+        }
         if let Some(webhook) = webhook {
             webhook.stop(WEBHOOK_DRAIN).await;
         }
         engine.close().await;
         served.map_err(|source| ServeError::Listen { addr, source })
+    }
+}
+
+/// The workflow the ExtMcp service runs new sessions under.
+fn extmcp_workflow(workflows: &[WorkflowHandle], wanted: Option<&str>) -> Result<WorkflowHandle, ServeError> {
+    let found: Vec<&WorkflowHandle> = match wanted {
+        None => workflows.iter().collect(),
+        Some(wanted) => workflows.iter().filter(|w| w.hash == wanted || w.workflow.name() == wanted).collect(),
+    };
+    match (found.as_slice(), wanted) {
+        ([only], _) => Ok((*only).clone()),
+        ([], Some(wanted)) => Err(ServeError::ExtMcp(format!("no workflow named {wanted} is served (--workflow)"))),
+        ([], None) => Err(ServeError::ExtMcp("it needs a workflow (--workflow)".into())),
+        (_, _) => Err(ServeError::ExtMcp(
+            "several workflows are served: name the one for the gateway's sessions (--extmcp-workflow NAME)".into(),
+        )),
     }
 }
 

@@ -166,6 +166,17 @@ enum Command {
         /// key drawn at start, good for one process].
         #[arg(long)]
         desk_key_file: Option<PathBuf>,
+        /// Also serve agentgateway's external MCP policy protocol (ExtMcp,
+        /// gRPC over h2c) at this address (docs/extmcp.md).
+        #[arg(long)]
+        extmcp_listen: Option<String>,
+        /// The workflow the ExtMcp service's sessions run under (name or
+        /// hash) [default: the only one served].
+        #[arg(long, requires = "extmcp_listen")]
+        extmcp_workflow: Option<String>,
+        /// The gateway's metadata-context key holding the session id.
+        #[arg(long, requires = "extmcp_listen", default_value = "tollgate_session")]
+        extmcp_session_key: String,
     },
     /// An MCP gateway in front of MCP servers: every `tools/call` decided
     /// first, refusals as error results with reasons; over stdio, or
@@ -623,16 +634,27 @@ fn main() -> ExitCode {
         }
         Command::Bench { command: BenchCommand::Hook { workflow, calls } } => bench_hook::hook_bench(&workflow, calls),
         Command::Bench { command: BenchCommand::Durable { db, json } } => durable_bench::durable_bench(db, json),
-        Command::Serve { workflows, db, listen, webhook_url, webhook_secret_file, desk_key_file } => {
-            serve::serve(serve::Args {
-                workflows,
-                db: db.url(),
-                listen,
-                webhook_url,
-                webhook_secret_file,
-                desk_key_file,
-            })
-        }
+        Command::Serve {
+            workflows,
+            db,
+            listen,
+            webhook_url,
+            webhook_secret_file,
+            desk_key_file,
+            extmcp_listen,
+            extmcp_workflow,
+            extmcp_session_key,
+        } => serve::serve(serve::Args {
+            workflows,
+            db: db.url(),
+            listen,
+            webhook_url,
+            webhook_secret_file,
+            desk_key_file,
+            extmcp_listen,
+            extmcp_workflow,
+            extmcp_session_key,
+        }),
         Command::Gateway { workflow, upstreams, db, listen, mode, allow_undeclared, session, call_timeout_seconds } => {
             gateway::gateway(gateway::Args {
                 workflow,

@@ -17,6 +17,9 @@ pub struct Args {
     pub webhook_url: Option<String>,
     pub webhook_secret_file: Option<PathBuf>,
     pub desk_key_file: Option<PathBuf>,
+    pub extmcp_listen: Option<String>,
+    pub extmcp_workflow: Option<String>,
+    pub extmcp_session_key: String,
 }
 
 /// Reads the workflows and the keys, binds, says where it listens (on
@@ -46,11 +49,24 @@ pub fn serve(args: Args) -> Result<ExitCode> {
             .with_context(|| format!("the desk key file {}", path.display()))?;
         config.desk = Some(desk);
     }
+    if let Some(listen) = &args.extmcp_listen {
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("--extmcp-listen '{listen}' is not an address and port such as 127.0.0.1:9000"))?;
+        config.extmcp = Some(tollgate_server::ExtMcpConfig {
+            listen,
+            workflow: args.extmcp_workflow.clone(),
+            options: tollgate_extmcp::Options { session_key: args.extmcp_session_key.clone() },
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let bound = Bound::bind(config).await?;
         let addr = bound.local_addr()?;
         eprintln!("tollgate: serving on http://{addr} (API /v1, desk /desk, OpenAPI /openapi.json)");
+        if let Some(extmcp) = bound.extmcp_addr()? {
+            eprintln!("tollgate: ExtMcp policy service on {extmcp} (gRPC, h2c)");
+        }
         bound.run(stop_signal()).await?;
         eprintln!("tollgate: stopped");
         Ok::<_, anyhow::Error>(())

@@ -11,6 +11,7 @@ mod cli;
 mod codex;
 mod common;
 mod crash;
+mod extmcp;
 mod fanout_crash;
 mod gateway;
 mod hook;
