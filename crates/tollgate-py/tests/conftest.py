@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -101,3 +105,68 @@ class Ledger:
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     return Ledger(tmp_path / "side-effects.jsonl")
+
+
+class Desk:
+    """A `tollgate serve` on a test's store (the SQLite file the in-process
+    engine writes), and a reviewer who uses its desk as a person does in a
+    browser: signs in with a reviewer's token, opens the handoff's page,
+    and sends its own forms (claim, then approve) with the page's CSRF
+    token, the sign-in cookie and the desk's origin."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+
+    def approve(self, handoff_id: str, minutes: int = 60) -> None:
+        import httpx
+
+        page_path = f"/desk/handoffs/{handoff_id}"
+        origin = {"Origin": self.url}
+        with httpx.Client(base_url=self.url, follow_redirects=False, timeout=30) as browser:
+            signed = browser.post("/desk/sign-in", data={"token": self.token, "next": page_path}, headers=origin)
+            assert signed.status_code == 303 and signed.headers["location"] == page_path, signed.text
+            for action, fields, goes_to in [
+                ("claim", {}, page_path),
+                ("approve", {"minutes": str(minutes)}, f"/desk?done={handoff_id}"),
+            ]:
+                page = browser.get(page_path)
+                assert page.status_code == 200, page.text
+                form = re.search(
+                    rf'action="{re.escape(page_path)}/{action}"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"',
+                    page.text,
+                )
+                assert form, f"the handoff page offers no {action} form"
+                sent = browser.post(f"{page_path}/{action}", data={"csrf": form.group(1), **fields}, headers=origin)
+                assert sent.status_code == 303 and sent.headers["location"] == goes_to, sent.text
+
+
+def cli_token(tollgate_bin: str, db: str, role: str, name: str) -> str:
+    made = subprocess.run(
+        [tollgate_bin, "tokens", "create", "--role", role, "--name", name, "--db", db], capture_output=True, text=True, check=True
+    )
+    return made.stdout.strip()
+
+
+@pytest.fixture
+def desk(tollgate_bin: str, db: str) -> Iterator[Desk]:
+    """The desk of a `tollgate serve` on the test's store (`db`), with a
+    reviewer's token (Ann)."""
+    pytest.importorskip("httpx")
+    reviewer = cli_token(tollgate_bin, db, "reviewer", "Ann")
+    process = subprocess.Popen(
+        [tollgate_bin, "serve", "--workflow", str(EXAMPLES / "support-refunds.toml"), "--db", db, "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stderr is not None
+    try:
+        line = process.stderr.readline()
+        found = re.search(r"serving on (http://[0-9.:]+)", line)
+        assert found, line
+        # Keep reading its log, so the server never blocks on a full pipe.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        yield Desk(found.group(1), reviewer)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

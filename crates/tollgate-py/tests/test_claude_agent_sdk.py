@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tollgate
-from conftest import ALICE, Ledger, order
+from conftest import ALICE, Desk, Ledger, order
 from messages_stub import MessagesStub, text, tool_use
 
 sdk = pytest.importorskip("claude_agent_sdk")
@@ -43,6 +43,9 @@ class Watched:
     def wait(self, *args: Any, **kwargs: Any) -> Any:
         return self.inner.wait(*args, **kwargs)
 
+    def recorded_result(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.recorded_result(*args, **kwargs)
+
 
 def shop(ledger: Ledger) -> Any:
     def reply(value: Any) -> dict[str, Any]:
@@ -68,7 +71,22 @@ def test_mcp_tool_names() -> None:
     assert mcp_tool_name("Bash") == "Bash"
 
 
-def test_hooks_with_the_claude_code_cli(engine: tollgate.Engine, refunds: tollgate.Workflow, ledger: Ledger, tmp_path: Path) -> None:
+@pytest.mark.parametrize("approved_on", ["engine", "desk"])
+def test_hooks_with_the_claude_code_cli(
+    engine: tollgate.Engine, refunds: tollgate.Workflow, ledger: Ledger, tmp_path: Path, approved_on: str, request: pytest.FixtureRequest
+) -> None:
+    """`approved_on`: the reviewer approves through the engine's API, or on
+    the desk of a running `tollgate serve` on the same store (its sign-in,
+    its page, its forms) while the hook waits."""
+    if approved_on == "desk":
+        desk: Desk = request.getfixturevalue("desk")
+        approve = desk.approve
+    else:
+
+        def approve(handoff: str) -> None:
+            engine.claim(handoff, "Ann")
+            engine.approve(handoff, "Ann", expires_in_seconds=600)
+
     bundled = Path(sdk.__file__).parent / "_bundled" / "claude"
     assert bundled.is_file(), "claude-agent-sdk ships its CLI"
     session = Watched(engine.session("claude-1", refunds))
@@ -82,10 +100,14 @@ def test_hooks_with_the_claude_code_cli(engine: tollgate.Engine, refunds: tollga
         text("Both refunds are done."),
     ]
 
+    failed: list[BaseException] = []
+
     def reviewer() -> None:
-        if session.escalated.wait(timeout=180) and session.handoff_id:
-            engine.claim(session.handoff_id, "Ann")
-            engine.approve(session.handoff_id, "Ann", expires_in_seconds=600)
+        try:
+            if session.escalated.wait(timeout=180) and session.handoff_id:
+                approve(session.handoff_id)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            failed.append(error)
 
     home = tmp_path / "home"
     home.mkdir()
@@ -121,11 +143,12 @@ def test_hooks_with_the_claude_code_cli(engine: tollgate.Engine, refunds: tollga
             thread.join()
         results = stub.tool_results()
 
+    assert not failed, failed
     assert messages, "the CLI answered"
     # The early refund was denied, and its reason reached the model.
     assert any("Tollgate blocked process_refund" in r and "verify the customer" in r for r in results), results
     # Only the two allowed refunds ran: $30, then $800 once the reviewer approved.
     assert [e["result"]["args"]["amount"] for e in ledger.entries()] == [30, 800]
     handoff = engine.handoff(session.handoff_id or "")
-    assert handoff.status == "approved" and handoff.consumed_by == "toolu_large.approved"
+    assert handoff.status == "approved" and handoff.claimed_by == "Ann" and handoff.consumed_by == "toolu_large.approved"
     assert session.inner.in_doubt() == []

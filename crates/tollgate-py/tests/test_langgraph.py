@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import tollgate
-from conftest import ALICE, order
+from conftest import ALICE, Desk, order
 
 pytest.importorskip("langgraph")
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel  # noqa: E402
@@ -143,3 +143,33 @@ def test_a_session_per_thread(engine: tollgate.Engine, refunds: tollgate.Workflo
     state = app.invoke({"messages": [("user", "refund")]}, {"configurable": {"thread_id": "42"}})
     assert tool_messages(state)["c1"].status == "error"
     assert engine.session("thread-42").in_doubt() == []
+
+
+def test_the_desks_approval_resumes_the_graph(engine: tollgate.Engine, refunds: tollgate.Workflow, desk: Desk) -> None:
+    """The reviewer approves on the desk of a running `tollgate serve` (its
+    sign-in, its page, its forms), not through the engine: the interrupted
+    graph resumes with that decision and the refund runs once."""
+    session = engine.session("lg-desk", refunds)
+    shop = Shop()
+    script = [
+        calls(("get_customer", {"email": "alice@example.com", "zip": "94107"}, "verify")),
+        calls(("lookup_order", {"order_id": "#W1"}, "lookup")),
+        calls(("process_refund", {"order_id": "#W1", "amount": 800}, "large")),
+        AIMessage(content="Refunded."),
+    ]
+    app = graph(session, shop, script)
+    config = {"configurable": {"thread_id": "t-desk"}}
+    state = app.invoke({"messages": [("user", "Refund $800 on #W1")]}, config)
+    pending = state["__interrupt__"]
+    assert [p.value["call_id"] for p in pending] == ["large"] and shop.refunds == []
+
+    handoff = pending[0].value["handoff_id"]
+    desk.approve(handoff)
+    resume = resume_with_outcome(session, pending, timeout=30)
+    assert list(resume.resume.values()) == [{"status": "approved", "reviewer": "Ann", "reason": None}]
+    state = app.invoke(resume, config)
+
+    assert shop.refunds == [(800, "lg-desk/process_refund:large.approved")]
+    assert state["messages"][-1].content == "Refunded."
+    assert engine.handoff(handoff).consumed_by == "large.approved"
+    assert session.in_doubt() == []

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import tollgate
-from conftest import ALICE, Ledger, order
+from conftest import ALICE, Desk, Ledger, order
 
 agents = pytest.importorskip("agents")
 from agents.testing.model import ScriptedModel, assistant_message, function_call  # noqa: E402
@@ -183,3 +183,35 @@ def test_an_mcp_server_gated(engine: tollgate.Engine, tmp_path: Any) -> None:
     assert json.loads(saved.read_text())["orders"][order_id]["status"] == "cancelled"
     assert session.in_doubt() == []
     assert [h for h in session.engine.handoffs()] == []
+
+
+def test_the_desks_approval_resumes_the_run(engine: tollgate.Engine, refunds: tollgate.Workflow, ledger: Ledger, desk: Desk) -> None:
+    """The reviewer approves on the desk of a running `tollgate serve` (its
+    sign-in, its page, its forms), not through the engine: the paused run
+    resumes and the refund runs once."""
+    session = engine.session("oai-desk", refunds)
+    model = ScriptedModel(
+        [
+            [function_call("get_customer", {"email": "alice@example.com", "zip": "94107"}, call_id="v")],
+            [function_call("lookup_order", {"order_id": "#W1"}, call_id="o")],
+            [function_call("process_refund", {"order_id": "#W1", "amount": 800.0}, call_id="big")],
+            [assistant_message("Refunded.")],
+        ]
+    )
+    agent = agents.Agent(name="support", model=model, tools=gate(session, shop_tools(ledger)))
+
+    async def run() -> tuple[Any, str]:
+        result = await agents.Runner.run(agent, "Refund $800 on #W1.")
+        assert [i.raw_item.call_id for i in result.interruptions] == ["big"]
+        assert ledger.entries() == []
+        handoff = engine.handoffs()[0].id
+        await asyncio.to_thread(desk.approve, handoff)
+        state = await resolve_interruptions(session, result, timeout=30)
+        return await agents.Runner.run(agent, state), handoff
+
+    result, handoff = asyncio.run(run())
+    assert result.final_output == "Refunded."
+    assert [e["result"]["args"]["amount"] for e in ledger.entries()] == [800]
+    settled = engine.handoff(handoff)
+    assert settled.status == "approved" and settled.claimed_by == "Ann" and settled.consumed_by == "big.approved"
+    assert session.in_doubt() == []

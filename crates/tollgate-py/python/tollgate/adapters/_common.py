@@ -58,3 +58,39 @@ def decide_safely(session: GatedSession, tool: str, args: Any, call_id: str, sum
     except Exception as error:  # noqa: BLE001 - every failure is a block
         kind = getattr(error, "kind", None) or "unavailable"
         return Decision.failure(call_id, tool, kind, f"{type(error).__name__}: {error}")
+
+
+WITHHELD = "Tollgate withheld this result: a result check failed; its content must not be used."
+
+
+def answer_from_journal(session: GatedSession, decision: Decision) -> str | None:
+    """For an allowed call whose decision came back from the journal
+    (`replayed`) in a run that did not decide it itself, a resumed run: what
+    the model is told instead of running the call again, or `None` for a
+    call to run. A call whose result was recorded is answered with it; one
+    allowed but never answered (in doubt: the run stopped between the
+    decision and the result) is not run again, since its side effect may
+    have happened, and the model is told so with its idempotency key. A
+    journal that cannot be read is the same refusal: never a second run."""
+    if not (decision.allowed and decision.replayed):
+        return None
+    try:
+        prior = session.recorded_result(decision.call_id)
+    except Exception as error:  # noqa: BLE001 - fail closed: not run again
+        prior, unreadable = None, f" (the journal could not be read: {type(error).__name__}: {error})"
+    else:
+        unreadable = ""
+    if prior is None:
+        return (
+            f"Tollgate: {decision.tool} (call {decision.call_id}) was allowed before and its result was never "
+            f"recorded{unreadable}: it is in doubt, it may have taken effect, so it is not run again. Check its "
+            f"effect under idempotency key {decision.idempotency_key} before doing anything more."
+        )
+    outcome = prior.get("outcome")
+    if outcome == "succeeded":
+        result = prior.get("result")
+        text = result if isinstance(result, str) else json.dumps(result)
+        return f"Already done: {decision.tool} (call {decision.call_id}) ran before and its result was recorded: {text}"
+    if outcome == "failed":
+        return f"the tool failed: {prior.get('result')}"
+    return WITHHELD

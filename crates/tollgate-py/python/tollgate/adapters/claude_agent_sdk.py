@@ -16,6 +16,12 @@ that put every tool call through a Tollgate session.
 - PostToolUse records the result (an MCP result's structured content or JSON
   text); a result a result check withholds is replaced for MCP tools and
   flagged to the model. PostToolUseFailure records the failure.
+- A resumed run (the process stopped and the conversation was run again
+  with the same `tool_use_id`s) does not run a call allowed before a
+  second time: one whose result was recorded is denied with that result
+  ("already done"); one in doubt (allowed, never answered: the crash came
+  between the decision and the result) is denied saying it may have taken
+  effect, with its idempotency key, and stays in `session.in_doubt()`.
 - Hooks are registered with `on_failure="block"`: a callback that raises
   blocks the call, never lets it through.
 
@@ -28,7 +34,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
-from ._common import GatedSession, decide_safely, result_of
+from ._common import WITHHELD, GatedSession, answer_from_journal, decide_safely, result_of
 
 
 def mcp_tool_name(name: str) -> str:
@@ -65,6 +71,23 @@ class TollgateHooks:
         # tool_use_id -> the call id its decision was made under (an approved
         # retry runs under a call id of its own).
         self._calls: dict[str, str] = {}
+        # Call ids these hooks decided first (not replayed from the journal).
+        self._fresh: set[str] = set()
+
+    async def _decide(self, tool: str, args: Any, call_id: str, summary: str | None) -> Any:
+        decision = await asyncio.to_thread(decide_safely, self.session, tool, args, call_id, summary)
+        if not decision.replayed:
+            self._fresh.add(call_id)
+        return decision
+
+    async def _allow(self, decision: Any) -> dict[str, Any]:
+        """An allowed call: no opinion, unless a resumed run decided it
+        again (then the journal answers, and it is not run twice)."""
+        if decision.call_id not in self._fresh:
+            answer = await asyncio.to_thread(answer_from_journal, self.session, decision)
+            if answer is not None:
+                return _pre("deny", answer)
+        return {}
 
     def hooks(self, matcher: str | None = None, timeout: float | None = None) -> dict[str, list[Any]]:
         """The `hooks` option of `ClaudeAgentOptions`."""
@@ -86,19 +109,19 @@ class TollgateHooks:
         tool = self.tool_name(str(input.get("tool_name", "")))
         args = input.get("tool_input")
         summary = self.summary() if self.summary else None
-        decision = await asyncio.to_thread(decide_safely, self.session, tool, args, call_id, summary)
+        decision = await self._decide(tool, args, call_id, summary)
         self._calls[call_id] = decision.call_id
         if decision.allowed:
-            return {}
+            return await self._allow(decision)
         if decision.blocked:
             return _pre("deny", decision.message)
         if self.wait_seconds > 0:
             handoff = await asyncio.to_thread(self.session.wait, decision, self.wait_seconds)
             if handoff.approved:
-                retry = await asyncio.to_thread(decide_safely, self.session, tool, args, f"{call_id}.approved", summary)
+                retry = await self._decide(tool, args, f"{call_id}.approved", summary)
                 if retry.allowed:
                     self._calls[call_id] = retry.call_id
-                    return {}
+                    return await self._allow(retry)
                 return _pre("deny", retry.message)
             if handoff.settled:
                 why = handoff.reason or handoff.status
@@ -111,7 +134,7 @@ class TollgateHooks:
         result = result_of(input.get("tool_response"))
         recorded = await asyncio.to_thread(self.session.record, call_id, result)
         if getattr(recorded, "withheld", False):
-            text = "Tollgate withheld this result: a result check failed; its content must not be used."
+            text = WITHHELD
             output: dict[str, Any] = {"hookEventName": "PostToolUse", "additionalContext": text}
             if str(input.get("tool_name", "")).startswith("mcp__"):
                 output["updatedMCPToolOutput"] = [{"type": "text", "text": text}]

@@ -22,6 +22,13 @@
 - a tool output guardrail: the result is recorded; a result that a result
   check withholds is replaced by a message saying so.
 
+Resumed runs (the process stopped and the run started again with the same
+call ids): a call allowed before is not run a second time. One whose result
+was recorded is answered with that result; one in doubt (allowed, never
+answered: the crash came between the decision and the result) is refused
+with a message saying it may have taken effect, with its idempotency key,
+and stays in `session.in_doubt()` for a person to settle.
+
 MCP servers: `gate_mcp(session, server)` sets the server's tool input and
 output guardrails (the SDK's `require_approval` for MCP tools does not see a
 call's arguments, so it cannot ask Tollgate): a block is rejected with its
@@ -39,7 +46,7 @@ import json
 from typing import Any, Iterable
 
 from .._native import Decision
-from ._common import GatedSession, decide_safely, result_of
+from ._common import WITHHELD, GatedSession, answer_from_journal, decide_safely, result_of
 
 APPROVED_SUFFIX = ".approved"
 
@@ -63,11 +70,26 @@ class Gate:
         self.decisions: dict[str, Decision] = {}
         # SDK call id -> the call id its result is recorded under.
         self.recorded_as: dict[str, str] = {}
+        # Call ids this gate decided first (not replayed from the journal).
+        self.fresh: set[str] = set()
+
+    async def _decide(self, tool: str, args: Any, call_id: str) -> Decision:
+        decision = await asyncio.to_thread(decide_safely, self.session, tool, args, call_id)
+        if not decision.replayed:
+            self.fresh.add(call_id)
+        return decision
 
     async def decide(self, tool: str, args: Any, call_id: str) -> Decision:
-        decision = await asyncio.to_thread(decide_safely, self.session, tool, args, call_id)
+        decision = await self._decide(tool, args, call_id)
         self.decisions[call_id] = decision
         return decision
+
+    async def resumed(self, decision: Decision) -> str | None:
+        """The answer to an allowed call a resumed run decides again (the
+        journal's, see `answer_from_journal`), or `None` to run it."""
+        if decision.call_id in self.fresh:
+            return None
+        return await asyncio.to_thread(answer_from_journal, self.session, decision)
 
     async def needs_approval(self, tool: str, args: Any, call_id: str) -> bool:
         return (await self.decide(tool, args, call_id)).escalated
@@ -80,7 +102,9 @@ class Gate:
         if decision.escalated:
             # Reached only once the SDK's approval step let it through: the
             # reviewer's approval, if there is one, covers this very call once.
-            decision = await asyncio.to_thread(decide_safely, self.session, tool, args, call_id + APPROVED_SUFFIX)
+            decision = await self._decide(tool, args, call_id + APPROVED_SUFFIX)
+        if decision.allowed and (answer := await self.resumed(decision)) is not None:
+            return ToolGuardrailFunctionOutput.reject_content(answer, output_info={"tollgate": decision.to_json()})
         if decision.allowed:
             self.recorded_as[call_id] = decision.call_id
             return ToolGuardrailFunctionOutput.allow(output_info={"tollgate": decision.to_json()})
@@ -92,9 +116,7 @@ class Gate:
         recorded_call = self.recorded_as.pop(call_id, call_id)
         recorded = await asyncio.to_thread(self.session.record, recorded_call, result_of(output))
         if getattr(recorded, "withheld", False):
-            return ToolGuardrailFunctionOutput.reject_content(
-                "Tollgate withheld this result: a result check failed; its content must not be used."
-            )
+            return ToolGuardrailFunctionOutput.reject_content(WITHHELD)
         return ToolGuardrailFunctionOutput.allow()
 
 
@@ -141,6 +163,8 @@ def gate_mcp(session: GatedSession, server: Any) -> Any:
     async def decide(data: Any) -> Any:
         context = data.context
         decision = await checks.decide(context.tool_name, _args(context.tool_arguments), context.tool_call_id)
+        if decision.allowed and (answer := await checks.resumed(decision)) is not None:
+            return ToolGuardrailFunctionOutput.reject_content(answer, output_info={"tollgate": decision.to_json()})
         if decision.allowed:
             checks.recorded_as[context.tool_call_id] = decision.call_id
             return ToolGuardrailFunctionOutput.allow(output_info={"tollgate": decision.to_json()})
