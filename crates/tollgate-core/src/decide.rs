@@ -56,7 +56,14 @@ pub fn decide_in_case(workflow: &Workflow, state: &SessionState, case: &Case, ca
         Err(blocked) => return blocked,
     };
     let mut evaluator = Evaluator::new(
-        Bindings { args, result: &Value::Null, facts: &facts, session: InCase::new(state, case), now_ms: call.now_ms },
+        Bindings {
+            args,
+            result: &Value::Null,
+            facts: &facts,
+            session: InCase::new(state, case),
+            now_ms: call.now_ms,
+            context: call.context.as_ref().unwrap_or(&serde_json::Value::Null),
+        },
         workflow.limits.evaluation_steps_max,
     );
     if let Some(blocked) = gate_conditions(tool, &mut evaluator) {
