@@ -197,6 +197,18 @@ fn admission(workflow: &Workflow, state: &SessionState, tool: &Tool, call: &Tool
             message: format!("the arguments are about {size} bytes, over the limit of {} bytes", limits.args_bytes_max),
         });
     }
+    // What the client says about the call is journaled with it: bounded
+    // like the arguments.
+    let context_size = call.context.as_ref().map_or(0, json_bytes);
+    if context_size > limits.args_bytes_max {
+        reasons.push(Reason {
+            rule_id: "tollgate.limits.args_bytes_max".into(),
+            message: format!(
+                "the call's context is about {context_size} bytes, over the limit of {} bytes",
+                limits.args_bytes_max
+            ),
+        });
+    }
     if state.pending.len() >= limits.pending_calls_max {
         reasons.push(Reason {
             rule_id: "tollgate.limits.pending_calls_max".into(),

@@ -350,10 +350,9 @@ impl Lowerer<'_> {
     fn check_field(&self, node: &IdedExpr, target: &Expr, field: &str) -> Result<(), LowerError> {
         match target {
             Expr::Context if !CONTEXT_FIELDS.contains(&field) => {
-                return Err(self.error(
-                    node,
-                    format!("context has no field '{field}' (known: {})", CONTEXT_FIELDS.join(", ")),
-                ));
+                return Err(
+                    self.error(node, format!("context has no field '{field}' (known: {})", CONTEXT_FIELDS.join(", ")))
+                );
             }
             Expr::Args => {
                 if let Some(Some(known)) = &self.scope.args

@@ -105,6 +105,11 @@ fn context_is_what_the_client_said_and_its_absence_blocks() {
     let forged = ToolCall::new("e4", "edit", json!({"file_path": "/etc/x", "project_dir": "/etc"}))
         .with_context(json!({"project_dir": PROJECT}));
     assert_eq!(decide(&workflow, &state, &forged).verdict(), Verdict::Block);
+    // The context is journaled with the call: it is bounded like the arguments.
+    let huge = call("e5", "edit", json!({"file_path": "/home/dev/app/a.rs"}))
+        .with_context(json!({"project_dir": PROJECT, "cwd": "x".repeat(70_000)}));
+    let decision = decide(&workflow, &state, &huge);
+    assert_eq!(decision.reasons()[0].rule_id, "tollgate.limits.args_bytes_max", "{decision:?}");
     let _ = step(&workflow, &mut state, &inside);
 }
 
