@@ -8,6 +8,7 @@ mod attack;
 mod author;
 mod claude_code;
 mod cli;
+mod coding_agent;
 mod common;
 mod crash;
 mod fanout_crash;
