@@ -274,7 +274,7 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
             };
             let args = call.args.clone();
             let reservations = reserve(workflow, state, tool, &args);
-            let mut effects = clear(workflow, state, tool, &call.id);
+            let mut effects = clear(workflow, state, tool, call);
             state.allowed_calls += 1;
             state.pending.insert(call.id.clone(), PendingCall { tool: tool.id, args, reservations, stale: Vec::new() });
             effects.push(Effect::CallPending { call: call.id.clone() });
@@ -334,9 +334,24 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
 /// instance goes, and the calls already allowed and awaiting their results
 /// may establish none of them, since they may have run before this call (a
 /// test run started before an edit does not vouch for the edited code). The
-/// call's own result comes after it and is not affected.
-fn clear(workflow: &Workflow, state: &mut SessionState, tool: &Tool, call: &CallId) -> Vec<Effect> {
+/// call's own result comes after it and is not affected. With
+/// `clears_when`, only calls for which it holds clear; one that cannot be
+/// evaluated clears (a stale fact costs a re-run, a kept one a bypass).
+fn clear(workflow: &Workflow, state: &mut SessionState, tool: &Tool, call: &ToolCall) -> Vec<Effect> {
     let mut effects = Vec::new();
+    if tool.clears.is_empty() {
+        return effects;
+    }
+    if let Some(when) = &tool.clears_when {
+        let bindings = Bindings {
+            context: call.context.as_ref().unwrap_or(&serde_json::Value::Null),
+            ..Bindings::plain(&call.args, &Value::Null, InCase::alone(state))
+        };
+        let mut evaluator = Evaluator::new(bindings, workflow.limits.evaluation_steps_max);
+        if evaluator.evaluate_bool(when.expr()) == Ok(false) {
+            return effects;
+        }
+    }
     for &fact in &tool.clears {
         let Some(decl) = workflow.fact(fact) else { continue };
         let removed = match state.facts.get_mut(fact.0) {
@@ -350,7 +365,9 @@ fn clear(workflow: &Workflow, state: &mut SessionState, tool: &Tool, call: &Call
                 pending.stale.push(fact);
             }
         }
-        effects.push(Effect::FactCleared { fact: decl.name.to_string(), by: call.clone() });
+        if removed > 0 {
+            effects.push(Effect::FactCleared { fact: decl.name.to_string(), by: call.id.clone() });
+        }
     }
     effects
 }

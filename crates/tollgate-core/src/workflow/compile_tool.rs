@@ -108,6 +108,20 @@ impl Compiler<'_> {
         let establishes = self.mappings(tool_name, "establishes", &tool.establishes, facts, names, &arg_fields);
         let updates = self.mappings(tool_name, "updates", &tool.updates, facts, names, &arg_fields);
         let clears = self.clears(tool_name, &tool.clears, facts, names);
+        let clears_when = match &tool.clears_when {
+            None => Some(None),
+            Some(when) if tool.clears.is_empty() => {
+                self.problem(
+                    &when.span(),
+                    format!("tool '{tool_name}' has clears_when but clears nothing: add clears = [\"<fact>\"]"),
+                );
+                None
+            }
+            Some(when) => {
+                let scope = Scope { args: Some(arg_fields.clone()), context: true, ..Scope::default() };
+                self.rule(when, &scope, &format!("tool '{tool_name}' clears_when")).map(Some)
+            }
+        };
         Some(Tool {
             id,
             name: tool_name.clone(),
@@ -122,6 +136,7 @@ impl Compiler<'_> {
             establishes: establishes?,
             updates: updates?,
             clears: clears?,
+            clears_when: clears_when?,
             is_handoff,
         })
     }

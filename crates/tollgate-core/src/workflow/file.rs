@@ -186,6 +186,10 @@ pub(crate) struct ToolFile {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub clears: Vec<Spanned<String>>,
+    /// A CEL expression over `args` and `context`: `clears` applies only to allowed calls for which it is true (a shell command that changes files, not `git status`); one that cannot be evaluated counts as true.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub clears_when: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]

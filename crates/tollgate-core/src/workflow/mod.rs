@@ -274,6 +274,8 @@ pub struct Tool {
     pub(crate) updates: Vec<Mapping>,
     /// Facts an allowed call of the tool clears (`clears`).
     pub(crate) clears: Vec<FactId>,
+    /// When `clears` applies (`clears_when`); `None`: every allowed call.
+    pub(crate) clears_when: Option<Rule>,
     pub(crate) is_handoff: bool,
 }
 

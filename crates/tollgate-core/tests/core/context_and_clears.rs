@@ -28,6 +28,10 @@ fields = { name = "string" }
 [tools.shell]
 args = { type = "object", required = ["command"], properties = { command = { type = "string" } } }
 
+# Shell commands clear a pass unless they are git commands.
+clears = ["tests_passed"]
+clears_when = "!args.command.startsWith('git ')"
+
 [[tools.shell.establishes]]
 fact = "tests_passed"
 when = "args.command == 'make test' && !result.interrupted"
@@ -229,4 +233,30 @@ fn misuses_of_context_clears_and_when_are_refused_with_the_fix() {
     let found = problems(&with("clears = [\"tests_passed\", \"reviewed\"]", "clears = [\"owner\"]"));
     assert!(found.iter().any(|p| p.contains("clears 'owner', an identity fact")), "{found:?}");
     assert_eq!(problems(WORKFLOW), Vec::<String>::new());
+}
+
+#[test]
+fn clears_when_lets_only_the_commands_that_may_change_files_clear() {
+    let workflow = workflow();
+    let mut state = SessionState::new(&workflow);
+    let push = || call("p", "shell", json!({"command": "git push"}));
+    step(&workflow, &mut state, &call("t1", "shell", json!({"command": "make test"})));
+    result(&workflow, &mut state, "t1", passed("ok"));
+    // A git command does not clear.
+    let (_, effects) = step(&workflow, &mut state, &call("g1", "shell", json!({"command": "git commit -am x"})));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::FactCleared { .. })), "{effects:?}");
+    result(&workflow, &mut state, "g1", passed(""));
+    assert_eq!(decide(&workflow, &state, &push()).verdict(), Verdict::Allow);
+    // Another command may have changed files: the pass is stale.
+    let (_, effects) = step(&workflow, &mut state, &call("s1", "shell", json!({"command": "sed -i s/a/b/ a.rs"})));
+    assert!(effects.contains(&Effect::FactCleared { fact: "tests_passed".into(), by: CallId::new("s1") }));
+    assert_eq!(decide(&workflow, &state, &push()).verdict(), Verdict::Block);
+}
+
+#[test]
+fn clears_when_without_clears_or_reading_the_result_is_refused() {
+    let found = problems(&WORKFLOW.replacen("clears = [\"tests_passed\"]\n", "", 1));
+    assert!(found.iter().any(|p| p.contains("tool 'shell' has clears_when but clears nothing")), "{found:?}");
+    let found = problems(&WORKFLOW.replacen("!args.command.startsWith('git ')", "result.stdout == ''", 1));
+    assert!(found.iter().any(|p| p.contains("clears_when") && p.contains("unknown name 'result'")), "{found:?}");
 }
