@@ -271,7 +271,14 @@ impl Mutator<'_> {
             set_field(&mut args, &field, number(each));
             let [call, result] = self.with_result(
                 rng,
-                ToolCall { id: ids.next(), tool: original.tool.clone(), args, now_ms: original.now_ms, summary: None },
+                ToolCall {
+                    id: ids.next(),
+                    tool: original.tool.clone(),
+                    args,
+                    now_ms: original.now_ms,
+                    summary: None,
+                    context: original.context.clone(),
+                },
             );
             if batched {
                 calls.push(call);
@@ -332,7 +339,8 @@ impl Mutator<'_> {
             Step::Call(call) => call.now_ms,
             Step::Result { .. } => None,
         });
-        let call = ToolCall { id: ids.next(), tool: tool.name().to_owned(), args, now_ms, summary: None };
+        let call =
+            ToolCall { id: ids.next(), tool: tool.name().to_owned(), args, now_ms, summary: None, context: None };
         let pair = self.with_result(rng, call);
         insert_all(steps, at, pair);
         true

@@ -5,6 +5,7 @@
 //! ```toml
 //! workflow = "refunds.toml"          # optional: the name without `.tests`
 //! now = "2024-05-15T15:00:00Z"       # optional: the session clock of every call
+//! context = { project_dir = "/p" }   # optional: what the client says about every call (`context`)
 //!
 //! [[test]]
 //! name = "a refund before the customer is verified is blocked"
@@ -57,6 +58,9 @@ pub struct CallStep {
     pub now_ms: Option<i64>,
     /// The agent's summary sent with the call.
     pub summary: Option<String>,
+    /// What the client says about the call (`context` in rules): the
+    /// step's, else its test's, else the file's.
+    pub context: Option<Json>,
     /// What the tool returns, fed when the call is allowed.
     pub outcome: Option<Outcome>,
     /// The verdict expected.
@@ -131,6 +135,7 @@ impl std::error::Error for FileError {}
 struct RawFile {
     workflow: Option<String>,
     now: Option<toml::Value>,
+    context: Option<toml::Value>,
     #[serde(default)]
     test: Vec<RawTest>,
 }
@@ -144,6 +149,7 @@ struct RawTest {
     #[serde(default)]
     policy: Option<toml::Value>,
     now: Option<toml::Value>,
+    context: Option<toml::Value>,
     #[serde(default)]
     steps: Vec<RawStep>,
 }
@@ -158,6 +164,7 @@ struct RawStep {
     args_json: Option<String>,
     now: Option<toml::Value>,
     summary: Option<String>,
+    context: Option<toml::Value>,
     result: Option<toml::Value>,
     result_json: Option<String>,
     error: Option<toml::Value>,
@@ -179,6 +186,7 @@ struct RawStep {
 pub fn parse(text: &str) -> Result<TestFile, FileError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| FileError(e.to_string().trim_end().to_owned()))?;
     let file_now = raw.now.as_ref().map(|now| clock(now, "the file's `now`")).transpose()?;
+    let file_context = raw.context.map(|c| context(c, "the file's `context`")).transpose()?;
     let mut tests = Vec::with_capacity(raw.test.len());
     let mut names = std::collections::BTreeSet::new();
     for (index, test) in raw.test.into_iter().enumerate() {
@@ -197,21 +205,44 @@ pub fn parse(text: &str) -> Result<TestFile, FileError> {
             Some(now) => Some(clock(now, &format!("{place}: `now`"))?),
             None => file_now,
         };
+        let test_context = match test.context {
+            Some(c) => Some(context(c, &format!("{place}: `context`"))?),
+            None => file_context.clone(),
+        };
         let mut steps = Vec::with_capacity(test.steps.len());
         let mut calls = 0;
         for (number, step) in test.steps.into_iter().enumerate() {
             let here = format!("{place}, step {}", number + 1);
-            steps.push(read_step(step, &here, test_now, &mut calls)?);
+            steps.push(read_step(step, &here, test_now, test_context.as_ref(), &mut calls)?);
         }
         tests.push(Test { name: test.name, steps });
     }
     Ok(TestFile { workflow: raw.workflow, tests })
 }
 
-fn read_step(step: RawStep, here: &str, test_now: Option<i64>, calls: &mut usize) -> Result<Step, FileError> {
+/// A `context`: a table of what the client says about a call.
+fn context(value: toml::Value, place: &str) -> Result<Json, FileError> {
+    match value {
+        toml::Value::Table(_) => Ok(to_json(value)),
+        _ => Err(FileError(format!("{place} must be a table, such as {{ project_dir = \"/home/me/app\" }}"))),
+    }
+}
+
+fn read_step(
+    step: RawStep,
+    here: &str,
+    test_now: Option<i64>,
+    test_context: Option<&Json>,
+    calls: &mut usize,
+) -> Result<Step, FileError> {
     let now_ms = match &step.now {
         Some(now) => Some(clock(now, &format!("{here}: `now`"))?),
         None => test_now,
+    };
+    let step_context = step.context.is_some();
+    let call_context = match step.context {
+        Some(c) => Some(context(c, &format!("{here}: `context`"))?),
+        None => test_context.cloned(),
     };
     match (step.call, step.human) {
         (Some(_), Some(_)) => {
@@ -285,6 +316,7 @@ fn read_step(step: RawStep, here: &str, test_now: Option<i64>, calls: &mut usize
                 args,
                 now_ms,
                 summary: step.summary,
+                context: call_context,
                 outcome,
                 expect,
                 rules,
@@ -296,6 +328,7 @@ fn read_step(step: RawStep, here: &str, test_now: Option<i64>, calls: &mut usize
                 ("id", step.id.is_some()),
                 ("args", step.args.is_some() || step.args_json.is_some()),
                 ("summary", step.summary.is_some()),
+                ("context", step_context),
                 ("result", step.result.is_some() || step.result_json.is_some() || step.error.is_some()),
                 ("rule", step.rule.is_some() || !step.rules.is_empty() || step.message.is_some()),
             ];

@@ -73,6 +73,9 @@ fn run_call(
     if let Some(now) = step.now_ms {
         call = call.at(now);
     }
+    if let Some(context) = &step.context {
+        call = call.with_context(context.clone());
+    }
     if let Some(summary) = &step.summary {
         call = call.with_summary(summary.as_str());
     }

@@ -132,6 +132,14 @@ pub enum Effect {
         /// The fields written.
         fields: Vec<String>,
     },
+    /// Every instance of a fact was removed: an allowed call of a tool that
+    /// `clears` it (an edit makes a test pass stale).
+    FactCleared {
+        /// The fact.
+        fact: String,
+        /// The call that cleared it.
+        by: CallId,
+    },
     /// A mapping matched but its fact could not be recorded.
     FactNotRecorded {
         /// The fact.
@@ -266,9 +274,10 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
             };
             let args = call.args.clone();
             let reservations = reserve(workflow, state, tool, &args);
+            let mut effects = clear(workflow, state, tool, call);
             state.allowed_calls += 1;
-            state.pending.insert(call.id.clone(), PendingCall { tool: tool.id, args, reservations });
-            let mut effects = vec![Effect::CallPending { call: call.id.clone() }];
+            state.pending.insert(call.id.clone(), PendingCall { tool: tool.id, args, reservations, stale: Vec::new() });
+            effects.push(Effect::CallPending { call: call.id.clone() });
             let summary = match &allowed.approved_by {
                 // INVARIANT: an approval lets one call through: it is used up
                 // by the decision that relies on it, in the same event.
@@ -319,6 +328,48 @@ fn decided(workflow: &Workflow, state: &mut SessionState, call: &ToolCall, decis
             vec![Effect::CallRefused { call: call.id.clone() }, open_handoff(state, call)]
         }
     }
+}
+
+/// Clears the facts an allowed call of `tool` makes stale (`clears`): every
+/// instance goes, and the calls already allowed and awaiting their results
+/// may establish none of them, since they may have run before this call (a
+/// test run started before an edit does not vouch for the edited code). The
+/// call's own result comes after it and is not affected. With
+/// `clears_when`, only calls for which it holds clear; one that cannot be
+/// evaluated clears (a stale fact costs a re-run, a kept one a bypass).
+fn clear(workflow: &Workflow, state: &mut SessionState, tool: &Tool, call: &ToolCall) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    if tool.clears.is_empty() {
+        return effects;
+    }
+    if let Some(when) = &tool.clears_when {
+        let bindings = Bindings {
+            context: call.context.as_ref().unwrap_or(&serde_json::Value::Null),
+            ..Bindings::plain(&call.args, &Value::Null, InCase::alone(state))
+        };
+        let mut evaluator = Evaluator::new(bindings, workflow.limits.evaluation_steps_max);
+        if evaluator.evaluate_bool(when.expr()) == Ok(false) {
+            return effects;
+        }
+    }
+    for &fact in &tool.clears {
+        let Some(decl) = workflow.fact(fact) else { continue };
+        let removed = match state.facts.get_mut(fact.0) {
+            Some(FactInstances::Single(slot)) => usize::from(slot.take().is_some()),
+            Some(FactInstances::Keyed(map)) => std::mem::take(Arc::make_mut(map)).len(),
+            None => 0,
+        };
+        state.fact_count = state.fact_count.saturating_sub(removed);
+        for pending in state.pending.values_mut() {
+            if !pending.stale.contains(&fact) {
+                pending.stale.push(fact);
+            }
+        }
+        if removed > 0 {
+            effects.push(Effect::FactCleared { fact: decl.name.to_string(), by: call.id.clone() });
+        }
+    }
+    effects
 }
 
 /// Holds the call's amounts against the aggregates it feeds, from the
@@ -417,11 +468,22 @@ fn recorded(
     }
     let result_value = result_value.unwrap_or(&Value::Null);
     let mut effects = Vec::new();
-    for mapping in &tool.establishes {
-        effects.extend(establish(workflow, state, mapping, &pending.args, result_value));
-    }
-    for mapping in &tool.updates {
-        effects.extend(update(workflow, state, mapping, &pending.args, result_value));
+    for mapping in tool.establishes.iter().chain(&tool.updates) {
+        // INVARIANT: a fact cleared after this call was allowed is not
+        // written by its result: the call may have run before the clearing
+        // one (see `clear`).
+        if pending.stale.contains(&mapping.fact) {
+            let fact = workflow.fact(mapping.fact).map_or_else(String::new, |d| d.name.to_string());
+            let reason = "a call allowed after this one cleared it, so this result may be out of date".to_owned();
+            effects.push(Effect::FactNotRecorded { fact, reason });
+            continue;
+        }
+        let is_update = tool.updates.iter().any(|u| std::ptr::eq(u, mapping));
+        effects.extend(if is_update {
+            update(workflow, state, mapping, &pending.args, result_value)
+        } else {
+            establish(workflow, state, mapping, &pending.args, result_value)
+        });
     }
     state.count_result(&tool.name);
     state.push_history(history("result", "result recorded".into()), limit);
@@ -452,7 +514,14 @@ fn result_check_failures(
         }
     }
     let mut evaluator = Evaluator::new(
-        Bindings { args, result, facts: &facts, session: InCase::alone(state), now_ms: None },
+        Bindings {
+            args,
+            result,
+            facts: &facts,
+            session: InCase::alone(state),
+            now_ms: None,
+            context: &serde_json::Value::Null,
+        },
         workflow.limits.evaluation_steps_max,
     );
     let mut reasons = Vec::new();
@@ -475,23 +544,27 @@ fn result_check_failures(
 }
 
 /// Evaluates a mapping's condition and fields against the result.
-/// (Compilation lets `args` appear only in an establish's key field.)
+/// (Compilation lets `args` appear only in `when` and an establish's key
+/// field; `field_args` is what the fields see: an update's see none.)
 fn map_fields(
     workflow: &Workflow,
     state: &SessionState,
     mapping: &Mapping,
     args: &serde_json::Value,
+    field_args: &serde_json::Value,
     result: &Value,
 ) -> Result<Option<Map>, String> {
-    let mut evaluator =
-        Evaluator::new(Bindings::plain(args, result, InCase::alone(state)), workflow.limits.evaluation_steps_max);
     if let Some(when) = &mapping.when {
+        let mut evaluator =
+            Evaluator::new(Bindings::plain(args, result, InCase::alone(state)), workflow.limits.evaluation_steps_max);
         match evaluator.evaluate_bool(when.expr()) {
             Ok(true) => {}
             Ok(false) => return Ok(None),
             Err(error) => return Err(format!("its condition {} failed: {error}", when.source())),
         }
     }
+    let mut evaluator =
+        Evaluator::new(Bindings::plain(field_args, result, InCase::alone(state)), workflow.limits.evaluation_steps_max);
     let decl = workflow.fact(mapping.fact);
     let mut fields = Map::new();
     for (name, rule) in &mapping.fields {
@@ -514,7 +587,7 @@ fn establish(
 ) -> Option<Effect> {
     let decl = workflow.fact(mapping.fact)?;
     let not_recorded = |reason: String| Some(Effect::FactNotRecorded { fact: decl.name.to_string(), reason });
-    let fields = match map_fields(workflow, state, mapping, args, result) {
+    let fields = match map_fields(workflow, state, mapping, args, args, result) {
         Ok(Some(fields)) => fields,
         Ok(None) => return None,
         Err(reason) => return not_recorded(reason),
@@ -591,7 +664,7 @@ fn update(
         // An update never creates a fact: partial fields would make one.
         return None;
     };
-    let changes = match map_fields(workflow, state, mapping, &NO_ARGS, result) {
+    let changes = match map_fields(workflow, state, mapping, args, &NO_ARGS, result) {
         Ok(Some(fields)) => fields,
         Ok(None) => return None,
         Err(reason) => return not_recorded(reason),

@@ -45,18 +45,32 @@ pub struct ToolCall {
     /// with the call. An escalation of this call puts it in the handoff
     /// beside the summary compiled from the session (never instead of it).
     pub summary: Option<String>,
+    /// What the client (not the model) says about where the call is made:
+    /// for a coding agent's hook, `cwd` (the working directory) and
+    /// `project_dir` (the project the session runs in). Rules read it as
+    /// `context.<field>`; it is journaled with the call, so a replay decides
+    /// the same. `None`: the caller gave none (rules see an empty map).
+    pub context: Option<serde_json::Value>,
 }
 
 impl ToolCall {
     /// A call with the given id, tool and arguments, and no clock.
     pub fn new(id: impl Into<String>, tool: impl Into<String>, args: serde_json::Value) -> ToolCall {
-        ToolCall { id: CallId::new(id), tool: tool.into(), args, now_ms: None, summary: None }
+        ToolCall { id: CallId::new(id), tool: tool.into(), args, now_ms: None, summary: None, context: None }
     }
 
     /// The same call, with the agent's summary of the conversation so far.
     #[must_use]
     pub fn with_summary(mut self, summary: impl Into<String>) -> ToolCall {
         self.summary = Some(summary.into());
+        self
+    }
+
+    /// The same call, with what the client says about where it is made
+    /// (`{"cwd": ..., "project_dir": ...}`), read by rules as `context`.
+    #[must_use]
+    pub fn with_context(mut self, context: serde_json::Value) -> ToolCall {
+        self.context = Some(context);
         self
     }
 

@@ -11,7 +11,7 @@ use crate::human::{HandoffState, HandoffStatus};
 use crate::investigation::{Ending, Opened, Scope};
 use crate::state::{AggregateState, FactInstances, PendingCall, SessionState};
 use crate::value::Value;
-use crate::workflow::Workflow;
+use crate::workflow::{FactId, Workflow};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -161,6 +161,8 @@ struct PendingRef<'a> {
     tool: &'a str,
     args: &'a serde_json::Value,
     reservations: &'a [(usize, Option<String>, f64)],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stale: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -192,6 +194,9 @@ struct Pending {
     tool: String,
     args: serde_json::Value,
     reservations: Vec<(usize, Option<String>, f64)>,
+    /// Facts cleared after the call was allowed, by name (absent: none).
+    #[serde(default)]
+    stale: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -265,6 +270,7 @@ impl SessionState {
                     tool: workflow.tools.get(pending.tool.0).map_or("", |t| t.name.as_str()),
                     args: &pending.args,
                     reservations: &pending.reservations,
+                    stale: pending.stale.iter().filter_map(|f| workflow.fact(*f)).map(|d| d.name.as_ref()).collect(),
                 })
                 .collect(),
             blocked_calls: self.blocked_calls,
@@ -325,7 +331,16 @@ impl SessionState {
                 .get(&p.tool)
                 .copied()
                 .ok_or_else(|| format!("the checkpoint has a pending call to unknown tool '{}'", p.tool))?;
-            pending.insert(CallId::new(p.call), PendingCall { tool, args: p.args, reservations: p.reservations });
+            let mut stale = Vec::with_capacity(p.stale.len());
+            for name in &p.stale {
+                let index =
+                    workflow.facts.iter().position(|f| f.name.as_ref() == name.as_str()).ok_or_else(|| {
+                        format!("the checkpoint's pending call {} names unknown fact '{name}'", p.call)
+                    })?;
+                stale.push(FactId(index));
+            }
+            pending
+                .insert(CallId::new(p.call), PendingCall { tool, args: p.args, reservations: p.reservations, stale });
         }
         let mut history = VecDeque::with_capacity(checkpoint.history.len());
         for h in checkpoint.history {

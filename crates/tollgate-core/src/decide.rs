@@ -56,7 +56,14 @@ pub fn decide_in_case(workflow: &Workflow, state: &SessionState, case: &Case, ca
         Err(blocked) => return blocked,
     };
     let mut evaluator = Evaluator::new(
-        Bindings { args, result: &Value::Null, facts: &facts, session: InCase::new(state, case), now_ms: call.now_ms },
+        Bindings {
+            args,
+            result: &Value::Null,
+            facts: &facts,
+            session: InCase::new(state, case),
+            now_ms: call.now_ms,
+            context: call.context.as_ref().unwrap_or(&serde_json::Value::Null),
+        },
         workflow.limits.evaluation_steps_max,
     );
     if let Some(blocked) = gate_conditions(tool, &mut evaluator) {
@@ -188,6 +195,18 @@ fn admission(workflow: &Workflow, state: &SessionState, tool: &Tool, call: &Tool
         reasons.push(Reason {
             rule_id: "tollgate.limits.args_bytes_max".into(),
             message: format!("the arguments are about {size} bytes, over the limit of {} bytes", limits.args_bytes_max),
+        });
+    }
+    // What the client says about the call is journaled with it: bounded
+    // like the arguments.
+    let context_size = call.context.as_ref().map_or(0, json_bytes);
+    if context_size > limits.args_bytes_max {
+        reasons.push(Reason {
+            rule_id: "tollgate.limits.args_bytes_max".into(),
+            message: format!(
+                "the call's context is about {context_size} bytes, over the limit of {} bytes",
+                limits.args_bytes_max
+            ),
         });
     }
     if state.pending.len() >= limits.pending_calls_max {

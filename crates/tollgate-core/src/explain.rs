@@ -113,6 +113,7 @@ pub fn explain(workflow: &Workflow, state: &SessionState, call: &ToolCall) -> Ex
                 facts: &facts,
                 session: InCase::new(state, &case),
                 now_ms: call.now_ms,
+                context: call.context.as_ref().unwrap_or(&serde_json::Value::Null),
             },
             workflow.limits.evaluation_steps_max,
         );
@@ -169,6 +170,7 @@ fn values_of(
                 facts,
                 session: InCase::new(state, &case),
                 now_ms: call.now_ms,
+                context: call.context.as_ref().unwrap_or(&serde_json::Value::Null),
             },
             workflow.limits.evaluation_steps_max,
         );
@@ -200,6 +202,7 @@ fn reads(expr: &Expr, workflow: &Workflow, gates: &[&str]) -> Option<String> {
     Some(match expr {
         Expr::Args => "args".to_owned(),
         Expr::Now => "now".to_owned(),
+        Expr::Context => "context".to_owned(),
         Expr::Fact(index) => (*gates.get(*index)?).to_owned(),
         Expr::FactTable(fact) => format!("facts.{}", workflow.facts().get(*fact)?.name()),
         Expr::Session(field) => match field {

@@ -27,6 +27,9 @@ pub(crate) struct PendingCall {
     pub args: serde_json::Value,
     /// Amounts this call holds against aggregates: (aggregate, key, amount).
     pub reservations: Vec<(usize, Option<String>, f64)>,
+    /// Facts a call allowed after this one cleared (`clears`): this call's
+    /// result establishes and updates none of them.
+    pub stale: Vec<FactId>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]

@@ -181,6 +181,9 @@ pub struct CallRecord {
     /// The agent's summary of the conversation, if it sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// What the client said about the call (`context` in rules), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Json>,
     /// The tool.
     pub tool: String,
 }
@@ -191,6 +194,7 @@ impl CallRecord {
         let mut call = ToolCall::new(self.id.as_str(), self.tool.as_str(), self.args.clone());
         call.now_ms = self.now_ms;
         call.summary = self.summary.clone();
+        call.context = self.context.clone();
         call
     }
 }
@@ -481,6 +485,8 @@ struct CallRef<'a> {
     now_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a Json>,
     tool: &'a str,
 }
 
@@ -508,6 +514,7 @@ pub(crate) fn render_decision(
             id: call.id.as_str(),
             now_ms,
             summary: call.summary.as_deref(),
+            context: call.context.as_ref(),
             tool: &call.tool,
         },
         case,

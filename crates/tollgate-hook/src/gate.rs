@@ -111,9 +111,28 @@ fn workflow_error(error: tollgate_engine::Error) -> Error {
 }
 
 /// The call as the engine sees it: the workflow's tool name for the
-/// client's, the call id the client gave.
+/// client's, the call id the client gave, and what the client (not the
+/// model) says about where it runs, which rules read as `context`: the
+/// event's `cwd`, the project directory Claude Code gives its hooks
+/// (`CLAUDE_PROJECT_DIR`, where the session started; the model's shell
+/// cannot change it), and the subagent.
 fn call_of(workflow: &Workflow, call: &ToolUse) -> ToolCall {
+    let common = &call.common;
+    let mut context = serde_json::Map::new();
+    let project_dir = std::env::var("CLAUDE_PROJECT_DIR").ok().filter(|dir| !dir.is_empty());
+    let fields = [
+        ("cwd", common.cwd.clone()),
+        ("project_dir", project_dir),
+        ("agent_id", common.agent_id.clone()),
+        ("agent_type", common.agent_type.clone()),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            context.insert(name.to_owned(), serde_json::Value::String(value));
+        }
+    }
     ToolCall::new(call.tool_use_id.as_str(), workflow.resolve_tool_name(&call.tool_name), call.tool_input.clone())
+        .with_context(serde_json::Value::Object(context))
 }
 
 async fn pre(options: &Options, engine: &Engine, text: &str, call: &ToolUse) -> Result<Answer, Error> {

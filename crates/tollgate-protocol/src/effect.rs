@@ -36,6 +36,14 @@ pub enum Effect {
         /// The fields written.
         fields: Vec<String>,
     },
+    /// Every instance of a fact was removed by an allowed call of a tool
+    /// that clears it.
+    Cleared {
+        /// The fact.
+        cleared: String,
+        /// The call that cleared it.
+        by: String,
+    },
     /// A mapping matched but its fact could not be recorded.
     NotRecorded {
         /// The fact.
@@ -86,6 +94,7 @@ impl From<&tollgate_core::Effect> for Effect {
             Core::FactUpdated { fact, key, fields } => {
                 Effect::Updated { updated: fact.clone(), key: key.clone(), fields: fields.clone() }
             }
+            Core::FactCleared { fact, by } => Effect::Cleared { cleared: fact.clone(), by: by.to_string() },
             Core::FactNotRecorded { fact, reason } => {
                 Effect::NotRecorded { not_recorded: fact.clone(), reason: reason.clone() }
             }

@@ -11,7 +11,9 @@
 //! A call may carry the session clock rules read as `now`:
 //! `"now": "2024-05-15T15:00:00-05:00"` (or milliseconds since the epoch),
 //! and the agent's summary of the conversation, which an escalation's
-//! handoff quotes beside the one compiled from the session: `"summary": "..."`.
+//! handoff quotes beside the one compiled from the session: `"summary": "..."`,
+//! and what the client says about it, read by rules as `context`:
+//! `"context": {"cwd": "/p", "project_dir": "/p"}`.
 
 use crate::{decision_json, effect_json};
 use serde_json::{Value as Json, json};
@@ -48,6 +50,11 @@ impl Step {
                 None | Some(Json::Null) => {}
                 Some(Json::String(summary)) => call_made = call_made.with_summary(summary.as_str()),
                 Some(_) => return Err("a call's \"summary\" must be text".into()),
+            }
+            match call.get("context") {
+                None | Some(Json::Null) => {}
+                Some(context @ Json::Object(_)) => call_made = call_made.with_context(context.clone()),
+                Some(_) => return Err("a call's \"context\" must be an object, such as {\"cwd\": \"/p\"}".into()),
             }
             return Ok(Step::Call(call_made));
         }

@@ -20,13 +20,16 @@ pub(crate) struct Bindings<'a, S> {
     pub session: S,
     /// The session clock (`now`), in milliseconds since the Unix epoch.
     pub now_ms: Option<i64>,
+    /// What the client says about the call (`context`); JSON null when it
+    /// says nothing, read as an empty map.
+    pub context: &'a serde_json::Value,
 }
 
 impl<'a, S> Bindings<'a, S> {
     /// Arguments, a result and the session; no bound facts, no clock: what
     /// key expressions, fact mappings and aggregates read.
     pub(crate) fn plain(args: &'a serde_json::Value, result: &'a Value, session: S) -> Bindings<'a, S> {
-        Bindings { args, result, facts: &[], session, now_ms: None }
+        Bindings { args, result, facts: &[], session, now_ms: None, context: &serde_json::Value::Null }
     }
 }
 
@@ -62,6 +65,10 @@ impl<'a, S: Session + Copy> Evaluator<'a, S> {
             Expr::Const(value) => Ok(value.clone()),
             Expr::Args => Ok(Value::from_json(self.bindings.args)),
             Expr::Result => Ok(self.bindings.result.clone()),
+            Expr::Context => match self.bindings.context {
+                serde_json::Value::Null => Ok(Value::Map(Arc::default())),
+                context => Ok(Value::from_json(context)),
+            },
             Expr::Fact(index) => self
                 .bindings
                 .facts
@@ -245,6 +252,7 @@ impl<'a, S: Session + Copy> Evaluator<'a, S> {
         // Borrow the bound value directly where we can: no clone of the map.
         let found = match target {
             Expr::Args => self.bindings.args.get(field).map(Value::from_json),
+            Expr::Context => self.bindings.context.get(field).map(Value::from_json),
             Expr::Result => self.bindings.result.field(field).cloned(),
             Expr::Fact(index) => self.bindings.facts.get(*index).and_then(|f| f.field(field)).cloned(),
             _ => match self.evaluate(target)? {

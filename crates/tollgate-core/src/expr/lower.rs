@@ -22,10 +22,17 @@ pub(crate) struct Scope {
     pub session: bool,
     /// Whether `now` (the session clock) is in scope.
     pub now: bool,
+    /// Whether `context` (what the client says about the call: `cwd`,
+    /// `project_dir`, ...) is in scope.
+    pub context: bool,
     /// Every declared fact (index = fact id) if `facts.<name>` is in scope:
     /// its name and, for a single (unkeyed) fact, its declared fields.
     pub all_facts: Option<Vec<(String, Option<BTreeSet<String>>)>>,
 }
+
+/// The fields a client may put in a call's `context` (what `tollgate hook`
+/// gives: the event's `cwd`, the client's project directory, the subagent).
+pub(crate) const CONTEXT_FIELDS: [&str; 4] = ["cwd", "project_dir", "agent_id", "agent_type"];
 
 /// A rule that cannot be lowered: a message and, where known, the 1-based
 /// column inside the rule's text.
@@ -242,6 +249,7 @@ impl Lowerer<'_> {
             "args" if self.scope.args.is_some() => return Ok(Expr::Args),
             "result" if self.scope.result => return Ok(Expr::Result),
             "now" if self.scope.now => return Ok(Expr::Now),
+            "context" if self.scope.context => return Ok(Expr::Context),
             "facts" if self.scope.all_facts.is_some() => {
                 return Err(self.error(node, "name a fact: facts.<name>, such as facts.customer".into()));
             }
@@ -273,6 +281,9 @@ impl Lowerer<'_> {
         }
         if self.scope.now {
             names.push("now".into());
+        }
+        if self.scope.context {
+            names.push("context".into());
         }
         if names.is_empty() {
             "no names are in scope here".into()
@@ -338,6 +349,11 @@ impl Lowerer<'_> {
     /// Rejects `args.x` and `fact.x` where `x` is not declared.
     fn check_field(&self, node: &IdedExpr, target: &Expr, field: &str) -> Result<(), LowerError> {
         match target {
+            Expr::Context if !CONTEXT_FIELDS.contains(&field) => {
+                return Err(
+                    self.error(node, format!("context has no field '{field}' (known: {})", CONTEXT_FIELDS.join(", ")))
+                );
+            }
             Expr::Args => {
                 if let Some(Some(known)) = &self.scope.args
                     && !known.contains(field)

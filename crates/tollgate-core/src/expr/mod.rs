@@ -100,6 +100,9 @@ pub(crate) enum Expr {
     Session(SessionField),
     /// `now`: the session clock of the call being decided.
     Now,
+    /// `context`: what the client says about where the call is made
+    /// ([`crate::ToolCall::context`]; an empty map when it says nothing).
+    Context,
     /// `facts.<name>`: a single fact's value, or all instances of a keyed
     /// fact as a map from key to instance. By fact id.
     FactTable(usize),
@@ -145,6 +148,7 @@ impl Expr {
             | Expr::Local(_)
             | Expr::Session(_)
             | Expr::Now
+            | Expr::Context
             | Expr::FactTable(_)
             | Expr::FactPresent(_) => {}
             Expr::AggregateBy(_, inner)

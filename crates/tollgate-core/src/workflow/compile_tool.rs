@@ -77,6 +77,7 @@ impl Compiler<'_> {
             aggregates: names.aggregates.clone(),
             session: true,
             now: true,
+            context: true,
             all_facts: Some(all_facts(facts)),
         };
         let mut ok = true;
@@ -100,10 +101,27 @@ impl Compiler<'_> {
         let escalations = self.escalations(tool_name, &tool.escalate, &rule_scope, names);
         // A result arrives after the decision: the clock of the call is not
         // the clock of its result, so result checks do not read `now`.
-        let result_scope = Scope { result: true, now: false, ..rule_scope.clone() };
+        // Nor what the client said about the call (`context`): a result
+        // is recorded without it.
+        let result_scope = Scope { result: true, now: false, context: false, ..rule_scope.clone() };
         let result_checks = self.checks(tool_name, "result_checks", &tool.result_checks, &result_scope);
         let establishes = self.mappings(tool_name, "establishes", &tool.establishes, facts, names, &arg_fields);
         let updates = self.mappings(tool_name, "updates", &tool.updates, facts, names, &arg_fields);
+        let clears = self.clears(tool_name, &tool.clears, facts, names);
+        let clears_when = match &tool.clears_when {
+            None => Some(None),
+            Some(when) if tool.clears.is_empty() => {
+                self.problem(
+                    &when.span(),
+                    format!("tool '{tool_name}' has clears_when but clears nothing: add clears = [\"<fact>\"]"),
+                );
+                None
+            }
+            Some(when) => {
+                let scope = Scope { args: Some(arg_fields.clone()), context: true, ..Scope::default() };
+                self.rule(when, &scope, &format!("tool '{tool_name}' clears_when")).map(Some)
+            }
+        };
         Some(Tool {
             id,
             name: tool_name.clone(),
@@ -117,8 +135,56 @@ impl Compiler<'_> {
             result_checks: result_checks?,
             establishes: establishes?,
             updates: updates?,
+            clears: clears?,
+            clears_when: clears_when?,
             is_handoff,
         })
+    }
+
+    /// `clears`: the facts an allowed call of the tool makes stale. Each must
+    /// be declared, and none an identity fact (written once per session).
+    fn clears(
+        &mut self,
+        tool_name: &str,
+        clears: &[Spanned<String>],
+        facts: &[FactDecl],
+        names: &Names,
+    ) -> Option<Vec<FactId>> {
+        let mut ids = Vec::with_capacity(clears.len());
+        let mut ok = true;
+        for name in clears {
+            match names.facts.get(name.get_ref()) {
+                None => {
+                    let declared: Vec<&str> = facts.iter().map(|f| f.name.as_ref()).collect();
+                    self.problem(
+                        &name.span(),
+                        format!(
+                            "tool '{tool_name}' clears '{}', which is not a declared fact (declared: {})",
+                            name.get_ref(),
+                            declared.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(&id) if facts.get(id.0).is_some_and(|f| f.identity) => {
+                    self.problem(
+                        &name.span(),
+                        format!(
+                            "tool '{tool_name}' clears '{}', an identity fact: identity facts are written once per \
+                             session and never cleared (drop `identity`, or clear another fact)",
+                            name.get_ref()
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(&id) => {
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ok.then_some(ids)
     }
 
     /// Compiles the argument schema; returns it and its top-level fields.
@@ -316,10 +382,18 @@ impl Compiler<'_> {
         // instance by the call's arguments, and an establish may take a keyed
         // fact's key field from them (get_flight_status(flight, date) answers
         // with a bare status; the key is the flight and date it was asked
-        // about). Conditions (`when`) may also read the session's facts.
+        // about). Conditions (`when`) may read the session's facts and the
+        // call's arguments: which question the result answers decides
+        // whether it establishes anything (`tests_passed` only when the
+        // command that exited 0 was the test command), never what it holds.
         let result_scope = Scope { result: true, ..Scope::default() };
         let key_scope = Scope { result: true, args: Some(arg_fields.clone()), ..Scope::default() };
-        let when_scope = Scope { result: true, all_facts: Some(all_facts(facts)), ..Scope::default() };
+        let when_scope = Scope {
+            result: true,
+            args: Some(arg_fields.clone()),
+            all_facts: Some(all_facts(facts)),
+            ..Scope::default()
+        };
         let mut mappings = Vec::new();
         let mut ok = true;
         for file in files {

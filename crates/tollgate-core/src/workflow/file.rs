@@ -182,6 +182,14 @@ pub(crate) struct ToolFile {
     /// Fields of existing facts a successful result changes.
     #[serde(default)]
     pub updates: Vec<MappingFile>,
+    /// Facts an allowed call of this tool makes stale: every instance is removed when the call is allowed (before it runs), and calls still awaiting their results then establish none of them (they may have run before it). "A test pass counts only after the last edit": `clears = ["tests_passed"]` on the editing tools.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub clears: Vec<Spanned<String>>,
+    /// A CEL expression over `args` and `context`: `clears` applies only to allowed calls for which it is true (a shell command that changes files, not `git status`); one that cannot be evaluated counts as true.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub clears_when: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]

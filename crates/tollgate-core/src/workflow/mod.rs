@@ -272,6 +272,10 @@ pub struct Tool {
     pub(crate) result_checks: Vec<Check>,
     pub(crate) establishes: Vec<Mapping>,
     pub(crate) updates: Vec<Mapping>,
+    /// Facts an allowed call of the tool clears (`clears`).
+    pub(crate) clears: Vec<FactId>,
+    /// When `clears` applies (`clears_when`); `None`: every allowed call.
+    pub(crate) clears_when: Option<Rule>,
     pub(crate) is_handoff: bool,
 }
 
@@ -316,6 +320,10 @@ impl Tool {
     /// Facts this tool's results establish.
     pub fn establishes(&self) -> impl Iterator<Item = FactId> + '_ {
         self.establishes.iter().map(|m| m.fact)
+    }
+    /// Facts an allowed call of this tool clears (makes stale).
+    pub fn clears(&self) -> &[FactId] {
+        &self.clears
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod bypass;
 mod cel_differential;
+mod context_and_clears;
 mod decisions;
 mod handoffs;
 mod parser_robustness;

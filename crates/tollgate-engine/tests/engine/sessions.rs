@@ -514,3 +514,32 @@ async fn the_agents_summary_is_journaled_with_the_call_and_its_escalation_replay
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_clients_context_is_journaled_with_the_call_and_read_back() {
+    on_both(|url| async move {
+        let (engine, workflow) = engine(&url).await;
+        engine.create_session(&workflow, "cx", None).await.unwrap();
+        let context = json!({"cwd": "/home/dev/app/src", "project_dir": "/home/dev/app"});
+        let lookup = ToolCall::new("c1", "get_customer", json!({"email": "a@example.com", "zip": "94107"}))
+            .with_context(context.clone());
+        assert_eq!(engine.decide("cx", &lookup).await.unwrap().decision.verdict(), Verdict::Allow);
+        let plain = ToolCall::new("c2", "lookup_order", json!({"order_id": "#W1"}));
+        engine.decide("cx", &plain).await.unwrap();
+        let calls: Vec<ToolCall> = engine
+            .journal("cx")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|entry| match entry.record {
+                tollgate_engine::journal::Record::Decision(decided) => Some(decided.call.to_call()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].context, Some(context), "the context is journaled with its call");
+        assert_eq!(calls[1].context, None, "a call without one journals none");
+        assert_checkpoint_is_replay(&engine, "cx").await;
+    })
+    .await;
+}

@@ -13,6 +13,7 @@ const COVERED: &[&str] = &[
     "examples/tau2-retail.toml",
     "examples/tau2-telecom.toml",
     "examples/tau2-airline.toml",
+    "examples/coding-agent.toml",
 ];
 
 #[test]

@@ -9,6 +9,7 @@ mod author;
 mod claude_code;
 mod cli;
 mod codex;
+mod coding_agent;
 mod common;
 mod crash;
 mod extmcp;
