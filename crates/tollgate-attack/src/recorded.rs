@@ -52,7 +52,7 @@ pub fn read(file: &SourceFile, workflow: &Workflow) -> Result<Corpus, Error> {
         formats.sort_unstable();
         formats.dedup();
         let format = format!("{} traces", formats.join(" and "));
-        (traces.iter().map(|t| (t.domain.clone(), from_recorded(t))).collect::<Vec<_>>(), format)
+        (traces.iter().map(|t| (t.domain.clone(), from_recorded(workflow, t))).collect::<Vec<_>>(), format)
     };
     if sessions.iter().all(|(_, t)| t.steps.is_empty()) {
         return Err(Error::NoCalls { file: file.name.clone() });
@@ -165,12 +165,12 @@ fn read_script(text: &str, file: &str) -> Result<Vec<Trace>, Error> {
 /// A recorded trace as script steps: each call under the id a replay gives
 /// it (`c<index>`), at the trace's session clock, followed by its recorded
 /// result. User actions are not agent calls and are left out.
-fn from_recorded(recorded: &trace::Trace) -> Trace {
+fn from_recorded(workflow: &Workflow, recorded: &trace::Trace) -> Trace {
     let now_ms = recorded.now.as_ref().map(|now| now.unix_ms);
     let mut steps = Vec::new();
     for (index, event) in recorded.events.iter().enumerate() {
         let TraceEvent::Call(call) = event else { continue };
-        steps.push(Step::Call(trace::tool_call(index, call, now_ms)));
+        steps.push(Step::Call(trace::tool_call(workflow, index, call, now_ms)));
         if let Some((result, outcome)) = trace::recorded_result(&call.outcome) {
             steps.push(Step::Result { call: CallId::new(trace::call_id(index)), result, outcome });
         }

@@ -228,7 +228,7 @@ pub fn replay_bench(workflow: &Path, traces: &[PathBuf], runs: usize, now: Optio
     for trace in &mut traces {
         trace.now.get_or_insert_with(|| fallback.clone());
     }
-    let prepared: Vec<trace::Prepared> = traces.iter().map(trace::Prepared::new).collect();
+    let prepared: Vec<trace::Prepared> = traces.iter().map(|t| trace::Prepared::new(&workflow, t)).collect();
     let pass = |prepared: &[trace::Prepared]| -> Vec<Vec<trace::CallOutcome>> {
         prepared.iter().map(|t| t.replay(&workflow)).collect()
     };

@@ -43,7 +43,12 @@ pub fn load_workflow(path: &Path) -> Result<(String, Workflow)> {
 pub fn load_traces(paths: &[PathBuf]) -> Result<Vec<Trace>> {
     let mut traces = Vec::new();
     for path in paths {
-        let text = crate::input::read(path, "the trace file", crate::input::TRACE_BYTES_MAX)?;
+        let mut text = crate::input::read(path, "the trace file", crate::input::TRACE_BYTES_MAX)?;
+        for subagent in claude_code_subagents(path, &text)? {
+            let more = crate::input::read(&subagent, "a subagent's transcript", crate::input::TRACE_BYTES_MAX)?;
+            text.push('\n');
+            text.push_str(&more);
+        }
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let parsed = trace::parse(&text, &name).map_err(|error| match error.line {
             Some(line) => anyhow!("{}:{line}: {}", path.display(), error.message),
@@ -52,6 +57,29 @@ pub fn load_traces(paths: &[PathBuf]) -> Result<Vec<Trace>> {
         traces.extend(parsed);
     }
     Ok(traces)
+}
+
+/// A Claude Code session transcript's subagents' transcripts: Claude Code
+/// keeps them beside it, in `<session>/subagents/*.jsonl`. Their calls are
+/// part of the session (the hook gated them there), so a replay reads them
+/// with it; the parser orders all entries by time. Nothing for other files.
+fn claude_code_subagents(path: &Path, text: &str) -> Result<Vec<PathBuf>> {
+    let first = text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default();
+    let is_claude_code = serde_json::from_str::<serde_json::Value>(first).is_ok_and(|entry| {
+        entry.get("sessionId").is_some_and(serde_json::Value::is_string) && entry.get("type").is_some()
+    });
+    let (Some(parent), Some(stem)) = (path.parent(), path.file_stem()) else { return Ok(Vec::new()) };
+    let dir = parent.join(stem).join("subagents");
+    if !is_claude_code || !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|file| file.extension().is_some_and(|ext| ext == "jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// The session clock for traces without one: `--now`, else the system clock.
@@ -156,7 +184,7 @@ async fn replay_one(
     let mut outcomes = Vec::new();
     for (index, event) in trace.events.iter().enumerate() {
         let TraceEvent::Call(recorded) = event else { continue };
-        let call = trace::tool_call(index, recorded, now_ms);
+        let call = trace::tool_call(&handle.workflow, index, recorded, now_ms);
         let decided = engine.decide(session, &call).await?;
         let mut withheld = None;
         if decided.decision.verdict() == Verdict::Allow
@@ -234,13 +262,16 @@ fn progress_bar(calls: usize) -> indicatif::ProgressBar {
 fn print_json(session: &str, trace: &Trace, outcomes: &[CallOutcome]) {
     let mut out = std::io::stdout().lock();
     for outcome in outcomes {
-        let tool = trace.events.get(outcome.index).map_or("", |e| e.call().tool.as_str());
+        let recorded = trace.events.get(outcome.index).map(TraceEvent::call);
         let line = json!({
             "session": session,
             "trace": trace.id,
             "index": outcome.index,
-            "tool": tool,
+            "call": recorded.and_then(|c| c.source_id.as_deref()),
+            "tool": recorded.map_or("", |c| c.tool.as_str()),
             "verdict": outcome.verdict().as_str(),
+            "decision": outcome.decision.verdict().as_str(),
+            "withheld": outcome.withheld.is_some(),
             "rule_ids": outcome.reasons().iter().map(|r| r.rule_id.as_str()).collect::<Vec<_>>(),
             "reasons": outcome.reasons().iter().map(|r| r.message.as_str()).collect::<Vec<_>>(),
         });

@@ -122,7 +122,12 @@ impl Reader {
         if self.ids.insert(id.to_owned(), self.events.len()).is_some() {
             return Err(format!("the call id '{id}' is used twice"));
         }
-        self.events.push(RecordedCall { tool: name.to_owned(), arguments, outcome: Recorded::Missing });
+        self.events.push(RecordedCall {
+            source_id: Some(id.to_owned()),
+            tool: name.to_owned(),
+            arguments,
+            outcome: Recorded::Missing,
+        });
         Ok(())
     }
 

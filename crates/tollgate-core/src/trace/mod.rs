@@ -3,9 +3,12 @@
 //! would Tollgate have stopped?").
 //!
 //! [`parse`] reads the text of a file the caller has read (no I/O here) in
-//! one of three formats, detected automatically: the τ-bench trace lines of
-//! `shared/tau/FORMAT.md`, OpenAI chat-completions transcripts and Anthropic
-//! Messages transcripts. [`replay`] decides every call of a trace with
+//! one of four formats, detected automatically: the τ-bench trace lines of
+//! `shared/tau/FORMAT.md`, OpenAI chat-completions transcripts, Anthropic
+//! Messages transcripts and Claude Code's session transcripts (its JSONL,
+//! subagents' entries included).
+//! A replayed call's tool is the workflow's name for the client's
+//! (`[tool_names]`), as the hook and the gateway map it live. [`replay`] decides every call of a trace with
 //! [`decide`], folds the decision in with [`apply`], and feeds an allowed
 //! call its recorded result, so facts evolve as they did when the trace was
 //! recorded. [`compare`] checks the outcome against the trace's `expect`.
@@ -36,6 +39,9 @@ pub enum Format {
     OpenAi,
     /// Anthropic Messages: `tool_use` and `tool_result` content blocks.
     Anthropic,
+    /// Claude Code's session transcript: one entry a line (`type`,
+    /// `sessionId`, `timestamp`, `message`), Anthropic messages inside.
+    ClaudeCode,
 }
 
 impl Format {
@@ -45,6 +51,7 @@ impl Format {
             Format::Tau => "tau",
             Format::OpenAi => "openai",
             Format::Anthropic => "anthropic",
+            Format::ClaudeCode => "claude-code",
         }
     }
 }
@@ -88,6 +95,9 @@ impl TraceEvent {
 /// A tool call (or user action) with what it returned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedCall {
+    /// The call's id in the transcript (a `tool_use` block's id, an OpenAI
+    /// tool call's id), when it has one: what the client's hook saw.
+    pub source_id: Option<String>,
     /// The tool's name.
     pub tool: String,
     /// The arguments, as sent.
@@ -163,9 +173,11 @@ pub fn call_id(index: usize) -> String {
     format!("c{index}")
 }
 
-/// The call to decide for the event at `index`, at the session clock.
-pub fn tool_call(index: usize, call: &RecordedCall, now_ms: Option<i64>) -> ToolCall {
-    at(ToolCall::new(call_id(index), call.tool.clone(), call.arguments.clone()), now_ms)
+/// The call to decide for the event at `index`, at the session clock, under
+/// the workflow's name for the recorded tool.
+pub fn tool_call(workflow: &Workflow, index: usize, call: &RecordedCall, now_ms: Option<i64>) -> ToolCall {
+    let tool = workflow.resolve_tool_name(&call.tool).to_owned();
+    at(ToolCall::new(call_id(index), tool, call.arguments.clone()), now_ms)
 }
 
 /// Sets the session clock on a call. The only place replay does so.
@@ -201,8 +213,9 @@ struct PreparedCall {
 }
 
 impl Prepared {
-    /// Prepares `trace` (its own session clock, if any, on every call).
-    pub fn new(trace: &Trace) -> Prepared {
+    /// Prepares `trace` for `workflow` (its own session clock, if any, on
+    /// every call).
+    pub fn new(workflow: &Workflow, trace: &Trace) -> Prepared {
         let now_ms = trace.now.as_ref().map(|now| now.unix_ms);
         let calls = trace
             .events
@@ -211,7 +224,7 @@ impl Prepared {
             .filter_map(|(index, event)| match event {
                 TraceEvent::Call(recorded) => Some(PreparedCall {
                     index,
-                    call: tool_call(index, recorded, now_ms),
+                    call: tool_call(workflow, index, recorded, now_ms),
                     result: recorded_result(&recorded.outcome)
                         .map(|(json, outcome)| (Value::from_json(&json), json_bytes(&json), outcome)),
                 }),
@@ -254,7 +267,7 @@ impl Prepared {
 /// actions are skipped. Pure: the same workflow and trace give the same
 /// outcomes.
 pub fn replay(workflow: &Workflow, trace: &Trace) -> Vec<CallOutcome> {
-    Prepared::new(trace).replay(workflow)
+    Prepared::new(workflow, trace).replay(workflow)
 }
 
 /// One way a replay differs from what its trace expects.

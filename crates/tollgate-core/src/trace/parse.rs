@@ -40,6 +40,11 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<Trace>, ParseError> {
     let Some((first_index, first_line)) = first else {
         return Err(ParseError { line: None, message: "the file holds no trace".into() });
     };
+    if let Ok(Json::Object(first)) = serde_json::from_str::<Json>(first_line)
+        && is_claude_code_entry(&first)
+    {
+        return claude_code(text, name);
+    }
     if serde_json::from_str::<Json>(first_line).is_err() {
         // Not JSON Lines: one document over several lines.
         let value: Json = serde_json::from_str(text)
@@ -83,6 +88,70 @@ fn session(value: Json, default_id: String) -> Result<Trace, String> {
                   \"messages\", or an array of chat messages"
             .into()),
     }
+}
+
+/// A line of a Claude Code session transcript: an entry with a `type` and
+/// the `sessionId` it belongs to (nothing else carries both).
+fn is_claude_code_entry(object: &Map<String, Json>) -> bool {
+    object.get("type").is_some_and(Json::is_string)
+        && object.get("sessionId").is_some_and(Json::is_string)
+        && !object.contains_key("events")
+        && !object.contains_key("messages")
+}
+
+/// A Claude Code entry's message: its timestamp, line and message.
+type Entry = (String, usize, Json);
+
+/// A Claude Code session transcript (`~/.claude/projects/<project>/<session>.jsonl`,
+/// its subagents' files appended): the `user` and `assistant` entries'
+/// messages of each session, in the order of their timestamps (a subagent's
+/// calls fall between its parent's, as the hook saw them), read as an
+/// Anthropic transcript. Other entries (summaries, system notes, file
+/// snapshots) carry no calls. One trace per session id, in order of first
+/// appearance; the trace id is the session id.
+fn claude_code(text: &str, name: &str) -> Result<Vec<Trace>, ParseError> {
+    let mut sessions: Vec<(String, Vec<Entry>)> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let number = index + 1;
+        let bad = |message: String| ParseError { line: Some(number), message };
+        let value: Json = serde_json::from_str(line).map_err(|error| bad(format!("malformed JSON: {error}")))?;
+        let Json::Object(mut entry) = value else {
+            return Err(bad("a Claude Code transcript line must be an object".into()));
+        };
+        if !is_claude_code_entry(&entry) {
+            return Err(bad("a Claude Code transcript line needs a string \"type\" and \"sessionId\"".into()));
+        }
+        if !matches!(entry.get("type").and_then(Json::as_str), Some("user" | "assistant")) {
+            continue;
+        }
+        let Some(message @ Json::Object(_)) = entry.remove("message") else {
+            return Err(bad("a user or assistant entry needs a \"message\" object".into()));
+        };
+        let session = entry.get("sessionId").and_then(Json::as_str).unwrap_or_default().to_owned();
+        let timestamp = entry.get("timestamp").and_then(Json::as_str).unwrap_or_default().to_owned();
+        match sessions.iter_mut().find(|(id, _)| *id == session) {
+            Some((_, entries)) => entries.push((timestamp, number, message)),
+            None => sessions.push((session, vec![(timestamp, number, message)])),
+        }
+    }
+    if sessions.is_empty() {
+        return Err(ParseError { line: None, message: format!("{name}: the transcript holds no messages") });
+    }
+    let mut traces = Vec::with_capacity(sessions.len());
+    for (session, mut entries) in sessions {
+        // RFC 3339 timestamps in one form sort as text; equal ones keep
+        // their order in the file.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let first_line = entries.first().map(|(_, line, _)| *line);
+        let messages: Vec<Json> = entries.into_iter().map(|(_, _, message)| message).collect();
+        let (_, events) = chat::transcript(&messages).map_err(|message| ParseError { line: first_line, message })?;
+        let header = Header { id: session, domain: None, now: None, expect: None };
+        traces.push(header.into_trace(Format::ClaudeCode, events));
+    }
+    Ok(traces)
 }
 
 /// The fields a session may carry besides its events.
@@ -187,5 +256,5 @@ fn tau_event(item: Json) -> Result<TraceEvent, String> {
         (None | Some(Json::Null), None) => Recorded::Missing,
         (Some(other), _) => return Err(format!("the error of {tool} must be a string or null, not {other}")),
     };
-    Ok(wrap(RecordedCall { tool, arguments, outcome }))
+    Ok(wrap(RecordedCall { source_id: None, tool, arguments, outcome }))
 }

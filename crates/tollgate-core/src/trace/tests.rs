@@ -300,3 +300,51 @@ fn a_difference_on_a_call_the_tool_itself_failed_says_so() {
     assert!(differences[0].got.ends_with("the tool itself failed this call: Error: no such order"), "{differences:?}");
     assert!(!differences[1].got.contains("the tool itself failed"), "{differences:?}");
 }
+
+#[test]
+fn reads_claude_code_transcripts_with_subagents_in_time_order_and_client_tool_names() {
+    // A parent's entries, then (as `tollgate replay` appends them) its
+    // subagent's, whose call happened between the parent's two; a summary
+    // and a system entry carry no calls.
+    let line = |ts: &str, kind: &str, content: Json| {
+        json!({"type": kind, "sessionId": "sess-1", "timestamp": ts, "uuid": ts,
+               "message": {"role": kind, "content": content}})
+        .to_string()
+    };
+    let text = [
+        json!({"type": "summary", "sessionId": "sess-1", "summary": "a refund"}).to_string(),
+        line("2026-12-03T10:00:01.000Z", "assistant", json!([{"type": "tool_use", "id": "toolu_1",
+             "name": "mcp__shop__get_customer", "input": {"email": "a@example.com", "zip": "94107"}}])),
+        line("2026-12-03T10:00:02.000Z", "user", json!([{"type": "tool_result", "tool_use_id": "toolu_1",
+             "content": [{"type": "text", "text": "{\"verified\": true, \"customer_id\": \"c_42\", \"email\": \"a@example.com\", \"tier\": \"gold\"}"}]}])),
+        line("2026-12-03T10:00:09.000Z", "assistant", json!([{"type": "tool_use", "id": "toolu_3",
+             "name": "mcp__shop__process_refund", "input": {"order_id": "#W1", "amount": 30}}])),
+        json!({"type": "system", "sessionId": "sess-1", "timestamp": "2026-12-03T10:00:09.500Z"}).to_string(),
+        line("2026-12-03T10:00:05.000Z", "assistant", json!([{"type": "tool_use", "id": "toolu_2",
+             "name": "mcp__shop__lookup_order", "input": {"order_id": "#W1"}}])),
+        line("2026-12-03T10:00:06.000Z", "user", json!([{"type": "tool_result", "tool_use_id": "toolu_2",
+             "content": "{\"order_id\": \"#W1\", \"customer_id\": \"c_42\", \"total\": 80.0, \"status\": \"delivered\"}"}])),
+    ]
+    .join("\n");
+    let traces = parsed(&text);
+    assert_eq!(traces.len(), 1);
+    let trace = &traces[0];
+    assert_eq!((trace.id.as_str(), trace.format.as_str()), ("sess-1", "claude-code"));
+    let ids: Vec<Option<&str>> = trace.events.iter().map(|e| e.call().source_id.as_deref()).collect();
+    assert_eq!(ids, [Some("toolu_1"), Some("toolu_2"), Some("toolu_3")]);
+    assert_eq!(trace.events[2].call().outcome, Recorded::Missing);
+
+    // The workflow's [tool_names] map the client's names for the replay.
+    let text_with_names = REFERENCE.replacen("[tools.", "[tool_names]\nprefixes = [\"mcp__shop__\"]\n\n[tools.", 1);
+    let workflow = crate::compile(&text_with_names, "support-refunds.toml").unwrap_or_else(|p| panic!("{p:?}"));
+    let outcomes = replay(&workflow, trace);
+    let verdicts: Vec<Verdict> = outcomes.iter().map(CallOutcome::verdict).collect();
+    assert_eq!(verdicts, [Verdict::Allow, Verdict::Allow, Verdict::Allow], "{outcomes:?}");
+    // Without them the names are undeclared tools, and refused.
+    let refused = replay(&refunds(), trace);
+    assert!(refused.iter().all(CallOutcome::refused), "{refused:?}");
+
+    // A line that is not an entry, in a Claude Code transcript, is an error naming it.
+    let broken = format!("{}\n{{\"type\": \"user\"}}", line("2026-12-03T10:00:01.000Z", "user", json!("hi")));
+    assert!(error(&broken).contains("line 2"), "{}", error(&broken));
+}

@@ -65,6 +65,11 @@ impl Drop for Run {
 
 /// A project gated by `tollgate hook`, and the stub, started.
 fn setup(name: &str, venv: &Path, retail_db: &Path) -> Run {
+    setup_with(name, venv, retail_db, true)
+}
+
+/// [`setup`]; `wreck`: whether the stub wrecks the store before its last turn.
+fn setup_with(name: &str, venv: &Path, retail_db: &Path, wreck: bool) -> Run {
     let dir = std::env::temp_dir().join(format!("tollgate-claude-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let proj = dir.join("proj");
@@ -90,13 +95,15 @@ fn setup(name: &str, venv: &Path, retail_db: &Path) -> Run {
         json!({"mcpServers": {"retail": {"command": python, "args": [server, "--db", retail_db, "--save", saved]}}});
     std::fs::write(proj.join(".mcp.json"), mcp.to_string()).unwrap();
     let log = dir.join("stub.log");
-    let mut stub = Command::new(&python)
-        .arg(root().join("crates/tollgate/tests/clients/messages_stub.py"))
+    let mut stub = Command::new(&python);
+    stub.arg(root().join("crates/tollgate/tests/clients/messages_stub.py"))
         .args(["--log", log.to_str().unwrap(), "--save", saved.to_str().unwrap()])
-        .args(["--retail-db", retail_db.to_str().unwrap(), "--tollgate-db", tollgate_db.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(["--retail-db", retail_db.to_str().unwrap()])
+        .stdout(Stdio::piped());
+    if wreck {
+        stub.args(["--tollgate-db", tollgate_db.to_str().unwrap()]);
+    }
+    let mut stub = stub.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(stub.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("the stub said {line:?}")).to_owned();
@@ -163,4 +170,113 @@ fn the_python_agent_sdk_is_gated_by_the_same_hook() {
         .output()
         .unwrap();
     assert_checks(&run, &output);
+}
+
+/// The decisions of a journal (`tollgate sessions show`): call id to
+/// (verdict, rule ids).
+fn journal_decisions(text: &str) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let mut parts = line.trim().splitn(4, ' ');
+        let (Some(_), Some("decision"), Some(call), Some(body)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let body: Json = serde_json::from_str(body).unwrap();
+        let decision = &body["decision"];
+        let mut rules: Vec<String> = decision["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["rule_id"].as_str().map(str::to_owned))
+            .collect();
+        rules.sort();
+        out.insert(call.to_owned(), (decision["verdict"].as_str().unwrap().to_owned(), rules));
+    }
+    out
+}
+
+#[test]
+fn a_claude_code_transcript_replayed_gives_the_decisions_the_hook_gave_live() {
+    let Some((venv, retail_db)) = prerequisites() else { return };
+    let run = setup_with("replay", &venv, &retail_db, false);
+    let claude = venv.join("lib/python3.11/site-packages/claude_agent_sdk/_bundled/claude");
+    let output = client(&run, &claude)
+        .args(["-p", "TOLLGATE-SCENARIO help the customer", "--output-format", "stream-json", "--verbose"])
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(&run.log).unwrap_or_default();
+    assert!(
+        output.status.success() && log.contains("SCENARIO-DONE"),
+        "{log}\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    // Claude Code's own transcript of the session, and the hook's journal of it.
+    let projects = run.dir.join("home/.claude/projects");
+    let mut transcripts = Vec::new();
+    for project in std::fs::read_dir(&projects).unwrap().flatten() {
+        for file in std::fs::read_dir(project.path()).unwrap().flatten() {
+            if file.path().extension().is_some_and(|e| e == "jsonl") {
+                transcripts.push(file.path());
+            }
+        }
+    }
+    assert_eq!(transcripts.len(), 1, "one session's transcript: {transcripts:?}");
+    let transcript = &transcripts[0];
+    let session = transcript.file_stem().unwrap().to_string_lossy().into_owned();
+    let db = run.tollgate_db.display().to_string();
+    let shown = crate::common::tollgate(&["sessions", "show", &session, "--db", &db]);
+    assert!(shown.status.success(), "{}", crate::common::text(&shown));
+    let live = journal_decisions(&crate::common::stdout(&shown));
+
+    // The transcript replayed through the same workflow, into a store of its own.
+    let replay_db = run.dir.join("replay.db").display().to_string();
+    let workflow = root().join("examples/tau2-retail.toml").display().to_string();
+    let replayed = crate::common::tollgate(&[
+        "replay",
+        "--workflow",
+        &workflow,
+        "--db",
+        &replay_db,
+        "--json",
+        &transcript.display().to_string(),
+    ]);
+    assert!(replayed.status.success(), "{}", crate::common::text(&replayed));
+    let lines: Vec<Json> =
+        crate::common::stdout(&replayed).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+
+    // Every call the hook decided live (the subagent's included) is decided
+    // the same way, for the same rules, by the replay.
+    assert!(live.len() >= 8, "the hook decided too few calls: {live:?}");
+    let mut agreed = 0;
+    for (call, (verdict, rules)) in &live {
+        let line = lines
+            .iter()
+            .find(|l| l["call"] == call.as_str())
+            .unwrap_or_else(|| panic!("the replay never decided {call}: {lines:#?}"));
+        let mut replayed_rules: Vec<String> =
+            line["rule_ids"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+        replayed_rules.sort();
+        assert_eq!(line["decision"], verdict.as_str(), "{call}: live {verdict} {rules:?}, replayed {line}");
+        if !line["withheld"].as_bool().unwrap() {
+            assert_eq!(&replayed_rules, rules, "{call}: {line}");
+        }
+        agreed += 1;
+    }
+    assert!(live.values().any(|(v, _)| v == "block") && live.values().any(|(v, _)| v == "allow"), "{live:?}");
+    // What the replay saw beyond the hook: the client's own tools only (the
+    // hook's matcher sends it MCP tools).
+    for line in &lines {
+        let call = line["call"].as_str().unwrap_or_default();
+        if !live.contains_key(call) {
+            assert!(!line["tool"].as_str().unwrap().starts_with("mcp__"), "the hook never saw {line}");
+        }
+    }
+    // The result the hook withheld live is the one the replay withholds.
+    let withheld: Vec<&Json> = lines.iter().filter(|l| l["withheld"] == true).collect();
+    assert_eq!(withheld.len(), 1, "{lines:#?}");
+    assert_eq!(withheld[0]["tool"], "mcp__retail__get_order_details", "{lines:#?}");
+    assert_eq!(agreed, live.len());
 }
