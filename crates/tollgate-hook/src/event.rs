@@ -35,15 +35,15 @@ pub(crate) fn kind_of(event: &HookEvent) -> Kind {
     }
 }
 
-/// Reads standard input (at most `bytes_max`) and parses the event.
-pub(crate) fn read(input: impl Read, bytes_max: usize) -> Result<HookEvent, Error> {
+/// Reads standard input (at most `bytes_max`), as it is.
+pub(crate) fn read(input: impl Read, bytes_max: usize) -> Result<Vec<u8>, Error> {
     let mut bytes = Vec::new();
     let limit = u64::try_from(bytes_max).unwrap_or(u64::MAX).saturating_add(1);
     input.take(limit).read_to_end(&mut bytes).map_err(|error| Error::Input(error.to_string()))?;
     if bytes.len() > bytes_max {
         return Err(Error::Input(format!("it is over the limit of {bytes_max} bytes")));
     }
-    parse(&bytes)
+    Ok(bytes)
 }
 
 /// Parses an event: JSON, naming itself, one of the events Tollgate answers.

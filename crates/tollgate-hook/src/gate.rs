@@ -5,50 +5,81 @@
 //! answer is given.
 
 use crate::answer::{self, Answer};
-use crate::{Error, Options};
+use crate::{Client, Error, Options};
 use std::sync::Arc;
 use tollgate_core::{Decision, Effect, ToolCall, ToolOutcome, Workflow};
-use tollgate_engine::{AuditKey, Conflict, Engine, workflow_hash};
+use tollgate_engine::{AuditKey, Conflict, Engine, WorkflowHandle, workflow_hash};
 use tollgate_protocol::hook::{Common, HookAnswer, HookEvent, ToolUse};
 
 /// The longest workflow file read, in bytes (the core refuses longer ones
 /// with a clearer message; this only bounds the read).
 const WORKFLOW_READ_BYTES_MAX: u64 = 8 * 1024 * 1024;
 
-/// Answers one event.
-pub(crate) fn handle(options: &Options, event: HookEvent) -> Result<Answer, Error> {
+/// The workflow an event is decided under: the file's current text, and
+/// (in the resident process) its compiled form registered already.
+pub(crate) struct Current<'a> {
+    /// The file's text, as read for this event.
+    pub text: &'a str,
+    /// Its SHA-256, hex.
+    pub hash: String,
+    /// The file, as named in messages.
+    pub file: String,
+    /// The compiled text, stored already; `None` compiles it when a session
+    /// is created.
+    pub registered: Option<&'a WorkflowHandle>,
+}
+
+impl<'a> Current<'a> {
+    /// The text read from `options.workflow`, not compiled yet.
+    pub(crate) fn read(options: &Options, text: &'a str) -> Current<'a> {
+        Current { text, hash: workflow_hash(text), file: options.workflow.display().to_string(), registered: None }
+    }
+}
+
+/// Answers one event in this process: the store opened, the event decided,
+/// the store closed.
+pub(crate) fn handle(options: &Options, event: HookEvent, text: &str) -> Result<Answer, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| Error::Internal(format!("the runtime would not start ({error})")))?;
-    runtime.block_on(handle_async(options, event))
+    runtime.block_on(async {
+        let engine = open(options).await?;
+        let outcome = dispatch(options.client, &engine, &Current::read(options, text), &event).await;
+        engine.close().await;
+        outcome
+    })
 }
 
-async fn handle_async(options: &Options, event: HookEvent) -> Result<Answer, Error> {
-    let text = read_workflow(options)?;
-    let engine = open(options).await?;
-    let outcome = match &event {
-        HookEvent::PreToolUse(call) => pre(options, &engine, &text, call).await,
+/// Answers one event through `engine`: the one path every decision takes,
+/// in a hook process or in the resident one.
+pub(crate) async fn dispatch(
+    client: Client,
+    engine: &Engine,
+    current: &Current<'_>,
+    event: &HookEvent,
+) -> Result<Answer, Error> {
+    match event {
+        HookEvent::PreToolUse(call) => pre(client, engine, current, call).await,
         HookEvent::PostToolUse(ran) => {
             let result = crate::result_json(&ran.tool_response);
-            post(options, &engine, &text, &ran.call, &result, ToolOutcome::Succeeded).await
+            post(client, engine, current, &ran.call, &result, ToolOutcome::Succeeded).await
         }
         HookEvent::PostToolUseFailure(failed) => {
             let result = serde_json::json!({ "error": failed.error });
-            post(options, &engine, &text, &failed.call, &result, ToolOutcome::Failed).await
+            post(client, engine, current, &failed.call, &result, ToolOutcome::Failed).await
         }
         HookEvent::SessionStart(common) => {
-            session(&engine, &text, options, &common.session_id).await.map(|_| Answer::json(&HookAnswer::none()))
+            session(engine, current, &common.session_id).await.map(|_| Answer::json(&HookAnswer::none()))
         }
         HookEvent::SessionEnd(_) | HookEvent::SubagentStart(_) | HookEvent::SubagentStop(_) => {
             Ok(Answer::json(&HookAnswer::none()))
         }
-    };
-    engine.close().await;
-    outcome
+    }
 }
 
-fn read_workflow(options: &Options) -> Result<String, Error> {
+/// The workflow file's text (at most [`WORKFLOW_READ_BYTES_MAX`] bytes).
+pub(crate) fn read_workflow(options: &Options) -> Result<String, Error> {
     use std::io::Read;
     let file = std::fs::File::open(&options.workflow)
         .map_err(|error| Error::Workflow(format!("cannot read {} ({error})", options.workflow.display())))?;
@@ -59,7 +90,8 @@ fn read_workflow(options: &Options) -> Result<String, Error> {
     Ok(text)
 }
 
-async fn open(options: &Options) -> Result<Engine, Error> {
+/// The engine over the store `options` name, signing with its audit key.
+pub(crate) async fn open(options: &Options) -> Result<Engine, Error> {
     let key = match &options.audit_key_file {
         None => None,
         Some(path) => {
@@ -75,19 +107,24 @@ async fn open(options: &Options) -> Result<Engine, Error> {
     })
 }
 
-/// The session's workflow, compiled from the file's current text: a new
-/// session is created under it; an existing one must run under the very
-/// same text (by SHA-256), or the event is refused.
-async fn session(engine: &Engine, text: &str, options: &Options, id: &str) -> Result<Arc<Workflow>, Error> {
-    let hash = workflow_hash(text);
-    let file = options.workflow.display().to_string();
+/// The session's workflow, the file's current text: a new session is
+/// created under it; an existing one must run under the very same text (by
+/// SHA-256), or the event is refused.
+async fn session(engine: &Engine, current: &Current<'_>, id: &str) -> Result<Arc<Workflow>, Error> {
     let stored = engine.session(id).await?;
     let stored = match stored {
         Some(info) => info,
         None => {
-            let handle = engine.register_workflow(text, &file).await.map_err(workflow_error)?;
-            match engine.create_session(&handle, id, None).await {
-                Ok(_) => return Ok(handle.workflow),
+            let registered;
+            let handle = match current.registered {
+                Some(handle) => handle,
+                None => {
+                    registered = engine.register_workflow(current.text, &current.file).await.map_err(workflow_error)?;
+                    &registered
+                }
+            };
+            match engine.create_session(handle, id, None).await {
+                Ok(_) => return Ok(Arc::clone(&handle.workflow)),
                 // Another hook process of the same session created it first.
                 Err(tollgate_engine::Error::Conflict(Conflict::SessionExists(_))) => {
                     engine.session(id).await?.ok_or_else(|| Error::Internal(format!("session {id} vanished")))?
@@ -96,14 +133,14 @@ async fn session(engine: &Engine, text: &str, options: &Options, id: &str) -> Re
             }
         }
     };
-    if stored.workflow_hash != hash {
+    if stored.workflow_hash != current.hash {
         return Err(Error::WorkflowChanged { session: id.to_owned(), stored: stored.workflow_hash });
     }
-    engine.workflow(&hash).await.map_err(workflow_error)
+    engine.workflow(&current.hash).await.map_err(workflow_error)
 }
 
 /// A workflow the engine cannot compile is the workflow's problem.
-fn workflow_error(error: tollgate_engine::Error) -> Error {
+pub(crate) fn workflow_error(error: tollgate_engine::Error) -> Error {
     match error {
         tollgate_engine::Error::BadRequest { message } => Error::Workflow(message),
         other => Error::Engine(other),
@@ -135,25 +172,25 @@ fn call_of(workflow: &Workflow, call: &ToolUse) -> ToolCall {
         .with_context(serde_json::Value::Object(context))
 }
 
-async fn pre(options: &Options, engine: &Engine, text: &str, call: &ToolUse) -> Result<Answer, Error> {
+async fn pre(client: Client, engine: &Engine, current: &Current<'_>, call: &ToolUse) -> Result<Answer, Error> {
     let Common { session_id, .. } = &call.common;
-    let workflow = session(engine, text, options, session_id).await?;
+    let workflow = session(engine, current, session_id).await?;
     let decided = engine.decide(session_id, &call_of(&workflow, call)).await?;
     let handoff = matches!(decided.decision, Decision::Escalate(_))
         .then(|| tollgate_engine::handoff_id(session_id, &call.tool_use_id));
-    Ok(answer::decided(options.client, &decided.decision, handoff.as_deref()))
+    Ok(answer::decided(client, &decided.decision, handoff.as_deref()))
 }
 
 async fn post(
-    options: &Options,
+    client: Client,
     engine: &Engine,
-    text: &str,
+    current: &Current<'_>,
     call: &ToolUse,
     result: &serde_json::Value,
     outcome: ToolOutcome,
 ) -> Result<Answer, Error> {
     let session_id = &call.common.session_id;
-    session(engine, text, options, session_id).await?;
+    session(engine, current, session_id).await?;
     let recorded = engine.record_result(session_id, &call.tool_use_id, result, outcome).await?;
     let withheld = recorded.effects.iter().find_map(|effect| match effect {
         Effect::ResultWithheld { reasons, .. } => Some(reasons),
@@ -163,7 +200,7 @@ async fn post(
         Some(reasons) => {
             let lines: Vec<String> = reasons.iter().map(|r| format!("- {} [{}]", r.message, r.rule_id)).collect();
             let text = format!("Tollgate withheld this tool's output:\n{}", lines.join("\n"));
-            Answer::json(&HookAnswer::withhold(options.client, &text))
+            Answer::json(&HookAnswer::withhold(client, &text))
         }
         None => Answer::json(&HookAnswer::none()),
     })

@@ -16,17 +16,28 @@
 //! reason the model can read, given before the deadline (a watchdog: the
 //! work runs on a thread of its own and is abandoned when time is up).
 //!
-//! The wire shapes are `tollgate_protocol::hook`'s. This crate holds no
-//! state of its own between events (the store does), prints nothing (the
-//! binary prints the [`Answer`]), and knows nothing of the decision logic
-//! (the engine's and the core's).
+//! A process per event would compile the workflow and open the store per
+//! event, so by default a hook process hands the event to a [`resident`]
+//! process over a local socket ([`socket`]), starting one when there is
+//! none and deciding that event itself meanwhile. The resident answers only
+//! under the workflow text the hook process read; a resident that is hung,
+//! dead mid-answer or garbled is a refusal, never a pass.
+//!
+//! The wire shapes are `tollgate_protocol::hook`'s. Session state lives in
+//! the store (the resident holds only a compiled workflow and open
+//! connections), this crate prints nothing (the binary prints the
+//! [`Answer`]), and knows nothing of the decision logic (the engine's and
+//! the core's).
 
 mod answer;
+mod client;
 mod event;
 mod gate;
 mod guard;
 pub mod install;
+pub mod resident;
 mod result;
+pub mod socket;
 
 pub use answer::Answer;
 pub use event::Kind;
@@ -58,7 +69,36 @@ pub struct Options {
     pub stdin_bytes_max: usize,
     /// The file of the key signing the audit head, if any.
     pub audit_key_file: Option<PathBuf>,
+    /// Whether to ask a resident process.
+    pub resident: Resident,
 }
+
+/// Whether a hook process asks a resident process to answer.
+#[derive(Clone, Debug)]
+pub enum Resident {
+    /// Never: this process decides (compiling the workflow, opening the
+    /// store).
+    Off,
+    /// Ask it; when there is none, decide here and start one.
+    Auto(Spawn),
+    /// Only the resident may answer: none listening, or one holding another
+    /// text, is a refusal (for tests and diagnosis).
+    Required,
+}
+
+/// How to start a resident process.
+#[derive(Clone, Debug)]
+pub struct Spawn {
+    /// The program and its first arguments; `--workflow`, `--db` and
+    /// `--idle-ms` are added.
+    pub command: Vec<std::ffi::OsString>,
+    /// It leaves after this long without a request.
+    pub idle: Duration,
+}
+
+/// How long a resident process waits for a request before it leaves, by
+/// default.
+pub const IDLE_DEFAULT: Duration = Duration::from_secs(600);
 
 /// What went wrong inside the hook; each one ends as a refusal.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +127,10 @@ pub enum Error {
     /// bad id; a journal that does not replay).
     #[error("the store could not be used: {0}")]
     Engine(#[from] tollgate_engine::Error),
+    /// A resident process listens but gave no usable answer (another user's,
+    /// hung, dead mid-answer, garbled), or none may be used.
+    #[error("the resident Tollgate process gave no usable answer: {0}")]
+    Resident(String),
     /// Something else of the machinery (a runtime that would not start).
     #[error("{0}")]
     Internal(String),
@@ -100,8 +144,42 @@ pub fn answer(options: Options, started: Instant, input: impl std::io::Read + Se
     let client = options.client;
     let deadline = started + options.deadline;
     guard::within(client, deadline, move |kind| {
-        let event = event::read(input, options.stdin_bytes_max)?;
+        let bytes = event::read(input, options.stdin_bytes_max)?;
+        let event = event::parse(&bytes)?;
         kind.set(event::kind_of(&event));
-        gate::handle(&options, event)
+        let text = gate::read_workflow(&options)?;
+        let spawn = match &options.resident {
+            Resident::Off => None,
+            resident => {
+                let hash = tollgate_engine::workflow_hash(&text);
+                match asked(&options, &hash, &bytes, deadline)? {
+                    client::Asked::Answered(answer) => return Ok(answer),
+                    client::Asked::Stale | client::Asked::Absent if matches!(resident, Resident::Required) => {
+                        return Err(Error::Resident("none answered under the workflow file's current text".into()));
+                    }
+                    client::Asked::Stale => None,
+                    client::Asked::Absent => match resident {
+                        Resident::Auto(spawn) => Some(spawn),
+                        Resident::Off | Resident::Required => None,
+                    },
+                }
+            }
+        };
+        // Started before deciding, so it is ready sooner; this event is
+        // decided here, whatever the resident does.
+        if let Some(spawn) = spawn {
+            client::spawn(&options, spawn);
+        }
+        gate::handle(&options, event, &text)
     })
+}
+
+/// Asks the resident. A place that cannot be used (a directory others may
+/// enter) means deciding here and starting none (it could not start).
+fn asked(options: &Options, hash: &str, event: &[u8], deadline: Instant) -> Result<client::Asked, Error> {
+    match socket::place(options) {
+        Ok(place) => client::ask(options, &place, hash, event, deadline),
+        Err(_) if matches!(options.resident, Resident::Auto(_)) => Ok(client::Asked::Stale),
+        Err(error) => Err(error),
+    }
 }

@@ -28,6 +28,19 @@ impl ClientChoice {
     }
 }
 
+/// Set (to anything but `0`) like `--no-resident`.
+pub const NO_RESIDENT_ENV: &str = "TOLLGATE_HOOK_NO_RESIDENT";
+/// Set to `required`: only a resident process may answer (tests).
+pub const RESIDENT_ENV: &str = "TOLLGATE_HOOK_RESIDENT";
+
+/// When to answer, and whether through a resident process.
+pub struct Timing {
+    /// The answer is given within this many ms of the process's start.
+    pub deadline_ms: u64,
+    /// Ask (and start) a resident process.
+    pub resident: bool,
+}
+
 /// Answers one event and exits as the answer says. Nothing that goes wrong
 /// here lets a call through: the library turns every failure into a
 /// refusal, and this prints it.
@@ -36,8 +49,9 @@ pub fn answer(
     workflow: Option<PathBuf>,
     db: String,
     client: ClientChoice,
-    deadline_ms: u64,
+    timing: Timing,
 ) -> ExitCode {
+    let Timing { deadline_ms, resident } = timing;
     // The refusal carries the panic's message; the default hook would print
     // it to standard error, which a client shows the model on exit 2.
     std::panic::set_hook(Box::new(|_| {}));
@@ -55,8 +69,47 @@ pub fn answer(
         deadline,
         stdin_bytes_max: tollgate_hook::STDIN_BYTES_MAX,
         audit_key_file: std::env::var_os(crate::audit::KEY_FILE_ENV).map(PathBuf::from),
+        resident: resident_mode(resident),
     };
     print(&tollgate_hook::answer(options, started, std::io::stdin()))
+}
+
+fn resident_mode(resident: bool) -> tollgate_hook::Resident {
+    if !resident {
+        return tollgate_hook::Resident::Off;
+    }
+    if std::env::var_os(RESIDENT_ENV).is_some_and(|v| v == "required") {
+        return tollgate_hook::Resident::Required;
+    }
+    match std::env::current_exe() {
+        Ok(exe) => tollgate_hook::Resident::Auto(tollgate_hook::Spawn {
+            command: vec![exe.into_os_string(), "hook".into(), "serve".into()],
+            idle: tollgate_hook::IDLE_DEFAULT,
+        }),
+        // Nothing to start: this process decides.
+        Err(_) => tollgate_hook::Resident::Off,
+    }
+}
+
+/// `hook serve`: the resident process, until idle. Prints the socket's
+/// path once it listens (nobody reads it when a hook started it).
+pub fn serve(workflow: PathBuf, db: String, idle_ms: u64) -> Result<ExitCode> {
+    let options = tollgate_hook::Options {
+        workflow,
+        db,
+        client: tollgate_hook::Client::ClaudeCode,
+        deadline: tollgate_hook::DEADLINE_DEFAULT,
+        stdin_bytes_max: tollgate_hook::STDIN_BYTES_MAX,
+        audit_key_file: std::env::var_os(crate::audit::KEY_FILE_ENV).map(PathBuf::from),
+        resident: tollgate_hook::Resident::Off,
+    };
+    let idle = std::time::Duration::from_millis(idle_ms);
+    tollgate_hook::resident::serve(options, idle, |socket| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening {}", socket.display());
+        let _ = stdout.flush();
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print(answer: &tollgate_hook::Answer) -> ExitCode {

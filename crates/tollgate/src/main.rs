@@ -253,6 +253,10 @@ enum Command {
         /// below the client's hook timeout).
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u64,
+        /// Decide in this process, never through (or starting) a resident
+        /// process [also: TOLLGATE_HOOK_NO_RESIDENT=1].
+        #[arg(long)]
+        no_resident: bool,
     },
     /// Hunt for bypasses: mutate allowed sessions as an attacker would and judge every
     /// allowed call by the workflow's invariants; exit 1 with a minimised sequence if one got through.
@@ -438,6 +442,19 @@ enum HookCommand {
         /// client's tool names (`mcp__.*`: MCP tools only), `*` for all.
         #[arg(long, default_value = "*")]
         matcher: String,
+    },
+    /// The resident process hook processes hand their events to (started
+    /// by them when absent): serves one workflow file and store until idle.
+    #[command(hide = true)]
+    Serve {
+        /// The workflow file.
+        #[arg(long)]
+        workflow: PathBuf,
+        #[command(flatten)]
+        db: Db,
+        /// Leave after this many milliseconds without a request.
+        #[arg(long, default_value_t = 600_000)]
+        idle_ms: u64,
     },
     /// Remove Tollgate's entries (and only those) from a settings.json or
     /// a Codex hooks.json (and their trust).
@@ -683,8 +700,13 @@ fn main() -> ExitCode {
             AuditCommand::Keygen { out } => audit::keygen(&out),
             AuditCommand::Export { db, output } => rt.block_on(state::export(&db.url(), output.as_deref())),
         }),
-        Command::Hook { command: None, workflow, db, client, deadline_ms } => {
-            Ok(hook::answer(started, workflow, db.url(), client, deadline_ms))
+        Command::Hook { command: None, workflow, db, client, deadline_ms, no_resident } => {
+            let resident =
+                !no_resident && std::env::var_os(hook::NO_RESIDENT_ENV).is_none_or(|v| v.is_empty() || v == "0");
+            Ok(hook::answer(started, workflow, db.url(), client, hook::Timing { deadline_ms, resident }))
+        }
+        Command::Hook { command: Some(HookCommand::Serve { workflow, db, idle_ms }), .. } => {
+            hook::serve(workflow, db.url(), idle_ms)
         }
         Command::Hook {
             command: Some(HookCommand::Install { workflow, client, db, project: _, user, dir, deadline_ms, matcher }),

@@ -30,6 +30,7 @@ impl Scratch {
             deadline: Duration::from_secs(10),
             stdin_bytes_max: tollgate_hook::STDIN_BYTES_MAX,
             audit_key_file: None,
+            resident: tollgate_hook::Resident::Off,
         }
     }
 }

@@ -17,6 +17,7 @@ mod fanout_crash;
 mod gateway;
 mod hook;
 mod replay;
+mod resident;
 mod serve;
 mod tau_airline;
 mod tau_retail_telecom;
