@@ -9,44 +9,10 @@
 
 use serde_json::Value as Json;
 
-/// The result a workflow reads for a tool's response.
+/// The result a workflow reads for a tool's response: the core's
+/// conversion, which a replay of a client's transcript uses too.
 pub fn result_json(response: &Json) -> Json {
-    match response {
-        Json::String(text) => text_json(text),
-        Json::Array(blocks) => blocks_json(blocks).unwrap_or_else(|| response.clone()),
-        Json::Object(object) => {
-            if let Some(structured) = object.get("structuredContent").filter(|s| !s.is_null()) {
-                return structured.clone();
-            }
-            match object.get("content") {
-                Some(Json::Array(blocks))
-                    if object.keys().all(|k| matches!(k.as_str(), "content" | "isError" | "_meta")) =>
-                {
-                    blocks_json(blocks).unwrap_or_else(|| response.clone())
-                }
-                _ => response.clone(),
-            }
-        }
-        _ => response.clone(),
-    }
-}
-
-/// Text content blocks, joined and read as JSON if they are; `None` if any
-/// block is not text.
-fn blocks_json(blocks: &[Json]) -> Option<Json> {
-    let mut text = String::new();
-    for block in blocks {
-        if block.get("type").and_then(Json::as_str) != Some("text") {
-            return None;
-        }
-        text.push_str(block.get("text").and_then(Json::as_str)?);
-    }
-    Some(text_json(&text))
-}
-
-/// Text that is a JSON value is that value; other text stays text.
-fn text_json(text: &str) -> Json {
-    serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_owned()))
+    tollgate_core::trace::client_result(response)
 }
 
 #[cfg(test)]

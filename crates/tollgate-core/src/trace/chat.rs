@@ -17,8 +17,18 @@ use std::collections::BTreeMap;
 
 /// The calls of a transcript in order, and the format they were in.
 pub(super) fn transcript(messages: &[Json]) -> Result<(Format, Vec<TraceEvent>), String> {
+    let with_none: Vec<(&Json, Option<&Json>)> = messages.iter().map(|message| (message, None)).collect();
+    transcript_with_context(&with_none)
+}
+
+/// [`transcript`], each message with the call context (`context` in rules)
+/// its calls were made in, when the transcript records one.
+pub(super) fn transcript_with_context(
+    messages: &[(&Json, Option<&Json>)],
+) -> Result<(Format, Vec<TraceEvent>), String> {
     let mut reader = Reader::default();
-    for (index, message) in messages.iter().enumerate() {
+    for (index, (message, context)) in messages.iter().enumerate() {
+        reader.context = context.cloned();
         reader.message(message).map_err(|message| format!("messages[{index}]: {message}"))?;
     }
     let format = match (reader.openai, reader.anthropic) {
@@ -36,6 +46,8 @@ struct Reader {
     ids: BTreeMap<String, usize>,
     openai: bool,
     anthropic: bool,
+    /// The context of the message being read.
+    context: Option<Json>,
 }
 
 impl Reader {
@@ -106,6 +118,12 @@ impl Reader {
                 };
                 let outcome = match (failed, text) {
                     (true, text) => Recorded::Error(text.unwrap_or_default()),
+                    // What the client itself recorded as the tool's response
+                    // (a Claude Code transcript's `toolUseResult`), already
+                    // read as the workflow reads it: that, not the text.
+                    (false, _) if block.get(super::parse::CLIENT_RESULT).is_some() => {
+                        Recorded::Result(block.get(super::parse::CLIENT_RESULT).cloned().unwrap_or(Json::Null))
+                    }
                     (false, Some(text)) => Recorded::Result(json_or_text(text)),
                     (false, None) => Recorded::Result(Json::Null),
                 };
@@ -124,6 +142,7 @@ impl Reader {
         }
         self.events.push(RecordedCall {
             source_id: Some(id.to_owned()),
+            context: self.context.clone(),
             tool: name.to_owned(),
             arguments,
             outcome: Recorded::Missing,

@@ -98,6 +98,10 @@ pub struct RecordedCall {
     /// The call's id in the transcript (a `tool_use` block's id, an OpenAI
     /// tool call's id), when it has one: what the client's hook saw.
     pub source_id: Option<String>,
+    /// What the client said about where the call ran (`context` in rules),
+    /// when the transcript records it (Claude Code's: the working directory,
+    /// the project directory, the subagent).
+    pub context: Option<Json>,
     /// The tool's name.
     pub tool: String,
     /// The arguments, as sent.
@@ -177,7 +181,12 @@ pub fn call_id(index: usize) -> String {
 /// the workflow's name for the recorded tool.
 pub fn tool_call(workflow: &Workflow, index: usize, call: &RecordedCall, now_ms: Option<i64>) -> ToolCall {
     let tool = workflow.resolve_tool_name(&call.tool).to_owned();
-    at(ToolCall::new(call_id(index), tool, call.arguments.clone()), now_ms)
+    let built = ToolCall::new(call_id(index), tool, call.arguments.clone());
+    let built = match &call.context {
+        Some(context) => built.with_context(context.clone()),
+        None => built,
+    };
+    at(built, now_ms)
 }
 
 /// Sets the session clock on a call. The only place replay does so.
@@ -370,3 +379,52 @@ fn describe(outcome: &CallOutcome) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A tool's response as a client reports it, turned into the result the
+/// workflow's fact mappings and result checks read (the hook reads a live
+/// `tool_response` with it, a replay of a Claude Code transcript its
+/// recorded `toolUseResult`, so both feed the workflow the same data). The
+/// clients report it in several shapes: Claude Code gives built-in tools'
+/// responses as objects and an MCP tool's as its text content (a JSON
+/// string, or a list of content blocks); Codex gives the shell's output as a
+/// string and an MCP tool's whole `tools/call` result. Text that is JSON is
+/// read as JSON, and an MCP result as its `structuredContent` when it has
+/// one, else as its text.
+pub fn client_result(response: &Json) -> Json {
+    match response {
+        Json::String(text) => text_json(text),
+        Json::Array(blocks) => blocks_json(blocks).unwrap_or_else(|| response.clone()),
+        Json::Object(object) => {
+            if let Some(structured) = object.get("structuredContent").filter(|s| !s.is_null()) {
+                return structured.clone();
+            }
+            match object.get("content") {
+                Some(Json::Array(blocks))
+                    if object.keys().all(|k| matches!(k.as_str(), "content" | "isError" | "_meta")) =>
+                {
+                    blocks_json(blocks).unwrap_or_else(|| response.clone())
+                }
+                _ => response.clone(),
+            }
+        }
+        _ => response.clone(),
+    }
+}
+
+/// Text content blocks, joined and read as JSON if they are; `None` if any
+/// block is not text.
+fn blocks_json(blocks: &[Json]) -> Option<Json> {
+    let mut text = String::new();
+    for block in blocks {
+        if block.get("type").and_then(Json::as_str) != Some("text") {
+            return None;
+        }
+        text.push_str(block.get("text").and_then(Json::as_str)?);
+    }
+    Some(text_json(&text))
+}
+
+/// Text that is a JSON value is that value; other text stays text.
+fn text_json(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_owned()))
+}

@@ -99,8 +99,25 @@ fn is_claude_code_entry(object: &Map<String, Json>) -> bool {
         && !object.contains_key("messages")
 }
 
-/// A Claude Code entry's message: its timestamp, line and message.
-type Entry = (String, usize, Json);
+/// The key under which the Claude Code reader hands the chat reader a tool
+/// result's response as the client recorded it (never in a real message).
+pub(super) const CLIENT_RESULT: &str = "tollgate:client_result";
+
+/// A user entry's tool response as the client recorded it (`toolUseResult`),
+/// put on its tool result block, when the entry answers exactly one call:
+/// the hook read that response live (`tool_response`), while the block's
+/// content is only the text the model read.
+fn attach_client_result(entry: &Map<String, Json>, message: &mut Json) {
+    let Some(response) = entry.get("toolUseResult").filter(|r| !r.is_null()) else { return };
+    let Some(Json::Array(blocks)) = message.get_mut("content") else { return };
+    let mut results = blocks.iter_mut().filter(|b| b.get("type").and_then(Json::as_str) == Some("tool_result"));
+    let (Some(Json::Object(block)), None) = (results.next(), results.next()) else { return };
+    block.insert(CLIENT_RESULT.to_owned(), super::client_result(response));
+}
+
+/// A Claude Code entry's message: its timestamp, line, message and the
+/// call context its calls were made in.
+type Entry = (String, usize, Json, Json);
 
 /// A Claude Code session transcript (`~/.claude/projects/<project>/<session>.jsonl`,
 /// its subagents' files appended): the `user` and `assistant` entries'
@@ -127,14 +144,25 @@ fn claude_code(text: &str, name: &str) -> Result<Vec<Trace>, ParseError> {
         if !matches!(entry.get("type").and_then(Json::as_str), Some("user" | "assistant")) {
             continue;
         }
-        let Some(message @ Json::Object(_)) = entry.remove("message") else {
+        let Some(mut message @ Json::Object(_)) = entry.remove("message") else {
             return Err(bad("a user or assistant entry needs a \"message\" object".into()));
         };
+        attach_client_result(&entry, &mut message);
         let session = entry.get("sessionId").and_then(Json::as_str).unwrap_or_default().to_owned();
         let timestamp = entry.get("timestamp").and_then(Json::as_str).unwrap_or_default().to_owned();
+        // What the hook would have put in the call's context: the entry's
+        // working directory and subagent; the project directory is added
+        // below, once the session's first entry is known.
+        let mut context = Map::new();
+        for (key, field) in [("cwd", "cwd"), ("agent_id", "agentId"), ("agent_type", "agentType")] {
+            if let Some(Json::String(value)) = entry.get(field) {
+                context.insert(key.to_owned(), Json::String(value.clone()));
+            }
+        }
+        let item = (timestamp, number, message, Json::Object(context));
         match sessions.iter_mut().find(|(id, _)| *id == session) {
-            Some((_, entries)) => entries.push((timestamp, number, message)),
-            None => sessions.push((session, vec![(timestamp, number, message)])),
+            Some((_, entries)) => entries.push(item),
+            None => sessions.push((session, vec![item])),
         }
     }
     if sessions.is_empty() {
@@ -145,9 +173,23 @@ fn claude_code(text: &str, name: &str) -> Result<Vec<Trace>, ParseError> {
         // RFC 3339 timestamps in one form sort as text; equal ones keep
         // their order in the file.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let first_line = entries.first().map(|(_, line, _)| *line);
-        let messages: Vec<Json> = entries.into_iter().map(|(_, _, message)| message).collect();
-        let (_, events) = chat::transcript(&messages).map_err(|message| ParseError { line: first_line, message })?;
+        let first_line = entries.first().map(|(_, line, _, _)| *line);
+        // The project directory is where the session started (Claude Code's
+        // CLAUDE_PROJECT_DIR): the first entry's working directory.
+        let project_dir = entries.iter().find_map(|(_, _, _, context)| context.get("cwd").cloned());
+        if let Some(project_dir) = project_dir {
+            for (_, _, _, context) in &mut entries {
+                if let Json::Object(context) = context {
+                    context.insert("project_dir".to_owned(), project_dir.clone());
+                }
+            }
+        }
+        let messages: Vec<(&Json, Option<&Json>)> = entries
+            .iter()
+            .map(|(_, _, message, context)| (message, context.as_object().filter(|c| !c.is_empty()).map(|_| context)))
+            .collect();
+        let (_, events) =
+            chat::transcript_with_context(&messages).map_err(|message| ParseError { line: first_line, message })?;
         let header = Header { id: session, domain: None, now: None, expect: None };
         traces.push(header.into_trace(Format::ClaudeCode, events));
     }
@@ -256,5 +298,5 @@ fn tau_event(item: Json) -> Result<TraceEvent, String> {
         (None | Some(Json::Null), None) => Recorded::Missing,
         (Some(other), _) => return Err(format!("the error of {tool} must be a string or null, not {other}")),
     };
-    Ok(wrap(RecordedCall { source_id: None, tool, arguments, outcome }))
+    Ok(wrap(RecordedCall { source_id: None, context: None, tool, arguments, outcome }))
 }

@@ -174,7 +174,7 @@ fn the_python_agent_sdk_is_gated_by_the_same_hook() {
 
 /// The decisions of a journal (`tollgate sessions show`): call id to
 /// (verdict, rule ids).
-fn journal_decisions(text: &str) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+fn journal_decisions(text: &str) -> Decisions {
     let mut out = std::collections::BTreeMap::new();
     for line in text.lines() {
         let mut parts = line.trim().splitn(4, ' ');
@@ -197,6 +197,73 @@ fn journal_decisions(text: &str) -> std::collections::BTreeMap<String, (String, 
     out
 }
 
+/// Decisions: call id to (verdict, sorted rule ids).
+pub(crate) type Decisions = std::collections::BTreeMap<String, (String, Vec<String>)>;
+
+/// Replays the one session transcript Claude Code wrote under `home` through
+/// `workflow` into a store of its own, and asserts every call the hook
+/// decided live (in `live_db`) is decided the same way, for the same rules
+/// (a withheld result's rules aside), and that the calls only the replay saw
+/// are the client's own tools. The live decisions and the replay's lines.
+pub(crate) fn assert_replay_agrees(
+    home: &Path,
+    live_db: &Path,
+    workflow: &str,
+    scratch: &Path,
+) -> (Decisions, Vec<Json>) {
+    let projects = home.join(".claude/projects");
+    let mut transcripts = Vec::new();
+    for project in std::fs::read_dir(&projects).unwrap().flatten() {
+        for file in std::fs::read_dir(project.path()).unwrap().flatten() {
+            if file.path().extension().is_some_and(|e| e == "jsonl") {
+                transcripts.push(file.path());
+            }
+        }
+    }
+    assert_eq!(transcripts.len(), 1, "one session's transcript: {transcripts:?}");
+    let transcript = &transcripts[0];
+    let session = transcript.file_stem().unwrap().to_string_lossy().into_owned();
+    let db = live_db.display().to_string();
+    let shown = crate::common::tollgate(&["sessions", "show", &session, "--db", &db]);
+    assert!(shown.status.success(), "{}", crate::common::text(&shown));
+    let live = journal_decisions(&crate::common::stdout(&shown));
+
+    let replay_db = scratch.join("replay.db").display().to_string();
+    let replayed = crate::common::tollgate(&[
+        "replay",
+        "--workflow",
+        workflow,
+        "--db",
+        &replay_db,
+        "--json",
+        &transcript.display().to_string(),
+    ]);
+    assert!(replayed.status.success(), "{}", crate::common::text(&replayed));
+    let lines: Vec<Json> =
+        crate::common::stdout(&replayed).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    for (call, (verdict, rules)) in &live {
+        let line = lines
+            .iter()
+            .find(|l| l["call"] == call.as_str())
+            .unwrap_or_else(|| panic!("the replay never decided {call}: {lines:#?}"));
+        let mut replayed_rules: Vec<String> =
+            line["rule_ids"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+        replayed_rules.sort();
+        assert_eq!(line["decision"], verdict.as_str(), "{call}: live {verdict} {rules:?}, replayed {line}");
+        if !line["withheld"].as_bool().unwrap() {
+            assert_eq!(&replayed_rules, rules, "{call}: {line}");
+        }
+    }
+    for line in &lines {
+        let call = line["call"].as_str().unwrap_or_default();
+        assert!(
+            live.contains_key(call) || !line["tool"].as_str().unwrap().starts_with("mcp__"),
+            "the hook never saw {line}"
+        );
+    }
+    (live, lines)
+}
+
 #[test]
 fn a_claude_code_transcript_replayed_gives_the_decisions_the_hook_gave_live() {
     let Some((venv, retail_db)) = prerequisites() else { return };
@@ -213,70 +280,12 @@ fn a_claude_code_transcript_replayed_gives_the_decisions_the_hook_gave_live() {
         String::from_utf8_lossy(&output.stdout)
     );
 
-    // Claude Code's own transcript of the session, and the hook's journal of it.
-    let projects = run.dir.join("home/.claude/projects");
-    let mut transcripts = Vec::new();
-    for project in std::fs::read_dir(&projects).unwrap().flatten() {
-        for file in std::fs::read_dir(project.path()).unwrap().flatten() {
-            if file.path().extension().is_some_and(|e| e == "jsonl") {
-                transcripts.push(file.path());
-            }
-        }
-    }
-    assert_eq!(transcripts.len(), 1, "one session's transcript: {transcripts:?}");
-    let transcript = &transcripts[0];
-    let session = transcript.file_stem().unwrap().to_string_lossy().into_owned();
-    let db = run.tollgate_db.display().to_string();
-    let shown = crate::common::tollgate(&["sessions", "show", &session, "--db", &db]);
-    assert!(shown.status.success(), "{}", crate::common::text(&shown));
-    let live = journal_decisions(&crate::common::stdout(&shown));
-
-    // The transcript replayed through the same workflow, into a store of its own.
-    let replay_db = run.dir.join("replay.db").display().to_string();
     let workflow = root().join("examples/tau2-retail.toml").display().to_string();
-    let replayed = crate::common::tollgate(&[
-        "replay",
-        "--workflow",
-        &workflow,
-        "--db",
-        &replay_db,
-        "--json",
-        &transcript.display().to_string(),
-    ]);
-    assert!(replayed.status.success(), "{}", crate::common::text(&replayed));
-    let lines: Vec<Json> =
-        crate::common::stdout(&replayed).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
-
-    // Every call the hook decided live (the subagent's included) is decided
-    // the same way, for the same rules, by the replay.
+    let (live, lines) = assert_replay_agrees(&run.dir.join("home"), &run.tollgate_db, &workflow, &run.dir);
     assert!(live.len() >= 8, "the hook decided too few calls: {live:?}");
-    let mut agreed = 0;
-    for (call, (verdict, rules)) in &live {
-        let line = lines
-            .iter()
-            .find(|l| l["call"] == call.as_str())
-            .unwrap_or_else(|| panic!("the replay never decided {call}: {lines:#?}"));
-        let mut replayed_rules: Vec<String> =
-            line["rule_ids"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
-        replayed_rules.sort();
-        assert_eq!(line["decision"], verdict.as_str(), "{call}: live {verdict} {rules:?}, replayed {line}");
-        if !line["withheld"].as_bool().unwrap() {
-            assert_eq!(&replayed_rules, rules, "{call}: {line}");
-        }
-        agreed += 1;
-    }
     assert!(live.values().any(|(v, _)| v == "block") && live.values().any(|(v, _)| v == "allow"), "{live:?}");
-    // What the replay saw beyond the hook: the client's own tools only (the
-    // hook's matcher sends it MCP tools).
-    for line in &lines {
-        let call = line["call"].as_str().unwrap_or_default();
-        if !live.contains_key(call) {
-            assert!(!line["tool"].as_str().unwrap().starts_with("mcp__"), "the hook never saw {line}");
-        }
-    }
     // The result the hook withheld live is the one the replay withholds.
     let withheld: Vec<&Json> = lines.iter().filter(|l| l["withheld"] == true).collect();
     assert_eq!(withheld.len(), 1, "{lines:#?}");
     assert_eq!(withheld[0]["tool"], "mcp__retail__get_order_details", "{lines:#?}");
-    assert_eq!(agreed, live.len());
 }

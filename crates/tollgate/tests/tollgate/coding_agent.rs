@@ -158,5 +158,12 @@ fn claude_code_is_held_to_the_coding_agent_workflow() {
     assert_eq!(shown.matches("tests-before-push").count(), 2, "{shown}");
     assert!(shown.contains("destructive-files"), "{shown}");
     assert!(shown.contains("write-inside-project"), "{shown}");
+
+    // Claude Code's transcript of the session, replayed: the same decisions,
+    // the project rules included (the transcript records each call's
+    // working directory and where the session started).
+    let workflow = root().join("examples/coding-agent.toml").display().to_string();
+    let (live, _) = crate::claude_code::assert_replay_agrees(&dir.join("home"), &tollgate_db, &workflow, &dir);
+    assert!(live.values().filter(|(verdict, _)| verdict == "block").count() >= 3, "{live:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
