@@ -3,6 +3,9 @@
 //! loopback, with concurrent clients and every decision durable in the
 //! store given. The upstream is an rmcp server in this process answering
 //! an `echo` tool; the gateway runs in this process too, on its own port.
+//! With the latencies it reports the CPU time this process spent per call on
+//! each path (clients, gateway and upstream together, Linux only) and how
+//! many decisions and results each durable commit carried.
 
 use crate::{Options, UpstreamSpec};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -47,6 +50,10 @@ pub struct Latency {
     pub median_us: f64,
     /// 99th percentile.
     pub p99_us: f64,
+    /// CPU time of this process (every client, the gateway and the
+    /// upstream) per call while the path was timed; `None` where the
+    /// process's CPU time cannot be read (not Linux).
+    pub cpu_us_per_call: Option<f64>,
 }
 
 /// The figures of one run.
@@ -56,6 +63,8 @@ pub struct Figures {
     pub direct: Latency,
     /// Through the gateway (decided, forwarded, recorded).
     pub gateway: Latency,
+    /// Decisions and results per durable commit (the engine's group commit).
+    pub per_commit: f64,
 }
 
 #[derive(Clone)]
@@ -101,6 +110,11 @@ async fn serve<S: ServerHandler + Clone + Send + 'static>(handler: S) -> Result<
         StreamableHttpServerConfig::default(),
     );
     let router = axum::Router::new().nest_service("/mcp", service);
+    // As the servers MCP upstreams run on do (Node's http, uvicorn): hyper
+    // leaves Nagle on, and rmcp answers a request of a protocol session in
+    // two writes (an SSE priming event, then the result), so without this
+    // each forwarded call waits for the gateway's delayed ACK (~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, crate::server::no_delay);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -128,8 +142,8 @@ pub async fn run(options: &BenchOptions) -> Result<Figures, String> {
     let gateway_url = format!("http://{}/mcp", listener.local_addr().map_err(|e| e.to_string())?);
     tokio::spawn(crate::serve_http(gateway, listener, std::future::pending()));
 
-    let mut direct = Vec::new();
-    let mut through = Vec::new();
+    let mut direct = Timed::default();
+    let mut through = Timed::default();
     let mut clients = Vec::new();
     for index in 0..options.clients {
         clients.push((index, client(&upstream).await?, client(&gateway_url).await?));
@@ -138,12 +152,48 @@ pub async fn run(options: &BenchOptions) -> Result<Figures, String> {
     for round in 0..options.rounds {
         let order = if round % 2 == 0 { [false, true] } else { [true, false] };
         for via_gateway in order {
+            let cpu_before = cpu_us();
             let timings = timed(&clients, options.calls, via_gateway, round).await?;
-            if via_gateway { through.extend(timings) } else { direct.extend(timings) }
+            let path = if via_gateway { &mut through } else { &mut direct };
+            path.cpu_us = match (cpu_before, cpu_us(), path.cpu_us) {
+                (Some(before), Some(after), Some(sum)) => Some(sum + after.saturating_sub(before)),
+                _ => None,
+            };
+            path.timings.extend(timings);
         }
     }
+    let (commits, committed) = engine.commit_stats();
     engine.close().await;
-    Ok(Figures { direct: latency(direct), gateway: latency(through) })
+    Ok(Figures {
+        direct: latency(direct),
+        gateway: latency(through),
+        per_commit: committed as f64 / commits.max(1) as f64,
+    })
+}
+
+/// One path's timings and the CPU time spent meanwhile.
+struct Timed {
+    timings: Vec<Duration>,
+    cpu_us: Option<u64>,
+}
+
+impl Default for Timed {
+    fn default() -> Timed {
+        Timed { timings: Vec::new(), cpu_us: Some(0) }
+    }
+}
+
+/// This process's CPU time so far (user and system, every thread), in
+/// microseconds, from `/proc/self/stat` (in clock ticks, taken as 100 a
+/// second, Linux's `USER_HZ`).
+fn cpu_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after it are plain.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 10_000)
 }
 
 async fn timed(
@@ -182,11 +232,13 @@ async fn timed(
     Ok(all)
 }
 
-fn latency(mut timings: Vec<Duration>) -> Latency {
+fn latency(timed: Timed) -> Latency {
+    let mut timings = timed.timings;
     timings.sort();
     let at = |q: f64| -> f64 {
         let index = ((timings.len() as f64 - 1.0) * q).round() as usize;
         timings.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
     };
-    Latency { calls: timings.len(), median_us: at(0.5), p99_us: at(0.99) }
+    let cpu_us_per_call = timed.cpu_us.map(|cpu| cpu as f64 / timings.len().max(1) as f64);
+    Latency { calls: timings.len(), median_us: at(0.5), p99_us: at(0.99), cpu_us_per_call }
 }

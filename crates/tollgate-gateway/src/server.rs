@@ -414,6 +414,7 @@ pub async fn serve_http(
         config,
     );
     let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = axum::serve::ListenerExt::tap_io(listener, no_delay);
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             stop.await;
@@ -422,4 +423,13 @@ pub async fn serve_http(
         .await;
     gateway.close().await;
     served.map_err(|source| Error::Io { what: "serving streamable HTTP".into(), source })
+}
+
+/// Turns Nagle's algorithm off on an accepted connection (hyper leaves it
+/// on). rmcp answers a request of a protocol session (the handshake's
+/// versions) in two writes, an SSE priming event and then the result; with
+/// Nagle on, the second can wait for the client's delayed ACK of the first
+/// (up to 40 ms on Linux). Failing to set it only costs time.
+pub(crate) fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
 }

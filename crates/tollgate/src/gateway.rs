@@ -110,6 +110,13 @@ pub fn bench(db: Option<String>, clients: usize, calls: usize, rounds: usize) ->
         figures.gateway.median_us - figures.direct.median_us,
         figures.gateway.p99_us - figures.direct.p99_us
     );
+    if let (Some(direct), Some(gateway)) = (figures.direct.cpu_us_per_call, figures.gateway.cpu_us_per_call) {
+        out!(
+            "  CPU per call (clients, gateway and upstream together): straight {direct:.0} µs, through the \
+             gateway {gateway:.0} µs"
+        );
+    }
+    out!("  decisions and results per durable commit: {:.1}", figures.per_commit);
     Ok(ExitCode::SUCCESS)
 }
 

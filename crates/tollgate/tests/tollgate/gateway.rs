@@ -404,3 +404,116 @@ fn init_from_mcp_drafts_a_workflow_of_every_tool_that_validate_passes() {
         assert!(!again.status.success(), "{}", text(&again));
     }
 }
+
+/// The handoff a refusal names (`_meta["tollgate.dev/handoff"]`).
+fn handoff_of(step: &Value) -> String {
+    step["meta"]["tollgate.dev/handoff"].as_str().unwrap_or_else(|| panic!("no handoff named in {step:#}")).to_owned()
+}
+
+#[test]
+fn an_escalated_call_through_the_gateway_runs_once_after_a_reviewer_approves_it_and_escalates_again() {
+    use std::io::{BufRead, Write};
+    let (Some(python), Some(db)) = (python(), retail_db()) else { return };
+    let dir = scratch("escalation");
+    let store = dir.join("tollgate.db").display().to_string();
+    let saved = dir.join("saved.json");
+    let workflow = script("escalation.toml").display().to_string();
+    let order = "#W8770097"; // pending
+
+    // The gateway over stdio, spawned by the SDK's client, in front of the
+    // τ² fixture; the client stops after the first call until told.
+    let upstream = format!(
+        "retail={} {} --db {} --save {}",
+        python.display(),
+        root().join("fixtures/tau2-retail-mcp/server.py").display(),
+        db.display(),
+        saved.display()
+    );
+    let client_log = dir.join("client.stderr");
+    let mut client = Command::new(&python)
+        .arg(script("escalation_client.py"))
+        .args([order, "--", env!("CARGO_BIN_EXE_tollgate"), "gateway", "--workflow", &workflow])
+        .args(["--db", &store, "--session", "desk-1", "--upstream", &upstream])
+        .current_dir(root())
+        .env_remove("TOLLGATE_DB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&client_log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut to_client = client.stdin.take().unwrap();
+    let mut from_client = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    let log = || std::fs::read_to_string(&client_log).unwrap_or_default();
+    let first = from_client.next().unwrap_or_else(|| panic!("the client ended early:\n{}", log())).unwrap();
+    let escalated: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}\n{}", log()));
+
+    // Escalated: an error result naming the handoff; nothing ran upstream
+    // (the fixture saves its database after every write tool).
+    assert_eq!(escalated["is_error"], true, "{escalated:#}");
+    let handoff = handoff_of(&escalated);
+    let said = escalated["text"].as_str().unwrap();
+    assert!(said.contains("Tollgate handed this call to a person"), "{said}");
+    assert!(said.contains("a cancellation needs a person's approval [CANCEL-NEEDS-A-PERSON]"), "{said}");
+    assert!(said.contains(&format!("handoff {handoff}: a person decides it")), "{said}");
+    assert_eq!(escalated["meta"]["tollgate.dev/decision"]["verdict"], "escalate", "{escalated:#}");
+    assert!(!saved.exists(), "the escalated cancellation reached the upstream");
+
+    // A reviewer claims and approves it through the server's API, on the
+    // same store.
+    let made = tollgate(&["tokens", "create", "--db", &store, "--role", "reviewer", "--name", "rita"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let mut serve = command();
+    serve
+        .args(["serve", "--workflow", &workflow, "--db", &store, "--listen", "127.0.0.1:0"])
+        .current_dir(root())
+        .env_remove("TOLLGATE_DB")
+        .env_remove("TOLLGATE_AUDIT_KEY_FILE");
+    let (_serve, url) = listening(serve);
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let (status, body) = crate::serve::http(addr, "POST", &format!("/v1/handoffs/{handoff}/claim"), Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    let approve = r#"{"expires_in_seconds":600}"#;
+    let (status, body) =
+        crate::serve::http(addr, "POST", &format!("/v1/handoffs/{handoff}/approve"), Some(&token), Some(approve));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"approved""#), "{body}");
+
+    writeln!(to_client, "approved").unwrap();
+    drop(to_client);
+    let rest: Vec<String> = from_client.map_while(Result::ok).collect();
+    let status = client.wait().unwrap();
+    assert!(status.success(), "the client failed: {status}\n{}", log());
+    let report: Value = serde_json::from_str(rest.last().map_or("", String::as_str))
+        .unwrap_or_else(|e| panic!("the client's report is not JSON ({e}): {rest:?}\n{}", log()));
+
+    // The identical retry runs once, and the data changed.
+    assert!(!is_error(&report, "approved_retry"), "{report:#}");
+    assert_eq!(order_status(&saved, order).as_deref(), Some("cancelled"), "{report:#}");
+    // Used up: the next identical retry is escalated again (a new handoff),
+    // answered by Tollgate, not by the upstream (which would refuse to
+    // cancel a cancelled order).
+    assert!(is_error(&report, "second_retry"), "{report:#}");
+    let again = step(&report, "second_retry");
+    assert!(step_text(&report, "second_retry").contains("Tollgate handed this call to a person"), "{report:#}");
+    assert_eq!(again["meta"]["tollgate.dev/decision"]["verdict"], "escalate", "{report:#}");
+    assert_ne!(handoff_of(again), handoff, "{report:#}");
+    assert!(step_text(&report, "second_retry").contains("was used once already"), "{report:#}");
+
+    // The journal holds the escalation, the approval, the one run and the
+    // second escalation; the audit log verifies.
+    let shown = tollgate(&["sessions", "show", "desk-1", "--db", &store]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    let journal = text(&shown);
+    assert!(journal.contains("desk-1/cancel_pending_order:"), "the idempotency key: {journal}");
+    assert!(journal.contains(r#""action":"approve""#) && journal.contains(r#""reviewer":"rita""#), "{journal}");
+    let kinds: Vec<&str> = journal
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|words| words.first().is_some_and(|seq| seq.parse::<u64>().is_ok()))
+        .filter_map(|words| words.get(1).copied())
+        .collect();
+    assert_eq!(kinds, ["decision", "human", "human", "decision", "result", "decision"], "{journal}");
+    let verified = tollgate(&["audit", "verify", "--db", &store]);
+    assert!(verified.status.success(), "{}", text(&verified));
+}
