@@ -8,7 +8,7 @@ use crate::answer::{self, Answer};
 use crate::{Client, Error, Options};
 use std::sync::Arc;
 use tollgate_core::{Decision, Effect, ToolCall, ToolOutcome, Workflow};
-use tollgate_engine::{AuditKey, Conflict, Engine, WorkflowHandle, workflow_hash};
+use tollgate_engine::{AuditKey, Conflict, DEFAULT_TENANT, Engine, Tenant, WorkflowHandle, workflow_hash};
 use tollgate_protocol::hook::{Common, HookAnswer, HookEvent, ToolUse};
 
 /// The longest workflow file read, in bytes (the core refuses longer ones
@@ -52,13 +52,28 @@ pub(crate) fn handle(options: &Options, event: HookEvent, text: &str) -> Result<
 }
 
 /// Answers one event through `engine`: the one path every decision takes,
-/// in a hook process or in the resident one.
+/// in a hook process or in the resident one (their sessions are the
+/// default tenant's).
 pub(crate) async fn dispatch(
     client: Client,
     engine: &Engine,
     current: &Current<'_>,
     event: &HookEvent,
 ) -> Result<Answer, Error> {
+    dispatch_as(client, engine, DEFAULT_TENANT, current, event).await
+}
+
+/// [`dispatch`] in `tenant`'s sessions (`tollgate serve`'s HTTP hook: the
+/// tenant its token acts for).
+pub(crate) async fn dispatch_as(
+    client: Client,
+    engine: &Engine,
+    tenant: &str,
+    current: &Current<'_>,
+    event: &HookEvent,
+) -> Result<Answer, Error> {
+    let engine = Scoped { engine, tenant: engine.for_tenant(tenant) };
+    let engine = &engine;
     match event {
         HookEvent::PreToolUse(call) => pre(client, engine, current, call).await,
         HookEvent::PostToolUse(ran) => {
@@ -107,11 +122,20 @@ pub(crate) async fn open(options: &Options) -> Result<Engine, Error> {
     })
 }
 
+/// The engine as one tenant's hooks use it: sessions, decisions and results
+/// the tenant's; workflows the engine's.
+struct Scoped<'e> {
+    engine: &'e Engine,
+    tenant: Tenant<'e>,
+}
+
 /// The session's workflow, the file's current text: a new session is
 /// created under it; an existing one must run under the very same text (by
-/// SHA-256), or the event is refused.
-async fn session(engine: &Engine, current: &Current<'_>, id: &str) -> Result<Arc<Workflow>, Error> {
-    let stored = engine.session(id).await?;
+/// SHA-256), or the event is refused. Another tenant's session is none of
+/// this tenant's: creating it again is refused.
+async fn session(scoped: &Scoped<'_>, current: &Current<'_>, id: &str) -> Result<Arc<Workflow>, Error> {
+    let (engine, tenant) = (scoped.engine, &scoped.tenant);
+    let stored = tenant.session(id).await?;
     let stored = match stored {
         Some(info) => info,
         None => {
@@ -123,12 +147,13 @@ async fn session(engine: &Engine, current: &Current<'_>, id: &str) -> Result<Arc
                     &registered
                 }
             };
-            match engine.create_session(handle, id, None).await {
+            match tenant.create_session(handle, id, None).await {
                 Ok(_) => return Ok(Arc::clone(&handle.workflow)),
                 // Another hook process of the same session created it first.
-                Err(tollgate_engine::Error::Conflict(Conflict::SessionExists(_))) => {
-                    engine.session(id).await?.ok_or_else(|| Error::Internal(format!("session {id} vanished")))?
-                }
+                Err(tollgate_engine::Error::Conflict(Conflict::SessionExists(_))) => tenant
+                    .session(id)
+                    .await?
+                    .ok_or_else(|| Error::Internal(format!("session {id} exists, but not for this tenant")))?,
                 Err(error) => return Err(error.into()),
             }
         }
@@ -172,10 +197,10 @@ fn call_of(workflow: &Workflow, call: &ToolUse) -> ToolCall {
         .with_context(serde_json::Value::Object(context))
 }
 
-async fn pre(client: Client, engine: &Engine, current: &Current<'_>, call: &ToolUse) -> Result<Answer, Error> {
+async fn pre(client: Client, engine: &Scoped<'_>, current: &Current<'_>, call: &ToolUse) -> Result<Answer, Error> {
     let Common { session_id, .. } = &call.common;
     let workflow = session(engine, current, session_id).await?;
-    let decided = engine.decide(session_id, &call_of(&workflow, call)).await?;
+    let decided = engine.tenant.decide(session_id, &call_of(&workflow, call)).await?;
     let handoff = matches!(decided.decision, Decision::Escalate(_))
         .then(|| tollgate_engine::handoff_id(session_id, &call.tool_use_id));
     Ok(answer::decided(client, &decided.decision, handoff.as_deref()))
@@ -183,7 +208,7 @@ async fn pre(client: Client, engine: &Engine, current: &Current<'_>, call: &Tool
 
 async fn post(
     client: Client,
-    engine: &Engine,
+    engine: &Scoped<'_>,
     current: &Current<'_>,
     call: &ToolUse,
     result: &serde_json::Value,
@@ -191,7 +216,7 @@ async fn post(
 ) -> Result<Answer, Error> {
     let session_id = &call.common.session_id;
     session(engine, current, session_id).await?;
-    let recorded = engine.record_result(session_id, &call.tool_use_id, result, outcome).await?;
+    let recorded = engine.tenant.record_result(session_id, &call.tool_use_id, result, outcome).await?;
     let withheld = recorded.effects.iter().find_map(|effect| match effect {
         Effect::ResultWithheld { reasons, .. } => Some(reasons),
         _ => None,

@@ -74,6 +74,29 @@ pub fn merged(settings: Json, entry: &Entry) -> Result<Json, String> {
     merged_with(settings, &EVENTS, &entry.matcher, &hook)
 }
 
+/// The environment variable an HTTP hook's token is read from (Claude Code
+/// interpolates it into the `Authorization` header; the token itself is
+/// never written into a settings file).
+pub const TOKEN_ENV: &str = "TOLLGATE_TOKEN";
+
+/// The settings with Tollgate's HTTP hook entries for every event in
+/// [`EVENTS`]: Claude Code POSTs each event to `url` (a `tollgate serve`'s
+/// `/v1/hooks/claude-code`) with the token of `$TOLLGATE_TOKEN`, and with
+/// `onFailure: "block"` a server that cannot be reached, fails or answers
+/// late blocks the call instead of letting it through.
+pub fn merged_http(settings: Json, url: &str, timeout_seconds: u64, matcher: &str) -> Result<Json, String> {
+    let hook = json!({
+        "type": "http",
+        "url": url,
+        "headers": {"Authorization": format!("Bearer ${TOKEN_ENV}")},
+        "allowedEnvVars": [TOKEN_ENV],
+        "timeout": timeout_seconds,
+        "onFailure": "block",
+        "statusMessage": MARK,
+    });
+    merged_with(settings, &EVENTS, matcher, &hook)
+}
+
 /// A Codex `hooks.json` with Tollgate's entries for every event in
 /// [`CODEX_EVENTS`] (earlier ones of Tollgate replaced, nothing else
 /// changed). Codex knows no `onFailure`: it lets a call through whenever a

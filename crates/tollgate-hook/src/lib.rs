@@ -183,3 +183,39 @@ fn asked(options: &Options, hash: &str, event: &[u8], deadline: Instant) -> Resu
         Err(error) => Err(error),
     }
 }
+
+/// Answers one hook event `tollgate serve` received over HTTP (Claude Code's
+/// `type: "http"` hooks), in `tenant`'s sessions, under a workflow the server
+/// serves. The same decisions, journal and audit as a hook process; whatever
+/// goes wrong is the refusal shaped for the event (the server sends it with
+/// 200: Claude Code lets a call through on any other status).
+pub async fn answer_served(
+    client: Client,
+    engine: &tollgate_engine::Engine,
+    tenant: &str,
+    workflow: &tollgate_engine::WorkflowHandle,
+    event: &[u8],
+) -> Answer {
+    let parsed = match event::parse(event) {
+        Ok(parsed) => parsed,
+        Err(error) => return answer::refusal(client, Kind::Unknown, &error.to_string()),
+    };
+    let kind = event::kind_of(&parsed);
+    let current = gate::Current {
+        text: "",
+        hash: workflow.hash.clone(),
+        file: workflow.workflow.name().to_owned(),
+        registered: Some(workflow),
+    };
+    match gate::dispatch_as(client, engine, tenant, &current, &parsed).await {
+        Ok(answer) => answer,
+        Err(error) => answer::refusal(client, kind, &error.to_string()),
+    }
+}
+
+/// The refusal for `event` (read as far as it can be) when `what` kept it
+/// from being answered: the shape its kind takes.
+pub fn refusal_for(client: Client, event: &[u8], what: &str) -> Answer {
+    let kind = event::parse(event).map_or(Kind::Unknown, |parsed| event::kind_of(&parsed));
+    answer::refusal(client, kind, what)
+}

@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod desk;
 pub mod error;
+mod hooks;
 pub mod json;
 mod limits;
 mod metrics;
@@ -57,6 +58,9 @@ pub fn router_and_document_with(state: AppState, desk: desk::Desk) -> (Router, A
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .layer(axum::Extension(ops::Document(Arc::clone(&document))))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::deadline))
+        // After the layers: the hook route answers every failure itself,
+        // with 200 (docs: hooks.rs).
+        .merge(hooks::routes())
         .with_state(state);
     (router, document)
 }

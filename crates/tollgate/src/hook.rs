@@ -167,8 +167,18 @@ impl Place {
 }
 
 /// `hook install`: Tollgate's entries merged into the settings.
-pub fn install(place: &Place, workflow: &Path, db: &str, deadline_ms: u64, matcher: &str) -> Result<ExitCode> {
+pub fn install(
+    place: &Place,
+    workflow: &Path,
+    db: &str,
+    deadline_ms: u64,
+    matcher: &str,
+    server: Option<&str>,
+) -> Result<ExitCode> {
     let (_, compiled) = crate::validate::load(workflow)?;
+    if let Some(server) = server {
+        return install_http(place, &compiled, server, deadline_ms, matcher);
+    }
     let workflow = std::fs::canonicalize(workflow)?;
     let exe = std::env::current_exe().context("cannot tell where this tollgate is")?;
     // A relative SQLite path would be read from whatever directory the
@@ -251,4 +261,42 @@ fn quoted(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
+}
+
+/// `hook install --server URL`: Claude Code's HTTP hooks pointed at a
+/// `tollgate serve`, under the workflow of that name there.
+fn install_http(
+    place: &Place,
+    workflow: &tollgate_core::Workflow,
+    server: &str,
+    deadline_ms: u64,
+    matcher: &str,
+) -> Result<ExitCode> {
+    if place.client != ClientChoice::Claude {
+        anyhow::bail!("--server: only Claude Code has HTTP hooks; Codex runs a command (leave --server out)");
+    }
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        anyhow::bail!("--server '{server}' is not an http:// or https:// URL of a tollgate serve");
+    }
+    let name: String = workflow
+        .name()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let url = format!("{}/v1/hooks/claude-code?workflow={name}", server.trim_end_matches('/'));
+    let path = place.settings()?;
+    let timeout = deadline_ms.div_ceil(1000) + 5;
+    install::edit(&path, |settings| install::merged_http(settings, &url, timeout, matcher))?;
+    out!("added Tollgate's HTTP hooks to {} ({url})", path.display());
+    out!(
+        "Claude Code sends the token in ${}: export it where you run claude (an agent token: tollgate tokens create --role agent)",
+        install::TOKEN_ENV
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -442,6 +442,11 @@ enum HookCommand {
         /// client's tool names (`mcp__.*`: MCP tools only), `*` for all.
         #[arg(long, default_value = "*")]
         matcher: String,
+        /// Claude Code's HTTP hooks to this `tollgate serve` (its base URL)
+        /// instead of a command: the server decides, under its workflow of
+        /// the file's name; the token is read from $TOLLGATE_TOKEN.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// The resident process hook processes hand their events to (started
     /// by them when absent): serves one workflow file and store until idle.
@@ -709,9 +714,17 @@ fn main() -> ExitCode {
             hook::serve(workflow, db.url(), idle_ms)
         }
         Command::Hook {
-            command: Some(HookCommand::Install { workflow, client, db, project: _, user, dir, deadline_ms, matcher }),
+            command:
+                Some(HookCommand::Install { workflow, client, db, project: _, user, dir, deadline_ms, matcher, server }),
             ..
-        } => hook::install(&hook::Place { project: dir, user, client }, &workflow, &db.url(), deadline_ms, &matcher),
+        } => hook::install(
+            &hook::Place { project: dir, user, client },
+            &workflow,
+            &db.url(),
+            deadline_ms,
+            &matcher,
+            server.as_deref(),
+        ),
         Command::Hook { command: Some(HookCommand::Uninstall { client, project: _, user, dir }), .. } => {
             hook::uninstall(&hook::Place { project: dir, user, client })
         }

@@ -7,6 +7,7 @@ mod browser;
 mod common;
 mod desk;
 mod handoffs;
+mod hooks;
 mod limits;
 mod replicas;
 mod roles;

@@ -289,3 +289,102 @@ fn a_claude_code_transcript_replayed_gives_the_decisions_the_hook_gave_live() {
     assert_eq!(withheld.len(), 1, "{lines:#?}");
     assert_eq!(withheld[0]["tool"], "mcp__retail__get_order_details", "{lines:#?}");
 }
+
+/// A `tollgate serve` on `db` (its address), and an agent token for it.
+fn serve_for_hooks(db: &Path) -> (std::process::Child, String, String) {
+    let db = db.display().to_string();
+    let made = crate::common::tollgate(&["tokens", "create", "--db", &db, "--role", "agent", "--name", "claude"]);
+    assert!(made.status.success(), "{}", crate::common::text(&made));
+    let token = crate::common::stdout(&made).trim().to_owned();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["serve", "--workflow", "examples/tau2-retail.toml", "--db", &db, "--listen", "127.0.0.1:0"])
+        .current_dir(root())
+        .env_remove("TOLLGATE_DB")
+        .env_remove("TOLLGATE_AUDIT_KEY_FILE")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.split("http://").nth(1).and_then(|rest| rest.split(' ').next()).unwrap().to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    (server, addr, token)
+}
+
+#[test]
+fn claude_code_http_hooks_are_answered_by_tollgate_serve_and_a_server_that_is_down_blocks() {
+    let Some((venv, retail_db)) = prerequisites() else { return };
+    let run = setup_with("http", &venv, &retail_db, false);
+    let (mut server, addr, token) = serve_for_hooks(&run.tollgate_db);
+    // The hooks are HTTP hooks now, installed as a user would: the token
+    // from the environment, and Claude Code's own switch that makes a failed
+    // hook a block.
+    std::fs::write(run.proj.join(".claude/settings.json"), "{}").unwrap();
+    let installed = crate::common::tollgate(&[
+        "hook",
+        "install",
+        "--workflow",
+        &root().join("examples/tau2-retail.toml").display().to_string(),
+        "--server",
+        &format!("http://{addr}"),
+        "--matcher",
+        "mcp__.*",
+        "--dir",
+        &run.proj.display().to_string(),
+    ]);
+    assert!(installed.status.success(), "{}", crate::common::text(&installed));
+    let settings: Json =
+        serde_json::from_str(&std::fs::read_to_string(run.proj.join(".claude/settings.json")).unwrap()).unwrap();
+    let entry = &settings["hooks"]["PreToolUse"][0]["hooks"][0];
+    assert_eq!((entry["type"].as_str(), entry["onFailure"].as_str()), (Some("http"), Some("block")), "{settings}");
+    let claude = venv.join("lib/python3.11/site-packages/claude_agent_sdk/_bundled/claude");
+    // The retail tools are allowed by Claude Code's own permissions, so
+    // nothing but the hook stands between a call and the MCP server.
+    let scenario = || {
+        client(&run, &claude)
+            .env("TOLLGATE_TOKEN", &token)
+            .args(["-p", "TOLLGATE-SCENARIO help the customer", "--output-format", "stream-json", "--verbose"])
+            .args(["--allowedTools", "mcp__retail"])
+            .output()
+            .unwrap()
+    };
+    let read_log = || -> Vec<Json> {
+        let log = std::fs::read_to_string(&run.log).unwrap_or_default();
+        log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+
+    // The whole scenario through the server (the store is not wrecked
+    // here: the server holds it open): every check but the store crash's.
+    let output = scenario();
+    let entries = read_log();
+    let context = || format!("{entries:#?}\n--- client stdout:\n{}", String::from_utf8_lossy(&output.stdout));
+    for check in CHECKS.iter().filter(|c| !c.starts_with("store-crash")) {
+        let made = entries
+            .iter()
+            .find(|e| e["check"] == *check)
+            .unwrap_or_else(|| panic!("{check} never made\n{}", context()));
+        assert_eq!(made["ok"], true, "{check}: {made}\n{}", context());
+    }
+    assert!(entries.iter().any(|e| e["event"] == "final" && e["text"] == "SCENARIO-DONE"), "{}", context());
+    // The server's store holds the session, decided in the token's tenant.
+    let db = run.tollgate_db.display().to_string();
+    let listed = crate::common::tollgate(&["sessions", "list", "--db", &db]);
+    assert!(crate::common::stdout(&listed).contains("tau2-retail"), "{}", crate::common::text(&listed));
+
+    // The server goes down: Claude Code cannot reach the hook, and with
+    // onFailure "block" the call is refused, not run (authentication would
+    // have returned the user id).
+    let _ = server.kill();
+    let _ = server.wait();
+    let before = entries.len();
+    let output = scenario();
+    let entries = read_log();
+    let second: Vec<&Json> = entries.iter().skip(before).collect();
+    let auth = second
+        .iter()
+        .find(|e| e["check"] == "authenticate: contains 'ivan_santos_6635'")
+        .unwrap_or_else(|| panic!("{second:#?}\n{}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(auth["ok"], false, "the call ran with the hook's server down: {auth}");
+    eprintln!("with the server down, the model read: {}", auth["detail"]);
+    assert!(!auth["detail"].as_str().unwrap_or_default().contains("ivan_santos_6635"), "{auth}");
+}

@@ -109,7 +109,12 @@ fn json_prints_one_object_per_decision_and_nothing_else() {
     for line in &lines {
         let mut keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["index", "reasons", "rule_ids", "session", "tool", "trace", "verdict"]);
+        assert_eq!(
+            keys,
+            ["call", "decision", "index", "reasons", "rule_ids", "session", "tool", "trace", "verdict", "withheld"]
+        );
+        // τ trace lines carry no call ids of their own.
+        assert!(line["call"].is_null(), "{line}");
     }
     let story = &lines[3..6];
     assert_eq!(story.iter().map(|l| l["index"].as_u64().unwrap()).collect::<Vec<_>>(), [3, 4, 5]);
