@@ -431,15 +431,7 @@ fn refusal(decision: &Decision, handoff: Option<&str>) -> CallToolResult {
 }
 
 fn withheld_result(reasons: &[String]) -> CallToolResult {
-    let lines: Vec<String> = reasons.iter().map(|r| format!("- {r}")).collect();
-    to_result(&ToolResult {
-        content: vec![Content::Text {
-            text: format!("Tollgate withheld this call's result (the call ran):\n{}", lines.join("\n")),
-        }],
-        structured_content: None,
-        is_error: true,
-        meta: Some(json!({"tollgate.dev/withheld": reasons})),
-    })
+    to_result(&tollgate_protocol::mcp::withheld(reasons))
 }
 
 pub(crate) fn text_error(message: &str) -> CallToolResult {

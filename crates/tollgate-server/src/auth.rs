@@ -58,24 +58,32 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
-        let presented = bearer(parts).ok_or_else(Problem::unauthenticated)?;
-        // Only our tokens' shape reaches the store (and its NUL check).
-        if !presented.starts_with("tg_") || presented.len() > 256 || !presented.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(Problem::unauthenticated());
-        }
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let token = match state.cached_token(&digest) {
-            Some(token) => token,
-            None => {
-                let found = state.engine().authenticate(presented).await.map_err(Problem::from)?;
-                let token = found.ok_or_else(Problem::unauthenticated)?;
-                state.cache_token(digest, token.clone());
-                token
-            }
-        };
-        state.rate().take(&token.id).map_err(Problem::too_many_requests)?;
-        Ok(Caller { token: token.id, tenant: token.tenant, role: token.role, name: token.name })
+        authenticate(state, bearer(parts)).await
     }
+}
+
+/// The caller a presented token stands for: its shape checked, then the
+/// token cache or the store, then its rate bucket. The one path every
+/// authenticated route takes (the extractor, and the hook route, which
+/// answers a refusal instead of the problem).
+pub(crate) async fn authenticate(state: &AppState, presented: Option<&str>) -> Result<Caller, Problem> {
+    let presented = presented.ok_or_else(Problem::unauthenticated)?;
+    // Only our tokens' shape reaches the store (and its NUL check).
+    if !presented.starts_with("tg_") || presented.len() > 256 || !presented.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Problem::unauthenticated());
+    }
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let token = match state.cached_token(&digest) {
+        Some(token) => token,
+        None => {
+            let found = state.engine().authenticate(presented).await.map_err(Problem::from)?;
+            let token = found.ok_or_else(Problem::unauthenticated)?;
+            state.cache_token(digest, token.clone());
+            token
+        }
+    };
+    state.rate().take(&token.id).map_err(Problem::too_many_requests)?;
+    Ok(Caller { token: token.id, tenant: token.tenant, role: token.role, name: token.name })
 }
 
 /// The roles a handler admits.

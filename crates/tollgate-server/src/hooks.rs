@@ -79,19 +79,17 @@ async fn answer(state: AppState, workflow: Option<String>, headers: HeaderMap, e
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(presented) = presented else {
+    if presented.is_none() {
         return refuse("the hook sent no token (an Authorization: Bearer tg_... header)");
-    };
-    let token = match state.engine().authenticate(presented).await {
-        Ok(Some(token)) => token,
-        Ok(None) => return refuse("the hook's token is unknown or revoked"),
-        Err(error) => return refuse(&format!("the token could not be checked ({error})")),
-    };
-    if token.role != Role::Agent {
-        return refuse(&format!("the hook's token is a {} token; hooks need an agent token", token.role));
     }
-    if let Err(wait) = state.rate().take(&token.id) {
-        return refuse(&format!("the token is over its rate limit (retry in {} s)", wait.max(1)));
+    // The API's own path (shape, cache, store, rate); its problem becomes
+    // the refusal's words.
+    let caller = match crate::auth::authenticate(&state, presented).await {
+        Ok(caller) => caller,
+        Err(problem) => return refuse(&format!("the hook's token was refused: {}", problem.detail)),
+    };
+    if caller.role != Role::Agent {
+        return refuse(&format!("the hook's token is a {} token; hooks need an agent token", caller.role));
     }
     let handle = match workflow.as_deref() {
         Some(name) => state.workflow(name),
@@ -106,7 +104,7 @@ async fn answer(state: AppState, workflow: Option<String>, headers: HeaderMap, e
             None => "this server runs several workflows: name one in the hook's URL (?workflow=NAME)".to_owned(),
         });
     };
-    tollgate_hook::answer_served(Client::ClaudeCode, state.engine(), &token.tenant, &handle, &event).await
+    tollgate_hook::answer_served(Client::ClaudeCode, state.engine(), &caller.tenant, &handle, &event).await
 }
 
 /// The answer as Claude Code reads an HTTP hook's: 200 and the JSON a
